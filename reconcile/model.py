@@ -1,0 +1,234 @@
+"""Records that flow through one cycle: what a directory says, what the store holds, and the plan.
+
+Connectors produce `Snapshot` (a complete read) or `Changes` (what changed since a
+watermark); the store produces `LocalState`; `plan()` turns both into a `Plan` of
+`Operation`s and `Rejection`s. Everything here is an immutable value with no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+# --- what a directory says -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalUser:
+    """One user as the IdP reports it, already normalised by its connector.
+
+    `email` is raw (untrimmed, any case): rules decide whether it is valid.
+    `active` is the IdP status mapped per R9 (a connector leaves out `STAGED` users).
+    """
+
+    external_id: str
+    email: str | None
+    given_name: str | None = None
+    family_name: str | None = None
+    display_name: str | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalGroup:
+    """One group as the IdP reports it, with its direct members' external ids."""
+
+    external_id: str
+    name: str | None
+    member_ids: frozenset[str] = frozenset()
+
+
+class Kind(str, enum.Enum):
+    USER = "user"
+    GROUP = "group"
+    MEMBERSHIP = "membership"
+    INVITE = "invite"
+    DIRECTORY = "directory"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record refused with a reason; its local counterpart is left untouched.
+
+    `reason` is a short stable code (`invalid-email`, `name-too-long`, ...);
+    `detail` is one human sentence. Rejections raised by a connector (a record it could
+    not interpret) carry the record's external id so the plan can hold its local twin.
+    """
+
+    kind: Kind
+    target: str
+    reason: str
+    detail: str = ""
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A complete read of a directory's scope: anything bound but absent has left scope."""
+
+    users: tuple[ExternalUser, ...]
+    groups: tuple[ExternalGroup, ...]
+    rejections: tuple[Rejection, ...] = ()
+    watermark: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipDelta:
+    """Members added to and removed from one group since the watermark."""
+
+    group_external_id: str
+    added: frozenset[str] = frozenset()
+    removed: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed since a watermark (an incremental read).
+
+    `users` and `groups` are full current records of objects that changed; a group listed
+    in `groups` carries its complete member list when `members_complete` holds its id,
+    otherwise its membership is only changed through `memberships`. Objects not mentioned
+    are unchanged. `removed_*` left scope or were deleted.
+    """
+
+    users: tuple[ExternalUser, ...] = ()
+    groups: tuple[ExternalGroup, ...] = ()
+    removed_user_ids: frozenset[str] = frozenset()
+    removed_group_ids: frozenset[str] = frozenset()
+    memberships: tuple[MembershipDelta, ...] = ()
+    members_complete: frozenset[str] = frozenset()
+    rejections: tuple[Rejection, ...] = ()
+    watermark: str | None = None
+
+
+# --- what the store holds --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LocalUser:
+    id: int
+    email: str
+    given_name: str | None
+    family_name: str | None
+    display_name: str | None
+    active: bool
+    managed_by: str | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LocalGroup:
+    id: int
+    name: str
+    managed_by: str | None = None
+    external_id: str | None = None
+    reserved: bool = False
+    members: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class LocalInvite:
+    id: int
+    email: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class LocalState:
+    users: tuple[LocalUser, ...] = ()
+    groups: tuple[LocalGroup, ...] = ()
+    invites: tuple[LocalInvite, ...] = ()
+
+
+# --- settings the pure core needs -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    max_group_name_length: int = 24
+    admin_group: str = "Administrators"
+    admin_alias: str = "Split_Administrators"
+    link_groups_by_name: bool = True
+    max_field_length: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyLimits:
+    max_deactivations: int = 500
+    max_deactivation_ratio: float = 0.2
+    ratio_floor: int = 100
+
+
+# --- the plan ---------------------------------------------------------------------------
+
+
+class Action(str, enum.Enum):
+    CREATE_USER = "create-user"
+    UPDATE_USER = "update-user"
+    LINK_USER = "link-user"
+    UNLINK_USER = "unlink-user"
+    ACTIVATE_USER = "activate-user"
+    DEACTIVATE_USER = "deactivate-user"
+    CREATE_GROUP = "create-group"
+    RENAME_GROUP = "rename-group"
+    LINK_GROUP = "link-group"
+    UNLINK_GROUP = "unlink-group"
+    ADD_MEMBER = "add-member"
+    REMOVE_MEMBER = "remove-member"
+    CREATE_INVITE = "create-invite"
+    REVOKE_INVITE = "revoke-invite"
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """Points at a local row that exists (`local_id`) or that this plan creates.
+
+    A row the plan creates is named by the external id it is bound to (directory
+    objects) or, for a local admin action, by its natural key (email or group name).
+    """
+
+    local_id: int | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        return f"#{self.local_id}" if self.local_id is not None else f"new:{self.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One change to the store. `values` holds the new field values the action sets;
+    `old` the values it replaces (both as sorted (field, value) pairs), for the event log.
+    """
+
+    action: Action
+    target: str
+    user: Ref | None = None
+    group: Ref | None = None
+    invite_id: int | None = None
+    values: tuple[tuple[str, object], ...] = ()
+    old: tuple[tuple[str, object], ...] = ()
+
+    def value(self, name: str) -> object:
+        return dict(self.values).get(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The ordered operations one cycle (or one admin action) applies, and what it refused."""
+
+    directory: str | None
+    operations: tuple[Operation, ...] = ()
+    rejections: tuple[Rejection, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    def counts(self) -> dict[str, int]:
+        """Operations per action value, plus `rejected`."""
+        counts = Counter(op.action.value for op in self.operations)
+        counts["rejected"] = len(self.rejections)
+        return dict(sorted(counts.items()))
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.operations
