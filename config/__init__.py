@@ -1,13 +1,9 @@
 """Typed settings: one TOML file plus `DIRSYNC_*` environment overrides."""
 
-from config.directories import (
-    KINDS,
-    DirectorySettings,
-    EntraDirectorySettings,
-    FileDirectorySettings,
-    HttpDirectorySettings,
-    OktaDirectorySettings,
-)
+from config.directories import DirectorySettings, FileDirectorySettings, HttpDirectorySettings
+from config.entra import EntraDirectorySettings
+from config.kinds import KINDS
+from config.okta import OktaDirectorySettings
 from config.errors import ConfigError
 from config.settings import Settings, load, parse, read_secret
 

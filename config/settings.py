@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config.directories import KINDS, DirectorySettings
+from config.directories import DirectorySettings
+from config.kinds import KINDS
 from config.errors import ConfigError
 from config.schema import build
 from reconcile.model import RuleSettings, SafetyLimits

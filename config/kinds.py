@@ -1,0 +1,11 @@
+"""Which settings class each `kind` of directory uses."""
+
+from config.directories import DirectorySettings, FileDirectorySettings
+from config.entra import EntraDirectorySettings
+from config.okta import OktaDirectorySettings
+
+KINDS: dict[str, type[DirectorySettings]] = {
+    "file": FileDirectorySettings,
+    "okta": OktaDirectorySettings,
+    "entra": EntraDirectorySettings,
+}
