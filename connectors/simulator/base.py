@@ -1,0 +1,657 @@
+"""A small framework for local, stateful HTTPS fakes of vendor APIs (Okta, Microsoft Graph).
+
+The real vendor SDKs talk to these servers over TLS with a test CA, so tests exercise the
+SDK exactly as production does, with nothing patched.
+
+Building a vendor simulator
+---------------------------
+Subclass `SimulatorServer`, register routes, and override the hooks you need::
+
+    class GraphSimulator(SimulatorServer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.users: dict[str, dict] = {}            # vendor state, guarded by self.lock
+            self.add_route("GET", "/v1.0/users/{id}", self.get_user, name="users.get")
+
+        def get_user(self, request: Request) -> Response:   # called with self.lock held
+            user = self.users.get(request.params["id"])
+            if user is None:
+                return self.error_response(request, 404)
+            return Response.json(user)
+
+        # hooks (all optional):
+        def error_response(self, request, status): ...   # the vendor's error body for a status
+        def throttle_headers(self, request): ...         # reset headers sent with Fault.HTTP_429
+        def vendor_fault(self, request, response, detail): ...  # Fault.VENDOR: rewrite a response
+
+    with GraphSimulator() as sim:          # start()/stop() also work
+        sim.base_url                       # "https://127.0.0.1:<port>"
+        sim.ca_path                        # PEM file of the test CA, to trust in clients
+        sim.inject(Fault.HTTP_503, endpoint="users.get", times=2)
+        ...
+        sim.counts()                       # {"users.get": 3}
+
+Routing
+-------
+`add_route(method, pattern, handler, name=None)`: `pattern` is a path with `{param}`
+segments (each matches one path segment, available as `request.params`). Routes are tried
+in registration order; `name` (default `"METHOD pattern"`) is the endpoint name used for
+counters, the request log and `inject(endpoint=...)`. Unmatched requests are answered by
+`error_response(request, 404)` and counted under `"unmatched"`.
+A handler takes a `Request` (method, path, query as `dict[str, list[str]]`, `arg(name)`,
+headers (lower-case keys), body, `json()`, `form()`) and returns a `Response(status,
+headers, body)`. Headers are a list of (name, value) pairs, so a name may repeat (two
+`Link` headers). `Response.json(obj)` serialises; `Response(200, [...], bytes)` sends
+pre-serialised bytes as they are. The server adds `Date` (from `self.clock`),
+`Content-Length` and, when absent, `Content-Type: application/json`.
+
+Instrumentation
+---------------
+Every request gets a global 1-based `index` (`request_index` is the count so far), is
+counted per endpoint (`counts()`, `reset_counts()`), and is recorded in `requests()` as a
+`RequestRecord` (index, method, target = path + query, endpoint, selected headers as in
+`logged_headers`, the fault applied, the status sent).
+
+Faults
+------
+`inject(fault, at=k)` hits the k-th request from now (1-based, any endpoint);
+`inject(fault, endpoint=name, times=n)` hits the next n requests to that endpoint;
+`inject(fault, endpoint=name, at=k)` hits the k-th request to that endpoint from now; `times`
+with `at` hits that many consecutive matching requests. `seconds` sets the hold of
+`Fault.TIMEOUT`; `detail` is passed to `vendor_fault`. `clear_faults()` drops pending ones,
+`pending_faults()` counts them. The faults are the `Fault` enum:
+
+    HTTP_429        429 with the vendor's reset headers (`throttle_headers` hook)
+    HTTP_429_BARE   429 without any reset or Retry-After header
+    HTTP_500        `error_response(request, 500)`
+    HTTP_503        `error_response(request, 503)`
+    TIMEOUT         holds the request `seconds` (default `timeout_hold_seconds`), then answers
+                    normally; set it longer than the client timeout. `stop()` ends the hold.
+    RESET           closes the TCP connection abruptly (RST) without an answer
+    MALFORMED_JSON  the normal status and headers (Link included) with a body that is not JSON
+    TRUNCATED       the normal answer with its body cut in half (a valid start of JSON)
+    VENDOR          `vendor_fault(request, normal_response, detail)` rewrites the answer
+                    (reordered Link headers, an expired cursor or delta link, ...)
+
+`latency(seconds)` delays every request (outside the lock). Faults never run the handler
+except TIMEOUT, MALFORMED_JSON, TRUNCATED and VENDOR, which transform its answer.
+
+State and threads
+-----------------
+Requests are served on threads (`ThreadingHTTPServer`, HTTP/1.1 keep-alive). Handlers run
+with `self.lock` (an `RLock`) held, so vendor state needs no other locking; test code that
+mutates state from outside takes the same lock (`with sim.lock: ...`), or calls vendor
+methods that do. `clock` (a callable returning an aware UTC datetime) drives the `Date`
+header; vendor simulators share it with their own timestamps so a test can run the whole
+org on a manual clock (`ManualClock`).
+
+TLS
+---
+`test_ca()` makes one trustme CA per process, with a certificate for 127.0.0.1 and
+localhost, and writes the CA to a temporary PEM file (`TestCA.ca_path`); `TestCA.server_context()`
+is the server `ssl.SSLContext`; `TestCA.client_context()` trusts the test CA only.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import functools
+import http.client
+import json
+import re
+import socket
+import ssl
+import struct
+import tempfile
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import trustme
+
+__all__ = [
+    "Fault",
+    "ManualClock",
+    "Request",
+    "RequestRecord",
+    "Response",
+    "SimulatorServer",
+    "TestCA",
+    "test_ca",
+]
+
+Headers = list[tuple[str, str]]
+Handler = Callable[["Request"], "Response"]
+
+
+class Fault(enum.Enum):
+    """What an injected fault does to one request (see the module docstring)."""
+
+    HTTP_429 = "http-429"
+    HTTP_429_BARE = "http-429-bare"
+    HTTP_500 = "http-500"
+    HTTP_503 = "http-503"
+    TIMEOUT = "timeout"
+    RESET = "reset"
+    MALFORMED_JSON = "malformed-json"
+    TRUNCATED = "truncated"
+    VENDOR = "vendor"
+
+
+# --- TLS -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestCA:
+    """A process-wide test CA and a server certificate for 127.0.0.1 and localhost."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    ca: trustme.CA
+    cert: trustme.LeafCert
+    ca_path: str
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.cert.configure_cert(context)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts the test CA (and nothing else)."""
+        context = ssl.create_default_context()
+        self.ca.configure_trust(context)
+        return context
+
+
+@functools.cache
+def test_ca() -> TestCA:
+    """The one test CA of this process; its PEM is written once to a temporary file."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    directory = Path(tempfile.mkdtemp(prefix="dirsync-simulator-ca-"))
+    ca_path = directory / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    return TestCA(ca=ca, cert=cert, ca_path=str(ca_path))
+
+
+test_ca.__test__ = False  # type: ignore[attr-defined]
+
+
+# --- clocks ----------------------------------------------------------------------------
+
+
+def real_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that moves only when told to; call it to read the time."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        """Move forward by `delta` or by `timedelta(**kwargs)`; returns the new time."""
+        with self._lock:
+            self._now += delta if delta is not None else timedelta(**kwargs)
+            return self._now
+
+    def set(self, when: datetime) -> None:
+        with self._lock:
+            self._now = when
+
+
+# --- requests and responses ------------------------------------------------------------
+
+
+@dataclass
+class Request:
+    """One parsed request as a handler sees it."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)
+    endpoint: str = ""
+    index: int = 0
+
+    @property
+    def target(self) -> str:
+        """Path plus query string, as sent."""
+        return self.path + (("?" + self.raw_query) if self.raw_query else "")
+
+    raw_query: str = ""
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        """The first value of query parameter `name`."""
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    def form(self) -> dict[str, str]:
+        """An `application/x-www-form-urlencoded` body, first value of each field."""
+        parsed = parse_qs(self.body.decode("utf-8"), keep_blank_values=True)
+        return {key: values[0] for key, values in parsed.items()}
+
+
+@dataclass
+class Response:
+    """What a handler answers. `headers` may repeat a name; `body` is sent as it is."""
+
+    status: int = 200
+    headers: Headers = field(default_factory=list)
+    body: bytes = b""
+
+    @classmethod
+    def json(cls, payload: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Response:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        return cls(status, [("Content-Type", "application/json"), *headers], body)
+
+    def header(self, name: str) -> str | None:
+        """The first header called `name` (case-insensitive)."""
+        lower = name.lower()
+        return next((v for k, v in self.headers if k.lower() == lower), None)
+
+    def without_headers(self, names: Iterable[str]) -> Response:
+        drop = {n.lower() for n in names}
+        return Response(self.status, [(k, v) for k, v in self.headers if k.lower() not in drop], self.body)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One served request, as kept in the request log."""
+
+    index: int
+    method: str
+    target: str
+    endpoint: str
+    headers: dict[str, str]
+    fault: Fault | None
+    status: int | None  # None: no answer was sent (RESET)
+
+
+@dataclass
+class _PendingFault:
+    fault: Fault
+    endpoint: str | None
+    skip: int  # matching requests to let through first
+    remaining: int
+    seconds: float | None
+    detail: Any
+
+
+@dataclass
+class _Route:
+    method: str
+    regex: re.Pattern[str]
+    handler: Handler
+    name: str
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[a-zA-Z_][a-zA-Z0-9_]*\})", pattern)
+    regex = "".join(
+        f"(?P<{part[1:-1]}>[^/]+)" if part.startswith("{") else re.escape(part) for part in parts
+    )
+    return re.compile(f"^{regex}$")
+
+
+MALFORMED_BODY = b'{"this is": not JSON, <html>oops</html>'
+
+
+class _Aborted(Exception):
+    """The connection was closed on purpose (Fault.RESET)."""
+
+
+# --- the server ------------------------------------------------------------------------
+
+
+class SimulatorServer:
+    """A threaded HTTPS server on 127.0.0.1 with routing, instrumentation and fault injection."""
+
+    logged_headers: tuple[str, ...] = ("authorization", "user-agent", "content-type")
+    timeout_hold_seconds: float = 5.0
+    max_hold_seconds: float = 120.0
+
+    def __init__(self, *, port: int = 0, clock: Callable[[], datetime] = real_clock) -> None:
+        self.lock = threading.RLock()
+        self.clock = clock
+        self._port = port
+        self._routes: list[_Route] = []
+        self._counts: Counter[str] = Counter()
+        self._log: deque[RequestRecord] = deque(maxlen=100_000)
+        self._index = 0
+        self._faults: list[_PendingFault] = []
+        self._latency = 0.0
+        self._stopping = threading.Event()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._ca = test_ca()
+
+    # -- lifecycle
+
+    def start(self) -> SimulatorServer:
+        if self._httpd is not None:
+            return self
+        self._stopping.clear()
+        httpd = _HTTPServer(("127.0.0.1", self._port), _RequestHandler, self)
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
+            name=f"{type(self).__name__}:{httpd.server_address[1]}",
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._stopping.set()  # ends TIMEOUT holds and latency waits
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> SimulatorServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("the simulator is not running")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_path(self) -> str:
+        return self._ca.ca_path
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        return self._ca.client_context()
+
+    # -- routing
+
+    def add_route(self, method: str, pattern: str, handler: Handler, name: str | None = None) -> None:
+        self._routes.append(_Route(method.upper(), _compile(pattern), handler, name or f"{method.upper()} {pattern}"))
+
+    def _match(self, method: str, path: str) -> tuple[_Route | None, dict[str, str]]:
+        for route in self._routes:
+            if route.method != method:
+                continue
+            found = route.regex.match(path)
+            if found:
+                return route, found.groupdict()
+        return None, {}
+
+    # -- instrumentation
+
+    def counts(self) -> dict[str, int]:
+        """Requests served per endpoint name since start or the last `reset_counts()`."""
+        with self.lock:
+            return dict(self._counts)
+
+    def reset_counts(self) -> None:
+        with self.lock:
+            self._counts.clear()
+
+    def requests(self) -> list[RequestRecord]:
+        """The request log, oldest first (the last 100,000)."""
+        with self.lock:
+            return list(self._log)
+
+    @property
+    def request_index(self) -> int:
+        """How many requests this server has received so far."""
+        with self.lock:
+            return self._index
+
+    # -- faults
+
+    def inject(
+        self,
+        fault: Fault,
+        *,
+        at: int | None = None,
+        endpoint: str | None = None,
+        times: int = 1,
+        seconds: float | None = None,
+        detail: Any = None,
+    ) -> None:
+        """Make the chosen upcoming request(s) fail with `fault` (see the module docstring)."""
+        if at is not None and at < 1:
+            raise ValueError("at counts from 1")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self.lock:
+            self._faults.append(
+                _PendingFault(fault, endpoint, (at - 1) if at is not None else 0, times, seconds, detail)
+            )
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self._faults.clear()
+
+    def pending_faults(self) -> int:
+        with self.lock:
+            return sum(f.remaining for f in self._faults)
+
+    def latency(self, seconds: float) -> None:
+        """Delay every later request by `seconds` (0 turns it off)."""
+        with self.lock:
+            self._latency = max(0.0, seconds)
+
+    def _take_fault(self, endpoint: str) -> _PendingFault | None:
+        """Under the lock: the fault this request gets, if any (the first match wins)."""
+        chosen: _PendingFault | None = None
+        for pending in self._faults:
+            if pending.endpoint is not None and pending.endpoint != endpoint:
+                continue
+            if pending.skip > 0:
+                pending.skip -= 1
+                continue
+            if chosen is None:
+                chosen = pending
+                pending.remaining -= 1
+        self._faults = [f for f in self._faults if f.remaining > 0]
+        return chosen
+
+    # -- hooks for vendor simulators
+
+    def error_response(self, request: Request, status: int) -> Response:
+        """The vendor's error answer for `status`; override for the vendor's body shape."""
+        return Response.json({"error": http.client.responses.get(status, "error")}, status)
+
+    def throttle_headers(self, request: Request) -> Headers:
+        """Headers telling the client when to retry a 429 (`Fault.HTTP_429`)."""
+        return [("Retry-After", "1")]
+
+    def vendor_fault(self, request: Request, response: Response, detail: Any) -> Response:
+        """`Fault.VENDOR`: rewrite the normal `response`. The default leaves it alone."""
+        return response
+
+    def before_request(self, request: Request) -> Response | None:
+        """Called under the lock before the handler (e.g. authentication, rate limits);
+        an answer returned here replaces the handler's."""
+        return None
+
+    def after_response(self, request: Request, response: Response) -> Response:
+        """Called under the lock after the handler (e.g. rate-limit headers)."""
+        return response
+
+    # -- serving (called from request threads)
+
+    def _serve(self, request: Request, abort: Callable[[], None]) -> tuple[Response | None, Fault | None]:
+        with self.lock:
+            self._index += 1
+            request.index = self._index
+            route, params = self._match(request.method, request.path)
+            request.params = params
+            request.endpoint = route.name if route else "unmatched"
+            self._counts[request.endpoint] += 1
+            pending = self._take_fault(request.endpoint)
+            delay = self._latency
+        if delay:
+            self._stopping.wait(delay)
+        fault = pending.fault if pending else None
+        response: Response
+        if fault is Fault.RESET:
+            self._record(request, fault, None)
+            abort()  # raises: nothing is sent
+            return None, fault
+        if fault in (Fault.HTTP_429, Fault.HTTP_429_BARE, Fault.HTTP_500, Fault.HTTP_503):
+            status = 429 if fault in (Fault.HTTP_429, Fault.HTTP_429_BARE) else int(fault.value[-3:])
+            with self.lock:
+                response = self.error_response(request, status)
+                if fault is Fault.HTTP_429:
+                    response.headers.extend(self.throttle_headers(request))
+        else:
+            if fault is Fault.TIMEOUT:
+                hold = pending.seconds if pending and pending.seconds is not None else self.timeout_hold_seconds
+                self._stopping.wait(min(hold, self.max_hold_seconds))
+            with self.lock:
+                response = self._handle(request, route)
+                if fault is Fault.MALFORMED_JSON:
+                    response = Response(response.status, response.headers, MALFORMED_BODY)
+                elif fault is Fault.TRUNCATED:
+                    response = Response(response.status, response.headers, response.body[: max(1, len(response.body) // 2)])
+                elif fault is Fault.VENDOR:
+                    response = self.vendor_fault(request, response, pending.detail if pending else None)
+        self._record(request, fault, response.status)
+        return response, fault
+
+    def _record(self, request: Request, fault: Fault | None, status: int | None) -> None:
+        with self.lock:
+            self._log.append(
+                RequestRecord(
+                    index=request.index,
+                    method=request.method,
+                    target=request.target,
+                    endpoint=request.endpoint,
+                    headers={k: request.headers[k] for k in self.logged_headers if k in request.headers},
+                    fault=fault,
+                    status=status,
+                )
+            )
+
+    def _handle(self, request: Request, route: _Route | None) -> Response:
+        early = self.before_request(request)
+        if early is not None:
+            return self.after_response(request, early)
+        if route is None:
+            return self.after_response(request, self.error_response(request, 404))
+        try:
+            response = route.handler(request)
+        except Exception:  # a simulator bug must show up as a 500, not a hung client
+            import traceback
+
+            traceback.print_exc()
+            response = self.error_response(request, 500)
+        return self.after_response(request, response)
+
+    def http_date(self) -> str:
+        return email.utils.format_datetime(self.clock().astimezone(UTC), usegmt=True)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], sim: SimulatorServer) -> None:
+        self.simulator = sim
+        self.ssl_context = sim._ca.server_context()
+        super().__init__(address, handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        # The handshake runs later on the connection's own thread, so a slow client never
+        # blocks the accept loop.
+        return self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients dropping connections (timeouts, resets) are expected here
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _dispatch(self) -> None:
+        sim = self.server.simulator
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = Request(
+            method=self.command,
+            path=split.path,
+            query=parse_qs(split.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+            raw_query=split.query,
+        )
+        try:
+            response, _ = sim._serve(request, self._abort)
+        except _Aborted:
+            return
+        if response is None:
+            return
+        self._send(sim, response)
+
+    def _abort(self) -> None:
+        # SO_LINGER 0 makes close() send a TCP RST instead of an orderly shutdown.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+        raise _Aborted
+
+    def _send(self, sim: SimulatorServer, response: Response) -> None:
+        reason = http.client.responses.get(response.status, "")
+        lines = [f"HTTP/1.1 {response.status} {reason}", f"Date: {sim.http_date()}", "Server: dirsync-simulator"]
+        names = {k.lower() for k, _ in response.headers}
+        if "content-type" not in names:
+            lines.append("Content-Type: application/json")
+        lines.extend(f"{k}: {v}" for k, v in response.headers if k.lower() != "content-length")
+        lines.append(f"Content-Length: {len(response.body)}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        try:
+            self.wfile.write(head + response.body)
+        except OSError:
+            self.close_connection = True
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
