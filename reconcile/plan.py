@@ -1,0 +1,163 @@
+"""plan(): from what a directory says and what the store holds, to an ordered Plan.
+
+Pure and deterministic: no I/O, no clock, no randomness. The same inputs always give the
+same operations in the same order, which is what makes a second cycle a provable no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from reconcile.merge import merge
+from reconcile.model import (
+    Action,
+    Changes,
+    Kind,
+    LocalState,
+    LocalUser,
+    Operation,
+    Plan,
+    Ref,
+    Rejection,
+    RuleSettings,
+    Snapshot,
+)
+from reconcile.plan_groups import find_admin_group, plan_groups
+from reconcile.plan_users import UserPlan, plan_users
+
+# Apply runs operations in this order: links are freed before they are taken, rows exist
+# before memberships name them.
+ORDER = (
+    Action.UNLINK_GROUP,
+    Action.UNLINK_USER,
+    Action.DEACTIVATE_USER,
+    Action.UPDATE_USER,
+    Action.LINK_USER,
+    Action.ACTIVATE_USER,
+    Action.CREATE_USER,
+    Action.RENAME_GROUP,
+    Action.LINK_GROUP,
+    Action.CREATE_GROUP,
+    Action.REMOVE_MEMBER,
+    Action.ADD_MEMBER,
+    Action.CREATE_INVITE,
+    Action.REVOKE_INVITE,
+)
+_RANK = {action: i for i, action in enumerate(ORDER)}
+
+
+def plan(
+    source: Snapshot | Changes,
+    local: LocalState,
+    rules: RuleSettings,
+    *,
+    directory: str,
+    links: Mapping[str, str] | None = None,
+) -> Plan:
+    """Every operation that brings the store in step with `directory`, and every refusal.
+
+    `source` is a complete `Snapshot`, or `Changes` laid over the store's last view of the
+    directory. Records the connector could not interpret (its rejections with an
+    external id) hold their local counterparts exactly as they are.
+    """
+    snapshot = merge(source, local, directory, rules) if isinstance(source, Changes) else source
+    held_users = frozenset(
+        r.external_id for r in snapshot.rejections if r.kind is Kind.USER and r.external_id
+    )
+    held_groups = frozenset(
+        r.external_id for r in snapshot.rejections if r.kind is Kind.GROUP and r.external_id
+    )
+    users_by_id = {u.id: u for u in local.users}
+
+    users = plan_users(snapshot.users, local.users, directory, rules, held_users)
+    rejections = list(snapshot.rejections) + users.rejections
+    rejections += _keep_last_admin(users, local, users_by_id, rules)
+    groups = plan_groups(
+        snapshot.groups,
+        local.groups,
+        users_by_id,
+        users,
+        directory,
+        rules,
+        links or {},
+        held_groups,
+    )
+    rejections += groups.rejections
+    operations = users.operations + groups.operations + groups.member_operations
+    operations += [
+        Operation(
+            Action.REVOKE_INVITE,
+            invite.email,
+            invite_id=invite.id,
+            values=(("status", "revoked"),),
+            old=(("status", invite.status),),
+        )
+        for invite in local.invites
+        if invite.status == "open"
+    ]
+    return Plan(directory, _ordered(operations), tuple(rejections))
+
+
+def plan_disable(local: LocalState, directory: str) -> Plan:
+    """R8: turning sync off makes every user and group of `directory` local again."""
+    ops = [
+        Operation(
+            Action.UNLINK_USER,
+            u.email,
+            user=Ref(local_id=u.id),
+            values=(("external_id", None), ("managed_by", None)),
+            old=(("external_id", u.external_id), ("managed_by", u.managed_by)),
+        )
+        for u in local.users
+        if u.managed_by == directory
+    ]
+    ops += [
+        Operation(
+            Action.UNLINK_GROUP,
+            g.name,
+            group=Ref(local_id=g.id),
+            values=(("external_id", None), ("managed_by", None)),
+            old=(("external_id", g.external_id), ("managed_by", g.managed_by)),
+        )
+        for g in local.groups
+        if g.managed_by == directory
+    ]
+    return Plan(directory, _ordered(ops))
+
+
+def _keep_last_admin(
+    users: UserPlan, local: LocalState, users_by_id: Mapping[int, LocalUser], rules: RuleSettings
+) -> list[Rejection]:
+    """R4: never deactivate the admin group's last active members; hold them instead."""
+    admin = find_admin_group(local.groups, rules)
+    if admin is None:
+        return []
+    active = {m for m in admin.members if users_by_id[m].active}
+    if not active or not active <= users.deactivated_local_ids:
+        return []
+    users.operations = [
+        op
+        for op in users.operations
+        if not (op.action is Action.DEACTIVATE_USER and op.user is not None and op.user.local_id in active)
+    ]
+    users.deactivated_local_ids -= active
+    rejections = []
+    for uid in sorted(active):
+        user = users_by_id[uid]
+        if user.external_id is not None and user.external_id in users.final_ref:
+            users.final_active.add(user.external_id)
+        rejections.append(
+            Rejection(
+                Kind.USER,
+                user.email,
+                "last-active-administrator",
+                f"{user.email!r} is among the last active members of {admin.name!r};"
+                " the deactivation is held",
+                external_id=user.external_id,
+            )
+        )
+    return rejections
+
+
+def _ordered(operations: list[Operation]) -> tuple[Operation, ...]:
+    return tuple(sorted(operations, key=lambda op: _RANK[op.action]))  # stable

@@ -1,0 +1,289 @@
+"""Planning users: bind, match by email, create, update, (de)activate (R1, R5, R7, R9)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from reconcile.model import (
+    Action,
+    ExternalUser,
+    Kind,
+    LocalUser,
+    Operation,
+    Ref,
+    Rejection,
+    RuleSettings,
+)
+from reconcile.rules import Violation, check_email, check_text, email_key
+
+USER_FIELDS = ("email", "given_name", "family_name", "display_name")
+
+
+@dataclass(frozen=True, slots=True)
+class CleanUser:
+    """A directory user that passed R1 and the field checks."""
+
+    external_id: str
+    email: str
+    given_name: str | None
+    family_name: str | None
+    display_name: str | None
+    active: bool
+
+    def fields(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in USER_FIELDS}
+
+
+@dataclass(slots=True)
+class UserPlan:
+    """What planning users decided, for the group planner and the final ordering."""
+
+    operations: list[Operation] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    # external id -> the local row it will be bound to after the plan
+    final_ref: dict[str, Ref] = field(default_factory=dict)
+    # external id -> the address its local row has after the plan
+    final_email: dict[str, str] = field(default_factory=dict)
+    # external ids whose final local row is active
+    final_active: set[str] = field(default_factory=set)
+    # local ids left exactly as they are (a rejected record of a bound user)
+    held_local_ids: set[int] = field(default_factory=set)
+    # local ids this plan deactivates
+    deactivated_local_ids: set[int] = field(default_factory=set)
+    # local ids some directory record is bound to after the plan
+    bound_local_ids: set[int] = field(default_factory=set)
+    # external ids the directory reported, valid or not (to tell unknown members apart)
+    seen: set[str] = field(default_factory=set)
+
+
+def clean_user(user: ExternalUser, rules: RuleSettings) -> CleanUser | Violation:
+    email = check_email(user.email)
+    if isinstance(email, Violation):
+        return email
+    texts: dict[str, str | None] = {}
+    for name in ("given_name", "family_name", "display_name"):
+        checked = check_text(getattr(user, name), name.replace("_", " "), rules)
+        if isinstance(checked, Violation):
+            return checked
+        texts[name] = checked
+    if not isinstance(user.active, bool):
+        return Violation("invalid-field", "the user's status is not true or false")
+    return CleanUser(user.external_id, email, active=user.active, **texts)
+
+
+def plan_users(
+    users: Iterable[ExternalUser],
+    local_users: Iterable[LocalUser],
+    directory: str,
+    rules: RuleSettings,
+    held_external_ids: frozenset[str],
+) -> UserPlan:
+    """Decide every user operation for one directory's complete list of users."""
+    out = UserPlan()
+    local = list(local_users)
+    bound = {u.external_id: u for u in local if u.managed_by == directory and u.external_id}
+    by_key = {email_key(u.email): u for u in local}
+
+    # 1. Validate; a bound user whose record is bad is held exactly as it is.
+    valid: list[CleanUser] = []
+    seen_ids: set[str] = set()
+    for user in users:
+        if user.external_id in seen_ids:
+            out.rejections.append(_reject(user, "duplicate-id", "another user has this id"))
+            continue
+        seen_ids.add(user.external_id)
+        out.seen.add(user.external_id)
+        if user.external_id in held_external_ids:
+            _hold(out, bound.get(user.external_id))
+            continue
+        checked = clean_user(user, rules)
+        if isinstance(checked, Violation):
+            out.rejections.append(_reject(user, checked.reason, checked.detail))
+            _hold(out, bound.get(user.external_id))
+            continue
+        valid.append(checked)
+    for external_id in held_external_ids - seen_ids:
+        _hold(out, bound.get(external_id))
+
+    # 2. One directory user per email (R1): a bound user keeping its address wins, then
+    #    the order the directory listed them in.
+    def keeps_own(u: CleanUser) -> bool:
+        own = bound.get(u.external_id)
+        return own is not None and email_key(own.email) == email_key(u.email)
+
+    claims: dict[str, CleanUser] = {}
+    for user in sorted(valid, key=lambda u: not keeps_own(u)):  # stable sort
+        key = email_key(user.email)
+        if key in claims:
+            out.rejections.append(
+                _reject_clean(
+                    user,
+                    "duplicate-email",
+                    f"{claims[key].email!r} (id {claims[key].external_id}) already has this"
+                    " address; emails are compared without case",
+                )
+            )
+            _hold(out, bound.get(user.external_id))
+            continue
+        claims[key] = user
+
+    claimed = {u.external_id for u in claims.values()}
+    # Where each local row's address ends up if this plan runs: a claimed bound user
+    # moves to its claim, everyone else keeps theirs.
+    final_key_of: dict[int, str] = {u.id: email_key(u.email) for u in local}
+    for user in claims.values():
+        own = bound.get(user.external_id)
+        if own is not None:
+            final_key_of[own.id] = email_key(user.email)
+
+    creates: list[Operation] = []
+    for user in (u for u in valid if u.external_id in claimed):
+        key = email_key(user.email)
+        target = bound.get(user.external_id)
+        if target is not None:
+            holder = by_key.get(key)
+            if holder is not None and holder.id != target.id and final_key_of[holder.id] == key:
+                out.rejections.append(
+                    _reject_clean(user, "email-taken", f"another local user already has {user.email!r}")
+                )
+                _hold(out, target)
+                continue
+            _update(out, user, target, directory, link=False)
+            continue
+
+        candidate = by_key.get(key)
+        if candidate is not None and final_key_of[candidate.id] != key:
+            candidate = None  # its bound owner moves it to another address first
+        if candidate is None:
+            if user.active:  # a disabled account is never created (Entra's rule too)
+                creates.append(_create(user, directory))
+                out.final_ref[user.external_id] = Ref(key=user.external_id)
+                out.final_email[user.external_id] = user.email
+                out.final_active.add(user.external_id)
+            continue
+        if candidate.managed_by is not None and candidate.managed_by != directory:
+            out.rejections.append(
+                _reject_clean(
+                    user,
+                    "owned-by-other-directory",
+                    f"{candidate.email!r} is managed by directory {candidate.managed_by!r}",
+                )
+            )
+            continue
+        if candidate.id in out.held_local_ids or (
+            candidate.managed_by == directory and candidate.external_id in seen_ids
+        ):
+            out.rejections.append(
+                _reject_clean(
+                    user,
+                    "email-taken",
+                    f"{candidate.email!r} belongs to directory user {candidate.external_id}",
+                )
+            )
+            continue
+        # An unmanaged local account, or this directory's account whose directory record
+        # is gone (deleted and recreated there): bind it to this record.
+        _update(out, user, candidate, directory, link=True)
+
+    # 3. Bound users the directory no longer reports have left scope (R7).
+    for external_id, user in bound.items():
+        if external_id in seen_ids or user.id in out.held_local_ids:
+            continue
+        if user.id in out.bound_local_ids:
+            continue  # rebound to a new directory record above
+        if user.active:
+            out.operations.append(
+                Operation(
+                    Action.DEACTIVATE_USER,
+                    user.email,
+                    user=Ref(local_id=user.id),
+                    values=(("active", False),),
+                    old=(("active", True),),
+                )
+            )
+            out.deactivated_local_ids.add(user.id)
+
+    out.operations.extend(creates)
+    return out
+
+
+def _update(out: UserPlan, user: CleanUser, target: LocalUser, directory: str, link: bool) -> None:
+    ref = Ref(local_id=target.id)
+    if link:
+        out.operations.append(
+            Operation(
+                Action.LINK_USER,
+                user.email,
+                user=ref,
+                values=(("external_id", user.external_id), ("managed_by", directory)),
+                old=(("external_id", target.external_id), ("managed_by", target.managed_by)),
+            )
+        )
+    new = user.fields()
+    changed = [name for name in USER_FIELDS if getattr(target, name) != new[name]]
+    if changed:
+        out.operations.append(
+            Operation(
+                Action.UPDATE_USER,
+                user.email,
+                user=ref,
+                values=tuple((name, new[name]) for name in changed),
+                old=tuple((name, getattr(target, name)) for name in changed),
+            )
+        )
+    if user.active != target.active:
+        action = Action.ACTIVATE_USER if user.active else Action.DEACTIVATE_USER
+        out.operations.append(
+            Operation(
+                action,
+                user.email,
+                user=ref,
+                values=(("active", user.active),),
+                old=(("active", target.active),),
+            )
+        )
+        if not user.active:
+            out.deactivated_local_ids.add(target.id)
+    out.final_ref[user.external_id] = ref
+    out.final_email[user.external_id] = user.email
+    out.bound_local_ids.add(target.id)
+    if user.active:
+        out.final_active.add(user.external_id)
+
+
+def _create(user: CleanUser, directory: str) -> Operation:
+    return Operation(
+        Action.CREATE_USER,
+        user.email,
+        user=Ref(key=user.external_id),
+        values=(
+            ("active", user.active),
+            ("display_name", user.display_name),
+            ("email", user.email),
+            ("external_id", user.external_id),
+            ("family_name", user.family_name),
+            ("given_name", user.given_name),
+            ("managed_by", directory),
+        ),
+    )
+
+
+def _hold(out: UserPlan, local: LocalUser | None) -> None:
+    if local is None or local.external_id is None:
+        return
+    out.held_local_ids.add(local.id)
+    out.bound_local_ids.add(local.id)
+    out.final_ref[local.external_id] = Ref(local_id=local.id)
+    out.final_email[local.external_id] = local.email
+    if local.active:
+        out.final_active.add(local.external_id)
+
+
+def _reject(user: ExternalUser, reason: str, detail: str) -> Rejection:
+    target = user.email.strip() if isinstance(user.email, str) and user.email.strip() else user.external_id
+    return Rejection(Kind.USER, target[:200], reason, detail, external_id=user.external_id)
+
+
+def _reject_clean(user: CleanUser, reason: str, detail: str) -> Rejection:
+    return Rejection(Kind.USER, user.email, reason, detail, external_id=user.external_id)
