@@ -1,0 +1,175 @@
+"""Prometheus metrics, read from the store at scrape time and served by the worker.
+
+Why from the store: cycles run in Celery pool processes (and on several hosts), so counters
+kept in one process's memory would show a fraction of the truth and reset on restart. The
+`sync_runs` and `directories` rows are the record every process writes, so each scrape
+derives the metrics from them; any worker's endpoint shows the same numbers.
+
+    dirsync_cycles_total{directory,status}                 runs recorded, by final status
+    dirsync_cycle_duration_seconds{directory}              histogram of finished cycles
+    dirsync_operations_total{directory,action,outcome}     from each run's counts
+    dirsync_last_success_timestamp_seconds{directory}      Unix time of the last success
+    dirsync_quarantined{directory}                         1 while quarantined (S3)
+    dirsync_consecutive_failures{directory}
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from config.settings import Settings
+
+if TYPE_CHECKING:
+    from store import Store
+
+log = logging.getLogger("dirsync.worker.metrics")
+
+DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+
+# Counts keys that are tallies of records, not operations.
+NOT_OPERATIONS = frozenset({"rejected", "users", "groups", "read", "unchanged"})
+
+
+@dataclass(frozen=True, slots=True)
+class RunFact:
+    """One `sync_runs` row as the metrics need it."""
+
+    directory: str
+    status: str
+    duration_seconds: float | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryFact:
+    """One directory's current state as the metrics need it."""
+
+    name: str
+    last_success_at: datetime | None = None
+    quarantined: bool = False
+    consecutive_failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    runs: tuple[RunFact, ...] = ()
+    directories: tuple[DirectoryFact, ...] = ()
+
+
+def operation_outcome(run: RunFact, key: str) -> tuple[str, str] | None:
+    """(action, outcome) of one counts key, or None if the key is not an operation.
+
+    A key `action:outcome` names both; a bare action takes its outcome from the run:
+    applied when it succeeded, staged when halted (S2), planned on a dry run.
+    """
+    if key in NOT_OPERATIONS:
+        return ("reject", "rejected") if key == "rejected" else None
+    action, sep, outcome = key.partition(":")
+    if sep:
+        return action, outcome
+    if run.dry_run:
+        return action, "planned"
+    if run.status == "halted":
+        return action, "staged"
+    if run.status == "succeeded":
+        return action, "applied"
+    return action, "not-applied"
+
+
+def families(facts: Facts) -> list[Metric]:
+    """The metric families for `facts` (pure: the collector and the tests both use it)."""
+    cycles = CounterMetricFamily("dirsync_cycles", "Cycles recorded, by final status", labels=["directory", "status"])
+    ops = CounterMetricFamily(
+        "dirsync_operations", "Operations by action and outcome", labels=["directory", "action", "outcome"]
+    )
+    duration = HistogramMetricFamily(
+        "dirsync_cycle_duration_seconds", "Duration of finished cycles", labels=["directory"]
+    )
+    last_success = GaugeMetricFamily(
+        "dirsync_last_success_timestamp_seconds", "Unix time of the last successful cycle", labels=["directory"]
+    )
+    quarantined = GaugeMetricFamily("dirsync_quarantined", "1 while the directory is quarantined", labels=["directory"])
+    failures = GaugeMetricFamily(
+        "dirsync_consecutive_failures", "Failed cycles since the last success", labels=["directory"]
+    )
+
+    by_status: Counter[tuple[str, str]] = Counter()
+    by_op: Counter[tuple[str, str, str]] = Counter()
+    durations: dict[str, list[float]] = defaultdict(list)
+    for run in facts.runs:
+        by_status[(run.directory, run.status)] += 1
+        if run.duration_seconds is not None and run.status not in ("skipped", "refused", "running"):
+            durations[run.directory].append(run.duration_seconds)
+        for key, n in run.counts.items():
+            pair = operation_outcome(run, key)
+            if pair is not None and n:
+                by_op[(run.directory, *pair)] += n
+    for (directory, status), n in sorted(by_status.items()):
+        cycles.add_metric([directory, status], n)
+    for (directory, action, outcome), n in sorted(by_op.items()):
+        ops.add_metric([directory, action, outcome], n)
+    for directory, values in sorted(durations.items()):
+        buckets = [(str(b), float(sum(1 for v in values if v <= b))) for b in DURATION_BUCKETS]
+        buckets.append(("+Inf", float(len(values))))
+        duration.add_metric([directory], buckets, sum_value=sum(values))
+    for d in facts.directories:
+        if d.last_success_at is not None:
+            last_success.add_metric([d.name], d.last_success_at.timestamp())
+        quarantined.add_metric([d.name], 1.0 if d.quarantined else 0.0)
+        failures.add_metric([d.name], float(d.consecutive_failures))
+    return [cycles, ops, duration, last_success, quarantined, failures]
+
+
+class StoreCollector(Collector):
+    """Collects `families(read())` on every scrape; a failed read yields nothing and logs."""
+
+    def __init__(self, read: Callable[[], Facts]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            facts = self._read()
+        except Exception:  # a scrape must never take the worker down
+            log.exception("metrics: could not read the store")
+            return iter(())
+        return iter(families(facts))
+
+
+def registry_for(read: Callable[[], Facts]) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(read))
+    return registry
+
+
+def serve(settings: Settings, port: int, *, store: Callable[[], Store], addr: str = "0.0.0.0") -> bool:
+    """Serve the metrics on `port` in a background thread; False (logged) if the port is taken."""
+    from worker.status import metrics_facts
+
+    registry = registry_for(lambda: metrics_facts(settings, store()))
+    try:
+        start_http_server(port, addr=addr, registry=registry)
+    except OSError as exc:  # a second worker on the same host: the first one serves
+        log.warning("metrics: port %d not available (%s); not serving metrics here", port, exc.strerror)
+        return False
+    log.info("metrics served on port %d", port)
+    return True
+
+
+def exposition(facts: Facts) -> bytes:
+    """The text exposition of `facts` (what a scrape returns)."""
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry_for(lambda: facts))
+
+
+__all__: Iterable[str] = ["Facts", "RunFact", "DirectoryFact", "families", "serve", "exposition"]
