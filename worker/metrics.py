@@ -7,7 +7,7 @@ derives the metrics from them; any worker's endpoint shows the same numbers.
 
     dirsync_cycles_total{directory,status}                 runs recorded, by final status
     dirsync_cycle_duration_seconds{directory}              histogram of finished cycles
-    dirsync_operations_total{directory,action,outcome}     from each run's counts
+    dirsync_operations_total{directory,action,outcome}     from the runs' sync_events
     dirsync_last_success_timestamp_seconds{directory}      Unix time of the last success
     dirsync_quarantined{directory}                         1 while quarantined (S3)
     dirsync_consecutive_failures{directory}
@@ -16,8 +16,7 @@ derives the metrics from them; any worker's endpoint shows the same numbers.
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -35,21 +34,6 @@ log = logging.getLogger("dirsync.worker.metrics")
 
 DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 
-# Counts keys that are tallies of records, not operations.
-NOT_OPERATIONS = frozenset({"rejected", "users", "groups", "read", "unchanged"})
-
-
-@dataclass(frozen=True, slots=True)
-class RunFact:
-    """One `sync_runs` row as the metrics need it."""
-
-    directory: str
-    status: str
-    duration_seconds: float | None = None
-    counts: Mapping[str, int] = field(default_factory=dict)
-    dry_run: bool = False
-
-
 @dataclass(frozen=True, slots=True)
 class DirectoryFact:
     """One directory's current state as the metrics need it."""
@@ -62,28 +46,12 @@ class DirectoryFact:
 
 @dataclass(frozen=True, slots=True)
 class Facts:
-    runs: tuple[RunFact, ...] = ()
+    """Aggregates read from the store: runs by status, finished durations, events."""
+
+    cycles: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (directory, status)
+    durations: Mapping[str, Sequence[float]] = field(default_factory=dict)  # directory -> seconds
+    operations: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # (dir, action, outcome)
     directories: tuple[DirectoryFact, ...] = ()
-
-
-def operation_outcome(run: RunFact, key: str) -> tuple[str, str] | None:
-    """(action, outcome) of one counts key, or None if the key is not an operation.
-
-    A key `action:outcome` names both; a bare action takes its outcome from the run:
-    applied when it succeeded, staged when halted (S2), planned on a dry run.
-    """
-    if key in NOT_OPERATIONS:
-        return ("reject", "rejected") if key == "rejected" else None
-    action, sep, outcome = key.partition(":")
-    if sep:
-        return action, outcome
-    if run.dry_run:
-        return action, "planned"
-    if run.status == "halted":
-        return action, "staged"
-    if run.status == "succeeded":
-        return action, "applied"
-    return action, "not-applied"
 
 
 def families(facts: Facts) -> list[Metric]:
@@ -102,23 +70,11 @@ def families(facts: Facts) -> list[Metric]:
     failures = GaugeMetricFamily(
         "dirsync_consecutive_failures", "Failed cycles since the last success", labels=["directory"]
     )
-
-    by_status: Counter[tuple[str, str]] = Counter()
-    by_op: Counter[tuple[str, str, str]] = Counter()
-    durations: dict[str, list[float]] = defaultdict(list)
-    for run in facts.runs:
-        by_status[(run.directory, run.status)] += 1
-        if run.duration_seconds is not None and run.status not in ("skipped", "refused", "running"):
-            durations[run.directory].append(run.duration_seconds)
-        for key, n in run.counts.items():
-            pair = operation_outcome(run, key)
-            if pair is not None and n:
-                by_op[(run.directory, *pair)] += n
-    for (directory, status), n in sorted(by_status.items()):
+    for (directory, status), n in sorted(facts.cycles.items()):
         cycles.add_metric([directory, status], n)
-    for (directory, action, outcome), n in sorted(by_op.items()):
+    for (directory, action, outcome), n in sorted(facts.operations.items()):
         ops.add_metric([directory, action, outcome], n)
-    for directory, values in sorted(durations.items()):
+    for directory, values in sorted(facts.durations.items()):
         buckets = [(str(b), float(sum(1 for v in values if v <= b))) for b in DURATION_BUCKETS]
         buckets.append(("+Inf", float(len(values))))
         duration.add_metric([directory], buckets, sum_value=sum(values))
@@ -172,4 +128,4 @@ def exposition(facts: Facts) -> bytes:
     return generate_latest(registry_for(lambda: facts))
 
 
-__all__: Iterable[str] = ["Facts", "RunFact", "DirectoryFact", "families", "serve", "exposition"]
+__all__: Iterable[str] = ["Facts", "DirectoryFact", "families", "serve", "exposition"]

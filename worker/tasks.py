@@ -26,6 +26,7 @@ from config.settings import Settings
 from reconcile import clock
 from worker import schedule
 from worker.locks import LockFactory
+from worker.status import cadence_of, read_state
 
 if TYPE_CHECKING:
     from store import Store
@@ -40,15 +41,13 @@ SYNC_USER = "dirsync.sync_user"
 CycleFn = Callable[..., Any]
 
 
+RESULT_FIELDS = ("directory", "run_id", "status", "mode", "counts", "error", "auth_failure", "duration_seconds")
+
+
 def result_dict(result: Any) -> dict[str, Any]:
-    """A RunResult (or anything with its fields) as the JSON a task returns."""
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        data = dataclasses.asdict(result)
-    elif isinstance(result, Mapping):
-        data = dict(result)
-    else:
-        data = dict(vars(result))
-    return {k: (v.value if hasattr(v, "value") else v) for k, v in data.items()}
+    """A RunResult as the JSON a task returns (the plan itself stays in the store's events)."""
+    data = result if isinstance(result, Mapping) else {f: getattr(result, f, None) for f in RESULT_FIELDS}
+    return {f: data.get(f) for f in RESULT_FIELDS}
 
 
 def run_directory(
@@ -66,8 +65,9 @@ def run_directory(
 ) -> dict[str, Any]:
     """Run (or, for beat, maybe skip) one cycle of `name`; return its result as a dict.
 
-    Promise: never raises for a cycle's failure (the result says "failed"); logs one line
-    at the start and one at the end of every cycle, plus one per failure or quarantine.
+    Promise: never raises for a cycle's failure (the result says "failed"). The cycle logs
+    its own start and end lines; this adds one line when beat's run is skipped and one
+    when a failure puts the directory into quarantine.
     """
     try:
         directory = settings.directory(name)
@@ -75,21 +75,19 @@ def run_directory(
         log.error("cycle refused: %s", exc, extra={"directory": name, "trigger": trigger})
         return _refused(name, str(exc))
     if trigger == "beat" and store is not None:
-        from worker.status import read_state
-
-        cadence = cadence_of(settings, name)
-        decision = schedule.decide(read_state(store, name), cadence, now())
+        state, cadence = read_state(store, name), cadence_of(settings, name)
+        decision = schedule.decide(state, cadence, now())
         if not decision.run:
             reason = decision.reason or "not due"
-            run_id = record_skipped(store, name, trigger, reason, now())
+            mode = schedule.next_mode(state, cadence, now()).value
+            run_id = record_skipped(store, name, trigger, mode, reason, now())
             log.info(
                 "cycle skipped: directory %s %s", name, reason,
                 extra={"directory": name, "trigger": trigger, "status": "skipped", "run_id": run_id},
             )
-            return {"directory": name, "run_id": run_id, "status": "skipped", "mode": None,
+            return {"directory": name, "run_id": run_id, "status": "skipped", "mode": mode,
                     "counts": {}, "error": reason, "auth_failure": False, "duration_seconds": 0.0}
     extra = {"directory": name, "kind": directory.kind, "trigger": trigger}
-    log.info("cycle start: directory %s (trigger %s%s)", name, trigger, ", full" if full else "", extra=extra)
     kwargs: dict[str, Any] = {
         "trigger": trigger, "full": full, "dry_run": dry_run, "allow_deactivations": allow_deactivations,
     }
@@ -98,65 +96,41 @@ def run_directory(
     if lock is not None:
         kwargs["lock"] = lock
     result = result_dict(cycle(settings, name, **kwargs))
-    _log_end(settings, name, result, store, extra, now)
+    _note_quarantine(settings, name, result, store, extra)
     return result
 
 
 def run_user(settings: Settings, name: str, key: str, *, sync_user: CycleFn) -> dict[str, Any]:
     """Provision one user (by email or external id) now, through the same pipeline."""
-    extra = {"directory": name, "trigger": "user", "user": key}
-    log.info("user sync start: directory %s user %s", name, key, extra=extra)
-    result = result_dict(sync_user(settings, name, key))
-    log.info("user sync end: directory %s user %s %s", name, key, result.get("status"), extra=extra)
-    return result
+    return result_dict(sync_user(settings, name, key))
 
 
-def cadence_of(settings: Settings, name: str) -> schedule.Cadence:
-    d = settings.directory(name)
-    return schedule.Cadence(
-        cycle_minutes=d.cycle_minutes,
-        full_every_hours=d.full_every_hours,
-        quarantine_after=settings.safety.quarantine_after,
-    )
+def record_skipped(store: Store, name: str, trigger: str, mode: str, reason: str, at: datetime) -> int:
+    """Write a closed `skipped` sync_runs row saying why the cycle did not run; its id."""
+    from store.models import SyncRun
+
+    with store.session() as session:
+        run = SyncRun(directory=name, trigger=trigger, mode=mode, status="skipped",
+                      started_at=at, finished_at=at, counts={}, error=reason)
+        session.add(run)
+        session.flush()
+        return int(run.id)
 
 
-def record_skipped(store: Store, name: str, trigger: str, reason: str, at: datetime) -> int | None:
-    """Write a `skipped` sync_runs row saying why; returns its id."""
-    from store import record_skipped_run
-
-    return cast("int | None", record_skipped_run(store, name, trigger=trigger, reason=reason, at=at))
-
-
-def _log_end(
-    settings: Settings, name: str, result: dict[str, Any], store: Store | None,
-    extra: dict[str, Any], now: Callable[[], datetime],
+def _note_quarantine(
+    settings: Settings, name: str, result: dict[str, Any], store: Store | None, extra: dict[str, Any]
 ) -> None:
-    status = result.get("status")
-    extra = {**extra, "status": status, "run_id": result.get("run_id"), "mode": result.get("mode"),
-             "duration_seconds": result.get("duration_seconds"), "counts": result.get("counts")}
-    counts = ", ".join(f"{k}={v}" for k, v in sorted((result.get("counts") or {}).items()) if v)
-    log.info(
-        "cycle end: directory %s %s %s in %.1fs%s", name, status, result.get("mode") or "-",
-        float(result.get("duration_seconds") or 0.0), f" ({counts})" if counts else "", extra=extra,
-    )
-    if status == "failed":
-        log.warning("cycle failed: directory %s: %s", name, result.get("error"), extra=extra)
-        if store is not None:
-            from worker.status import read_state
-
-            state = read_state(store, name)
-            cadence = cadence_of(settings, name)
-            if schedule.is_quarantined(state, cadence):
-                attempt = schedule.next_attempt(state, cadence)
-                log.error(
-                    "directory %s quarantined after %d failed cycles%s; next attempt %s",
-                    name, state.consecutive_failures, " (authentication refused)" if state.auth_failure else "",
-                    attempt.isoformat(timespec="seconds") if attempt else "now", extra=extra,
-                )
-    elif status == "halted":
-        log.warning(
-            "cycle halted by a safety guard: directory %s: %s (approve with: dirsync sync %s --allow-deactivations)",
-            name, result.get("error"), name, extra=extra,
+    """After a failed cycle: one line saying the directory is (still) quarantined, and until when."""
+    if result.get("status") != "failed" or store is None:
+        return
+    state, cadence = read_state(store, name), cadence_of(settings, name)
+    if schedule.is_quarantined(state, cadence):
+        attempt = schedule.next_attempt(state, cadence)
+        log.error(
+            "directory %s quarantined after %d failed cycle(s)%s; next attempt %s; last error: %s",
+            name, state.consecutive_failures, " (authentication refused)" if state.auth_failure else "",
+            attempt.isoformat(timespec="seconds") if attempt else "now", result.get("error"),
+            extra={**extra, "status": "failed", "run_id": result.get("run_id")},
         )
 
 
