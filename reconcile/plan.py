@@ -84,7 +84,13 @@ def plan(
     )
     rejections += groups.rejections
     operations = users.operations + groups.operations + groups.member_operations
-    operations += [
+    operations += revoke_invites(local)
+    return Plan(directory, _ordered(operations), tuple(rejections))
+
+
+def revoke_invites(local: LocalState) -> list[Operation]:
+    """R8: while a directory syncs, no invite stays open."""
+    return [
         Operation(
             Action.REVOKE_INVITE,
             invite.email,
@@ -95,7 +101,6 @@ def plan(
         for invite in local.invites
         if invite.status == "open"
     ]
-    return Plan(directory, _ordered(operations), tuple(rejections))
 
 
 def plan_disable(local: LocalState, directory: str) -> Plan:

@@ -1,0 +1,277 @@
+"""One cycle for one directory: lock -> read -> plan -> guard -> apply -> watermark -> report.
+
+`run_cycle` never raises for a failed read or a tripped guard: it returns a `RunResult`
+and leaves a `sync_runs` row saying what happened. Configuration errors (an unknown
+directory) and an unusable store still raise, so callers can tell "the sync failed" from
+"dirsync is misconfigured".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from config import DirectorySettings, Settings
+from connectors import Connector, build_connector
+from connectors.errors import AuthError, ConnectorError
+from reconcile import clock, guard
+from reconcile.apply import apply
+from reconcile.merge import merge
+from reconcile.model import Changes, LocalState, Plan, RuleSettings, Snapshot
+from reconcile.plan import plan
+from store import (
+    Store,
+    finish_run,
+    held_lease,
+    load_local_state,
+    open_store,
+    record_directory_failure,
+    record_directory_success,
+    record_staged,
+    start_run,
+)
+from store import directories as store_directories
+
+log = logging.getLogger("dirsync.cycle")
+
+Lock = Callable[[str], AbstractContextManager[bool]]
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one cycle did. `status` is succeeded, failed, halted, skipped, refused or dry-run."""
+
+    directory: str
+    run_id: int | None
+    status: str
+    mode: str
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    auth_failure: bool = False
+    duration_seconds: float = 0.0
+    plan: Plan | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("succeeded", "skipped", "dry-run")
+
+
+def run_cycle(
+    settings: Settings,
+    name: str,
+    *,
+    trigger: str = "cli",
+    full: bool = False,
+    dry_run: bool = False,
+    allow_deactivations: bool = False,
+    store: Store | None = None,
+    connector: Connector | None = None,
+    lock: Lock | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run one cycle of directory `name` and record it. See the module docstring."""
+    directory = settings.directory(name)
+    own_store = store is None
+    store = store or open_store(settings.store.url)
+    try:
+        return _Cycle(settings, directory, store, trigger, dry_run, allow_deactivations, progress).run(
+            full, connector, lock or _lease_lock(store, settings.worker.lock_ttl_seconds)
+        )
+    finally:
+        if own_store:
+            store.dispose()
+
+
+def sync_user(
+    settings: Settings,
+    name: str,
+    key: str,
+    *,
+    store: Store | None = None,
+    connector: Connector | None = None,
+    lock: Lock | None = None,
+) -> RunResult:
+    """Provision on demand: bring one user (by email or external id) and their groups in
+    step now, through the same pipeline as a cycle."""
+    directory = settings.directory(name)
+    own_store = store is None
+    store = store or open_store(settings.store.url)
+    try:
+        cycle = _Cycle(settings, directory, store, "on-demand", False, False, None)
+        return cycle.run(False, connector, lock or _lease_lock(store, settings.worker.lock_ttl_seconds), user_key=key)
+    finally:
+        if own_store:
+            store.dispose()
+
+
+def _lease_lock(store: Store, ttl: int) -> Lock:
+    def lock(name: str) -> AbstractContextManager[bool]:
+        return held_lease(store, f"cycle:{name}", ttl)
+
+    return lock
+
+
+class _Cycle:
+    def __init__(
+        self,
+        settings: Settings,
+        directory: DirectorySettings,
+        store: Store,
+        trigger: str,
+        dry_run: bool,
+        allow_deactivations: bool,
+        progress: Progress | None,
+    ) -> None:
+        self.settings = settings
+        self.directory = directory
+        self.name = directory.name
+        self.store = store
+        self.trigger = trigger
+        self.dry_run = dry_run
+        self.allow = allow_deactivations
+        self.progress = progress or (lambda phase, done, total: None)
+        self.rules: RuleSettings = settings.rules.to_rules()
+        self.started = time.monotonic()
+
+    def run(self, full: bool, connector: Connector | None, lock: Lock, user_key: str | None = None) -> RunResult:
+        with self.store.session() as session:
+            row = store_directories.ensure(session, self.name, self.directory.kind)
+            enabled, watermark = row.enabled, row.watermark
+            last_full = row.last_full_sync_at
+        if not enabled:
+            return self._result(None, "refused", "full" if full else "incremental",
+                                error=f"directory {self.name!r} is disabled; run `dirsync enable {self.name}`")
+        mode = self._mode(full, watermark, last_full) if user_key is None else "incremental"
+        with lock(self.name) as acquired:
+            if not acquired:
+                run_id = None if self.dry_run else self._start(mode)
+                return self._finish(run_id, "skipped", mode, error="skipped: a cycle of this directory is already running")
+            return self._locked(mode, watermark, connector, user_key)
+
+    def _mode(self, full: bool, watermark: str | None, last_full: object) -> str:
+        if full or watermark is None or last_full is None:
+            return "full"
+        due = last_full + timedelta(hours=self.directory.full_every_hours)  # type: ignore[operator]
+        return "full" if clock.now() >= due else "incremental"
+
+    def _locked(self, mode: str, watermark: str | None, connector: Connector | None, user_key: str | None) -> RunResult:
+        run_id = None if self.dry_run else self._start(mode)
+        log.info("cycle start directory=%s mode=%s trigger=%s run=%s", self.name, mode, self.trigger, run_id)
+        own_connector = connector is None
+        try:
+            connector = connector or build_connector(self.settings, self.directory)
+            self.progress("read", 0, 1)
+            source = self._read(connector, mode, watermark, user_key)
+            self.progress("read", 1, 1)
+        except ConnectorError as exc:
+            return self._fail(run_id, mode, str(exc), auth=isinstance(exc, AuthError))
+        except Exception as exc:  # a bug must not leave a run "running" forever
+            log.exception("cycle crashed directory=%s", self.name)
+            return self._fail(run_id, mode, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            if own_connector and connector is not None:
+                connector.close()
+        if isinstance(source, Snapshot) and mode == "incremental" and user_key is None:
+            mode = "full"  # the connector had to resync (expired cursor or delta link)
+
+        with self.store.session() as session:
+            local = load_local_state(session)
+        snapshot = merge(source, local, self.name, self.rules) if isinstance(source, Changes) else source
+        the_plan = plan(snapshot, local, self.rules, directory=self.name, links=self.directory.links)
+        verdict = guard.check(
+            the_plan,
+            local,
+            directory=self.name,
+            reported_users=len(snapshot.users),
+            limits=self.settings.safety.to_limits(),
+            allow_deactivations=self.allow or user_key is not None,
+        )
+        if self.dry_run:
+            return self._result(None, "dry-run", mode, counts=the_plan.counts(), plan=the_plan,
+                                error=f"halted: {verdict.reason}" if verdict.halted else None)
+        if verdict.halted:
+            record_staged(self.store, run_id, the_plan)
+            log.warning("cycle halted directory=%s reason=%s", self.name, verdict.reason)
+            return self._finish(run_id, "halted", mode, counts=the_plan.counts(), plan=the_plan,
+                                error=f"halted by a safety limit: {verdict.reason}; approve with"
+                                      f" `dirsync sync {self.name} --allow-deactivations`")
+        try:
+            outcome = apply(self.store, the_plan, run_id=run_id, directory=self.name,
+                            progress=lambda done, total: self.progress("apply", done, total))
+        except Exception as exc:
+            log.exception("apply failed directory=%s", self.name)
+            return self._fail(run_id, mode, f"apply failed: {type(exc).__name__}: {exc}")
+        counts = {**the_plan.counts(), **{f"outcome:{k}": v for k, v in outcome.by_outcome.items()}}
+        failed = outcome.by_outcome.get("failed", 0)
+        if user_key is None:
+            with self.store.session() as session:
+                record_directory_success(
+                    session, self.name,
+                    # a failed operation keeps the watermark, so the next read sees it again
+                    watermark=source.watermark if not failed else None,
+                    keep_watermark=bool(failed),
+                    full=mode == "full",
+                )
+        error = f"{failed} operations failed; see `dirsync events {run_id}`" if failed else None
+        return self._finish(run_id, "succeeded", mode, counts=counts, plan=the_plan, error=error)
+
+    def _read(self, connector: Connector, mode: str, watermark: str | None, user_key: str | None) -> Snapshot | Changes:
+        if user_key is not None:
+            read_user = getattr(connector, "read_user", None)
+            if read_user is not None:
+                result: Changes = read_user(user_key)
+                return result
+            return _one_user(connector.read(None), user_key)
+        return connector.read(None if mode == "full" else watermark)
+
+    def _start(self, mode: str) -> int:
+        return start_run(self.store, self.name, trigger=self.trigger, mode=mode,
+                         dry_run=self.dry_run, allow_deactivations=self.allow)
+
+    def _fail(self, run_id: int | None, mode: str, error: str, auth: bool = False) -> RunResult:
+        if not self.dry_run:
+            with self.store.session() as session:
+                record_directory_failure(session, self.name, error, auth_failure=auth)
+        log.error("cycle failed directory=%s error=%s", self.name, error)
+        return self._finish(run_id, "failed", mode, error=error, auth=auth)
+
+    def _finish(self, run_id: int | None, status: str, mode: str, *, counts: dict[str, int] | None = None,
+                error: str | None = None, plan: Plan | None = None, auth: bool = False) -> RunResult:
+        if run_id is not None:
+            finish_run(self.store, run_id, status=status, counts=counts or {}, error=error)
+        result = self._result(run_id, status, mode, counts=counts, error=error, plan=plan, auth=auth)
+        log.info("cycle end directory=%s status=%s mode=%s run=%s seconds=%.2f",
+                 self.name, status, mode, run_id, result.duration_seconds)
+        return result
+
+    def _result(self, run_id: int | None, status: str, mode: str, *, counts: dict[str, int] | None = None,
+                error: str | None = None, plan: Plan | None = None, auth: bool = False) -> RunResult:
+        return RunResult(self.name, run_id, status, mode, counts or {}, error, auth,
+                         time.monotonic() - self.started, plan)
+
+
+def _one_user(snapshot: Snapshot, key: str) -> Changes:
+    """Narrow a full read to one user and the groups that list them."""
+    wanted = key.strip().lower()
+    user = next(
+        (u for u in snapshot.users
+         if u.external_id == key or (isinstance(u.email, str) and u.email.strip().lower() == wanted)),
+        None,
+    )
+    if user is None:
+        return Changes(watermark=None)
+    groups = tuple(g for g in snapshot.groups if user.external_id in g.member_ids)
+    return Changes(
+        users=(user,),
+        groups=groups,
+        members_complete=frozenset(g.external_id for g in groups),
+        rejections=tuple(r for r in snapshot.rejections if r.external_id == user.external_id),
+    )
+
+
+__all__ = ["Lock", "LocalState", "Progress", "RunResult", "run_cycle", "sync_user"]

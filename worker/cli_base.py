@@ -1,0 +1,73 @@
+"""What every `dirsync` command shares: settings, the store, exit codes, output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+import config
+from config import Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HALTED, EXIT_REFUSED = 0, 1, 2, 3, 4
+
+
+class Exit(Exception):
+    """Leave with `code`, after printing `message` (if any) on stderr."""
+
+    def __init__(self, code: int, message: str | None = None) -> None:
+        super().__init__(message or "")
+        self.code = code
+        self.message = message
+
+
+class Context:
+    """What every command shares: the settings (loaded once) and the store (opened lazily)."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.settings: Settings = config.load(config_path)
+        self._store: Any = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from store import open_store
+
+            self._store = open_store(self.settings.store.url)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.dispose()
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def echo_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+@contextmanager
+def progress_printer(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A cycle progress callback: a live line on a terminal, a line per tenth otherwise."""
+    tty = sys.stderr.isatty()
+    last: dict[str, int] = {}
+
+    def show(phase: str, done: int, total: int) -> None:
+        if not enabled or total < 1000:
+            return  # short work needs no progress line
+        step = done * 10 // total
+        if tty:
+            width = 30
+            filled = width * done // total
+            click.echo(f"\r  {phase:<6} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", err=True, nl=done >= total)
+        elif last.get(phase) != step:
+            last[phase] = step
+            click.echo(f"  {phase}: {done}/{total}", err=True)
+
+    yield show

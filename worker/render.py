@@ -1,0 +1,140 @@
+"""Text people read: a plan as a diff, a cycle's summary, the store as a table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from reconcile.cycle import RunResult
+from reconcile.model import Action, Operation, Plan, Rejection
+
+_SIGNS = {
+    Action.CREATE_USER: "+",
+    Action.CREATE_GROUP: "+",
+    Action.ADD_MEMBER: "+",
+    Action.CREATE_INVITE: "+",
+    Action.UPDATE_USER: "~",
+    Action.RENAME_GROUP: "~",
+    Action.ACTIVATE_USER: "~",
+    Action.DEACTIVATE_USER: "-",
+    Action.REMOVE_MEMBER: "-",
+    Action.REVOKE_INVITE: "-",
+    Action.LINK_USER: "=",
+    Action.LINK_GROUP: "=",
+    Action.UNLINK_USER: "=",
+    Action.UNLINK_GROUP: "=",
+}
+
+
+def plan_lines(plan: Plan) -> Iterator[str]:
+    """One line per operation (+ create, ~ update, - deactivate/remove, = link) and per
+    rejection (! rejected, with its reason)."""
+    for op in plan.operations:
+        yield f"{_SIGNS[op.action]} {describe(op)}"
+    for rejection in plan.rejections:
+        yield f"! {rejected(rejection)}"
+
+
+def describe(op: Operation) -> str:
+    values, old = dict(op.values), dict(op.old)
+    match op.action:
+        case Action.CREATE_USER:
+            name = values.get("display_name")
+            state = "" if values.get("active", True) else " (inactive)"
+            return f"user {op.target}{f' ({name})' if name else ''}{state}"
+        case Action.UPDATE_USER:
+            changes = ", ".join(f"{k} {old.get(k)!r} -> {v!r}" for k, v in op.values)
+            return f"user {op.target}: {changes}"
+        case Action.ACTIVATE_USER:
+            return f"user {op.target}: reactivate"
+        case Action.DEACTIVATE_USER:
+            return f"user {op.target}: deactivate"
+        case Action.LINK_USER | Action.LINK_GROUP:
+            kind = "user" if op.action is Action.LINK_USER else "group"
+            return f"link {kind} {op.target} -> {values.get('managed_by')}:{values.get('external_id')}"
+        case Action.UNLINK_USER | Action.UNLINK_GROUP:
+            kind = "user" if op.action is Action.UNLINK_USER else "group"
+            return f"unlink {kind} {op.target} (now local, kept as it is)"
+        case Action.CREATE_GROUP:
+            return f"group {op.target}"
+        case Action.RENAME_GROUP:
+            return f"group {old.get('name')} -> {op.target}"
+        case Action.ADD_MEMBER:
+            return f"member {op.target}: {values.get('member')}"
+        case Action.REMOVE_MEMBER:
+            return f"member {op.target}: {old.get('member')}"
+        case Action.CREATE_INVITE:
+            return f"invite {op.target}"
+        case Action.REVOKE_INVITE:
+            return f"invite {op.target}: revoke"
+    return f"{op.action.value} {op.target}"
+
+
+def rejected(rejection: Rejection) -> str:
+    detail = f": {rejection.detail}" if rejection.detail else ""
+    return f"rejected {rejection.kind.value} {rejection.target}: {rejection.reason}{detail}"
+
+
+_SUMMARY = (
+    ("create-user", "users created"),
+    ("update-user", "updated"),
+    ("link-user", "linked"),
+    ("activate-user", "reactivated"),
+    ("deactivate-user", "deactivated"),
+    ("create-group", "groups created"),
+    ("rename-group", "renamed"),
+    ("link-group", "groups linked"),
+    ("unlink-group", "groups unlinked"),
+    ("add-member", "members added"),
+    ("remove-member", "removed"),
+    ("revoke-invite", "invites revoked"),
+    ("rejected", "rejected"),
+)
+
+
+def summary(result: RunResult) -> str:
+    """One line: directory, status, mode, what changed, where to look."""
+    parts = [f"{result.counts[key]} {label}" for key, label in _SUMMARY if result.counts.get(key)]
+    failed = result.counts.get("outcome:failed")
+    if failed:
+        parts.append(f"{failed} failed")
+    changes = ", ".join(parts) if parts else "no changes"
+    run = f"; run {result.run_id}" if result.run_id is not None else ""
+    line = f"{result.directory}: {result.status} ({result.mode}, {result.duration_seconds:.1f}s) - {changes}{run}"
+    if result.error:
+        line += f"\n{result.directory}: {result.error}"
+    return line
+
+
+def result_json(result: RunResult) -> dict[str, Any]:
+    return {
+        "directory": result.directory,
+        "run_id": result.run_id,
+        "status": result.status,
+        "mode": result.mode,
+        "counts": result.counts,
+        "error": result.error,
+        "duration_seconds": round(result.duration_seconds, 3),
+        "plan": [describe(op) for op in result.plan.operations] if result.plan and result.status == "dry-run" else None,
+        "rejections": [rejected(r) for r in result.plan.rejections] if result.plan else [],
+    }
+
+
+def store_lines(state: dict[str, Any]) -> Iterator[str]:
+    """The exported store as aligned text."""
+    users = state["users"]
+    yield f"users ({len(users)})"
+    for u in users:
+        status = "active" if u["active"] else "inactive"
+        owner = f"{u['managed_by']}:{u['external_id']}" if u["managed_by"] else "local"
+        yield f"  {u['email']:<40} {status:<8} {owner:<20} {u['display_name'] or ''}"
+    groups = state["groups"]
+    yield f"groups ({len(groups)})"
+    for g in groups:
+        owner = f"{g['managed_by']}:{g['external_id']}" if g["managed_by"] else "local"
+        members = ", ".join(g["members"]) or "-"
+        yield f"  {g['name']:<25} {owner:<20} {members}"
+    invites = state["invites"]
+    yield f"invites ({len(invites)})"
+    for i in invites:
+        yield f"  {i['email']:<40} {i['status']}"
