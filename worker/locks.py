@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 import redis
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
@@ -87,3 +87,19 @@ def _release(held: Lock, name: str) -> None:
         log.error("lock for directory %s could not be released: %s", name, exc)
     except RedisError as exc:  # the TTL frees it anyway
         log.warning("lock for directory %s not released (Redis unreachable): %s", name, exc)
+
+
+def all_of(*factories: LockFactory) -> LockFactory:
+    """A lock held only when every one of `factories` is: entered in order, and released in
+    reverse; the first refusal releases those already taken and yields False."""
+
+    @contextmanager
+    def lock(name: str) -> Iterator[bool]:
+        with ExitStack() as stack:
+            for factory in factories:
+                if not stack.enter_context(factory(name)):
+                    yield False
+                    return
+            yield True
+
+    return lock

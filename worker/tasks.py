@@ -13,9 +13,9 @@ cycle is how a quarantined directory is tried early.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -25,7 +25,7 @@ from config.errors import ConfigError
 from config.settings import Settings
 from reconcile import clock
 from worker import schedule
-from worker.locks import LockFactory
+from worker.locks import LockFactory, all_of
 from worker.status import cadence_of, read_state
 
 if TYPE_CHECKING:
@@ -134,6 +134,54 @@ def _note_quarantine(
         )
 
 
+INTERRUPTED = "interrupted: the process running this cycle stopped before it ended"
+
+
+def cycle_lock(
+    settings: Settings, store: Store, redis_factory: LockFactory | None, *, now: Callable[[], datetime] = clock.now
+) -> LockFactory:
+    """The lock a worker's cycle takes: the Redis lock (when there is one), then the store's
+    lease that in-process `dirsync sync` cycles take too, so neither overlaps the other.
+
+    Once both are held, no other cycle of the directory can be running, so a run row still
+    `running` belongs to a holder that died (SIGKILL, lost host): it is closed as failed.
+    """
+    from store.lease import held_lease
+
+    def lease(name: str) -> AbstractContextManager[bool]:
+        # The same lease name run_cycle's default lock uses.
+        return held_lease(store, f"cycle:{name}", settings.worker.lock_ttl_seconds)
+
+    both = all_of(*(f for f in (redis_factory, lease) if f is not None))
+
+    @contextmanager
+    def lock(name: str) -> Iterator[bool]:
+        with both(name) as held:
+            if held:
+                close_interrupted_runs(store, name, now())
+            yield held
+
+    return lock
+
+
+def close_interrupted_runs(store: Store, name: str, at: datetime) -> int:
+    """Mark `name`'s runs still `running` as failed (call only while holding its lock)."""
+    from sqlalchemy import update
+
+    from store.models import SyncRun
+
+    with store.session() as session:
+        done = session.execute(
+            update(SyncRun)
+            .where(SyncRun.directory == name, SyncRun.status == "running")
+            .values(status="failed", finished_at=at, error=INTERRUPTED)
+        )
+        count = int(getattr(done, "rowcount", 0) or 0)
+    if count:
+        log.warning("closed %d interrupted run(s) of directory %s", count, name, extra={"directory": name})
+    return count
+
+
 def _refused(name: str, error: str) -> dict[str, Any]:
     return {"directory": name, "run_id": None, "status": "refused", "mode": None, "counts": {},
             "error": error, "auth_failure": False, "duration_seconds": 0.0}
@@ -150,8 +198,10 @@ def sync_directory(
 ) -> dict[str, Any]:
     """One cycle of directory `name` (trigger "beat" when scheduled, "task" otherwise)."""
     app = _app(self)
+    store = app.store()
     return run_directory(
-        app.settings, name, cycle=app.cycle, store=app.store(), lock=app.directory_lock(),
+        app.settings, name, cycle=app.cycle, store=store,
+        lock=cycle_lock(app.settings, store, app.directory_lock()),
         trigger=trigger, full=full, dry_run=dry_run, allow_deactivations=allow_deactivations,
     )
 
@@ -171,7 +221,10 @@ def sync_user(self: Any, name: str, key: str) -> dict[str, Any]:
     """Provision-on-demand: one user of `name` by email or external id, synchronously."""
     from reconcile.cycle import sync_user as cycle_sync_user
 
-    return run_user(_app(self).settings, name, key, sync_user=cycle_sync_user)
+    app = _app(self)
+    store = app.store()
+    lock = cycle_lock(app.settings, store, app.directory_lock())
+    return run_user(app.settings, name, key, sync_user=lambda s, n, k: cycle_sync_user(s, n, k, store=store, lock=lock))
 
 
 def submit_sync(

@@ -1,0 +1,100 @@
+"""`dirsync worker`, `dirsync beat`, `dirsync status [--json]`, `dirsync resume NAME`.
+
+`worker` and `beat` are thin conveniences over `celery -A worker.app worker|beat` using the
+configuration `dirsync` loaded (`--config`), so both ways start the same thing.
+
+Exit codes: `worker` and `beat` return Celery's (0 after a clean shutdown, 1 when Celery
+could not start, e.g. the broker is unreachable), 2 on a configuration error; `status` 0;
+`resume` 0, or 2 for a directory the configuration does not name.
+"""
+
+from __future__ import annotations
+
+import click
+
+from reconcile import clock
+from worker.cli_base import EXIT_USAGE, Context, Exit, pass_ctx
+
+
+@click.command("worker")
+@click.option("-c", "--concurrency", type=int, default=None, help="Pool processes or threads (default: CPUs).")
+@click.option(
+    "--pool", type=click.Choice(["prefork", "threads", "solo"]), default="prefork", show_default=True,
+    help="prefork enforces the hard time limit; threads and solo do not.",
+)
+@click.option("-B", "--beat", "embed_beat", is_flag=True, help="Also run the scheduler (one host only).")
+@click.option("-n", "--hostname", default=None, help="Node name, e.g. sync1@%h.")
+@pass_ctx
+def worker_command(ctx: Context, concurrency: int | None, pool: str, embed_beat: bool, hostname: str | None) -> None:
+    """Run a Celery worker that executes sync cycles (blocks until stopped)."""
+    from worker.app import create_app
+
+    app = create_app(ctx.settings)
+    app.set_default()
+    argv = ["worker", f"--loglevel={ctx.settings.worker.log_level}", f"--pool={pool}"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    if embed_beat:
+        argv.append("--beat")
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    app.worker_main(argv=argv)
+
+
+@click.command("beat")
+@click.option(
+    "-s", "--schedule", "schedule_file", default="celerybeat-schedule", show_default=True,
+    help="Where beat remembers when each entry last ran.",
+)
+@pass_ctx
+def beat_command(ctx: Context, schedule_file: str) -> None:
+    """Run the scheduler: one cycle per configured directory every cycle_minutes.
+
+    Run exactly one beat: a second one sends every cycle twice (the lock keeps them from
+    overlapping, but each directory then syncs twice as often).
+    """
+    from worker.app import create_app
+
+    app = create_app(ctx.settings)
+    app.set_default()
+    app.start(argv=["beat", f"--loglevel={ctx.settings.worker.log_level}", f"--schedule={schedule_file}"])
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def status_command(ctx: Context, as_json: bool) -> None:
+    """Each directory: last run, next cycle and its mode, watermark age, quarantine."""
+    from worker import status
+
+    now = clock.now()
+    statuses = status.collect(ctx.settings, ctx.store, now)
+    if as_json:
+        click.echo(status.as_json(statuses))
+    else:
+        click.echo(status.render_text(statuses, now))
+
+
+@click.command("resume")
+@click.argument("name")
+@pass_ctx
+def resume_command(ctx: Context, name: str) -> None:
+    """End the quarantine of NAME: its next scheduled cycle runs as usual."""
+    from store.directories import get_directory, reset_failures
+
+    if name not in ctx.settings.directories:
+        known = ", ".join(sorted(ctx.settings.directories)) or "none configured"
+        raise Exit(EXIT_USAGE, f"directories.{name}: no such directory ({known})")
+    with ctx.store.session() as session:
+        row = get_directory(session, name)
+        if row is None or (not row.consecutive_failures and not row.auth_failure):
+            click.echo(f"{name} is not quarantined; nothing to resume.")
+            return
+        failures = row.consecutive_failures
+        reset_failures(session, name)
+    click.echo(f"{name} resumed after {failures} failed cycle(s); its next scheduled cycle runs as usual.")
+
+
+COMMANDS = [worker_command, beat_command, status_command, resume_command]
+
+__all__ = ["COMMANDS"]
