@@ -1,0 +1,398 @@
+"""Microsoft Entra ID through Microsoft Graph (`kind = "entra"`), incremental with delta queries.
+
+`read(None)` runs an initial round of `/users/delta` and `/groups/delta` and returns a
+complete `Snapshot`; `read(watermark)` replays both delta links and returns `Changes`, or
+a `Snapshot` when a full read is due: no usable watermark, a changed scope or email source,
+delta links older than 7 days, `full_every_hours` elapsed, or Graph refusing a link (410,
+`syncStateNotFound`, `resyncRequired`). Any failed page fails the read (S1): nothing
+partial is ever returned.
+
+Scope: with `service_principal_id`, the users and groups assigned to that enterprise app
+(`appRoleAssignedTo`) plus the direct user members of assigned groups, as Entra's own
+provisioning scopes them; otherwise every user and group. Assignments have no delta, so
+they are re-listed each cycle (a small list) and compared with the scope kept in the
+watermark: users leaving scope are reported removed, users entering it are fetched by id.
+
+The watermark is this module's own JSON (see `Watermark`); the engine stores it as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from config import ConfigError, DirectorySettings, EntraDirectorySettings, Settings, read_secret
+from connectors.errors import PermanentError
+from connectors.graph_auth import Credential, TokenSource
+from connectors.graph_http import GraphClient, ResyncNeeded, make_session
+from connectors.graph_rounds import (
+    GROUP_SELECT,
+    USER_SELECT,
+    GroupsRound,
+    UsersRound,
+    batched_filter_urls,
+    external_group,
+    list_all,
+    normalise_users,
+    read_groups,
+    read_users,
+)
+from reconcile import clock
+from reconcile.model import Changes, ExternalGroup, MembershipDelta, Snapshot
+
+log = logging.getLogger("connectors.graph")
+
+DELTA_LINK_LIFETIME = timedelta(days=7)  # Graph keeps directory delta state for 7 days
+WATERMARK_VERSION = 1
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """What an incremental read needs: both delta links, their age, and the scope seen.
+
+    `group_members` holds, for assigned scope only, the direct user members of each
+    assigned group, so that membership changes can move users in and out of scope.
+    """
+
+    users_link: str
+    groups_link: str
+    issued_at: datetime
+    full_at: datetime
+    email_source: str
+    service_principal_id: str | None = None
+    assigned_users: frozenset[str] = frozenset()
+    group_members: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def scope(self) -> set[str]:
+        users = set(self.assigned_users)
+        for members in self.group_members.values():
+            users |= members
+        return users
+
+    def dump(self) -> str:
+        return json.dumps({
+            "v": WATERMARK_VERSION, "users": self.users_link, "groups": self.groups_link,
+            "issued_at": self.issued_at.isoformat(), "full_at": self.full_at.isoformat(),
+            "email_source": self.email_source, "sp": self.service_principal_id,
+            "assigned_users": sorted(self.assigned_users),
+            "group_members": {g: sorted(m) for g, m in sorted(self.group_members.items())},
+        }, separators=(",", ":"))
+
+    @classmethod
+    def load(cls, raw: str) -> Watermark | None:
+        """The watermark, or None if it is not one this version wrote."""
+        try:
+            data = json.loads(raw)
+            if data.get("v") != WATERMARK_VERSION:
+                return None
+            return cls(
+                users_link=str(data["users"]), groups_link=str(data["groups"]),
+                issued_at=datetime.fromisoformat(data["issued_at"]),
+                full_at=datetime.fromisoformat(data["full_at"]),
+                email_source=str(data["email_source"]),
+                service_principal_id=data.get("sp"),
+                assigned_users=frozenset(data.get("assigned_users", ())),
+                group_members={g: frozenset(m) for g, m in data.get("group_members", {}).items()},
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+
+@dataclass
+class _Assignments:
+    users: set[str] = field(default_factory=set)
+    groups: set[str] = field(default_factory=set)
+
+
+class GraphConnector:
+    """Reads one Entra directory; see the module docstring for what each read returns."""
+
+    def __init__(self, directory: EntraDirectorySettings, *, credential: Credential,
+                 ca_bundle: str | None = None, sleep: Callable[[float], None] = time.sleep
+                 ) -> None:
+        self.directory = directory
+        self._graph = directory.graph_url.rstrip("/")
+        authority = f"{directory.authority_host.rstrip('/')}/{directory.tenant_id}"
+        hosts = (directory.graph_url, directory.authority_host)
+
+        def session() -> Any:
+            return make_session(ca_bundle=ca_bundle, timeout=directory.request_timeout_seconds,
+                                pool=directory.max_concurrency + 2, hosts=hosts)
+
+        self.tokens = TokenSource(directory=directory.name, authority=authority,
+                                  client_id=directory.client_id, credential=credential,
+                                  scope=f"{self._graph}/.default", session=session)
+        self._session = session()
+        self.client = GraphClient(directory=directory.name, graph_url=self._graph,
+                                  session=self._session, tokens=self.tokens,
+                                  max_retries=directory.max_retries, sleep=sleep)
+        self._pool = ThreadPoolExecutor(max_workers=directory.max_concurrency,
+                                        thread_name_prefix=f"graph-{directory.name}")
+
+    def __repr__(self) -> str:
+        return f"GraphConnector({self.directory.name!r}, {self._graph!r})"
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._session.close()
+
+    # --- the contract ---------------------------------------------------------------------
+
+    def read(self, watermark: str | None) -> Snapshot | Changes:
+        """A Snapshot (full read) or Changes since `watermark`; raises a ConnectorError."""
+        now = clock.now()
+        mark = Watermark.load(watermark) if watermark else None
+        reason = self._full_reason(watermark, mark, now)
+        if reason is not None:
+            log.info("entra %s: full read (%s)", self.directory.name, reason)
+            return self._full(now)
+        assert mark is not None
+        try:
+            return self._incremental(mark, now)
+        except ResyncNeeded as exc:
+            log.warning("%s; running a full read", exc)
+            return self._full(now)
+
+    def _full_reason(self, raw: str | None, mark: Watermark | None, now: datetime
+                     ) -> str | None:
+        d = self.directory
+        if raw is None:
+            return "no watermark"
+        if mark is None:
+            return "watermark from another version"
+        if mark.service_principal_id != d.service_principal_id:
+            return "scope changed"
+        if mark.email_source != d.email_source:
+            return "email_source changed"
+        if now - mark.issued_at >= DELTA_LINK_LIFETIME:
+            return "delta links older than 7 days"
+        if now - mark.full_at >= timedelta(hours=d.full_every_hours):
+            return f"last full read over {d.full_every_hours}h ago"
+        return None
+
+    # --- full ---------------------------------------------------------------------------
+
+    def _full(self, now: datetime) -> Snapshot:
+        users_f = self._submit(read_users, self.client,
+                               f"{self._graph}/v1.0/users/delta?$select={USER_SELECT}",
+                               self._where("users"))
+        groups_f = self._submit(read_groups, self.client,
+                                f"{self._graph}/v1.0/groups/delta?$select={GROUP_SELECT}",
+                                self._where("groups"))
+        assigned_f = self._submit(self._assignments) if self.directory.service_principal_id \
+            else None
+        users_round, groups_round = _result(users_f), _result(groups_f)
+        assigned = _result(assigned_f) if assigned_f else None
+        email_source = self.directory.email_source
+        if assigned is None:
+            users, rejections = normalise_users(users_round.users.values(), email_source)
+            groups = [external_group(gid, g.name, g.added)
+                      for gid, g in groups_round.groups.items() if not g.gone]
+            mark = self._mark(users_round, groups_round, now, now)
+        else:
+            group_members = {gid: frozenset(groups_round.groups[gid].added)
+                             for gid in assigned.groups
+                             if gid in groups_round.groups and not groups_round.groups[gid].gone}
+            mark = self._mark(users_round, groups_round, now, now, assigned, group_members)
+            scope = mark.scope()
+            users, rejections = normalise_users(users_round.users.values(), email_source,
+                                                keep=scope.__contains__)
+            groups = [external_group(gid, groups_round.groups[gid].name, members)
+                      for gid, members in group_members.items()]
+        log.info("entra %s: full read: %d users, %d groups, %d rejected, %d+%d pages",
+                 self.directory.name, len(users), len(groups), len(rejections),
+                 users_round.pages, groups_round.pages)
+        return Snapshot(tuple(users), tuple(groups), tuple(rejections), mark.dump())
+
+    # --- incremental --------------------------------------------------------------------
+
+    def _incremental(self, mark: Watermark, now: datetime) -> Changes:
+        users_f = self._submit(read_users, self.client, mark.users_link, self._where("users"))
+        groups_f = self._submit(read_groups, self.client, mark.groups_link,
+                                self._where("groups"))
+        assigned_f = self._submit(self._assignments) if self.directory.service_principal_id \
+            else None
+        users_round, groups_round = _result(users_f), _result(groups_f)
+        if assigned_f is None:
+            return self._changes_all(mark, users_round, groups_round, now)
+        return self._changes_assigned(mark, users_round, groups_round, _result(assigned_f), now)
+
+    def _changes_all(self, mark: Watermark, users_round: UsersRound, groups_round: GroupsRound,
+                     now: datetime) -> Changes:
+        users, rejections = normalise_users(users_round.users.values(),
+                                            self.directory.email_source)
+        groups, memberships, removed_groups = [], [], set()
+        for gid, delta in groups_round.groups.items():
+            if delta.gone:
+                removed_groups.add(gid)
+                continue
+            if delta.name is not None:
+                groups.append(ExternalGroup(gid, delta.name))
+            if delta.added or delta.removed:
+                memberships.append(MembershipDelta(gid, frozenset(delta.added),
+                                                   frozenset(delta.removed)))
+        return Changes(
+            users=tuple(users), groups=tuple(groups),
+            removed_user_ids=frozenset(users_round.removed),
+            removed_group_ids=frozenset(removed_groups), memberships=tuple(memberships),
+            rejections=tuple(rejections),
+            watermark=self._mark(users_round, groups_round, now, mark.full_at).dump(),
+        )
+
+    def _changes_assigned(self, mark: Watermark, users_round: UsersRound,
+                          groups_round: GroupsRound, assigned: _Assignments, now: datetime
+                          ) -> Changes:
+        old_scope = mark.scope()
+        group_members: dict[str, frozenset[str]] = {}
+        groups: list[ExternalGroup] = []
+        memberships: list[MembershipDelta] = []
+        complete: set[str] = set()
+        removed_groups = {gid for gid in mark.group_members
+                          if gid not in assigned.groups
+                          or (gid in groups_round.groups and groups_round.groups[gid].gone)}
+        entering_groups = []
+        for gid in assigned.groups:
+            delta = groups_round.groups.get(gid)
+            if delta is not None and delta.gone:
+                continue
+            if gid not in mark.group_members:
+                entering_groups.append(gid)
+                continue
+            members = set(mark.group_members[gid])
+            if delta is not None:
+                members = (members | delta.added) - delta.removed
+                if delta.name is not None:
+                    groups.append(ExternalGroup(gid, delta.name))
+                if delta.added or delta.removed:
+                    memberships.append(MembershipDelta(gid, frozenset(delta.added),
+                                                       frozenset(delta.removed)))
+            group_members[gid] = frozenset(members)
+        for gid, name, members in self._fetch_groups(entering_groups):
+            group_members[gid] = members
+            groups.append(external_group(gid, name, members))
+            complete.add(gid)
+        new_mark = self._mark(users_round, groups_round, now, mark.full_at, assigned,
+                              group_members)
+        new_scope = new_mark.scope()
+        removed_users = (old_scope - new_scope) | (users_round.removed & (old_scope | new_scope))
+        entering = new_scope - old_scope - users_round.users.keys() - users_round.removed
+        records = [u for uid, u in users_round.users.items() if uid in new_scope]
+        records += self._fetch_users(entering)
+        users, rejections = normalise_users(records, self.directory.email_source)
+        return Changes(
+            users=tuple(users), groups=tuple(groups),
+            removed_user_ids=frozenset(removed_users), removed_group_ids=frozenset(removed_groups),
+            memberships=tuple(memberships), members_complete=frozenset(complete),
+            rejections=tuple(rejections), watermark=new_mark.dump(),
+        )
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _assignments(self) -> _Assignments:
+        sp = self.directory.service_principal_id
+        items = list_all(self.client,
+                         f"{self._graph}/v1.0/servicePrincipals/{sp}/appRoleAssignedTo"
+                         "?$top=999&$select=principalId,principalType",
+                         self._where("assignments"))
+        out = _Assignments()
+        for item in items:
+            kind, pid = item.get("principalType"), item.get("principalId")
+            if isinstance(pid, str):
+                if kind == "User":
+                    out.users.add(pid)
+                elif kind == "Group":
+                    out.groups.add(pid)
+        return out
+
+    def _fetch_users(self, ids: set[str]) -> list[dict[str, Any]]:
+        """Current records of `ids` (deleted ones are simply absent), batched by id filter."""
+        urls = batched_filter_urls(f"{self._graph}/v1.0/users", ids, USER_SELECT)
+        futures = [self._submit(list_all, self.client, u, self._where("users by id"))
+                   for u in urls]
+        return [item for f in futures for item in _result(f)]
+
+    def _fetch_groups(self, ids: list[str]) -> list[tuple[str, str | None, frozenset[str]]]:
+        """(id, name, direct user members) of groups newly assigned to the app."""
+        if not ids:
+            return []
+        urls = batched_filter_urls(f"{self._graph}/v1.0/groups", ids, "id,displayName")
+        name_futures = [self._submit(list_all, self.client, u, self._where("groups by id"))
+                        for u in urls]
+        member_futures = {gid: self._submit(
+            list_all, self.client,
+            f"{self._graph}/v1.0/groups/{gid}/members?$select=id&$top=999",
+            self._where("group members")) for gid in ids}
+        names = {item["id"]: item.get("displayName") for f in name_futures
+                 for item in _result(f)}
+        out = []
+        for gid, future in member_futures.items():
+            members = frozenset(m["id"] for m in _result(future)
+                                if m.get("@odata.type", "#microsoft.graph.user")
+                                == "#microsoft.graph.user" and isinstance(m.get("id"), str))
+            if gid in names:  # a group deleted since it was assigned is not in scope
+                out.append((gid, names[gid], members))
+        return out
+
+    def _mark(self, users_round: UsersRound, groups_round: GroupsRound, now: datetime,
+              full_at: datetime, assigned: _Assignments | None = None,
+              group_members: dict[str, frozenset[str]] | None = None) -> Watermark:
+        return Watermark(
+            users_link=users_round.delta_link, groups_link=groups_round.delta_link,
+            issued_at=now, full_at=full_at, email_source=self.directory.email_source,
+            service_principal_id=self.directory.service_principal_id,
+            assigned_users=frozenset(assigned.users) if assigned else frozenset(),
+            group_members=group_members or {},
+        )
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        return self._pool.submit(fn, *args)
+
+    def _where(self, what: str) -> str:
+        return f"entra {self.directory.name}: {what}"
+
+
+def _result(future: Future[T]) -> T:
+    return future.result()
+
+
+def load_credential(settings: Settings, directory: EntraDirectorySettings) -> Credential:
+    """The client secret (from its environment variable) or the certificate's private key."""
+    where = f"directories.{directory.name}"
+    if directory.client_secret_env:
+        try:
+            return Credential(secret=read_secret(directory.client_secret_env,
+                                                 f"{where}.client_secret_env"))
+        except ConfigError as exc:
+            raise PermanentError(str(exc)) from None
+    assert directory.certificate_file is not None
+    path = settings.resolve_path(directory.certificate_file)
+    try:
+        pem = path.read_text()
+    except OSError as exc:
+        raise PermanentError(f"{where}.certificate_file: {path} cannot be read: "
+                             f"{exc.strerror}") from None
+    if "PRIVATE KEY" not in pem:
+        raise PermanentError(f"{where}.certificate_file: {path} holds no PEM private key")
+    thumbprint = (directory.certificate_thumbprint or "").replace(":", "").strip()
+    return Credential(private_key_pem=pem, thumbprint=thumbprint)
+
+
+def build(settings: Settings, directory: DirectorySettings) -> GraphConnector:
+    """The connector for an `entra` directory (called by `connectors.build_connector`)."""
+    if not isinstance(directory, EntraDirectorySettings):
+        raise PermanentError(f"directories.{directory.name}: not an entra directory")
+    ca_bundle = None
+    if directory.ca_bundle:
+        path = settings.resolve_path(directory.ca_bundle)
+        if not path.is_file():
+            raise PermanentError(f"directories.{directory.name}.ca_bundle: {path} does not exist")
+        ca_bundle = str(path)
+    return GraphConnector(directory, credential=load_credential(settings, directory),
+                          ca_bundle=ca_bundle)

@@ -1,0 +1,186 @@
+"""Reading Graph delta rounds and lists into merged, normalised values.
+
+A round follows every `@odata.nextLink` until a page carries the `@odata.deltaLink`; a
+page that has neither, or any failed page, fails the whole round (S1). Objects may repeat
+across pages and rounds, so the latest sighting wins; a group's `members@delta` may be
+split over several pages of the same group and is merged. Only user members count: nested
+groups, devices and service principals are not users of the product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from connectors.errors import PartialReadError
+from connectors.graph_http import GraphClient, decode_page
+from reconcile.model import ExternalGroup, ExternalUser, Kind, Rejection
+
+USER_SELECT = "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled"
+GROUP_SELECT = "id,displayName,members"
+USER_TYPE = "#microsoft.graph.user"
+FILTER_BATCH = 15  # Graph allows at most 15 values in one `id in (...)` filter
+
+
+@dataclass
+class GroupDelta:
+    """One group as merged from a round: its name and member changes (all adds on a full round)."""
+
+    name: str | None = None
+    added: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
+    gone: bool = False
+
+
+@dataclass
+class UsersRound:
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> latest record
+    removed: set[str] = field(default_factory=set)
+    delta_link: str = ""
+    pages: int = 0
+
+
+@dataclass
+class GroupsRound:
+    groups: dict[str, GroupDelta] = field(default_factory=dict)
+    delta_link: str = ""
+    pages: int = 0
+
+
+def pages(client: GraphClient, url: str, where: str) -> Iterable[tuple[list[dict[str, Any]],
+                                                                      str | None]]:
+    """Yield (items, deltaLink or None) for each page from `url` to the round's end."""
+    seen: set[str] = set()
+    while True:
+        if url in seen:
+            raise PartialReadError(f"{where}: the next link repeats a page already read")
+        seen.add(url)
+        body = client.get(url)
+        items = decode_page(body, where)
+        next_link, delta_link = body.get("@odata.nextLink"), body.get("@odata.deltaLink")
+        if isinstance(next_link, str) and next_link:
+            yield items, None
+            url = next_link
+        elif isinstance(delta_link, str) and delta_link:
+            yield items, delta_link
+            return
+        else:
+            raise PartialReadError(f"{where}: a page without a next or delta link")
+
+
+def read_users(client: GraphClient, url: str, where: str) -> UsersRound:
+    out = UsersRound()
+    for items, delta_link in pages(client, url, where):
+        out.pages += 1
+        for item in items:
+            uid = item.get("id")
+            if not isinstance(uid, str):
+                raise PartialReadError(f"{where}: a user without an id")
+            if "@removed" in item:
+                out.users.pop(uid, None)
+                out.removed.add(uid)
+            else:
+                out.removed.discard(uid)
+                out.users[uid] = item
+        if delta_link:
+            out.delta_link = delta_link
+    return out
+
+
+def read_groups(client: GraphClient, url: str, where: str) -> GroupsRound:
+    out = GroupsRound()
+    for items, delta_link in pages(client, url, where):
+        out.pages += 1
+        for item in items:
+            gid = item.get("id")
+            if not isinstance(gid, str):
+                raise PartialReadError(f"{where}: a group without an id")
+            acc = out.groups.setdefault(gid, GroupDelta())
+            if "@removed" in item:
+                out.groups[gid] = GroupDelta(gone=True)
+                continue
+            acc.gone = False
+            if "displayName" in item:
+                acc.name = item["displayName"]
+            for member in item.get("members@delta") or ():
+                mid = member.get("id") if isinstance(member, dict) else None
+                if not isinstance(mid, str) or member.get("@odata.type", USER_TYPE) != USER_TYPE:
+                    continue
+                if "@removed" in member:
+                    acc.added.discard(mid)
+                    acc.removed.add(mid)
+                else:
+                    acc.removed.discard(mid)
+                    acc.added.add(mid)
+        if delta_link:
+            out.delta_link = delta_link
+    return out
+
+
+def list_all(client: GraphClient, url: str, where: str) -> list[dict[str, Any]]:
+    """Every item of a plain paged list (no delta link at the end)."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    next_url: str | None = url
+    while next_url:
+        if next_url in seen:
+            raise PartialReadError(f"{where}: the next link repeats a page already read")
+        seen.add(next_url)
+        body = client.get(next_url)
+        out.extend(decode_page(body, where))
+        link = body.get("@odata.nextLink")
+        next_url = link if isinstance(link, str) and link else None
+    return out
+
+
+def batched_filter_urls(base: str, ids: Iterable[str], select: str) -> list[str]:
+    """`base?$filter=id in (...)&$select=...` URLs, at most FILTER_BATCH ids each."""
+    ordered = sorted(ids)
+    urls = []
+    for start in range(0, len(ordered), FILTER_BATCH):
+        chunk = ordered[start:start + FILTER_BATCH]
+        expr = "id in (" + ",".join(f"'{i}'" for i in chunk) + ")"
+        urls.append(f"{base}?$filter={quote(expr, safe='')}&$select={select}")
+    return urls
+
+
+def normalise_user(item: dict[str, Any], email_source: str
+                   ) -> ExternalUser | Rejection:
+    """An ExternalUser, or a Rejection (with the external id) when it has no email."""
+    uid = str(item["id"])
+    email = item.get(email_source)
+    if not isinstance(email, str) or not email.strip():
+        name = item.get("userPrincipalName") or item.get("displayName") or uid
+        return Rejection(Kind.USER, str(name), "missing-email",
+                         f"the user has no {email_source}", external_id=uid)
+    return ExternalUser(
+        external_id=uid,
+        email=email,
+        given_name=_text(item.get("givenName")),
+        family_name=_text(item.get("surname")),
+        display_name=_text(item.get("displayName")),
+        active=item.get("accountEnabled") is not False,
+    )
+
+
+def normalise_users(items: Iterable[dict[str, Any]], email_source: str,
+                    keep: Callable[[str], bool] = lambda _: True
+                    ) -> tuple[list[ExternalUser], list[Rejection]]:
+    users: list[ExternalUser] = []
+    rejections: list[Rejection] = []
+    for item in items:
+        if not keep(str(item["id"])):
+            continue
+        record = normalise_user(item, email_source)
+        (users if isinstance(record, ExternalUser) else rejections).append(record)  # type: ignore[arg-type]
+    return users, rejections
+
+
+def external_group(gid: str, name: str | None, members: Iterable[str] = ()) -> ExternalGroup:
+    return ExternalGroup(gid, name, frozenset(members))
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
