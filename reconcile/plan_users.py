@@ -85,22 +85,22 @@ def plan_users(
     bound = {u.external_id: u for u in local if u.managed_by == directory and u.external_id}
     by_key = {email_key(u.email): u for u in local}
 
-    # 1. Validate; a bound user whose record is bad is held exactly as it is.
+    # 1. Validate; a bound record whose record is bad is held exactly as it is.
     valid: list[CleanUser] = []
     seen_ids: set[str] = set()
-    for user in users:
-        if user.external_id in seen_ids:
-            out.rejections.append(_reject(user, "duplicate-id", "another user has this id"))
+    for record in users:
+        if record.external_id in seen_ids:
+            out.rejections.append(_reject(record, "duplicate-id", "another record has this id"))
             continue
-        seen_ids.add(user.external_id)
-        out.seen.add(user.external_id)
-        if user.external_id in held_external_ids:
-            _hold(out, bound.get(user.external_id))
+        seen_ids.add(record.external_id)
+        out.seen.add(record.external_id)
+        if record.external_id in held_external_ids:
+            _hold(out, bound.get(record.external_id))
             continue
-        checked = clean_user(user, rules)
+        checked = clean_user(record, rules)
         if isinstance(checked, Violation):
-            out.rejections.append(_reject(user, checked.reason, checked.detail))
-            _hold(out, bound.get(user.external_id))
+            out.rejections.append(_reject(record, checked.reason, checked.detail))
+            _hold(out, bound.get(record.external_id))
             continue
         valid.append(checked)
     for external_id in held_external_ids - seen_ids:
@@ -113,20 +113,20 @@ def plan_users(
         return own is not None and email_key(own.email) == email_key(u.email)
 
     claims: dict[str, CleanUser] = {}
-    for user in sorted(valid, key=lambda u: not keeps_own(u)):  # stable sort
-        key = email_key(user.email)
+    for clean in sorted(valid, key=lambda u: not keeps_own(u)):  # stable sort
+        key = email_key(clean.email)
         if key in claims:
             out.rejections.append(
                 _reject_clean(
-                    user,
+                    clean,
                     "duplicate-email",
                     f"{claims[key].email!r} (id {claims[key].external_id}) already has this"
                     " address; emails are compared without case",
                 )
             )
-            _hold(out, bound.get(user.external_id))
+            _hold(out, bound.get(clean.external_id))
             continue
-        claims[key] = user
+        claims[key] = clean
 
     claimed = {u.external_id for u in claims.values()}
     # Where each local row's address ends up if this plan runs: a claimed bound user
@@ -138,34 +138,34 @@ def plan_users(
             final_key_of[own.id] = email_key(user.email)
 
     creates: list[Operation] = []
-    for user in (u for u in valid if u.external_id in claimed):
-        key = email_key(user.email)
-        target = bound.get(user.external_id)
+    for clean in (u for u in valid if u.external_id in claimed):
+        key = email_key(clean.email)
+        target = bound.get(clean.external_id)
         if target is not None:
             holder = by_key.get(key)
             if holder is not None and holder.id != target.id and final_key_of[holder.id] == key:
                 out.rejections.append(
-                    _reject_clean(user, "email-taken", f"another local user already has {user.email!r}")
+                    _reject_clean(clean, "email-taken", f"another local clean already has {clean.email!r}")
                 )
                 _hold(out, target)
                 continue
-            _update(out, user, target, directory, link=False)
+            _update(out, clean, target, directory, link=False)
             continue
 
         candidate = by_key.get(key)
         if candidate is not None and final_key_of[candidate.id] != key:
             candidate = None  # its bound owner moves it to another address first
         if candidate is None:
-            if user.active:  # a disabled account is never created (Entra's rule too)
-                creates.append(_create(user, directory))
-                out.final_ref[user.external_id] = Ref(key=user.external_id)
-                out.final_email[user.external_id] = user.email
-                out.final_active.add(user.external_id)
+            if clean.active:  # a disabled account is never created (Entra's rule too)
+                creates.append(_create(clean, directory))
+                out.final_ref[clean.external_id] = Ref(key=clean.external_id)
+                out.final_email[clean.external_id] = clean.email
+                out.final_active.add(clean.external_id)
             continue
         if candidate.managed_by is not None and candidate.managed_by != directory:
             out.rejections.append(
                 _reject_clean(
-                    user,
+                    clean,
                     "owned-by-other-directory",
                     f"{candidate.email!r} is managed by directory {candidate.managed_by!r}",
                 )
@@ -176,33 +176,33 @@ def plan_users(
         ):
             out.rejections.append(
                 _reject_clean(
-                    user,
+                    clean,
                     "email-taken",
-                    f"{candidate.email!r} belongs to directory user {candidate.external_id}",
+                    f"{candidate.email!r} belongs to directory clean {candidate.external_id}",
                 )
             )
             continue
         # An unmanaged local account, or this directory's account whose directory record
         # is gone (deleted and recreated there): bind it to this record.
-        _update(out, user, candidate, directory, link=True)
+        _update(out, clean, candidate, directory, link=True)
 
     # 3. Bound users the directory no longer reports have left scope (R7).
-    for external_id, user in bound.items():
-        if external_id in seen_ids or user.id in out.held_local_ids:
+    for external_id, row in bound.items():
+        if external_id in seen_ids or row.id in out.held_local_ids:
             continue
-        if user.id in out.bound_local_ids:
+        if row.id in out.bound_local_ids:
             continue  # rebound to a new directory record above
-        if user.active:
+        if row.active:
             out.operations.append(
                 Operation(
                     Action.DEACTIVATE_USER,
-                    user.email,
-                    user=Ref(local_id=user.id),
+                    row.email,
+                    user=Ref(local_id=row.id),
                     values=(("active", False),),
                     old=(("active", True),),
                 )
             )
-            out.deactivated_local_ids.add(user.id)
+            out.deactivated_local_ids.add(row.id)
 
     out.operations.extend(creates)
     return out

@@ -1,0 +1,37 @@
+"""The layering DESIGN.md section 1 promises, checked rather than hoped for."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PURE_CORE = [
+    "reconcile/model.py",
+    "reconcile/rules.py",
+    "reconcile/plan.py",
+    "reconcile/plan_users.py",
+    "reconcile/plan_groups.py",
+    "reconcile/merge.py",
+    "reconcile/guard.py",
+    "reconcile/admin.py",
+]
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: install the test extras (pip install -e '.[test]')")
+    return path
+
+
+def test_import_layers_hold():
+    result = subprocess.run([_tool("lint-imports")], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pure_core_type_checks_strictly():
+    result = subprocess.run([_tool("mypy"), "--strict", *PURE_CORE], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
