@@ -25,16 +25,17 @@ from reconcile.model import Changes, LocalState, Plan, RuleSettings, Snapshot
 from reconcile.plan import plan
 from store import (
     Store,
+    ensure_directory,
     finish_run,
     held_lease,
     load_local_state,
     open_store,
-    record_directory_failure,
-    record_directory_success,
+    record_failure,
+    record_run_started,
     record_staged,
+    record_success,
     start_run,
 )
-from store import directories as store_directories
 
 log = logging.getLogger("dirsync.cycle")
 
@@ -140,7 +141,7 @@ class _Cycle:
 
     def run(self, full: bool, connector: Connector | None, lock: Lock, user_key: str | None = None) -> RunResult:
         with self.store.session() as session:
-            row = store_directories.ensure(session, self.name, self.directory.kind)
+            row = ensure_directory(session, self.name, self.directory.kind)
             enabled, watermark = row.enabled, row.watermark
             last_full = row.last_full_sync_at
         if not enabled:
@@ -195,7 +196,8 @@ class _Cycle:
             return self._result(None, "dry-run", mode, counts=the_plan.counts(), plan=the_plan,
                                 error=f"halted: {verdict.reason}" if verdict.halted else None)
         if verdict.halted:
-            record_staged(self.store, run_id, the_plan)
+            with self.store.session() as session:
+                record_staged(session, run_id, the_plan)
             log.warning("cycle halted directory=%s reason=%s", self.name, verdict.reason)
             return self._finish(run_id, "halted", mode, counts=the_plan.counts(), plan=the_plan,
                                 error=f"halted by a safety limit: {verdict.reason}; approve with"
@@ -206,16 +208,15 @@ class _Cycle:
         except Exception as exc:
             log.exception("apply failed directory=%s", self.name)
             return self._fail(run_id, mode, f"apply failed: {type(exc).__name__}: {exc}")
-        counts = {**the_plan.counts(), **{f"outcome:{k}": v for k, v in outcome.by_outcome.items()}}
-        failed = outcome.by_outcome.get("failed", 0)
+        counts = {**the_plan.counts(), **{f"outcome:{k}": v for k, v in outcome.outcomes.items()}}
+        failed = outcome.failed
         if user_key is None:
             with self.store.session() as session:
-                record_directory_success(
+                record_success(
                     session, self.name,
-                    # a failed operation keeps the watermark, so the next read sees it again
-                    watermark=source.watermark if not failed else None,
-                    keep_watermark=bool(failed),
-                    full=mode == "full",
+                    # a failed operation keeps the old watermark, so the next read sees it again
+                    watermark=watermark if failed else source.watermark,
+                    full=mode == "full" and not failed,
                 )
         error = f"{failed} operations failed; see `dirsync events {run_id}`" if failed else None
         return self._finish(run_id, "succeeded", mode, counts=counts, plan=the_plan, error=error)
@@ -230,20 +231,23 @@ class _Cycle:
         return connector.read(None if mode == "full" else watermark)
 
     def _start(self, mode: str) -> int:
-        return start_run(self.store, self.name, trigger=self.trigger, mode=mode,
-                         dry_run=self.dry_run, allow_deactivations=self.allow)
+        with self.store.session() as session:
+            record_run_started(session, self.name)
+            return start_run(session, directory=self.name, trigger=self.trigger, mode=mode,
+                             dry_run=self.dry_run, allow_deactivations=self.allow)
 
     def _fail(self, run_id: int | None, mode: str, error: str, auth: bool = False) -> RunResult:
         if not self.dry_run:
             with self.store.session() as session:
-                record_directory_failure(session, self.name, error, auth_failure=auth)
+                record_failure(session, self.name, error=error, auth=auth)
         log.error("cycle failed directory=%s error=%s", self.name, error)
         return self._finish(run_id, "failed", mode, error=error, auth=auth)
 
     def _finish(self, run_id: int | None, status: str, mode: str, *, counts: dict[str, int] | None = None,
                 error: str | None = None, plan: Plan | None = None, auth: bool = False) -> RunResult:
         if run_id is not None:
-            finish_run(self.store, run_id, status=status, counts=counts or {}, error=error)
+            with self.store.session() as session:
+                finish_run(session, run_id, status, counts or {}, error)
         result = self._result(run_id, status, mode, counts=counts, error=error, plan=plan, auth=auth)
         log.info("cycle end directory=%s status=%s mode=%s run=%s seconds=%.2f",
                  self.name, status, mode, run_id, result.duration_seconds)

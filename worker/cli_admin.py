@@ -24,7 +24,7 @@ def _run(ctx: Context, build: Callable[[LocalState], Plan]) -> None:
         local = load_local_state(session)
     the_plan = build(local)
     result = apply(ctx.store, the_plan, run_id=None, directory=None)
-    if result.by_outcome.get("failed"):
+    if result.failed:
         raise Exit(EXIT_FAILED, "the change could not be applied (a concurrent change?); try again")
     for op in the_plan.operations:
         click.echo(describe(op))
@@ -32,10 +32,10 @@ def _run(ctx: Context, build: Callable[[LocalState], Plan]) -> None:
 
 def syncing_directories(ctx: Context) -> list[str]:
     """Configured directories that are not turned off: while any syncs, invites are closed."""
-    from store import directories
+    from store import list_directories
 
     with ctx.store.session() as session:
-        disabled = {d.name for d in directories.list_directories(session) if not d.enabled}
+        disabled = {d.name for d in list_directories(session) if not d.enabled}
     return [name for name in sorted(ctx.settings.directories) if name not in disabled]
 
 

@@ -138,7 +138,7 @@ def runs(ctx: Context, limit: int, directory: str | None, as_json: bool) -> None
     from store import list_runs
 
     with ctx.store.session() as session:
-        rows = list_runs(session, limit=limit, directory=directory)
+        rows = [_run_dict(r) for r in list_runs(session, limit=limit, directory=directory)]
     if as_json:
         echo_json(rows)
         return
@@ -157,12 +157,12 @@ def runs(ctx: Context, limit: int, directory: str | None, as_json: bool) -> None
 @pass_ctx
 def events(ctx: Context, run_id: int, as_json: bool) -> None:
     """What one run did, operation by operation, with reasons for rejections."""
-    from store import list_events
+    from store import get_run, list_events
 
     with ctx.store.session() as session:
-        rows = list_events(session, run_id)
-    if rows is None:
-        raise Exit(EXIT_USAGE, f"no run {run_id}")
+        if get_run(session, run_id) is None:
+            raise Exit(EXIT_USAGE, f"no run {run_id}")
+        rows = [_event_dict(e) for e in list_events(session, run_id)]
     if as_json:
         echo_json(rows)
         return
@@ -184,12 +184,12 @@ def enable(ctx: Context, name: str) -> None:
     from reconcile.apply import apply
     from reconcile.plan import revoke_invites
     from reconcile.model import Plan
-    from store import directories, load_local_state
+    from store import ensure_directory, load_local_state, set_enabled
 
     directory = ctx.settings.directory(name)
     with ctx.store.session() as session:
-        directories.ensure(session, name, directory.kind)
-        directories.set_enabled(session, name, True)
+        ensure_directory(session, name, directory.kind)
+        set_enabled(session, name, True)
         local = load_local_state(session)
     revoked = revoke_invites(local)
     apply(ctx.store, Plan(name, tuple(revoked)), run_id=None, directory=name)
@@ -203,19 +203,21 @@ def disable(ctx: Context, name: str) -> None:
     """Turn sync off for NAME: its users and groups become local, nothing is lost (R8)."""
     from reconcile.apply import apply
     from reconcile.plan import plan_disable
-    from store import directories, load_local_state
+    from store import ensure_directory, load_local_state, set_enabled
 
     directory = ctx.settings.directory(name)
     with ctx.store.session() as session:
-        directories.ensure(session, name, directory.kind)
+        ensure_directory(session, name, directory.kind)
+        # Off first, so no cycle links objects again while they are converted.
+        row = set_enabled(session, name, False)
+        row.watermark = None  # turning it on again re-reads everything and relinks by match
+    with ctx.store.session() as session:
         local = load_local_state(session)
     the_plan = plan_disable(local, name)
     result = apply(ctx.store, the_plan, run_id=None, directory=name)
-    with ctx.store.session() as session:
-        directories.set_enabled(session, name, False)
     users = sum(1 for op in the_plan.operations if op.user is not None)
     groups = len(the_plan.operations) - users
-    failed = result.by_outcome.get("failed", 0)
+    failed = result.failed
     click.echo(f"{name}: sync disabled; {users} users and {groups} groups are local now")
     if failed:
         raise Exit(EXIT_FAILED, f"{failed} conversions failed; run `dirsync disable {name}` again")
@@ -238,6 +240,17 @@ def upgrade(ctx: Context) -> None:
         click.echo(f"store at {store.url} is at revision {store.revision()}")
     finally:
         store.dispose()
+
+
+def _run_dict(run: object) -> dict[str, object]:
+    return {name: getattr(run, name) for name in (
+        "id", "directory", "trigger", "mode", "dry_run", "status", "started_at", "finished_at",
+        "counts", "error", "allow_deactivations")}
+
+
+def _event_dict(event: object) -> dict[str, object]:
+    return {name: getattr(event, name) for name in (
+        "seq", "action", "kind", "target", "outcome", "reason", "detail", "old", "new", "at")}
 
 
 COMMANDS = [sync, sync_user_command, export, runs, events, enable, disable, db]
