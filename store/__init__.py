@@ -1,0 +1,119 @@
+"""The local store: SQLAlchemy models on SQLite (embedded default) or PostgreSQL.
+
+Public API (everything else in this package is internal):
+
+Opening
+    open_store(url, *, check_schema=True) -> Store
+        Fresh SQLite is migrated on the spot; any other database behind the newest
+        revision raises StoreError("database at <url> is not migrated: run `dirsync db upgrade`").
+    Store.session(*, write=False) -> ContextManager[Session]   commit on success, else roll back
+    Store.begin_write() -> ContextManager[Connection]          a write-locked transaction
+    Store.upgrade(revision="head"), Store.revision(), Store.head(), Store.dispose()
+    StoreError, safe_url(url) (the URL with its password masked)
+
+Reading
+    load_local_state(session) -> reconcile.model.LocalState    (fast: Core selects)
+    export_state(session) -> dict                              (canonical, sorted; see store.export)
+
+Directories (in the caller's session; the caller commits)
+    get_directory, require_directory, list_directories, ensure_directory(session, name, kind, settings),
+    set_enabled(session, name, enabled), record_run_started(session, name),
+    record_success(session, name, *, watermark, full), record_failure(session, name, *, error, auth),
+    reset_failures(session, name)
+
+Runs and events (in the caller's session; the caller commits)
+    start_run(session, *, directory, trigger, mode, dry_run, allow_deactivations) -> run id
+    finish_run(session, run_id, status, counts, error)
+    record_rejections(session, run_id, rejections), record_staged(session, run_id, plan)
+    list_runs(session, *, directory=None, limit=20) (newest first), get_run, list_events(session, run_id)
+
+Leases ("one cycle per directory at a time" without Redis; their own short transactions)
+    acquire(store, name, holder, ttl_seconds) -> bool, release(store, name, holder) -> bool,
+    extend(store, name, holder, ttl_seconds) -> bool, new_holder(),
+    held_lease(store, name, ttl_seconds) -> ContextManager[bool]   (kept alive while held)
+
+Values: Outcome, RunStatus, RunMode, InviteStatus. Models: User, Group, Membership, Invite,
+Directory, SyncRun, SyncEvent, Lease. Writes to users, groups, memberships and invites go
+through `reconcile.apply.apply` only.
+"""
+
+from store.directories import (
+    ensure_directory,
+    get_directory,
+    list_directories,
+    record_failure,
+    record_run_started,
+    record_success,
+    require_directory,
+    reset_failures,
+    set_enabled,
+)
+from store.engine import Store, StoreError, open_store, safe_url
+from store.export import export_state
+from store.lease import acquire, extend, held_lease, new_holder, release
+from store.models import (
+    Directory,
+    Group,
+    Invite,
+    InviteStatus,
+    Lease,
+    Membership,
+    Outcome,
+    RunMode,
+    RunStatus,
+    SyncEvent,
+    SyncRun,
+    User,
+)
+from store.runs import (
+    finish_run,
+    get_run,
+    list_events,
+    list_runs,
+    record_rejections,
+    record_staged,
+    start_run,
+)
+from store.state import load_local_state
+
+__all__ = [
+    "Directory",
+    "Group",
+    "Invite",
+    "InviteStatus",
+    "Lease",
+    "Membership",
+    "Outcome",
+    "RunMode",
+    "RunStatus",
+    "Store",
+    "StoreError",
+    "SyncEvent",
+    "SyncRun",
+    "User",
+    "acquire",
+    "ensure_directory",
+    "export_state",
+    "extend",
+    "finish_run",
+    "get_directory",
+    "get_run",
+    "held_lease",
+    "list_directories",
+    "list_events",
+    "list_runs",
+    "load_local_state",
+    "new_holder",
+    "open_store",
+    "record_failure",
+    "record_rejections",
+    "record_run_started",
+    "record_staged",
+    "record_success",
+    "release",
+    "require_directory",
+    "reset_failures",
+    "safe_url",
+    "set_enabled",
+    "start_run",
+]

@@ -1,0 +1,669 @@
+"""Applying a plan: the only code that writes users, groups, memberships and invites.
+
+`apply(store_or_session, plan, run_id=..., directory=...)` promises:
+
+- **Every operation gets exactly one outcome and one `sync_events` row**: `applied`,
+  `noop` (the store already says so: applying the same plan twice changes nothing the
+  second time), or `failed` (with a reason). Every rejection of the plan gets one
+  `rejected` event. Events of a run are ordered by `seq`: rejections, then operations in
+  plan order.
+- **Chunks commit atomically with their events.** Operations are applied in transactions
+  of `chunk_size` (default 2,000); a process killed mid-apply leaves the committed chunks
+  and nothing of the rest, which a later full plan repairs. `progress(done, total)` is
+  called after each commit.
+- **One bad operation does not sink the others.** When a chunk hits an integrity or data
+  error it is rolled back and redone one operation at a time, each under a savepoint; the
+  operations that still fail are recorded `failed` with the database's reason.
+- **Email and group-name permutations apply.** Any set of email changes (or renames) of
+  existing rows whose final state is unique applies, whatever the order: these operations
+  commit together, first moving each changing row's unique key aside, then to its final
+  value. They are applied before the rest of the plan, so that a new user may take an
+  email another user gives up in the same plan.
+
+References: `Ref.local_id` names an existing row. `Ref.key` names a row this plan creates:
+the external id it is bound to (directory plans) or its email / group name (local admin
+plans), with separate names for users and groups. A key not created by this apply call
+(say, by an earlier, interrupted one) is looked up in the store by the same rule.
+
+The session's pending work is committed first: `apply` owns the transactions from there.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session
+
+from reconcile import clock
+from reconcile.model import Action, Operation, Plan, Ref
+from store.engine import SQLITE_BEGIN, Store
+from store.models import InviteStatus, Outcome, groups, invites, memberships, users
+from store.runs import insert_events, next_seq, operation_event, rejection_event
+
+CHUNK_SIZE = 2000
+Progress = Callable[[int, int], None]
+
+# Errors that belong to one operation (a constraint, a value the column refuses), as
+# opposed to errors that end the apply (lost connection, locked database).
+_OP_ERRORS = (IntegrityError, DataError)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One operation that could not be applied."""
+
+    seq: int
+    action: Action
+    target: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What an apply did: counts per outcome (`applied`, `noop`, `failed`, `rejected`),
+    per action and outcome, and the failures themselves."""
+
+    outcomes: Mapping[str, int] = field(default_factory=dict)
+    actions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    failures: tuple[Failure, ...] = ()
+
+    @property
+    def applied(self) -> int:
+        return self.outcomes.get(Outcome.APPLIED.value, 0)
+
+    @property
+    def noop(self) -> int:
+        return self.outcomes.get(Outcome.NOOP.value, 0)
+
+    @property
+    def failed(self) -> int:
+        return self.outcomes.get(Outcome.FAILED.value, 0)
+
+    @property
+    def rejected(self) -> int:
+        return self.outcomes.get(Outcome.REJECTED.value, 0)
+
+    def counts(self) -> dict[str, int]:
+        """Flat counts for a run row: every outcome, and `<action>.<outcome>` pairs."""
+        flat = {o.value: self.outcomes.get(o.value, 0) for o in Outcome if o is not Outcome.STAGED}
+        for action, per in self.actions.items():
+            for outcome, n in per.items():
+                flat[f"{action}.{outcome}"] = n
+        return dict(sorted(flat.items()))
+
+
+def apply(
+    target: Store | Session,
+    plan: Plan,
+    *,
+    run_id: int | None,
+    directory: str | None = None,
+    progress: Progress | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> ApplyResult:
+    """Apply `plan` to the store (see the module notes for the promises).
+
+    `target`: a `Store` (a session is opened and closed here) or a `Session` (committed
+    chunk by chunk, left open). `run_id`: the run the events belong to (None for local
+    admin actions). `directory`: whose external ids the plan's keys are; defaults to
+    `plan.directory`.
+    """
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    if isinstance(target, Store):
+        with target.session(write=True) as session:
+            return apply(session, plan, run_id=run_id, directory=directory, progress=progress, chunk_size=chunk_size)
+    applier = _Applier(target, run_id, directory if directory is not None else plan.directory)
+    return applier.run(plan, progress, chunk_size)
+
+
+# --- orchestration -------------------------------------------------------------------------
+
+_Result = tuple[Outcome, str | None]
+_Indexed = tuple[int, Operation]
+
+_USER_FIELDS = ("email", "given_name", "family_name", "display_name")
+_MOVES = {Action.UPDATE_USER: "email", Action.RENAME_GROUP: "name"}
+
+
+class _Applier:
+    def __init__(self, session: Session, run_id: int | None, directory: str | None) -> None:
+        self.session = session
+        self.run_id = run_id
+        self.directory = directory
+        self.user_keys: dict[str, int] = {}
+        self.group_keys: dict[str, int] = {}
+        self.outcomes: Counter[str] = Counter()
+        self.actions: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.failures: list[Failure] = []
+        self.at: datetime = clock.now()
+
+    def run(self, plan: Plan, progress: Progress | None, chunk_size: int) -> ApplyResult:
+        self.session.commit()
+        ops = list(enumerate(plan.operations))
+        moves = [(i, op) for i, op in ops if _is_move(op)]
+        moved = {i for i, _ in moves}
+        rest = [(i, op) for i, op in ops if i not in moved]
+        chunks: list[tuple[list[_Indexed], bool]] = [(moves, True)] if moves else []
+        chunks += [(rest[n : n + chunk_size], False) for n in range(0, len(rest), chunk_size)]
+
+        with self._transaction() as conn:
+            base = next_seq(conn, self.run_id)
+        self.op_seq = base + len(plan.rejections)
+        pending_rejections = [
+            rejection_event(self.run_id, base + i, r, at=self.at) for i, r in enumerate(plan.rejections)
+        ]
+        if pending_rejections:
+            self.outcomes[Outcome.REJECTED.value] += len(pending_rejections)
+
+        done, total = 0, len(ops)
+        if not chunks and pending_rejections:
+            with self._transaction() as conn:
+                insert_events(conn, pending_rejections)
+        for chunk, is_moves in chunks:
+            self._apply_chunk(chunk, is_moves, pending_rejections)
+            pending_rejections = []
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+        return ApplyResult(
+            outcomes=dict(self.outcomes),
+            actions={a: dict(c) for a, c in sorted(self.actions.items())},
+            failures=tuple(sorted(self.failures, key=lambda f: f.seq)),
+        )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """One committed transaction on the session, write-locked from its start on SQLite."""
+        try:
+            yield self.session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+            self.session.commit()
+        except BaseException:
+            self.session.rollback()
+            raise
+
+    def _apply_chunk(self, chunk: list[_Indexed], is_moves: bool, extra_events: list[dict[str, Any]]) -> None:
+        self.at = clock.now()
+        saved = (dict(self.user_keys), dict(self.group_keys))
+        try:
+            with self._transaction() as conn:
+                results = self._in_batches(conn, chunk)
+                self._record(conn, chunk, results, extra_events)
+            return
+        except _OP_ERRORS:
+            self.user_keys, self.group_keys = saved
+        with self._transaction() as conn:
+            if is_moves:
+                results = self._moves_one_by_one(conn, chunk)
+            else:
+                results = [self._one(conn, item) for item in chunk]
+            self._record(conn, chunk, results, extra_events)
+
+    def _in_batches(self, conn: Connection, chunk: list[_Indexed]) -> list[_Result]:
+        """Runs of consecutive operations with the same action, each run in bulk."""
+        results: list[_Result] = []
+        start = 0
+        while start < len(chunk):
+            action = chunk[start][1].action
+            end = start
+            while end < len(chunk) and chunk[end][1].action is action:
+                end += 1
+            results += _HANDLERS[action](self, conn, [op for _, op in chunk[start:end]])
+            start = end
+        return results
+
+    def _one(self, conn: Connection, item: _Indexed) -> _Result:
+        _, op = item
+        try:
+            with conn.begin_nested():
+                return _HANDLERS[op.action](self, conn, [op])[0]
+        except _OP_ERRORS as exc:
+            return Outcome.FAILED, _reason(exc)
+
+    def _moves_one_by_one(self, conn: Connection, chunk: list[_Indexed]) -> list[_Result]:
+        """Key changes after the bulk attempt failed: apply what can be applied directly,
+        repeating while that makes progress (chains), then permutation cycles as a whole;
+        what is left fails with its own error."""
+        results: dict[int, _Result] = {}
+        errors: dict[int, str] = {}
+        pending = list(range(len(chunk)))
+        while pending:
+            progressed = False
+            for n in list(pending):
+                outcome = self._one(conn, chunk[n])
+                if outcome[0] is Outcome.FAILED:
+                    errors[n] = outcome[1] or "failed"
+                    continue
+                results[n] = outcome
+                pending.remove(n)
+                progressed = True
+            if progressed or not pending:
+                continue
+            cycle = _find_cycle(conn, [chunk[n][1] for n in pending])
+            if not cycle:
+                break
+            members = [pending[c] for c in cycle]
+            try:
+                with conn.begin_nested():
+                    ops = [chunk[n][1] for n in members]
+                    outcomes = _HANDLERS[ops[0].action](self, conn, ops)
+            except _OP_ERRORS:
+                break
+            for n, outcome in zip(members, outcomes):
+                results[n] = outcome
+                pending.remove(n)
+        for n in pending:
+            results[n] = (Outcome.FAILED, errors.get(n, "failed"))
+        return [results[n] for n in range(len(chunk))]
+
+    def _record(
+        self,
+        conn: Connection,
+        chunk: list[_Indexed],
+        results: list[_Result],
+        extra_events: list[dict[str, Any]],
+    ) -> None:
+        rows = list(extra_events)
+        for (index, op), (outcome, reason) in zip(chunk, results, strict=True):
+            seq = self.op_seq + index
+            rows.append(operation_event(self.run_id, seq, op, outcome, reason=reason, at=self.at))
+            self.outcomes[outcome.value] += 1
+            self.actions[op.action.value][outcome.value] += 1
+            if outcome is Outcome.FAILED:
+                self.failures.append(Failure(seq, op.action, op.target, reason or "failed"))
+        insert_events(conn, rows)
+
+    # --- references ------------------------------------------------------------------------
+
+    def users_of(self, conn: Connection, refs: Iterable[Ref | None]) -> list[int | None]:
+        return self._resolve(conn, refs, self.user_keys, users, "email_key")
+
+    def groups_of(self, conn: Connection, refs: Iterable[Ref | None]) -> list[int | None]:
+        return self._resolve(conn, refs, self.group_keys, groups, "name_key")
+
+    def _resolve(
+        self, conn: Connection, refs: Iterable[Ref | None], keys: dict[str, int], table: Table, natural: str
+    ) -> list[int | None]:
+        refs = list(refs)
+        unknown = {r.key for r in refs if r is not None and r.local_id is None and r.key is not None} - keys.keys()
+        if unknown:
+            keys.update(_lookup_keys(conn, table, natural, self.directory, unknown))
+        out: list[int | None] = []
+        for ref in refs:
+            if ref is None:
+                out.append(None)
+            elif ref.local_id is not None:
+                out.append(ref.local_id)
+            else:
+                out.append(keys.get(ref.key) if ref.key is not None else None)
+        return out
+
+
+def _is_move(op: Operation) -> bool:
+    ref = op.user if op.action is Action.UPDATE_USER else op.group
+    name = _MOVES.get(op.action)
+    return name is not None and ref is not None and ref.local_id is not None and name in dict(op.values)
+
+
+def _lookup_keys(
+    conn: Connection, table: Table, natural: str, directory: str | None, keys: set[str]
+) -> dict[str, int]:
+    """Rows a key names when this apply did not create them: by external id for a
+    directory plan, by natural key for a local one."""
+    found: dict[str, int] = {}
+    if directory is not None:
+        query = select(table.c.external_id, table.c.id).where(
+            and_(table.c.managed_by == directory, table.c.external_id.in_(sorted(keys)))
+        )
+        found.update((k, i) for k, i in conn.execute(query))
+    else:
+        by_natural = {k.strip().lower(): k for k in keys}
+        query = select(table.c[natural], table.c.id).where(table.c[natural].in_(sorted(by_natural)))
+        found.update((by_natural[k], i) for k, i in conn.execute(query))
+    return found
+
+
+def _reason(exc: Exception) -> str:
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    kind = "conflict" if isinstance(exc, IntegrityError) else "invalid value"
+    return f"{kind}: {detail[0] if detail else type(exc).__name__}"[:500]
+
+
+def _find_cycle(conn: Connection, ops: Sequence[Operation]) -> list[int]:
+    """Positions in `ops` (all of one key-changing action) forming a cycle in which each
+    row wants the key the next one holds; [] when there is none."""
+    table, natural, field_name = (
+        (users, "email_key", "email") if ops[0].action is Action.UPDATE_USER else (groups, "name_key", "name")
+    )
+    row_of = [_ref_of(op).local_id for op in ops]
+    wanted = [str(op.value(field_name)).strip().lower() for op in ops]
+    holders = dict(conn.execute(select(table.c[natural], table.c.id).where(table.c[natural].in_(set(wanted)))).all())
+    position = {row: n for n, row in enumerate(row_of)}
+    following = [position.get(holders.get(key)) for key in wanted]
+    for start in range(len(ops)):
+        seen: list[int] = []
+        n: int | None = start
+        while n is not None and n not in seen:
+            seen.append(n)
+            n = following[n]
+        if n is not None:
+            return seen[seen.index(n) :]
+    return []
+
+
+def _ref_of(op: Operation) -> Ref:
+    ref = op.user if op.action in _USER_ACTIONS else op.group
+    return ref or Ref()
+
+
+# --- creating rows ---------------------------------------------------------------------------
+
+
+def _create_users(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+    rows = []
+    for op in ops:
+        v = dict(op.values)
+        email = str(v.get("email") or "").strip()
+        rows.append(
+            {
+                "email": email,
+                "email_key": email.lower(),
+                "given_name": v.get("given_name"),
+                "family_name": v.get("family_name"),
+                "display_name": v.get("display_name"),
+                "active": bool(v.get("active", True)),
+                "managed_by": v.get("managed_by"),
+                "external_id": v.get("external_id"),
+            }
+        )
+    keys = [_key(op.user, r, "email") for op, r in zip(ops, rows)]
+    return _create(applier, conn, users, "email_key", rows, keys, applier.user_keys)
+
+
+def _create_groups(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+    rows = []
+    for op in ops:
+        v = dict(op.values)
+        name = str(v.get("name") or "").strip()
+        rows.append(
+            {
+                "name": name,
+                "name_key": name.lower(),
+                "managed_by": v.get("managed_by"),
+                "external_id": v.get("external_id"),
+                "reserved": bool(v.get("reserved", False)),
+            }
+        )
+    keys = [_key(op.group, r, "name") for op, r in zip(ops, rows)]
+    return _create(applier, conn, groups, "name_key", rows, keys, applier.group_keys)
+
+
+def _key(ref: Ref | None, row: Mapping[str, Any], natural: str) -> str:
+    """The key later operations use for a created row: its Ref's, else the external id
+    it is bound to, else its natural key."""
+    if ref is not None and ref.key:
+        return ref.key
+    return str(row["external_id"] if row["external_id"] is not None else row[natural])
+
+
+def _create(
+    applier: _Applier,
+    conn: Connection,
+    table: Table,
+    natural: str,
+    rows: list[dict[str, Any]],
+    keys: list[str],
+    key_map: dict[str, int],
+) -> list[_Result]:
+    """Insert the rows that do not exist yet, by binding (managed_by, external_id) or, for
+    local rows, by natural key; every key ends up mapped to its row."""
+    def identity(row: Mapping[str, Any]) -> tuple[Any, ...]:
+        if row["external_id"] is not None:
+            return ("bound", row["managed_by"], row["external_id"])
+        return ("local", row[natural])
+
+    existing: dict[tuple[Any, ...], int] = {}
+    bound = [r for r in rows if r["external_id"] is not None]
+    if bound:
+        query = select(table.c.id, table.c.managed_by, table.c.external_id).where(
+            table.c.external_id.in_({r["external_id"] for r in bound})
+        )
+        existing.update((("bound", m, e), i) for i, m, e in conn.execute(query))
+    local = [r for r in rows if r["external_id"] is None]
+    if local:
+        query = select(table.c.id, table.c[natural]).where(table.c[natural].in_({r[natural] for r in local}))
+        for found in conn.execute(query):
+            existing[("local", found[1])] = int(found[0])
+
+    results: list[_Result] = []
+    new_rows: list[dict[str, Any]] = []
+    first_of: dict[tuple[Any, ...], int] = {}
+    for n, row in enumerate(rows):
+        ident = identity(row)
+        if ident in existing or ident in first_of:
+            results.append((Outcome.NOOP, None))
+        else:
+            first_of[ident] = len(new_rows)
+            new_rows.append({**row, "created_at": applier.at, "updated_at": applier.at})
+            results.append((Outcome.APPLIED, None))
+    if new_rows:
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        new_ids: list[int] = list(conn.execute(stmt, new_rows).scalars())
+        for ident, position in first_of.items():
+            existing[ident] = new_ids[position]
+    for row, key in zip(rows, keys):
+        key_map[key] = existing[identity(row)]
+    return results
+
+
+def _create_invites(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+    emails = [str(op.value("email") or "").strip() for op in ops]
+    query = select(invites.c.email_key).where(
+        and_(invites.c.status == InviteStatus.OPEN.value, invites.c.email_key.in_({e.lower() for e in emails}))
+    )
+    open_keys = set(conn.execute(query).scalars())
+    results: list[_Result] = []
+    rows = []
+    for email in emails:
+        if email.lower() in open_keys:
+            results.append((Outcome.NOOP, None))
+            continue
+        open_keys.add(email.lower())
+        rows.append(
+            {
+                "email": email,
+                "email_key": email.lower(),
+                "status": InviteStatus.OPEN.value,
+                "created_at": applier.at,
+                "updated_at": applier.at,
+            }
+        )
+        results.append((Outcome.APPLIED, None))
+    if rows:
+        conn.execute(insert(invites), rows)
+    return results
+
+
+# --- changing rows ---------------------------------------------------------------------------
+
+
+def _wanted(op: Operation) -> dict[str, Any] | str:
+    """The column values `op` sets, or the reason it cannot be applied."""
+    values = dict(op.values)
+    match op.action:
+        case Action.UPDATE_USER:
+            unknown = sorted(set(values) - set(_USER_FIELDS))
+            if unknown:
+                return f"unsupported field {unknown[0]!r}"
+            wanted = dict(values)
+            if "email" in wanted:
+                email = str(wanted["email"]).strip()
+                wanted |= {"email": email, "email_key": email.lower()}
+            return wanted
+        case Action.RENAME_GROUP:
+            name = str(values.get("name") or "").strip()
+            return {"name": name, "name_key": name.lower()}
+        case Action.LINK_USER | Action.LINK_GROUP:
+            return {"managed_by": values.get("managed_by"), "external_id": values.get("external_id")}
+        case Action.UNLINK_USER | Action.UNLINK_GROUP:
+            return {"managed_by": None, "external_id": None}
+        case Action.ACTIVATE_USER:
+            return {"active": True}
+        case Action.DEACTIVATE_USER:
+            return {"active": False}
+    raise AssertionError(op.action)
+
+
+def _change_rows(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+    """Set columns on existing rows; a row already holding the values is a noop. A row
+    whose unique key changes is first moved to a placeholder key, so keys can swap."""
+    is_user = ops[0].action in _USER_ACTIONS
+    table, natural, noun = (users, "email_key", "user") if is_user else (groups, "name_key", "group")
+    ids = applier.users_of(conn, (op.user for op in ops)) if is_user else applier.groups_of(conn, (op.group for op in ops))
+    wanted = [_wanted(op) for op in ops]
+    columns = sorted({c for w in wanted if isinstance(w, dict) for c in w} | {natural})
+    known = {i for i in ids if i is not None}
+    current: dict[int, dict[str, Any]] = {}
+    if known:
+        query = select(table.c.id, *(table.c[c] for c in columns)).where(table.c.id.in_(known))
+        current = {row[0]: dict(zip(columns, row[1:])) for row in conn.execute(query)}
+    original_keys = {i: row[natural] for i, row in current.items()}
+
+    results: list[_Result] = []
+    changes: dict[int, dict[str, Any]] = {}
+    for op, row_id, want in zip(ops, ids, wanted):
+        if isinstance(want, str):
+            results.append((Outcome.FAILED, want))
+        elif row_id is None:
+            results.append((Outcome.FAILED, f"unresolved {noun} {_ref_of(op)}"))
+        elif row_id not in current:
+            results.append((Outcome.FAILED, f"{noun} #{row_id} does not exist"))
+        else:
+            diff = {c: v for c, v in want.items() if current[row_id][c] != v}
+            if not diff:
+                results.append((Outcome.NOOP, None))
+                continue
+            current[row_id].update(diff)
+            changes.setdefault(row_id, {}).update(diff)
+            results.append((Outcome.APPLIED, None))
+
+    moving = [i for i, diff in changes.items() if natural in diff and diff[natural] != original_keys[i]]
+    if len(moving) > 1:
+        # A leading space never survives trimming, so no real key can collide with these.
+        park = update(table).where(table.c.id == bindparam("_id")).values({natural: bindparam("_parked")})
+        conn.execute(park, [{"_id": i, "_parked": f" moving {i}"} for i in moving])
+    by_columns: defaultdict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row_id, diff in changes.items():
+        by_columns[tuple(sorted(diff))].append({"_id": row_id, **{f"_{c}": v for c, v in diff.items()}})
+    for cols, params in by_columns.items():
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("_id"))
+            .values({c: bindparam(f"_{c}") for c in cols} | {"updated_at": applier.at})
+        )
+        conn.execute(stmt, params)
+    return results
+
+
+def _revoke_invites(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+    ids = {op.invite_id for op in ops if op.invite_id is not None}
+    status = dict(conn.execute(select(invites.c.id, invites.c.status).where(invites.c.id.in_(ids))).all()) if ids else {}
+    results: list[_Result] = []
+    revoke: list[dict[str, Any]] = []
+    for op in ops:
+        state = status.get(op.invite_id) if op.invite_id is not None else None
+        if state is None:
+            results.append((Outcome.FAILED, f"invite #{op.invite_id} does not exist"))
+        elif state != InviteStatus.OPEN.value:
+            results.append((Outcome.NOOP, f"invite already {state}"))
+        else:
+            status[op.invite_id] = InviteStatus.REVOKED.value
+            revoke.append({"_id": op.invite_id})
+            results.append((Outcome.APPLIED, None))
+    if revoke:
+        stmt = (
+            update(invites)
+            .where(invites.c.id == bindparam("_id"))
+            .values(status=InviteStatus.REVOKED.value, updated_at=applier.at)
+        )
+        conn.execute(stmt, revoke)
+    return results
+
+
+# --- memberships -----------------------------------------------------------------------------
+
+
+def _members(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+    adding = ops[0].action is Action.ADD_MEMBER
+    group_ids = applier.groups_of(conn, (op.group for op in ops))
+    user_ids = applier.users_of(conn, (op.user for op in ops))
+    wanted_groups = {g for g in group_ids if g is not None}
+    wanted_users = {u for u in user_ids if u is not None}
+    present: set[tuple[int, int]] = set()
+    if wanted_groups and wanted_users:
+        m = memberships.c
+        query = select(m.group_id, m.user_id).where(
+            and_(m.group_id.in_(wanted_groups), m.user_id.in_(wanted_users))
+        )
+        present = {(g, u) for g, u in conn.execute(query)}
+    results: list[_Result] = []
+    writes: list[dict[str, int]] = []
+    for op, group_id, user_id in zip(ops, group_ids, user_ids):
+        if group_id is None or user_id is None:
+            missing = f"group {op.group}" if group_id is None else f"user {op.user}"
+            results.append((Outcome.FAILED, f"unresolved {missing}"))
+            continue
+        pair = (group_id, user_id)
+        if (pair in present) is adding:
+            results.append((Outcome.NOOP, None))
+            continue
+        if adding:
+            present.add(pair)
+            writes.append({"group_id": group_id, "user_id": user_id})
+        else:
+            present.discard(pair)
+            writes.append({"_group": group_id, "_user": user_id})
+        results.append((Outcome.APPLIED, None))
+    if writes and adding:
+        conn.execute(insert(memberships), writes)
+    elif writes:
+        stmt = delete(memberships).where(
+            and_(memberships.c.group_id == bindparam("_group"), memberships.c.user_id == bindparam("_user"))
+        )
+        conn.execute(stmt, writes)
+    return results
+
+
+_USER_ACTIONS = {
+    Action.CREATE_USER,
+    Action.UPDATE_USER,
+    Action.LINK_USER,
+    Action.UNLINK_USER,
+    Action.ACTIVATE_USER,
+    Action.DEACTIVATE_USER,
+}
+
+_Handler = Callable[[_Applier, Connection, list[Operation]], list[_Result]]
+_HANDLERS: dict[Action, _Handler] = {
+    Action.CREATE_USER: _create_users,
+    Action.UPDATE_USER: _change_rows,
+    Action.LINK_USER: _change_rows,
+    Action.UNLINK_USER: _change_rows,
+    Action.ACTIVATE_USER: _change_rows,
+    Action.DEACTIVATE_USER: _change_rows,
+    Action.CREATE_GROUP: _create_groups,
+    Action.RENAME_GROUP: _change_rows,
+    Action.LINK_GROUP: _change_rows,
+    Action.UNLINK_GROUP: _change_rows,
+    Action.ADD_MEMBER: _members,
+    Action.REMOVE_MEMBER: _members,
+    Action.CREATE_INVITE: _create_invites,
+    Action.REVOKE_INVITE: _revoke_invites,
+}

@@ -1,0 +1,223 @@
+"""Opening a store: engine, sessions, and the schema-revision check.
+
+`open_store(url)` returns a `Store` whose schema is at the newest Alembic revision, or
+raises `StoreError`. A SQLite database with no tables at all (the embedded default on
+first use) is migrated on the spot; anything else behind the newest revision is refused
+with one line telling the operator to run `dirsync db upgrade` (`Store.upgrade()`).
+Error messages never contain the URL's password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+ALEMBIC_INI = PACKAGE_DIR / "alembic.ini"
+
+# Execution option naming how a SQLite transaction begins. "IMMEDIATE" takes the write
+# lock up front, so a transaction that reads before it writes waits for another writer
+# (busy timeout) instead of failing with "database is locked" half-way.
+SQLITE_BEGIN = "dirsync_sqlite_begin"
+SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+
+
+class StoreError(Exception):
+    """The store cannot be used as asked; the message is one line fit for an operator."""
+
+
+def safe_url(url: str | URL) -> str:
+    """`url` as text with any password masked: the only form errors and logs may show."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+class Store:
+    """An open database: an engine, a session factory, and schema management.
+
+    Sessions do not expire objects on commit: callers mostly read rows and keep them
+    after the session closes.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.url = safe_url(engine.url)
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """A session that commits when the block ends normally and rolls back on error.
+
+        `write=True` makes each of its transactions take the write lock at once on SQLite
+        (see `begin_write`); use it for read-modify-write work.
+        """
+        options = {SQLITE_BEGIN: "IMMEDIATE"} if write else {}
+        with self._sessions(execution_options=options) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def revision(self) -> str | None:
+        """The database's current schema revision (None: not migrated at all)."""
+        with self.engine.connect() as conn:
+            return _current(conn)
+
+    def head(self) -> str:
+        """The newest schema revision this code knows."""
+        head = _scripts().get_current_head()
+        assert head is not None, "the migrations package has no revision"
+        return head
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Migrate the schema to `revision` (default: newest); idempotent, needs no CLI."""
+        with self.begin_write() as conn:
+            _upgrade(conn, revision)
+
+    def dispose(self) -> None:
+        """Close every pooled connection (end of process, or tests)."""
+        self.engine.dispose()
+
+    @contextmanager
+    def begin_write(self) -> Iterator[Connection]:
+        """A connection in a transaction that is committed when the block ends (rolled
+        back on error) and that holds the write lock from its first statement on SQLite,
+        so reading before writing cannot fail half-way on a concurrent writer."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
+
+
+def open_store(url: str | URL, *, check_schema: bool = True, echo: bool = False) -> Store:
+    """Connect to `url` and return a ready `Store`.
+
+    With `check_schema` (the default) the schema must be at the newest revision: a fresh
+    SQLite database is migrated automatically; anything else behind raises `StoreError`.
+    `check_schema=False` skips the check (for `dirsync db upgrade` and `db status`).
+    """
+    store = Store(create_store_engine(url, echo=echo))
+    if check_schema:
+        try:
+            _ensure_current(store)
+        except SQLAlchemyError as exc:
+            store.dispose()
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise StoreError(f"database at {store.url} cannot be opened: {reason}") from None
+        except StoreError:
+            store.dispose()
+            raise
+    return store
+
+
+def create_store_engine(url: str | URL, *, echo: bool = False) -> Engine:
+    """An engine for `url` with the settings the store relies on (see module notes)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"{safe_url(url)}: not a database URL") from None
+    kwargs: dict[str, Any] = {"echo": echo}
+    if parsed.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {
+            "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
+            "check_same_thread": False,
+        }
+        if parsed.database in (None, "", ":memory:"):
+            # One shared connection, or every checkout would see a new empty database.
+            kwargs["poolclass"] = StaticPool
+        engine = create_engine(parsed, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs["pool_pre_ping"] = True
+    try:
+        return create_engine(parsed, **kwargs)
+    except (ArgumentError, ImportError) as exc:
+        raise StoreError(f"{safe_url(url)}: unsupported database URL ({exc})") from None
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the sqlite3 module (which would otherwise begin
+        # transactions late and break SAVEPOINT), and emit BEGIN ourselves below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        # WAL: readers never block the writer, nor the writer readers.
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _alembic_config() -> Config:
+    return Config(str(ALEMBIC_INI))
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_alembic_config())
+
+
+def _current(conn: Connection) -> str | None:
+    heads = MigrationContext.configure(conn).get_current_heads()
+    return heads[0] if heads else None
+
+
+def _known(revision: str) -> bool:
+    try:
+        return _scripts().get_revision(revision) is not None
+    except (CommandError, RevisionError):
+        return False
+
+
+def _upgrade(conn: Connection, revision: str) -> None:
+    config = _alembic_config()
+    config.attributes["connection"] = conn
+    command.upgrade(config, revision)
+
+
+def _ensure_current(store: Store) -> None:
+    head = store.head()
+    with store.engine.connect() as conn:
+        current = _current(conn)
+        if current == head:
+            return
+        fresh_sqlite = store.is_sqlite and current is None and not inspect(conn).get_table_names()
+    if fresh_sqlite:
+        with store.begin_write() as conn:
+            # Re-check under the write lock: another process may have just migrated it.
+            if _current(conn) is None:
+                _upgrade(conn, "head")
+        return
+    if current is not None and not _known(current):
+        raise StoreError(
+            f"database at {store.url} has schema revision {current}, unknown to this "
+            "version of dirsync: upgrade dirsync"
+        )
+    raise StoreError(f"database at {store.url} is not migrated: run `dirsync db upgrade`")

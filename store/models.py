@@ -1,0 +1,246 @@
+"""The tables, as SQLAlchemy 2.0 typed declarative models.
+
+Alembic owns the schema (`store/migrations`); these models describe the newest revision
+and `tests/store/test_migrations.py` proves the two agree on SQLite and PostgreSQL.
+
+Every datetime column is a `UtcDateTime`: callers write timezone-aware datetimes and always
+read back timezone-aware UTC, on SQLite (which has no time zones) as on PostgreSQL.
+Python-side defaults come from `reconcile.clock.now`, so frozen time reaches the store.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from reconcile import clock
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    Naive datetimes are refused on the way in: a naive value has no defined instant, and
+    storing it as if it were UTC hides bugs. SQLite keeps the UTC wall time; PostgreSQL a
+    `timestamptz`. Reads are always `tzinfo=UTC`.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: the store only takes aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# JSONB on PostgreSQL (indexable, compact); JSON text elsewhere.
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JsonType}
+
+
+class InviteStatus(str, enum.Enum):
+    OPEN = "open"
+    REVOKED = "revoked"
+    ACCEPTED = "accepted"
+
+
+class RunStatus(str, enum.Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    HALTED = "halted"
+    SKIPPED = "skipped"
+
+
+class RunMode(str, enum.Enum):
+    FULL = "full"
+    INCREMENTAL = "incremental"
+
+
+class Outcome(str, enum.Enum):
+    """What happened to one operation (or rejection) of a plan."""
+
+    APPLIED = "applied"
+    NOOP = "noop"
+    FAILED = "failed"
+    STAGED = "staged"
+    REJECTED = "rejected"
+
+
+class Directory(Base):
+    """One configured directory: its sync switch, watermark and health."""
+
+    __tablename__ = "directories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    watermark: Mapped[str | None] = mapped_column(String, default=None)
+    watermark_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_full_sync_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_run_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_success_at: Mapped[datetime | None] = mapped_column(default=None)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(String, default=None)
+    auth_failure: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
+
+
+class User(Base):
+    """A local user. `email_key` (trimmed, lower-cased email) makes email unique
+    case-insensitively on every backend; `(managed_by, external_id)` binds it to an IdP."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("managed_by", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String)
+    email_key: Mapped[str] = mapped_column(String, unique=True)
+    given_name: Mapped[str | None] = mapped_column(String, default=None)
+    family_name: Mapped[str | None] = mapped_column(String, default=None)
+    display_name: Mapped[str | None] = mapped_column(String, default=None)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    managed_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    external_id: Mapped[str | None] = mapped_column(String, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
+
+
+class Group(Base):
+    """A local group; `name_key` (lower-cased name) makes names unique case-insensitively."""
+
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("managed_by", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String)
+    name_key: Mapped[str] = mapped_column(String, unique=True)
+    managed_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    external_id: Mapped[str | None] = mapped_column(String, default=None)
+    reserved: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    # The primary key serves lookups by group; this index serves "groups of a user".
+    __table_args__ = (Index(None, "user_id"),)
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+
+
+class Invite(Base):
+    __tablename__ = "invites"
+    __table_args__ = (Index(None, "email_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String)
+    email_key: Mapped[str] = mapped_column(String)
+    status: Mapped[str] = mapped_column(String(20), default=InviteStatus.OPEN.value)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
+
+
+class SyncRun(Base):
+    """One cycle (or dry run, or skipped attempt) of one directory."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index(None, "directory", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    directory: Mapped[str] = mapped_column(String(100))
+    trigger: Mapped[str] = mapped_column(String(20))
+    mode: Mapped[str] = mapped_column(String(20))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default=RunStatus.RUNNING.value)
+    started_at: Mapped[datetime] = mapped_column(default=clock.now)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(String, default=None)
+    allow_deactivations: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SyncEvent(Base):
+    """One operation's or rejection's outcome. Local admin actions have no run."""
+
+    __tablename__ = "sync_events"
+    __table_args__ = (Index(None, "run_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id"), default=None)
+    seq: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(30))
+    kind: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(String)
+    outcome: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String, default=None)
+    detail: Mapped[str | None] = mapped_column(String, default=None)
+    old: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
+    new: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
+    at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class Lease(Base):
+    """A named, expiring lock held by one holder (see `store.lease`)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+users = cast(Table, User.__table__)
+groups = cast(Table, Group.__table__)
+memberships = cast(Table, Membership.__table__)
+invites = cast(Table, Invite.__table__)
+directories = cast(Table, Directory.__table__)
+sync_runs = cast(Table, SyncRun.__table__)
+sync_events = cast(Table, SyncEvent.__table__)
+leases = cast(Table, Lease.__table__)

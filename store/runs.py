@@ -1,0 +1,232 @@
+"""Runs and their events: what each cycle did, operation by operation.
+
+A run row is written when a cycle starts (`start_run`) and closed by `finish_run`.
+Events carry a `seq` that orders them within their run: rejections first, then the
+plan's operations in plan order. Functions work in the caller's session and do not
+commit, except where `reconcile.apply` says otherwise.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.orm import Session
+
+from reconcile import clock
+from reconcile.model import Action, Kind, Operation, Plan, Rejection
+from store.engine import StoreError
+from store.models import Outcome, RunMode, RunStatus, SyncEvent, SyncRun, sync_events
+
+REJECT_ACTION = "reject"
+
+_KIND_OF_ACTION = {
+    Action.CREATE_USER: Kind.USER,
+    Action.UPDATE_USER: Kind.USER,
+    Action.LINK_USER: Kind.USER,
+    Action.UNLINK_USER: Kind.USER,
+    Action.ACTIVATE_USER: Kind.USER,
+    Action.DEACTIVATE_USER: Kind.USER,
+    Action.CREATE_GROUP: Kind.GROUP,
+    Action.RENAME_GROUP: Kind.GROUP,
+    Action.LINK_GROUP: Kind.GROUP,
+    Action.UNLINK_GROUP: Kind.GROUP,
+    Action.ADD_MEMBER: Kind.MEMBERSHIP,
+    Action.REMOVE_MEMBER: Kind.MEMBERSHIP,
+    Action.CREATE_INVITE: Kind.INVITE,
+    Action.REVOKE_INVITE: Kind.INVITE,
+}
+
+
+def kind_of(action: Action) -> Kind:
+    """The kind of record `action` changes."""
+    return _KIND_OF_ACTION[action]
+
+
+# --- runs --------------------------------------------------------------------------------
+
+
+def start_run(
+    session: Session,
+    *,
+    directory: str,
+    trigger: str,
+    mode: RunMode | str,
+    dry_run: bool = False,
+    allow_deactivations: bool = False,
+    status: RunStatus | str = RunStatus.RUNNING,
+    at: datetime | None = None,
+) -> int:
+    """Insert a run row (status `running` unless told) and return its id."""
+    run = SyncRun(
+        directory=directory,
+        trigger=trigger,
+        mode=_text(mode),
+        dry_run=dry_run,
+        allow_deactivations=allow_deactivations,
+        status=_text(status),
+        started_at=at or clock.now(),
+        counts={},
+    )
+    session.add(run)
+    session.flush()
+    return run.id
+
+
+def finish_run(
+    session: Session,
+    run_id: int,
+    status: RunStatus | str,
+    counts: Mapping[str, int] | None = None,
+    error: str | None = None,
+    *,
+    at: datetime | None = None,
+) -> SyncRun:
+    """Close run `run_id` with its final status, counts and error text."""
+    run = get_run(session, run_id)
+    if run is None:
+        raise StoreError(f"run {run_id} does not exist")
+    run.status = _text(status)
+    run.finished_at = at or clock.now()
+    if counts is not None:
+        run.counts = dict(sorted(counts.items()))
+    run.error = error
+    session.flush()
+    return run
+
+
+def get_run(session: Session, run_id: int) -> SyncRun | None:
+    return session.get(SyncRun, run_id)
+
+
+def list_runs(session: Session, *, directory: str | None = None, limit: int = 20) -> list[SyncRun]:
+    """The newest `limit` runs (of `directory`, or of all), newest first."""
+    query = select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)
+    if directory is not None:
+        query = query.where(SyncRun.directory == directory)
+    return list(session.scalars(query))
+
+
+def list_events(
+    session: Session, run_id: int | None, *, limit: int | None = None
+) -> list[SyncEvent]:
+    """The events of run `run_id` by `seq` (`None`: local admin actions, oldest first)."""
+    if run_id is None:
+        query = select(SyncEvent).where(SyncEvent.run_id.is_(None)).order_by(SyncEvent.id)
+    else:
+        query = select(SyncEvent).where(SyncEvent.run_id == run_id).order_by(SyncEvent.seq, SyncEvent.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+def next_seq(conn: Connection | Session, run_id: int | None) -> int:
+    """The first free `seq` of run `run_id` (1 for a new run; 1 for runless events too,
+    which are ordered by id)."""
+    if run_id is None:
+        return 1
+    top = conn.execute(select(func.max(sync_events.c.seq)).where(sync_events.c.run_id == run_id)).scalar()
+    return int(top or 0) + 1
+
+
+def operation_event(
+    run_id: int | None,
+    seq: int,
+    op: Operation,
+    outcome: Outcome,
+    *,
+    reason: str | None = None,
+    detail: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """The `sync_events` row for one operation: old -> new from `op.old` / `op.values`."""
+    return {
+        "run_id": run_id,
+        "seq": seq,
+        "action": op.action.value,
+        "kind": kind_of(op.action).value,
+        "target": op.target,
+        "outcome": outcome.value,
+        "reason": reason,
+        "detail": detail,
+        "old": _jsonable(op.old) if op.old else None,
+        "new": _jsonable(op.values) if op.values else None,
+        "at": at or clock.now(),
+    }
+
+
+def rejection_event(
+    run_id: int | None, seq: int, rejection: Rejection, *, at: datetime | None = None
+) -> dict[str, Any]:
+    """The `sync_events` row for one rejection (action `reject`, outcome `rejected`)."""
+    return {
+        "run_id": run_id,
+        "seq": seq,
+        "action": REJECT_ACTION,
+        "kind": rejection.kind.value,
+        "target": rejection.target,
+        "outcome": Outcome.REJECTED.value,
+        "reason": rejection.reason,
+        "detail": rejection.detail or None,
+        "old": None,
+        "new": {"external_id": rejection.external_id} if rejection.external_id else None,
+        "at": at or clock.now(),
+    }
+
+
+def insert_events(conn: Connection | Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert event rows in one batched statement."""
+    if rows:
+        conn.execute(insert(sync_events), list(rows))
+
+
+def record_rejections(
+    session: Session, run_id: int | None, rejections: Iterable[Rejection]
+) -> int:
+    """One `rejected` event per rejection; returns how many were written."""
+    start = next_seq(session, run_id)
+    at = clock.now()
+    rows = [rejection_event(run_id, start + i, r, at=at) for i, r in enumerate(rejections)]
+    insert_events(session, rows)
+    return len(rows)
+
+
+def record_staged(session: Session, run_id: int | None, plan: Plan) -> int:
+    """Record a plan the guard halted: one `rejected` event per rejection and one
+    `staged` event per operation, nothing applied. Returns the number of events."""
+    start = next_seq(session, run_id)
+    at = clock.now()
+    rows = [rejection_event(run_id, start + i, r, at=at) for i, r in enumerate(plan.rejections)]
+    start += len(rows)
+    rows += [
+        operation_event(run_id, start + i, op, Outcome.STAGED, at=at)
+        for i, op in enumerate(plan.operations)
+    ]
+    insert_events(session, rows)
+    return len(rows)
+
+
+def _text(value: str) -> str:
+    return str(value.value) if isinstance(value, enum.Enum) else value
+
+
+def _jsonable(pairs: tuple[tuple[str, object], ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if value is None or isinstance(value, (str, int, float, bool)):
+            out[name] = value
+        else:
+            # Sets, datetimes, enums: keep the event readable rather than fail the apply.
+            try:
+                json.dumps(value)
+                out[name] = value
+            except TypeError:
+                out[name] = sorted(map(str, value)) if isinstance(value, (set, frozenset)) else str(value)
+    return out
