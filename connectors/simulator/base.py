@@ -591,6 +591,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
+        # Without TCP_NODELAY, Nagle's algorithm holds the tail of each answer until the
+        # client's delayed ACK, adding milliseconds to every page.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # The handshake runs later on the connection's own thread, so a slow client never
         # blocks the accept loop.
         return self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address

@@ -1,0 +1,575 @@
+"""A local Okta Management API over HTTPS, faithful to Okta's documentation where dirsync uses it.
+
+    org = OktaOrg.generate(users=500, groups=20, memberships=1500, seed=7)
+    with OktaSimulator(org) as sim:
+        sim.base_url, sim.api_token, sim.ca_path     # what a client needs
+        org.hire("Ada", "Lovelace")                  # admin actions: see okta_org.py
+        sim.inject(Fault.HTTP_503, endpoint="users.list")
+        sim.inject(Fault.VENDOR, endpoint="users.list", detail=OktaSimulator.REORDERED_LINKS)
+        sim.counts()                                 # {"users.list": 3, "logs": 1, ...}
+
+Endpoints (endpoint names in brackets are what `counts()` and `inject(endpoint=)` use):
+- `GET /api/v1/users` [users.list]: `limit` (default and max 200), `after`, `filter`
+  (`status`/`id`/`profile.login|email|firstName|lastName` `eq`; `lastUpdated` `eq/gt/ge/lt/le`;
+  `and`/`or`/parentheses), `search` (any attribute; `eq/sw/co/gt/ge/lt/le/pr`), `q`.
+  Without `filter`/`search`, DEPROVISIONED users are left out, as in Okta.
+- `GET /api/v1/users/{id}` [users.get]
+- `GET /api/v1/groups` [groups.list]: `limit` (default and max 10000), `after`, `filter` (`id`,
+  `type` `eq`; `lastUpdated`, `lastMembershipUpdated` `eq/gt/ge/lt/le`), `search`, `q`,
+  `expand=stats`.
+- `GET /api/v1/groups/{id}/users` [groups.users]: `limit` (default and max 1000), `after`.
+- `GET /api/v1/apps/{id}/users` [apps.users]: `limit` (default 50, max 500), `after`,
+  `expand=user` (`_embedded.user`); AppUser `scope` is USER (direct) or GROUP.
+- `GET /api/v1/apps/{id}/users/{userId}` [apps.user]: 404 when not assigned.
+- `GET /api/v1/apps/{id}/groups` [apps.groups]: `limit` (default 20, max 200), `after`,
+  `expand=group`.
+- `GET /api/v1/logs` [logs]: `since`, `until`, `after`, `filter` (`eventType`,
+  `target.id` ... `eq`), `limit` (default 100, max 1000). A polling request (no `until`)
+  always carries a `next` link, even on an empty page.
+- `POST /oauth2/v1/token` [oauth.token]: `client_credentials` with a `private_key_jwt`
+  client assertion, verified against the public key given to `register_service_app`.
+
+Every answer carries `X-Rate-Limit-Limit/-Remaining/-Reset` for its bucket (Okta's published
+Workforce per-minute limits unless `rate_limits` says otherwise) and `X-Okta-Request-Id`;
+an empty bucket answers 429 `E0000047`. Lists send two `Link` headers, self then next.
+Errors use Okta's body (`errorCode`, `errorSummary`, `errorLink`, `errorId`,
+`errorCauses`); a bad token is 401 `E0000011`; an OAuth token without the endpoint's scope is
+403 `E0000006`. Both `SSWS <token>` and `SSWS<token>` (what the SDK sends) are accepted.
+
+Okta-specific faults for `inject(Fault.VENDOR, detail=...)`: `REORDERED_LINKS` (next before
+self), `COMBINED_LINK` (one `Link` header holding both), `EXPIRED_CURSOR` (400 for the page).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import jwt
+
+from connectors.simulator.base import Fault, Headers, Request, Response, SimulatorServer
+from connectors.simulator.okta_filter import AnyPath, FilterError, compile_expression, normalise_date
+from connectors.simulator.okta_org import OktaOrg, okta_time
+
+__all__ = ["DEFAULT_RATE_LIMITS", "Fault", "OktaOrg", "OktaSimulator", "run_cli"]
+
+# Okta's last published Workforce per-minute limits, per bucket.
+DEFAULT_RATE_LIMITS: dict[str, int] = {
+    "users.list": 600,
+    "users.get": 2000,
+    "groups.list": 500,
+    "groups.id": 1000,
+    "apps": 100,
+    "logs": 120,
+    "oauth": 600,
+}
+BUCKET_OF_ENDPOINT = {
+    "users.list": "users.list",
+    "users.get": "users.get",
+    "groups.list": "groups.list",
+    "groups.users": "groups.id",
+    "apps.users": "apps",
+    "apps.user": "apps",
+    "apps.groups": "apps",
+    "logs": "logs",
+    "oauth.token": "oauth",
+}
+SCOPE_OF_BUCKET = {
+    "users.list": "okta.users.read",
+    "users.get": "okta.users.read",
+    "groups.list": "okta.groups.read",
+    "groups.id": "okta.groups.read",
+    "apps": "okta.apps.read",
+    "logs": "okta.logs.read",
+}
+ERRORS = {
+    400: ("E0000001", "Api validation failed"),
+    401: ("E0000011", "Invalid token provided"),
+    403: ("E0000006", "You do not have permission to perform the requested action"),
+    404: ("E0000007", "Not found: Resource not found"),
+    429: ("E0000047", "API call exceeded rate limit due to too many requests."),
+    500: ("E0000009", "Internal Server Error"),
+    503: ("E0000009", "Service Unavailable"),
+}
+USER_FILTER = {
+    "status": {"eq"},
+    "id": {"eq"},
+    "profile.login": {"eq"},
+    "profile.email": {"eq"},
+    "profile.firstName": {"eq"},
+    "profile.lastName": {"eq"},
+    "lastUpdated": {"eq", "gt", "ge", "lt", "le"},
+}
+GROUP_FILTER = {
+    "id": {"eq"},
+    "type": {"eq"},
+    "lastUpdated": {"eq", "gt", "ge", "lt", "le"},
+    "lastMembershipUpdated": {"eq", "gt", "ge", "lt", "le"},
+}
+LOG_FILTER = {"eventType": {"eq"}, "target.id": {"eq"}, "actor.id": {"eq"}, "outcome.result": {"eq"}}
+SEARCH_OPS = {"eq", "sw", "co", "gt", "ge", "lt", "le", "pr"}
+_SSWS = re.compile(r"^SSWS\s*(\S+)\s*$")
+_BEARER = re.compile(r"^Bearer\s+(\S+)\s*$")
+
+
+@dataclass
+class _Bucket:
+    limit: int
+    remaining: int
+    resets_at: float  # time.monotonic()
+
+
+@dataclass(frozen=True)
+class _ServiceApp:
+    client_id: str
+    public_key: Any
+    scopes: frozenset[str]
+
+
+class OktaSimulator(SimulatorServer):
+    """An Okta org served over HTTPS; see the module docstring for endpoints and faults."""
+
+    REORDERED_LINKS = "reordered-links"
+    COMBINED_LINK = "combined-link"
+    EXPIRED_CURSOR = "expired-cursor"
+
+    logged_headers = ("authorization", "user-agent", "x-okta-retry-count")
+
+    def __init__(
+        self,
+        org: OktaOrg | None = None,
+        *,
+        port: int = 0,
+        api_token: str | None = None,
+        rate_limits: Mapping[str, int] | None = None,
+        rate_window_seconds: float = 60.0,
+        fault_reset_seconds: int = 1,
+        access_token_seconds: int = 3600,
+    ) -> None:
+        self.org = org or OktaOrg()
+        super().__init__(port=port, clock=self.org.clock)
+        self.lock = self.org.lock  # one lock for the org and the server
+        self.api_token = api_token or "00" + secrets.token_urlsafe(30)
+        self.api_tokens = {self.api_token}
+        self.rate_limits = {**DEFAULT_RATE_LIMITS, **(rate_limits or {})}
+        self.rate_window_seconds = rate_window_seconds
+        self.fault_reset_seconds = fault_reset_seconds
+        self.access_token_seconds = access_token_seconds
+        self.service_apps: dict[str, _ServiceApp] = {}
+        self.access_tokens: dict[str, tuple[str, frozenset[str], float]] = {}
+        self._used_jtis: set[str] = set()
+        self._buckets: dict[str, _Bucket] = {}
+        self._bucket_of: dict[int, str] = {}
+        for method, pattern, handler, name in (
+            ("GET", "/api/v1/users", self._list_users, "users.list"),
+            ("GET", "/api/v1/users/{user_id}", self._get_user, "users.get"),
+            ("GET", "/api/v1/groups", self._list_groups, "groups.list"),
+            ("GET", "/api/v1/groups/{group_id}/users", self._list_group_users, "groups.users"),
+            ("GET", "/api/v1/apps/{app_id}/users", self._list_app_users, "apps.users"),
+            ("GET", "/api/v1/apps/{app_id}/users/{user_id}", self._get_app_user, "apps.user"),
+            ("GET", "/api/v1/apps/{app_id}/groups", self._list_app_groups, "apps.groups"),
+            ("GET", "/api/v1/logs", self._list_logs, "logs"),
+            ("POST", "/oauth2/v1/token", self._token, "oauth.token"),
+        ):
+            self.add_route(method, pattern, handler, name)
+
+    def start(self) -> OktaSimulator:
+        super().start()
+        self.org.set_org_url(self.base_url)
+        return self
+
+    def __enter__(self) -> OktaSimulator:
+        return self.start()
+
+    # -- credentials
+
+    def register_service_app(self, client_id: str, public_key_pem: str | bytes, scopes: Iterable[str]) -> None:
+        """Accept `private_key_jwt` assertions from `client_id` signed by the matching key."""
+        key = jwt.algorithms.RSAAlgorithm.from_jwk(public_key_pem) if str(public_key_pem).lstrip().startswith("{") \
+            else public_key_pem
+        with self.lock:
+            self.service_apps[client_id] = _ServiceApp(client_id, key, frozenset(scopes))
+
+    def revoke_access_tokens(self) -> None:
+        with self.lock:
+            self.access_tokens.clear()
+
+    # -- hooks
+
+    def error_response(self, request: Request, status: int, summary: str | None = None, code: str | None = None,
+                       causes: Iterable[str] = ()) -> Response:
+        default_code, default_summary = ERRORS.get(status, ("E0000009", "Internal Server Error"))
+        code = code or default_code
+        body = {
+            "errorCode": code,
+            "errorSummary": summary or default_summary,
+            "errorLink": code,
+            "errorId": "oae" + secrets.token_hex(10),
+            "errorCauses": [{"errorSummary": cause} for cause in causes],
+        }
+        return Response.json(body, status)
+
+    def throttle_headers(self, request: Request) -> Headers:
+        bucket = BUCKET_OF_ENDPOINT.get(request.endpoint, "default")
+        reset = int(self.clock().timestamp()) + self.fault_reset_seconds
+        return [
+            ("X-Rate-Limit-Limit", str(self.rate_limits.get(bucket, 1200))),
+            ("X-Rate-Limit-Remaining", "0"),
+            ("X-Rate-Limit-Reset", str(reset)),
+        ]
+
+    def vendor_fault(self, request: Request, response: Response, detail: Any) -> Response:
+        links = [(k, v) for k, v in response.headers if k.lower() == "link"]
+        others = [(k, v) for k, v in response.headers if k.lower() != "link"]
+        if detail == self.REORDERED_LINKS:
+            return Response(response.status, others + links[::-1], response.body)
+        if detail == self.COMBINED_LINK:
+            combined = [("Link", ", ".join(v for _, v in links))] if links else []
+            return Response(response.status, others + combined, response.body)
+        if detail == self.EXPIRED_CURSOR:
+            return self.error_response(request, 400, "Api validation failed: after", causes=["after: the cursor has expired"])
+        raise ValueError(f"unknown Okta fault {detail!r}")
+
+    def before_request(self, request: Request) -> Response | None:
+        bucket = BUCKET_OF_ENDPOINT.get(request.endpoint, "default")
+        self._bucket_of[request.index] = bucket
+        if bucket != "oauth":
+            denied = self._authenticate(request, bucket)
+            if denied is not None:
+                return denied
+        state = self._bucket(bucket)
+        if state.remaining <= 0:
+            return self.error_response(request, 429)
+        state.remaining -= 1
+        return None
+
+    def after_response(self, request: Request, response: Response) -> Response:
+        bucket = self._bucket_of.pop(request.index, "default")
+        state = self._bucket(bucket)
+        seconds_left = max(0.0, state.resets_at - time.monotonic())
+        reset = int(self.clock().timestamp()) + math.ceil(seconds_left)
+        response.headers.extend(
+            [
+                ("X-Rate-Limit-Limit", str(state.limit)),
+                ("X-Rate-Limit-Remaining", str(max(0, state.remaining))),
+                ("X-Rate-Limit-Reset", str(reset)),
+                ("X-Okta-Request-Id", secrets.token_urlsafe(12)),
+            ]
+        )
+        return response
+
+    def _bucket(self, name: str) -> _Bucket:
+        now = time.monotonic()
+        state = self._buckets.get(name)
+        if state is None or now >= state.resets_at:
+            limit = self.rate_limits.get(name, 1200)
+            state = _Bucket(limit, limit, now + self.rate_window_seconds)
+            self._buckets[name] = state
+        return state
+
+    def _authenticate(self, request: Request, bucket: str) -> Response | None:
+        header = request.headers.get("authorization", "")
+        ssws = _SSWS.match(header)
+        if ssws and ssws.group(1) in self.api_tokens:
+            return None
+        bearer = _BEARER.match(header)
+        if bearer:
+            grant = self.access_tokens.get(bearer.group(1))
+            if grant is not None and grant[2] > time.monotonic():
+                needed = SCOPE_OF_BUCKET.get(bucket)
+                if needed is not None and needed not in grant[1]:
+                    return self.error_response(request, 403)
+                return None
+        return self.error_response(request, 401)
+
+    # -- pagination
+
+    def _limit(self, request: Request, default: int, maximum: int) -> int:
+        raw = request.arg("limit")
+        if raw is None:
+            return default
+        try:
+            return max(1, min(int(raw), maximum))
+        except ValueError:
+            raise FilterError("limit must be a number") from None
+
+    def _links(self, request: Request, next_after: str | None) -> Headers:
+        host = request.headers.get("host") or f"127.0.0.1:{self.port}"
+        base = f"https://{host}{request.path}"
+        headers = [("Link", f'<{base}{"?" + request.raw_query if request.raw_query else ""}>; rel="self"')]
+        if next_after is not None:
+            query = [(k, v) for k, values in request.query.items() if k != "after" for v in values]
+            query.append(("after", next_after))
+            headers.append(("Link", f'<{base}?{urlencode(query)}>; rel="next"'))
+        return headers
+
+    @staticmethod
+    def _scan(ids: list[str], after: str | None, limit: int, keep: Callable[[str], bool]) -> tuple[list[str], bool]:
+        """Up to `limit` ids after the cursor that `keep` accepts, and whether more follow."""
+        start = bisect.bisect_right(ids, after) if after else 0
+        found: list[str] = []
+        for position in range(start, len(ids)):
+            candidate = ids[position]
+            if keep(candidate):
+                if len(found) == limit:
+                    return found, True
+                found.append(candidate)
+        return found, False
+
+    def _paged(self, request: Request, ids: list[str], default: int, maximum: int,
+               keep: Callable[[str], bool], render: Callable[[str], bytes]) -> Response:
+        limit = self._limit(request, default, maximum)
+        page, more = self._scan(ids, request.arg("after"), limit, keep)
+        body = b"[" + b",".join(render(i) for i in page) + b"]"
+        headers: Headers = [("Content-Type", "application/json")]
+        headers += self._links(request, page[-1] if more and page else None)
+        return Response(200, headers, body)
+
+    def _bad_filter(self, request: Request, error: FilterError) -> Response:
+        return self.error_response(request, 400, "Invalid search criteria.", code="E0000031", causes=[str(error)])
+
+    # -- handlers (called with the lock held)
+
+    def _list_users(self, request: Request) -> Response:
+        org = self.org
+        try:
+            keep = self._user_predicate(request)
+            q = request.arg("q")
+            if q is not None and not request.arg("filter") and not request.arg("search"):
+                # `q`: prefix match, no pagination, DEPROVISIONED left out
+                needle = q.lower()
+                limit = self._limit(request, 10, 200)
+                matches = [u for u in org.user_ids if org.users[u]["status"] != "DEPROVISIONED" and any(
+                    str(org.users[u]["profile"].get(f) or "").lower().startswith(needle)
+                    for f in ("firstName", "lastName", "email"))][:limit]
+                return Response(200, [("Content-Type", "application/json")],
+                                b"[" + b",".join(org.user_bytes(u) for u in matches) + b"]")
+            return self._paged(request, org.user_ids, 200, 200, keep, org.user_bytes)
+        except FilterError as error:
+            return self._bad_filter(request, error)
+
+    def _user_predicate(self, request: Request) -> Callable[[str], bool]:
+        users = self.org.users
+        expression, search = request.arg("filter"), request.arg("search")
+        if expression is None and search is None:
+            return lambda u: users[u]["status"] != "DEPROVISIONED"
+        predicates = []
+        if expression is not None:
+            predicates.append(compile_expression(expression, USER_FILTER, {"lastUpdated"}))
+        if search is not None:
+            predicates.append(compile_expression(search, AnyPath(SEARCH_OPS)))
+        return lambda u: all(p(users[u]) for p in predicates)
+
+    def _get_user(self, request: Request) -> Response:
+        user_id = request.params["user_id"]
+        if user_id not in self.org.users:
+            found = [u for u in self.org.user_ids if self.org.users[u]["profile"].get("login") == user_id]
+            if not found:
+                return self.error_response(request, 404, f"Not found: Resource not found: {user_id} (User)")
+            user_id = found[0]
+        return Response(200, [("Content-Type", "application/json")], self.org.user_bytes(user_id))
+
+    def _list_groups(self, request: Request) -> Response:
+        org = self.org
+        try:
+            predicates = []
+            if request.arg("filter") is not None:
+                predicates.append(compile_expression(request.arg("filter") or "", GROUP_FILTER,
+                                                     {"lastUpdated", "lastMembershipUpdated"}))
+            if request.arg("search") is not None:
+                predicates.append(compile_expression(request.arg("search") or "", AnyPath(SEARCH_OPS)))
+            q = (request.arg("q") or "").lower()
+            if q:
+                predicates.append(lambda g: str(g["profile"]["name"]).lower().startswith(q))
+            stats = "stats" in (request.arg("expand") or "")
+
+            def render(group_id: str) -> bytes:
+                group = org.groups[group_id]
+                if stats:
+                    group = {**group, "_embedded": {"stats": {"usersCount": len(org.members[group_id])}}}
+                return json.dumps(group, separators=(",", ":")).encode()
+
+            return self._paged(request, org.group_ids, 10000, 10000,
+                               lambda g: all(p(org.groups[g]) for p in predicates), render)
+        except FilterError as error:
+            return self._bad_filter(request, error)
+
+    def _list_group_users(self, request: Request) -> Response:
+        group_id = request.params["group_id"]
+        if group_id not in self.org.groups:
+            return self.error_response(request, 404, f"Not found: Resource not found: {group_id} (UserGroup)")
+        try:
+            return self._paged(request, self.org.sorted_members(group_id), 1000, 1000,
+                               lambda u: u in self.org.users, self.org.user_bytes)
+        except FilterError as error:
+            return self._bad_filter(request, error)
+
+    def _app_user_bytes(self, app_id: str, user_id: str, scope: str, expand: bool) -> bytes:
+        user = self.org.users[user_id]
+        app_user = {
+            "id": user_id,
+            "externalId": None,
+            "created": self.org.app_users[app_id].get(user_id, user["created"]),
+            "lastUpdated": user["lastUpdated"],
+            "scope": scope,
+            "status": "ACTIVE" if user["status"] != "SUSPENDED" else "SUSPENDED",
+            "statusChanged": user["statusChanged"],
+            "passwordChanged": None,
+            "syncState": "DISABLED",
+            "credentials": {"userName": user["profile"].get("login")},
+            "profile": {},
+            "_links": {"app": {"href": f"{self.org.org_url}/api/v1/apps/{app_id}"},
+                       "user": {"href": f"{self.org.org_url}/api/v1/users/{user_id}"}},
+        }
+        encoded = json.dumps(app_user, separators=(",", ":")).encode()
+        if not expand:
+            return encoded
+        return encoded[:-1] + b',"_embedded":{"user":' + self.org.user_bytes(user_id) + b"}}"
+
+    def _list_app_users(self, request: Request) -> Response:
+        app_id = request.params["app_id"]
+        if app_id not in self.org.apps:
+            return self.error_response(request, 404, f"Not found: Resource not found: {app_id} (AppInstance)")
+        ids, scopes = self.org.app_user_ids(app_id)
+        expand = request.arg("expand") == "user"
+        try:
+            return self._paged(request, ids, 50, 500, lambda u: True,
+                               lambda u: self._app_user_bytes(app_id, u, scopes[u], expand))
+        except FilterError as error:
+            return self._bad_filter(request, error)
+
+    def _get_app_user(self, request: Request) -> Response:
+        app_id, user_id = request.params["app_id"], request.params["user_id"]
+        if app_id not in self.org.apps:
+            return self.error_response(request, 404, f"Not found: Resource not found: {app_id} (AppInstance)")
+        _, scopes = self.org.app_user_ids(app_id)
+        if user_id not in scopes:
+            return self.error_response(request, 404, f"Not found: Resource not found: {user_id} (AppUser)")
+        body = self._app_user_bytes(app_id, user_id, scopes[user_id], request.arg("expand") == "user")
+        return Response(200, [("Content-Type", "application/json")], body)
+
+    def _list_app_groups(self, request: Request) -> Response:
+        app_id = request.params["app_id"]
+        if app_id not in self.org.apps:
+            return self.error_response(request, 404, f"Not found: Resource not found: {app_id} (AppInstance)")
+        assigned = self.org.app_groups[app_id]
+        ids = sorted(g for g in assigned if g in self.org.groups)
+        expand = request.arg("expand") == "group"
+
+        def render(group_id: str) -> bytes:
+            body: dict[str, Any] = {"id": group_id, "lastUpdated": assigned[group_id], "priority": 0, "profile": {},
+                                    "_links": {"group": {"href": f"{self.org.org_url}/api/v1/groups/{group_id}"}}}
+            if expand:
+                body["_embedded"] = {"group": self.org.groups[group_id]}
+            return json.dumps(body, separators=(",", ":")).encode()
+
+        try:
+            return self._paged(request, ids, 20, 200, lambda g: True, render)
+        except FilterError as error:
+            return self._bad_filter(request, error)
+
+    def _list_logs(self, request: Request) -> Response:
+        events = self.org.events
+        try:
+            limit = self._limit(request, 100, 1000)
+            keep = compile_expression(request.arg("filter") or "", LOG_FILTER) if request.arg("filter") else None
+            until_raw = request.arg("until")
+            until = normalise_date(until_raw) if until_raw else None
+            after = request.arg("after")
+            if after is not None:
+                if not after.isdigit() or int(after) > len(events):
+                    return self.error_response(request, 400, "Api validation failed: after",
+                                               causes=["after: not a valid cursor"])
+                start = int(after)
+            else:
+                since_raw = request.arg("since")
+                floor = okta_time(self.clock() - timedelta(days=180))
+                since = normalise_date(since_raw) if since_raw else okta_time(self.clock() - timedelta(days=7))
+                if since < floor:
+                    return self.error_response(request, 400, "Api validation failed: since", code="E0000053",
+                                               causes=["since: must be within the last 180 days"])
+                start = bisect.bisect_left([e["published"] for e in events], since)
+        except FilterError as error:
+            return self._bad_filter(request, error)
+        page: list[dict[str, Any]] = []
+        position = start
+        while position < len(events) and len(page) < limit:
+            event = events[position]
+            if until is not None and event["published"] >= until:
+                position = len(events)
+                break
+            if keep is None or keep(event):
+                page.append(event)
+            position += 1
+        bounded_done = until is not None and position >= len(events)
+        next_after = None if bounded_done else str(position)
+        headers: Headers = [("Content-Type", "application/json")] + self._links(request, next_after)
+        return Response(200, headers, json.dumps(page, separators=(",", ":")).encode())
+
+    def _token(self, request: Request) -> Response:
+        form = request.form()
+
+        def oauth_error(status: int, error: str, description: str) -> Response:
+            return Response.json({"error": error, "error_description": description}, status)
+
+        if form.get("grant_type") != "client_credentials":
+            return oauth_error(400, "unsupported_grant_type", "The authorization grant type is not supported.")
+        if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            return oauth_error(401, "invalid_client", "Client authentication failed.")
+        assertion = form.get("client_assertion", "")
+        try:
+            claims = jwt.decode(assertion, options={"verify_signature": False})
+            app = self.service_apps.get(str(claims.get("sub")))
+            if app is None or claims.get("iss") != app.client_id:
+                return oauth_error(401, "invalid_client", "The client_id is not valid.")
+            claims = jwt.decode(assertion, app.public_key, algorithms=["RS256"],
+                                options={"verify_aud": False, "require": ["exp", "iat", "jti", "sub", "iss", "aud"]})
+        except jwt.PyJWTError:
+            return oauth_error(401, "invalid_client", "The client_assertion signature is invalid.")
+        if not str(claims["aud"]).endswith("/oauth2/v1/token"):
+            return oauth_error(401, "invalid_client", "The audience claim for client_assertion must be the endpoint invoked for the request.")
+        if claims["jti"] in self._used_jtis:
+            return oauth_error(401, "invalid_client", "The client_assertion token has already been used.")
+        self._used_jtis.add(claims["jti"])
+        requested = frozenset((form.get("scope") or "").split())
+        if not requested or not requested <= app.scopes:
+            return oauth_error(400, "invalid_scope", "One or more scopes are not configured for the authorization server resource.")
+        token = secrets.token_urlsafe(32)
+        self.access_tokens[token] = (app.client_id, requested, time.monotonic() + self.access_token_seconds)
+        return Response.json({"token_type": "Bearer", "expires_in": self.access_token_seconds,
+                              "access_token": token, "scope": " ".join(sorted(requested))})
+
+
+def run_cli(users: int, groups: int, seed: int, port: int) -> None:
+    """Serve a generated org until interrupted, printing what a client needs to reach it."""
+    org = OktaOrg.generate(users=users, groups=groups, memberships=users * 2, seed=seed,
+                           app_users=max(1, users // 10), app_groups=max(1, groups // 10))
+    with OktaSimulator(org, port=port) as sim:
+        print(f"Okta simulator: {users} users, {groups} groups (seed {seed})")
+        print(f"  org URL:   {sim.base_url}")
+        print(f"  API token: {sim.api_token}")
+        print(f"  CA bundle: {sim.ca_path}")
+        print(f"  app id:    {org.app_id} (optional app scope)")
+        print()
+        print("  export OKTA_API_TOKEN=" + sim.api_token)
+        print("  # dirsync.toml")
+        print("  [directories.okta]")
+        print('  kind = "okta"')
+        print(f'  org_url = "{sim.base_url}"')
+        print('  token_env = "OKTA_API_TOKEN"')
+        print(f'  ca_bundle = "{sim.ca_path}"')
+        print("Press Ctrl-C to stop.", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
