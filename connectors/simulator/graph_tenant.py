@@ -264,8 +264,12 @@ class GraphTenant:
             self._record("group", gid)
 
     def add_member(self, gid: str, uid: str) -> None:
+        """Add a direct member; a deleted (or soft-deleted) user raises KeyError, as Graph 404s."""
         with self.lock:
             group = self.groups[gid]
+            user = self.users.get(uid)
+            if user is None or user.deleted:
+                raise KeyError(uid)
             if uid not in group.members:
                 group.members.add(uid)
                 self._record("group", gid, "add", uid)

@@ -1,0 +1,84 @@
+"""Full reads: what `read(None)` returns for all-scope and assigned-scope directories."""
+
+from __future__ import annotations
+
+from connectors.simulator.graph import GraphSimulator
+from reconcile.model import Snapshot
+from tests.graph.conftest import MEMBERS_PER_PAGE, Replica, connect, expected
+
+
+def test_full_read_of_all_scope_returns_every_user_and_group(sim: GraphSimulator) -> None:
+    snapshot = connect(sim).read(None)
+
+    assert isinstance(snapshot, Snapshot)
+    assert Replica().apply(snapshot).as_view() == expected(sim.tenant)
+
+
+def test_full_read_of_assigned_scope_returns_assigned_users_and_members_of_assigned_groups(
+    sim: GraphSimulator,
+) -> None:
+    snapshot = connect(sim, assigned=True).read(None)
+
+    view = Replica().apply(snapshot).as_view()
+    assert view == expected(sim.tenant, assigned=True)
+    assert 4 < len(view.users) < len(sim.tenant.users)
+    assert len(view.groups) == 2
+
+
+def test_members_of_a_large_group_split_across_pages_are_merged(sim: GraphSimulator) -> None:
+    big = sim.tenant.create_group("Big", members=sim.tenant.user_order[:3 * MEMBERS_PER_PAGE + 4])
+
+    snapshot = connect(sim).read(None)
+
+    group = next(g for g in snapshot.groups if g.external_id == big)
+    assert group.member_ids == frozenset(sim.tenant.user_order[:3 * MEMBERS_PER_PAGE + 4])
+    assert sim.counts()["groups.delta"] >= 4
+
+
+def test_disabled_account_is_read_as_inactive(sim: GraphSimulator) -> None:
+    uid = sim.tenant.user_order[5]
+    sim.tenant.disable(uid)
+
+    snapshot = connect(sim).read(None)
+
+    assert next(u for u in snapshot.users if u.external_id == uid).active is False
+
+
+def test_email_comes_from_mail_when_configured(sim: GraphSimulator) -> None:
+    uid = sim.tenant.user_order[2]
+    sim.tenant.set_mail(uid, "Real.Mail@contoso.example")
+
+    snapshot = connect(sim, email_source="mail").read(None)
+
+    assert next(u for u in snapshot.users if u.external_id == uid).email == \
+        "Real.Mail@contoso.example"
+
+
+def test_user_without_email_is_a_rejection_with_its_external_id(sim: GraphSimulator) -> None:
+    uid = sim.tenant.user_order[1]
+    sim.tenant.set_mail(uid, None)
+
+    snapshot = connect(sim, email_source="mail").read(None)
+
+    assert uid not in {u.external_id for u in snapshot.users}
+    (rejection,) = [r for r in snapshot.rejections if r.external_id == uid]
+    assert rejection.reason == "missing-email"
+
+
+def test_full_read_selects_only_the_fields_it_needs(sim: GraphSimulator) -> None:
+    connect(sim).read(None)
+
+    targets = [r.target for r in sim.requests() if r.endpoint in ("users.delta", "groups.delta")]
+    assert any("$select=id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled"
+               in t for t in targets)
+    assert any("$select=id,displayName,members" in t for t in targets)
+
+
+def test_one_token_request_serves_many_reads(sim: GraphSimulator) -> None:
+    connector = connect(sim)
+    mark = connector.read(None).watermark
+    for _ in range(3):
+        mark = connector.read(mark).watermark
+
+    assert sim.counts()["token"] == 1
+    assert sim.counts()["users.delta"] > 4
