@@ -109,7 +109,7 @@ def record_skipped(store: Store, name: str, trigger: str, mode: str, reason: str
     """Write a closed `skipped` sync_runs row saying why the cycle did not run; its id."""
     from store.models import SyncRun
 
-    with store.session() as session:
+    with store.session(write=True) as session:
         run = SyncRun(directory=name, trigger=trigger, mode=mode, status="skipped",
                       started_at=at, finished_at=at, counts={}, error=reason)
         session.add(run)
@@ -170,7 +170,7 @@ def close_interrupted_runs(store: Store, name: str, at: datetime) -> int:
 
     from store.models import SyncRun
 
-    with store.session() as session:
+    with store.session(write=True) as session:
         done = session.execute(
             update(SyncRun)
             .where(SyncRun.directory == name, SyncRun.status == "running")
