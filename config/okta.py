@@ -17,8 +17,9 @@ class OktaDirectorySettings(HttpDirectorySettings):
     private_key_file: str | None = None
     key_id: str | None = None
     app_id: str | None = None
-    include_everyone: bool = False
-    overlap_minutes: int = 5
+    include_everyone: bool = False  # Okta's BUILT_IN "Everyone" group
+    overlap_minutes: int = 5  # incremental filters re-read this much before the last read
+    retry_budget_seconds: float = 300.0  # one request's retries (and rate-limit waits) stop after this
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -26,3 +27,7 @@ class OktaDirectorySettings(HttpDirectorySettings):
             raise ValueError("org_url must start with https://")
         if self.token_env is None and not (self.client_id and self.private_key_file):
             raise ValueError("set token_env, or client_id and private_key_file")
+        if self.overlap_minutes < 0:
+            raise ValueError("overlap_minutes must not be negative")
+        if self.retry_budget_seconds <= 0:
+            raise ValueError("retry_budget_seconds must be positive")

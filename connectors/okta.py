@@ -1,0 +1,497 @@
+"""Okta through the official `okta` SDK (`kind = "okta"`): full reads and incremental reads.
+
+`read(None)` returns a complete `Snapshot`; `read(watermark)` returns `Changes` since that
+watermark, or a `Snapshot` when a full read is due (`full_every_hours` since the last full
+read, a changed scope, an unreadable watermark, or a System Log cursor Okta refuses).
+Any failed page fails the whole read (S1): nothing partial is ever returned.
+
+Scope: with `app_id`, the app's assigned users (direct or through a group,
+`/apps/{id}/users?expand=user`) and its assigned groups (`/apps/{id}/groups?expand=group`)
+with their members; without it, every user and group of the org. Okta's `Everyone`
+(`BUILT_IN`) group is left out unless `include_everyone`. Group members are the users in
+scope that are neither STAGED nor DEPROVISIONED.
+
+Incremental reads cost requests in proportion to what changed:
+- users: `filter=lastUpdated gt "<last read start - overlap_minutes>"` (the filter also
+  returns DEPROVISIONED users, reported inactive);
+- groups: `lastUpdated` or `lastMembershipUpdated` past the same instant; each such group's
+  full member list is re-read and reported in `members_complete`;
+- the System Log (`/api/v1/logs`, polled through its `next` cursor) for what filters cannot
+  see: deleted users and groups, and, with `app_id`, app (un)assignments of users and
+  groups. In app scope each changed user is checked with `/apps/{id}/users/{user}`; past
+  `MAX_USER_CHECKS` changed users, a full read is cheaper and is done instead.
+
+The watermark is this module's JSON (`Watermark`): the scope, when the last full read
+happened (our clock, `reconcile.clock.now` unless a clock is given), the server's time at
+the start of the last read, and the System Log cursor. The engine stores it as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+from config import ConfigError, DirectorySettings, OktaDirectorySettings, Settings, read_secret
+from connectors.errors import ConnectorError, PartialReadError, PermanentError, TransientError
+from connectors.okta_http import ApiToken, Credentials, CursorRejected, NotFound, OktaPager, Page, ServiceApp, Sleep
+from connectors.okta_map import is_built_in, is_member_in_scope, map_group, map_user, user_id_of
+from reconcile import clock as default_clock
+from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Rejection, Snapshot
+
+__all__ = ["ApiToken", "OktaConnector", "ServiceApp", "Watermark", "build"]
+
+log = logging.getLogger("connectors.okta")
+
+WATERMARK_VERSION = 1
+USERS_PAGE = 200  # the maximum /api/v1/users allows
+GROUPS_PAGE = 10000  # the maximum /api/v1/groups allows
+GROUP_MEMBERS_PAGE = 1000  # the maximum /api/v1/groups/{id}/users allows
+APP_USERS_PAGE = 500  # the maximum /api/v1/apps/{id}/users allows
+APP_GROUPS_PAGE = 200  # the maximum /api/v1/apps/{id}/groups allows
+LOG_PAGE = 1000  # the maximum /api/v1/logs allows
+MAX_USER_CHECKS = 100  # app scope: more changed users than this -> a full read instead
+ORG_EVENTS = ("user.lifecycle.delete.completed", "group.lifecycle.delete")
+APP_EVENTS = ORG_EVENTS + (
+    "application.user_membership.add",
+    "application.user_membership.remove",
+    "group.application_assignment.add",
+    "group.application_assignment.remove",
+)
+T = TypeVar("T")
+
+
+def okta_time(when: datetime) -> str:
+    when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """Where the last read left off. `since` is Okta's clock; `full_at` is ours."""
+
+    scope: str
+    full_at: datetime
+    since: datetime
+    log_cursor: str  # path and query of the System Log `next` link
+
+    def dump(self) -> str:
+        return json.dumps({
+            "v": WATERMARK_VERSION,
+            "scope": self.scope,
+            "full_at": self.full_at.isoformat(),
+            "since": okta_time(self.since),
+            "log": self.log_cursor,
+        }, sort_keys=True)
+
+    @classmethod
+    def parse(cls, text: str | None) -> Watermark | None:
+        """The watermark in `text`, or None when it is missing or not one of ours."""
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            if data.get("v") != WATERMARK_VERSION or not str(data["log"]).startswith("/api/v1/logs"):
+                return None
+            return cls(str(data["scope"]), datetime.fromisoformat(data["full_at"]), _parse_time(data["since"]),
+                       str(data["log"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _filter(expression: str) -> str:
+    return quote(expression, safe="")
+
+
+def _event_filter(types: Iterable[str]) -> str:
+    return _filter(" or ".join(f'eventType eq "{t}"' for t in types))
+
+
+class OktaConnector:
+    """Reads one Okta org (or one app's scope of it); see the module docstring."""
+
+    def __init__(
+        self,
+        directory: OktaDirectorySettings,
+        credentials: Credentials,
+        *,
+        ssl_context: ssl.SSLContext,
+        clock: Callable[[], datetime] = default_clock.now,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.directory = directory
+        self._credentials = credentials
+        self._ssl_context = ssl_context
+        self._clock = clock
+        self._sleep = sleep
+        self.scope = (f"app:{directory.app_id}" if directory.app_id else "org") + (
+            "+everyone" if directory.include_everyone else "")
+        self.last_request_count = 0
+
+    def __repr__(self) -> str:
+        return f"OktaConnector(org_url={self.directory.org_url!r}, scope={self.scope!r})"
+
+    def read(self, watermark: str | None) -> Snapshot | Changes:
+        """A `Snapshot` (full read) or `Changes` since `watermark`; raises `ConnectorError`."""
+        try:
+            return _run(self._read(watermark))
+        except ConnectorError:
+            raise
+        except Exception as exc:  # a bug or an SDK surprise must still fail the read cleanly
+            log.error("okta read failed unexpectedly: %s", type(exc).__name__, exc_info=True)
+            raise TransientError(f"Okta read failed unexpectedly ({type(exc).__name__})") from None
+
+    def close(self) -> None:
+        """Nothing is held between reads: each read opens and closes its own HTTP session."""
+
+    async def _read(self, watermark: str | None) -> Snapshot | Changes:
+        state = Watermark.parse(watermark)
+        now = self._clock()
+        full_due = state is None or state.scope != self.scope or (
+            now - state.full_at >= timedelta(hours=self.directory.full_every_hours))
+        pager = OktaPager(
+            self.directory.org_url,
+            self._credentials,
+            ssl_context=self._ssl_context,
+            request_timeout=self.directory.request_timeout_seconds,
+            max_retries=self.directory.max_retries,
+            retry_budget_seconds=self.directory.retry_budget_seconds,
+            max_concurrency=self.directory.max_concurrency,
+            sleep=self._sleep,
+        )
+        async with pager:
+            reader = _Reader(self.directory, pager, now)
+            try:
+                if full_due or state is None:
+                    return await reader.full(self.scope)
+                try:
+                    return await reader.incremental(state)
+                except _FullReadNeeded as why:
+                    log.info("okta incremental read falls back to a full read: %s", why)
+                    return await reader.full(self.scope)
+            finally:
+                self.last_request_count = pager.requests
+
+
+class _FullReadNeeded(Exception):
+    """An incremental read cannot be trusted or would cost more than a full one."""
+
+
+class _Reader:
+    """One read's worth of requests over an open pager."""
+
+    def __init__(self, directory: OktaDirectorySettings, pager: OktaPager, now: datetime) -> None:
+        self.directory = directory
+        self.pager = pager
+        self.now = now
+        self.app_id = directory.app_id
+        self.overlap = timedelta(minutes=directory.overlap_minutes)
+        self.events = APP_EVENTS if self.app_id else ORG_EVENTS
+
+    # -- building blocks
+
+    async def all_pages(self, url: str) -> list[Any]:
+        """Every item of a list, following `next` links until there are none."""
+        items: list[Any] = []
+        seen: set[str] = set()
+        next_url: str | None = url
+        while next_url is not None:
+            if next_url in seen:
+                raise PartialReadError(f"Okta repeated a page link for {urlsplit(url).path}")
+            seen.add(next_url)
+            page = await self.pager.get(next_url)
+            if not isinstance(page.data, list):
+                raise PartialReadError(f"Okta sent a page that is not a list for {urlsplit(url).path}")
+            items.extend(page.data)
+            next_url = page.next_url
+        return items
+
+    async def poll_log(self, url: str) -> tuple[list[dict[str, Any]], str, datetime]:
+        """Events from the System Log cursor `url` up to now, the next cursor, and Okta's time."""
+        events: list[dict[str, Any]] = []
+        started: datetime | None = None
+        while True:
+            page = await self.pager.get(url)
+            started = started or page.server_time
+            if not isinstance(page.data, list):
+                raise PartialReadError("Okta sent a System Log page that is not a list")
+            if page.next_url is None:
+                raise PartialReadError("Okta sent a System Log page without a next link")
+            events.extend(e for e in page.data if isinstance(e, dict))
+            url = _path_of(page.next_url)
+            if len(page.data) < LOG_PAGE:  # caught up: the next link is where to resume
+                return events, url, started or self.now
+
+    async def gather(self, jobs: Iterable[Any]) -> list[Any]:
+        """Run coroutines concurrently (the pager bounds requests in flight); the first failure
+        cancels the rest."""
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(job) for job in jobs]
+        return [task.result() for task in tasks]
+
+    async def members(self, group_id: str) -> list[Any] | None:
+        """The group's members as user objects; None when the group no longer exists."""
+        try:
+            return await self.all_pages(f"/api/v1/groups/{quote(group_id)}/users?limit={GROUP_MEMBERS_PAGE}")
+        except NotFound:
+            return None
+
+    async def groups_with_members(
+        self, raw_groups: list[Any], allowed_members: set[str] | None
+    ) -> tuple[list[ExternalGroup], list[Rejection]]:
+        wanted = [g for g in raw_groups if isinstance(g, dict) and (self.directory.include_everyone or not is_built_in(g))]
+        groups: list[ExternalGroup] = []
+        rejections: list[Rejection] = []
+        readable = [g for g in wanted if isinstance(g.get("id"), str)]
+        member_lists = await self.gather(self.members(g["id"]) for g in readable)
+        for raw, members in zip(readable, member_lists):
+            if members is None:
+                continue  # deleted while we read: it is simply gone
+            ids = frozenset(
+                uid for m in members if is_member_in_scope(m) and (uid := user_id_of(m)) is not None
+                and (allowed_members is None or uid in allowed_members)
+            )
+            mapped = map_group(raw, ids)
+            (groups if isinstance(mapped, ExternalGroup) else rejections).append(mapped)  # type: ignore[arg-type]
+        for raw in wanted:
+            if raw not in readable:
+                rejections.append(Rejection(Kind.GROUP, "(unknown)", "unreadable-record", "Okta sent a group without an id"))
+        return groups, rejections
+
+    @staticmethod
+    def map_users(raw_users: Iterable[Any]) -> tuple[dict[str, ExternalUser], list[Rejection], set[str]]:
+        """Mapped users by id, rejections, and the ids in scope (mapped or rejected)."""
+        users: dict[str, ExternalUser] = {}
+        rejections: dict[str, Rejection] = {}
+        for raw in raw_users:
+            mapped = map_user(raw)
+            if isinstance(mapped, ExternalUser):
+                users[mapped.external_id] = mapped
+                rejections.pop(mapped.external_id, None)
+            elif isinstance(mapped, Rejection):
+                key = mapped.external_id or f"#{len(rejections)}"
+                rejections[key] = mapped
+                users.pop(key, None)
+        in_scope = set(users) | {r.external_id for r in rejections.values() if r.external_id}
+        return users, list(rejections.values()), in_scope
+
+    def watermark(self, scope: str, full_at: datetime, since: datetime, cursor: str) -> str:
+        return Watermark(scope, full_at, since, cursor).dump()
+
+    def log_start_url(self) -> str:
+        since = okta_time(self.now - self.overlap)
+        return f"/api/v1/logs?since={quote(since)}&limit={LOG_PAGE}&filter={_event_filter(self.events)}"
+
+    # -- full read
+
+    async def full(self, scope: str) -> Snapshot:
+        # The log cursor comes first, so whatever changes while we read is seen next time.
+        _, cursor, started = await self.poll_log(self.log_start_url())
+        if self.app_id:
+            users, groups, rejections = await self._full_app()
+        else:
+            users, groups, rejections = await self._full_org()
+        log.info("okta full read: %d users, %d groups, %d rejections, %d requests",
+                 len(users), len(groups), len(rejections), self.pager.requests)
+        return Snapshot(users=tuple(users), groups=tuple(groups), rejections=tuple(rejections),
+                        watermark=self.watermark(scope, self.now, started, cursor))
+
+    async def _full_org(self) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection]]:
+        raw_users, raw_groups = await self.gather([
+            self.all_pages(f"/api/v1/users?limit={USERS_PAGE}"),
+            self.all_pages(f"/api/v1/groups?limit={GROUPS_PAGE}"),
+        ])
+        users, rejections, in_scope = self.map_users(raw_users)
+        groups, group_rejections = await self.groups_with_members(raw_groups, in_scope)
+        return list(users.values()), groups, rejections + group_rejections
+
+    async def _full_app(self) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection]]:
+        app = quote(self.app_id or "")
+        try:
+            raw_app_users, raw_app_groups = await self.gather([
+                self.all_pages(f"/api/v1/apps/{app}/users?limit={APP_USERS_PAGE}&expand=user"),
+                self.all_pages(f"/api/v1/apps/{app}/groups?limit={APP_GROUPS_PAGE}&expand=group"),
+            ])
+        except* NotFound:
+            raise PermanentError(f"Okta has no app {self.app_id!r} (check app_id)") from None
+        users, rejections, in_scope = self.map_users(self._embedded_users(raw_app_users))
+        groups, group_rejections = await self.groups_with_members(self._embedded_groups(raw_app_groups), in_scope)
+        return list(users.values()), groups, rejections + group_rejections
+
+    @staticmethod
+    def _embedded_users(app_users: Iterable[Any]) -> list[Any]:
+        result: list[Any] = []
+        for app_user in app_users:
+            embedded = app_user.get("_embedded", {}).get("user") if isinstance(app_user, dict) else None
+            if isinstance(embedded, dict):
+                result.append(embedded)
+            else:  # mapped to a rejection carrying the id, never silently dropped
+                result.append({"id": app_user.get("id") if isinstance(app_user, dict) else None, "status": None})
+        return result
+
+    @staticmethod
+    def _embedded_groups(app_groups: Iterable[Any]) -> list[Any]:
+        result: list[Any] = []
+        for assignment in app_groups:
+            if not isinstance(assignment, dict):
+                result.append({})
+                continue
+            embedded = assignment.get("_embedded", {}).get("group")
+            result.append(embedded if isinstance(embedded, dict) else {"id": assignment.get("id")})
+        return result
+
+    # -- incremental read
+
+    async def incremental(self, state: Watermark) -> Changes:
+        try:
+            events, cursor, started = await self.poll_log(state.log_cursor)
+        except CursorRejected as exc:
+            raise _FullReadNeeded("the System Log cursor was refused") from exc
+        since = okta_time(state.since - self.overlap)
+        deleted_users = self._targets(events, {"user.lifecycle.delete.completed"}, "User")
+        deleted_groups = self._targets(events, {"group.lifecycle.delete"}, "UserGroup")
+        user_filter = _filter(f'lastUpdated gt "{since}"')
+        raw_changed = await self.all_pages(f"/api/v1/users?limit={USERS_PAGE}&filter={user_filter}")
+        if self.app_id:
+            users, user_rejections, removed_users = await self._app_users_changed(raw_changed, events, deleted_users)
+            groups, group_rejections, removed_groups = await self._app_groups_changed(since, events, deleted_groups)
+        else:
+            mapped, user_rejections, _ = self.map_users(raw_changed)
+            users = list(mapped.values())
+            removed_users = deleted_users - set(mapped)
+            group_filter = _filter(f'lastUpdated gt "{since}" or lastMembershipUpdated gt "{since}"')
+            raw_groups = await self.all_pages(f"/api/v1/groups?limit={GROUPS_PAGE}&filter={group_filter}")
+            groups, group_rejections = await self.groups_with_members(raw_groups, None)
+            removed_groups = deleted_groups - {g.external_id for g in groups}
+        log.info("okta incremental read: %d users, %d groups changed, %d+%d removed, %d requests",
+                 len(users), len(groups), len(removed_users), len(removed_groups), self.pager.requests)
+        return Changes(
+            users=tuple(users),
+            groups=tuple(groups),
+            removed_user_ids=frozenset(removed_users),
+            removed_group_ids=frozenset(removed_groups),
+            members_complete=frozenset(g.external_id for g in groups),
+            rejections=tuple(user_rejections + group_rejections),
+            watermark=self.watermark(state.scope, state.full_at, started, cursor),
+        )
+
+    def _targets(self, events: list[dict[str, Any]], types: set[str], kind: str,
+                 app_only: bool = False) -> set[str]:
+        found: set[str] = set()
+        for event in events:
+            if event.get("eventType") not in types:
+                continue
+            targets = [t for t in event.get("target") or [] if isinstance(t, dict)]
+            if app_only and not any(t.get("type") == "AppInstance" and t.get("id") == self.app_id for t in targets):
+                continue
+            found.update(str(t["id"]) for t in targets if t.get("type") == kind and t.get("id"))
+        return found
+
+    async def _app_users_changed(
+        self, raw_changed: list[Any], events: list[dict[str, Any]], deleted: set[str]
+    ) -> tuple[list[ExternalUser], list[Rejection], set[str]]:
+        hinted = self._targets(events, {"application.user_membership.add", "application.user_membership.remove"},
+                               "User", app_only=True)
+        candidates = ({uid for raw in raw_changed if (uid := user_id_of(raw))} | hinted) - deleted
+        if len(candidates) > MAX_USER_CHECKS:
+            raise _FullReadNeeded(f"{len(candidates)} users changed")
+        app = quote(self.app_id or "")
+        pages: list[Page | None] = await self.gather(
+            self.pager.get_optional(f"/api/v1/apps/{app}/users/{quote(uid)}?expand=user") for uid in sorted(candidates))
+        assigned = [p.data for p in pages if p is not None]
+        users, rejections, in_scope = self.map_users(self._embedded_users(assigned))
+        removed = (candidates - in_scope) | deleted
+        return list(users.values()), rejections, removed
+
+    async def _app_groups_changed(
+        self, since: str, events: list[dict[str, Any]], deleted: set[str]
+    ) -> tuple[list[ExternalGroup], list[Rejection], set[str]]:
+        app = quote(self.app_id or "")
+        try:
+            raw = await self.all_pages(f"/api/v1/apps/{app}/groups?limit={APP_GROUPS_PAGE}&expand=group")
+        except NotFound:
+            raise PermanentError(f"Okta has no app {self.app_id!r} (check app_id)") from None
+        assigned = self._embedded_groups(raw)
+        added = self._targets(events, {"group.application_assignment.add"}, "UserGroup", app_only=True)
+        unassigned = self._targets(events, {"group.application_assignment.remove"}, "UserGroup", app_only=True)
+
+        def changed(group: dict[str, Any]) -> bool:
+            stamps = (group.get("lastUpdated"), group.get("lastMembershipUpdated"))
+            return group.get("id") in added or any(isinstance(s, str) and s > since for s in stamps)
+
+        groups, rejections = await self.groups_with_members([g for g in assigned if changed(g)], None)
+        current = {g.get("id") for g in assigned}
+        removed = {g for g in (unassigned | deleted) if g not in current}
+        return groups, rejections, removed
+
+
+def _run(job: Any) -> Any:
+    """Run a coroutine to completion from sync code, even when a loop is already running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(job)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, job).result()
+
+
+# --- construction from configuration --------------------------------------------------------
+
+
+def ssl_context_for(settings: Settings, directory: OktaDirectorySettings) -> ssl.SSLContext:
+    """The system's CAs plus `ca_bundle`, if set. Verification is never turned off."""
+    context = ssl.create_default_context()
+    if directory.ca_bundle:
+        path = settings.resolve_path(directory.ca_bundle)
+        try:
+            context.load_verify_locations(cafile=str(path))
+        except (OSError, ssl.SSLError):
+            raise PermanentError(f"directories.{directory.name}.ca_bundle: cannot load CA bundle {path}") from None
+    return context
+
+
+def credentials_for(settings: Settings, directory: OktaDirectorySettings) -> Credentials:
+    where = f"directories.{directory.name}"
+    if directory.token_env:
+        try:
+            return ApiToken(read_secret(directory.token_env, f"{where}.token_env"))
+        except ConfigError as exc:
+            raise PermanentError(str(exc)) from None
+    path = settings.resolve_path(directory.private_key_file or "")
+    try:
+        pem = path.read_text()
+    except OSError:
+        raise PermanentError(f"{where}.private_key_file: cannot read {path}") from None
+    try:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        load_pem_private_key(pem.encode(), password=None)
+    except Exception:
+        raise PermanentError(f"{where}.private_key_file: {path} is not an unencrypted PEM private key") from None
+    scopes = ["okta.users.read", "okta.groups.read", "okta.logs.read"] + (["okta.apps.read"] if directory.app_id else [])
+    return ServiceApp(client_id=directory.client_id or "", private_key_pem=pem, key_id=directory.key_id,
+                      scopes=tuple(scopes))
+
+
+def build(settings: Settings, directory: DirectorySettings) -> OktaConnector:
+    """The connector for an `okta` directory; raises `PermanentError` on unusable settings."""
+    if not isinstance(directory, OktaDirectorySettings):
+        raise PermanentError(f"directories.{directory.name}: not an okta directory")
+    return OktaConnector(directory, credentials_for(settings, directory),
+                         ssl_context=ssl_context_for(settings, directory))

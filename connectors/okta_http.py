@@ -1,0 +1,394 @@
+"""Getting one page from Okta reliably: the SDK's request executor, paced, retried, classified.
+
+`OktaPager.get(url)` sends one GET through the official SDK's request executor (its auth,
+including the OAuth private-key flow and token renewal) and returns the parsed JSON, the
+`next` link and the server's clock. Everything around that is ours, because the SDK's own
+handling is unsafe for a sync (research notes, sdks.md §1):
+
+- its typed list methods collapse repeated `Link` headers into the last one, so we read
+  `resp.links` (aiohttp parses every `Link` header, in any order);
+- its retry is shallow (2 tries), retries 503 with no pause and crashes with an
+  AttributeError when a 429 lacks `Date`/`X-Rate-Limit-Reset`: we set its retries to 0 and
+  retry with tenacity (exponential backoff with jitter, bounded by attempts AND time);
+- it has no timeout by default: every request carries `request_timeout_seconds`;
+- it reads `HTTP(S)_PROXY` itself and ignores `NO_PROXY`: we give it an HTTP client that
+  never sets a proxy and an aiohttp session with `trust_env=True`, which applies the
+  standard proxy variables including `NO_PROXY`;
+- its DEBUG log line prints request headers (the token): its logger is left disabled (the
+  SDK's default) and the handler each `Client()` adds is removed again.
+
+Rate limits: each answer's `X-Rate-Limit-Remaining`/`-Reset` (compared with the answer's
+`Date`, so clock skew does not matter) is kept per bucket; when a bucket is nearly empty the
+next request waits for its reset. A 429 waits until the reset it announces; one without
+headers backs off exponentially.
+
+Every failure leaves as a `connectors.errors` type: 401/403 -> AuthError; 404 ->
+NotFound (internal; callers decide); other 4xx -> PermanentError (a rejected cursor ->
+PartialReadError); 429/5xx/timeouts/resets -> retried, then TransientError; a body that is
+not the JSON expected -> retried, then PartialReadError. Messages never carry a secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_after_delay
+
+from connectors.errors import AuthError, ConnectorError, PartialReadError, PermanentError, TransientError
+
+log = logging.getLogger("connectors.okta")
+
+OKTA_LOGGER = "okta-sdk-python"
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """An Okta API token (SSWS). Never printed."""
+
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ServiceApp:
+    """An OAuth service app authenticating with a private key (`private_key_jwt`). Never printed."""
+
+    client_id: str
+    private_key_pem: str = field(repr=False)
+    key_id: str | None = None
+    scopes: tuple[str, ...] = ("okta.users.read", "okta.groups.read", "okta.apps.read", "okta.logs.read")
+
+
+Credentials = ApiToken | ServiceApp
+
+
+class CursorRejected(PartialReadError):
+    """Okta refused a page cursor (`after`): expired or unknown. A full read recovers."""
+
+
+class NotFound(PermanentError):
+    """404: the resource does not exist (a group deleted mid-read, a wrong app id)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One answer: parsed JSON, the absolute `next` link if any, and the server's clock."""
+
+    data: Any
+    next_url: str | None
+    server_time: datetime | None
+
+
+class _Retry(Exception):
+    """A failure worth another try; `error` is what the caller sees once tries run out."""
+
+    def __init__(self, error: ConnectorError, delay: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.delay = delay
+
+
+@dataclass
+class _BucketState:
+    remaining: int
+    seconds_to_reset: float
+    seen_at: float  # time.monotonic() when the headers arrived
+
+
+def bucket_of(path: str) -> str:
+    """Okta's rate-limit bucket for a path (the longest documented prefix)."""
+    if path == "/api/v1/users":
+        return "users.list"
+    if path.startswith("/api/v1/users/"):
+        return "users.get"
+    if path == "/api/v1/groups":
+        return "groups.list"
+    if path.startswith("/api/v1/groups/"):
+        return "groups.id"
+    if path.startswith("/api/v1/apps"):
+        return "apps"
+    if path.startswith("/api/v1/logs"):
+        return "logs"
+    return "default"
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _int_header(headers: Any, name: str) -> int | None:
+    try:
+        values = headers.getall(name, [])
+        return min(int(float(v)) for v in values) if values else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _okta_error(body: str | None) -> str:
+    """`E0000011 Invalid token provided` from an Okta or OAuth error body, or ''."""
+    try:
+        parsed = json.loads(body or "")
+    except ValueError:
+        return ""
+    if not isinstance(parsed, dict):
+        return ""
+    code = parsed.get("errorCode") or parsed.get("error") or ""
+    summary = parsed.get("errorSummary") or parsed.get("error_description") or ""
+    return f"{code} {summary}".strip()[:200]
+
+
+class OktaPager:
+    """GETs pages from one Okta org through the SDK; use as `async with`."""
+
+    def __init__(
+        self,
+        org_url: str,
+        credentials: Credentials,
+        *,
+        ssl_context: ssl.SSLContext,
+        request_timeout: float,
+        max_retries: int,
+        retry_budget_seconds: float,
+        max_concurrency: int,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.org_url = org_url.rstrip("/")
+        self._credentials = credentials
+        self._ssl_context = ssl_context
+        self._timeout = request_timeout
+        self._max_retries = max_retries
+        self._budget = retry_budget_seconds
+        self._max_concurrency = max_concurrency
+        self._sleep: Sleep = sleep or asyncio.sleep
+        self._buckets: dict[str, _BucketState] = {}
+        self._secrets = [s for s in self._secret_values() if s]
+        self._session: aiohttp.ClientSession | None = None
+        self._executor: Any = None
+        self._slots: asyncio.Semaphore | None = None
+        self.requests = 0
+
+    def _secret_values(self) -> list[str]:
+        if isinstance(self._credentials, ApiToken):
+            return [self._credentials.token]
+        return [self._credentials.private_key_pem]
+
+    def __repr__(self) -> str:
+        return f"OktaPager(org_url={self.org_url!r})"
+
+    async def __aenter__(self) -> OktaPager:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self._ssl_context, limit=self._max_concurrency),
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            trust_env=True,  # standard proxy variables, NO_PROXY included
+        )
+        try:
+            self._executor = _build_executor(self.org_url, self._credentials, self._timeout)
+        except ConnectorError:
+            await self._session.close()
+            raise
+        self._executor.set_session(self._session)
+        self._slots = asyncio.Semaphore(self._max_concurrency)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- public
+
+    async def get(self, url: str) -> Page:
+        """The page at `url` (a path or an absolute link from a `next` header)."""
+        assert self._slots is not None, "use OktaPager as an async context manager"
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._max_retries + 1) | stop_after_delay(self._budget),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Retry),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    async with self._slots:
+                        return await self._get_once(url)
+        except _Retry as failure:
+            raise failure.error from None
+        raise TransientError("Okta request was not attempted")  # unreachable: tenacity raises
+
+    async def get_optional(self, url: str) -> Page | None:
+        """Like `get`, but a 404 answers None."""
+        try:
+            return await self.get(url)
+        except NotFound:
+            return None
+
+    # -- one attempt
+
+    def _wait(self, state: RetryCallState) -> float:
+        failure = state.outcome.exception() if state.outcome else None
+        if isinstance(failure, _Retry) and failure.delay is not None:
+            return failure.delay + random.uniform(0, 0.5)
+        # exponential with full jitter: 0.5 s, 1 s, 2 s ... capped at 30 s
+        return random.uniform(0, min(30.0, 0.5 * 2 ** (state.attempt_number - 1))) + 0.1
+
+    async def _get_once(self, url: str) -> Page:
+        path = urlsplit(url).path or url
+        bucket = bucket_of(path)
+        await self._pace(bucket)
+        self.requests += 1
+        try:
+            request, error = await self._executor.create_request("GET", url, None, {})
+            if error is not None:
+                self._raise_for_auth_error(error)
+            _, response, body, error = await self._executor.fire_request(request)
+        except (_Retry, ConnectorError):
+            raise
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise self._transport_failure(exc) from None
+        except Exception as exc:  # the SDK failing in its own code: never let it escape
+            raise _Retry(TransientError(f"Okta request failed in the SDK ({type(exc).__name__})")) from None
+        if response is None:
+            raise self._transport_failure(error)
+        self._observe(bucket, response)
+        return self._page(url, path, response, body)
+
+    def _raise_for_auth_error(self, error: object) -> None:
+        """`create_request` failed: in OAuth mode, fetching the access token did."""
+        status = getattr(error, "status", None)
+        detail = self._scrub(_okta_error(json.dumps({"errorCode": getattr(error, "error_code", ""),
+                                                      "errorSummary": getattr(error, "error_summary", "")})))
+        if status in (400, 401, 403):
+            raise AuthError(f"Okta refused the service app's credentials (HTTP {status} {detail})".strip())
+        if isinstance(error, (aiohttp.ClientError, asyncio.TimeoutError)):
+            raise self._transport_failure(error)
+        if status == 429 or (isinstance(status, int) and status >= 500):
+            raise _Retry(TransientError(f"Okta token endpoint answered HTTP {status}"))
+        raise _Retry(TransientError(f"could not get an Okta access token ({type(error).__name__})"))
+
+    def _transport_failure(self, exc: object) -> Exception:
+        if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
+            return PermanentError(f"TLS verification of {self.org_url} failed; check ca_bundle")
+        if isinstance(exc, asyncio.TimeoutError):
+            return _Retry(TransientError(f"Okta request timed out after {self._timeout:g} s"))
+        reason = type(exc).__name__ if exc is not None else "no answer"
+        return _Retry(TransientError(f"Okta connection failed ({self._scrub(reason)})"))
+
+    def _page(self, url: str, path: str, response: Any, body: str | None) -> Page:
+        status = int(response.status)
+        server_time = _http_date(response.headers.get("Date"))
+        if 200 <= status < 300:
+            try:
+                data = json.loads(body or "")
+            except ValueError:
+                raise _Retry(PartialReadError(f"Okta sent a malformed or truncated page for {path}")) from None
+            link = response.links.get("next")
+            next_url = str(link.get("url")) if link and link.get("url") else None
+            return Page(data, next_url, server_time)
+        detail = self._scrub(_okta_error(body))
+        where = f"{path}: HTTP {status} {detail}".strip()
+        if status in (401, 403):
+            raise AuthError(f"Okta refused the credentials ({where})")
+        if status == 429:
+            reset = _int_header(response.headers, "X-Rate-Limit-Reset")
+            delay = None
+            if reset is not None and server_time is not None:
+                delay = max(0.0, reset - server_time.timestamp()) + 1.0
+            raise _Retry(TransientError(f"Okta rate limit still exceeded ({where})"), delay)
+        if status >= 500 or status == 408:
+            raise _Retry(TransientError(f"Okta failed ({where})"))
+        if status == 404:
+            raise NotFound(f"Okta has no such resource ({where})")
+        if status == 400 and "after=" in url:
+            raise CursorRejected(f"Okta rejected a page cursor ({where})")
+        raise PermanentError(f"Okta rejected the request ({where})")
+
+    # -- pacing
+
+    def _observe(self, bucket: str, response: Any) -> None:
+        remaining = _int_header(response.headers, "X-Rate-Limit-Remaining")
+        reset = _int_header(response.headers, "X-Rate-Limit-Reset")
+        server_time = _http_date(response.headers.get("Date"))
+        if remaining is None or reset is None or server_time is None:
+            return
+        self._buckets[bucket] = _BucketState(remaining, max(0.0, reset - server_time.timestamp()) + 1.0,
+                                             time.monotonic())
+
+    async def _pace(self, bucket: str) -> None:
+        """Wait for the bucket's reset when it has no more requests than we may have in flight."""
+        state = self._buckets.get(bucket)
+        if state is None or state.remaining > self._max_concurrency:
+            if state is not None:
+                state.remaining -= 1  # count our own request until the next answer says
+            return
+        wait = state.seconds_to_reset - (time.monotonic() - state.seen_at)
+        del self._buckets[bucket]  # unknown until the next answer
+        if wait > 0:
+            log.info("okta rate limit: bucket %s nearly empty, waiting %.1f s", bucket, wait)
+            await self._sleep(min(wait, self._budget))
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _build_executor(org_url: str, credentials: Credentials, timeout: float) -> Any:
+    """The SDK's request executor, configured only from our settings (see module docstring)."""
+    from okta.client import Client as OktaClient  # ~2 s import: only when reading
+    from okta.http_client import HTTPClient
+
+    class NoProxyHTTPClient(HTTPClient):  # type: ignore[misc]
+        def _setup_proxy(self, proxy: object) -> None:
+            return None  # the aiohttp session applies proxy variables itself, NO_PROXY included
+
+    config: dict[str, Any] = {
+        "orgUrl": org_url,
+        "requestTimeout": timeout,
+        "rateLimit": {"maxRetries": 0},
+        "cache": {"enabled": False, "defaultTtl": 300, "defaultTti": 300},
+        "logging": {"enabled": False, "logLevel": logging.INFO},
+        "dpopEnabled": False,
+        "httpClient": NoProxyHTTPClient,
+    }
+    if isinstance(credentials, ApiToken):
+        config.update({"authorizationMode": "SSWS", "token": credentials.token})
+    else:
+        config.update({
+            "authorizationMode": "PrivateKey",
+            "clientId": credentials.client_id,
+            "scopes": list(credentials.scopes),
+            "privateKey": credentials.private_key_pem,
+            "oauthTokenRenewalOffset": 5,
+        })
+        if credentials.key_id:
+            config["kid"] = credentials.key_id
+    sdk_logger = logging.getLogger(OKTA_LOGGER)
+    handlers_before = list(sdk_logger.handlers)
+    try:
+        client = OktaClient(config)
+    except Exception as exc:  # a validator ValueError, a stray okta.yaml that does not parse
+        raise PermanentError(f"Okta client configuration rejected ({type(exc).__name__})") from None
+    finally:
+        # Each Client() adds a stream handler to the SDK logger; keep the logger as it was.
+        for handler in list(sdk_logger.handlers):
+            if handler not in handlers_before:
+                sdk_logger.removeHandler(handler)
+    return client.get_request_executor()

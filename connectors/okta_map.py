@@ -1,0 +1,98 @@
+"""Okta JSON -> `reconcile.model` records, one record at a time, never failing a page.
+
+Users (rule R9): ACTIVE, PASSWORD_EXPIRED, LOCKED_OUT, RECOVERY, PROVISIONED -> active;
+SUSPENDED, DEPROVISIONED -> inactive; STAGED -> left out (None). Any other status, or a
+field of the wrong type, gives a `Rejection` carrying the user's id, so the plan leaves
+its local twin untouched.
+
+Email is `profile.email` and nothing else. `login` is not used as a fallback: it is a
+username that merely often looks like an email, and R1 makes email the key that matches
+and links local users, so guessing it could bind the wrong person. A user without an email
+is passed on with `email=None` and the rules reject it (`invalid-email`).
+Display name: `profile.displayName`, else "firstName lastName", else None.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconcile.model import ExternalGroup, ExternalUser, Kind, Rejection
+
+ACTIVE = frozenset({"ACTIVE", "PASSWORD_EXPIRED", "LOCKED_OUT", "RECOVERY", "PROVISIONED"})
+INACTIVE = frozenset({"SUSPENDED", "DEPROVISIONED"})
+NOT_CREATED = frozenset({"STAGED"})
+IN_SCOPE_STATUSES = ACTIVE | frozenset({"SUSPENDED"})  # group members we report
+
+
+def _text(profile: dict[str, Any], key: str) -> str | None:
+    value = profile.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(key)
+
+
+def user_id_of(raw: Any) -> str | None:
+    return raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) and raw.get("id") else None
+
+
+def map_user(raw: Any) -> ExternalUser | Rejection | None:
+    """One Okta user as a record, a rejection, or None when it is not to be created (STAGED)."""
+    user_id = user_id_of(raw)
+    if user_id is None:
+        return Rejection(Kind.USER, "(unknown)", "unreadable-record", "Okta sent a user without an id")
+    status = raw.get("status")
+    profile = raw.get("profile")
+    target = user_id
+    if isinstance(profile, dict) and isinstance(profile.get("login"), str):
+        target = profile["login"]
+    if status in NOT_CREATED:
+        return None
+    if status not in ACTIVE and status not in INACTIVE:
+        shown = status if isinstance(status, str) else type(status).__name__
+        return Rejection(Kind.USER, target, "unknown-status", f"Okta status {shown[:40]!r} is not one dirsync knows",
+                         external_id=user_id)
+    if not isinstance(profile, dict):
+        return Rejection(Kind.USER, target, "unreadable-record", "the user has no profile", external_id=user_id)
+    try:
+        email = _text(profile, "email")
+        first = _text(profile, "firstName")
+        last = _text(profile, "lastName")
+        display = _text(profile, "displayName")
+    except TypeError as field:
+        return Rejection(Kind.USER, target, "unreadable-record", f"profile.{field} is not text", external_id=user_id)
+    if not (display and display.strip()):
+        joined = " ".join(part.strip() for part in (first, last) if part and part.strip())
+        display = joined or None
+    return ExternalUser(
+        external_id=user_id,
+        email=email,
+        given_name=first,
+        family_name=last,
+        display_name=display,
+        active=status in ACTIVE,
+    )
+
+
+def is_member_in_scope(raw: Any) -> bool:
+    """Whether a group member (a full user object) counts as a member: not STAGED/DEPROVISIONED."""
+    return isinstance(raw, dict) and raw.get("status") not in NOT_CREATED | {"DEPROVISIONED"}
+
+
+def group_name(raw: Any) -> str | None:
+    profile = raw.get("profile") if isinstance(raw, dict) else None
+    name = profile.get("name") if isinstance(profile, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def map_group(raw: Any, member_ids: frozenset[str]) -> ExternalGroup | Rejection:
+    group_id = raw.get("id") if isinstance(raw, dict) else None
+    if not isinstance(group_id, str) or not group_id:
+        return Rejection(Kind.GROUP, "(unknown)", "unreadable-record", "Okta sent a group without an id")
+    name = group_name(raw)
+    if name is None:
+        return Rejection(Kind.GROUP, group_id, "unreadable-record", "the group has no name", external_id=group_id)
+    return ExternalGroup(external_id=group_id, name=name, member_ids=member_ids)
+
+
+def is_built_in(raw: Any) -> bool:
+    return isinstance(raw, dict) and raw.get("type") == "BUILT_IN"
