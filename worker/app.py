@@ -40,7 +40,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     hard_limit = worker.lock_ttl_seconds
     return {
         "broker_url": worker.broker_url,
-        "result_backend": worker.result_backend or worker.broker_url,
+        "result_backend": worker.result_backend or _default_backend(worker.broker_url),
         "broker_connection_retry_on_startup": True,
         # JSON only: a broker message can never make a worker unpickle code.
         "task_serializer": "json",
@@ -78,6 +78,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "beat_schedule": build_schedule(settings),
     }
+
+
+def _default_backend(broker_url: str) -> str:
+    """Results go where the messages go: the same Redis; in memory for a `memory://` broker."""
+    if broker_url.startswith(("redis://", "rediss://", "unix://")):
+        return broker_url
+    if broker_url.startswith("memory://"):
+        return "cache+memory://"
+    return "rpc://"
 
 
 class DirsyncCelery(Celery):  # type: ignore[misc]
