@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from config.settings import Settings
 
@@ -75,7 +76,7 @@ def families(facts: Facts) -> list[Metric]:
     for (directory, action, outcome), n in sorted(facts.operations.items()):
         ops.add_metric([directory, action, outcome], n)
     for directory, values in sorted(facts.durations.items()):
-        buckets = [(str(b), float(sum(1 for v in values if v <= b))) for b in DURATION_BUCKETS]
+        buckets = [(floatToGoString(b), float(sum(1 for v in values if v <= b))) for b in DURATION_BUCKETS]
         buckets.append(("+Inf", float(len(values))))
         duration.add_metric([directory], buckets, sum_value=sum(values))
     for d in facts.directories:
