@@ -9,6 +9,7 @@ secret, the private key and tokens never appear in a message, a log line or a re
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -147,7 +148,9 @@ class TokenSource:
             status = exc.response.status_code if exc.response is not None else "?"
             raise TransientError(f"{where}: discovery failed with HTTP {status}") from None
         except msal.exceptions.MsalServiceError as exc:  # token endpoint answered 5xx
-            raise TransientError(f"{where}: identity platform error {exc.error}") from None
+            raise TransientError(f"{where}: the identity platform failed (HTTP 5xx)") from None
+        except json.JSONDecodeError:  # a garbled or cut-off answer
+            raise TransientError(f"{where}: malformed answer from the identity platform") from None
         except ValueError:  # discovery answered 4xx: the tenant or authority is wrong
             raise PermanentError(
                 f"{where}: OpenID discovery refused; check tenant_id and authority_host"
@@ -158,13 +161,21 @@ class TokenSource:
             return str(result["access_token"])
         raise self._failure(where, result)
 
-    def invalidate(self) -> None:
-        """Forget cached tokens, so the next `token()` asks the identity platform."""
+    def invalidate(self, failed: str) -> None:
+        """Forget `failed` (a token Graph refused), so the next `token()` fetches a new one.
+
+        Only that token is dropped: when several threads see the same 401, the first one
+        replaces it and the others keep the replacement.
+        """
         with _apps_lock:
             entry = _apps.get((self._authority, self._client_id, self._credential.fingerprint))
-        if entry is not None:
-            with entry[1]:
-                entry[0].remove_tokens_for_client()
+        if entry is None:
+            return
+        app, lock = entry
+        with lock:
+            cached = app.acquire_token_for_client(scopes=[self._scope])
+            if cached.get("access_token") == failed:
+                app.remove_tokens_for_client()
 
     @staticmethod
     def _failure(where: str, result: dict[str, Any]) -> Exception:

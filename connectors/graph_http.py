@@ -158,7 +158,8 @@ class GraphClient:
         try:
             return retrying(self._attempt, url, headers or {}, refreshed)
         except _Retry as exc:
-            raise exc.error from None
+            attempts = retrying.statistics.get("attempt_number", 1)
+            raise type(exc.error)(f"{exc.error} (gave up after {attempts} attempts)") from None
 
     def _attempt(self, url: str, headers: dict[str, str], refreshed: list[bool]
                  ) -> dict[str, Any]:
@@ -193,15 +194,14 @@ class GraphClient:
         if status == 401 and not refreshed[0]:
             # An expired or revoked token: drop it and try once more with a fresh one.
             refreshed[0] = True
-            self._tokens.invalidate()
+            self._tokens.invalidate(token)
             raise _Retry(AuthError(f"{where}: {label}"), retry_after=0.0)
         if status in (401, 403):
             raise AuthError(f"{where}: {label}: {message or 'access denied'} (check the app's "
                             "Graph application permissions and admin consent)")
         if status in (429, 503):
             wait = retry_after_seconds(response.headers.get("Retry-After"))
-            raise _Retry(TransientError(f"{where}: {label} (throttled or unavailable, "
-                                        "retries exhausted)"), retry_after=wait)
+            raise _Retry(TransientError(f"{where}: {label}"), retry_after=wait)
         if status >= 500:
             raise _Retry(TransientError(f"{where}: {label}"))
         raise PermanentError(f"{where}: {label}: {message}".rstrip(": "))
@@ -210,7 +210,7 @@ class GraphClient:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retry) and exc.retry_after is not None:
             return min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
-        backoff = tenacity.wait_exponential_jitter(initial=0.5, max=30.0, jitter=0.5)
+        backoff = tenacity.wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5)
         return float(backoff(state))
 
     def _before_sleep(self, state: tenacity.RetryCallState) -> None:

@@ -69,7 +69,8 @@ def connect(sim: GraphSimulator, *, assigned: bool = False, sleep: Any = None,
     directory = settings_for(sim, assigned=assigned, **extra)
     return GraphConnector(directory,
                           credential=credential or Credential(secret=sim.tenant.client_secret),
-                          ca_bundle=sim.ca_path, sleep=sleep or (lambda s: None))
+                          ca_bundle=sim.ca_path,
+                          sleep=sleep if sleep is not None else (lambda s: None))
 
 
 # --- what the tenant holds, and what a reader rebuilt --------------------------------------
@@ -147,6 +148,11 @@ class Replica(View):
                 self.groups[d.group_external_id] = (name, (members | d.added) - d.removed)
         self.watermark = result.watermark
         return self
+
+    def copy(self) -> Replica:
+        twin = Replica(dict(self.users), set(self.rejected), dict(self.groups))
+        twin.watermark = self.watermark
+        return twin
 
     def as_view(self) -> View:
         return View(dict(self.users), set(self.rejected), dict(self.groups))
