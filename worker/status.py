@@ -124,18 +124,26 @@ def render_text(statuses: list[DirectoryStatus], now: datetime) -> str:
         if r is None:
             lines.append("  last run:    never")
         else:
-            counts = ", ".join(f"{k} {v}" for k, v in sorted(r.counts.items()) if v) or "no changes"
+            counts = _counts(r.counts)
             mode = f" {r.mode}" if r.mode else ""
             lines.append(f"  last run:    {r.status}{mode}, {_when(r.finished_at or r.started_at, now)} ({counts})")
             if r.error and r.status not in ("succeeded",) and not s.quarantined:
                 lines.append(f"  reason:      {r.error}")
-        lines.append(f"  last success: {_when(s.last_success_at, now) if s.last_success_at else 'never'}")
+        lines.append(f"  succeeded:   {_when(s.last_success_at, now) if s.last_success_at else 'never'}")
         if s.next_due is not None:
             lines.append(f"  next cycle:  {s.next_mode}, {_when(s.next_due, now)}")
         if s.watermark_at is not None:
             lines.append(f"  watermark:   {_age(s.watermark_age_seconds)} old")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    """Operations by action; the apply outcomes only when some failed."""
+    parts = [f"{k} {v}" for k, v in sorted(counts.items()) if v and ":" not in k]
+    if counts.get("outcome:failed"):
+        parts.append(f"{counts['outcome:failed']} failed")
+    return ", ".join(parts) or "no changes"
 
 
 def _headline(s: DirectoryStatus) -> str:

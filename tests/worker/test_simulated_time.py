@@ -1,9 +1,10 @@
 """Days and weeks of cycles under frozen time: the beat schedule drives the real task body,
 `run_cycle` and the store; every assertion reads what `sync_runs` and `directories` say.
 
-`Beat` below does what celery beat does with the app's `beat_schedule`: every simulated
-minute it asks each entry's Celery interval schedule `is_due(last_run_at)` and, when due,
-runs the task (`Task.apply`, in this process) with the entry's arguments.
+`Beat` below does what celery beat does with the app's `beat_schedule`: it builds Celery's
+own `ScheduleEntry` objects from it, and every simulated minute runs the task of each entry
+that `is_due()` (`Task.apply`, in this process) with the entry's arguments. As with the real
+beat, a new entry first fires one interval after beat starts.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 import redis
-from celery.schedules import schedule as interval_schedule
+from celery.beat import ScheduleEntry
 from click.testing import CliRunner
 from freezegun import freeze_time
 from sqlalchemy import select
@@ -83,22 +84,19 @@ class Beat:
         self.app = app
         self.frozen = frozen
         self.entries = {
-            key: (entry, interval_schedule(entry["schedule"], nowfun=clock.now))
-            for key, entry in app.conf.beat_schedule.items()
+            key: ScheduleEntry(**dict(entry, name=key, app=app)) for key, entry in app.conf.beat_schedule.items()
         }
-        self.last: dict[str, datetime] = {}
         self.results: list[dict[str, Any]] = []
 
     def run_until(self, end: datetime) -> None:
         """Tick every minute from now until just before `end`."""
         now = clock.now()
         while now < end:
-            for key, (entry, sched) in self.entries.items():
-                last = self.last.get(key)
-                if last is None or sched.is_due(last).is_due:  # stock beat fires at once on start
-                    self.last[key] = now
-                    task = self.app.tasks[entry["task"]]
-                    self.results.append(task.apply(args=entry["args"], kwargs=entry["kwargs"]).get())
+            for key, entry in list(self.entries.items()):
+                if entry.is_due().is_due:
+                    self.entries[key] = next(entry)  # what beat records: last_run_at = now
+                    task = self.app.tasks[entry.task]
+                    self.results.append(task.apply(args=entry.args, kwargs=entry.kwargs).get())
             now += MIN
             self.frozen.move_to(now)
 
@@ -159,8 +157,8 @@ def test_simulated_day_runs_each_directory_on_its_own_cadence(tmp_path: Path, fr
     Beat(app, frozen).run_until(T0 + timedelta(days=1))
 
     hr, corp = all_runs(app, "hr"), all_runs(app, "corp")
-    assert minutes(hr) == list(range(0, 24 * 60, 40))
-    assert minutes(corp) == list(range(0, 24 * 60, 30))
+    assert minutes(hr) == list(range(40, 24 * 60, 40))
+    assert minutes(corp) == list(range(30, 24 * 60, 30))
     assert {r.status for r in hr + corp} == {"succeeded"}
     assert {r.trigger for r in hr + corp} == {"beat"}
     assert all(r.finished_at is not None for r in hr + corp)
@@ -176,12 +174,13 @@ def test_simulated_week_runs_a_full_cycle_every_full_every_hours(tmp_path: Path,
     Beat(app, frozen).run_until(T0 + timedelta(days=7))
 
     runs = all_runs(app, "hr")
-    assert len(runs) == 7 * 36
+    assert len(runs) == 7 * 36 - 1
+    first = T0 + timedelta(minutes=40)
     full = [r for r in runs if r.mode == "full"]
-    assert [r.started_at for r in full] == [T0 + timedelta(days=d) for d in range(7)]
+    assert [r.started_at for r in full] == [first + timedelta(days=d) for d in range(7)]
     assert {r.mode for r in runs if r not in full} == {"incremental"}
     assert {r.status for r in runs} == {"succeeded"}
-    assert row(app, "hr").last_full_sync_at == T0 + timedelta(days=6)
+    assert row(app, "hr").last_full_sync_at == first + timedelta(days=6)
 
 
 def test_a_leaver_is_deactivated_by_the_next_full_cycle_not_an_incremental_one(tmp_path: Path, frozen: Any) -> None:
@@ -191,11 +190,11 @@ def test_a_leaver_is_deactivated_by_the_next_full_cycle_not_an_incremental_one(t
         cycle=incremental_cycle(hr_file),
     )
     beat = Beat(app, frozen)
-    beat.run_until(T0 + timedelta(hours=1))
+    beat.run_until(T0 + timedelta(hours=1))  # the first (full) cycle ran at 40
     directory(hr_file, users=[user(i, prefix="hr") for i in range(3)])  # hr3 left
-    beat.run_until(T0 + timedelta(hours=5, minutes=59))
+    beat.run_until(T0 + timedelta(hours=6, minutes=39))
     assert active_users(app) == 4  # incremental reads cannot see a removal
-    beat.run_until(T0 + timedelta(hours=6, minutes=1))
+    beat.run_until(T0 + timedelta(hours=6, minutes=41))  # 6 hours after the first full cycle
     assert active_users(app) == 3
     assert all_runs(app, "hr")[-1].mode == "full"
 
@@ -204,15 +203,15 @@ def test_failing_directory_backs_off_1h_6h_12h_then_daily_and_recovers(tmp_path:
     hr_file = directory(tmp_path / "hr.json", users=4)
     app = make_app(tmp_path, {"hr": {"kind": "file", "path": "hr.json", "cycle_minutes": 40}}, quarantine_after=3)
     beat = Beat(app, frozen)
-    beat.run_until(T0 + MIN)
+    beat.run_until(T0 + timedelta(minutes=41))
     hidden = hr_file.with_suffix(".gone")
     shutil.move(hr_file, hidden)  # the export disappears: every read fails
     beat.run_until(T0 + timedelta(days=2))
     tried = attempted(all_runs(app, "hr"))
 
-    # succeeded at 0; failed at 40, 80, 120 (quarantined); then 1h, 6h, 12h, 24h after each failure,
-    # rounded up to beat's next 40-minute tick
-    assert minutes(tried) == [0, 40, 80, 120, 200, 560, 1280, 2720]
+    # succeeded at 40; failed at 80, 120, 160 (quarantined); then 1h, 6h, 12h, 24h after each
+    # failure, rounded up to beat's next 40-minute tick
+    assert minutes(tried) == [40, 80, 120, 160, 240, 600, 1320, 2760]
     assert [r.status for r in tried] == ["succeeded"] + ["failed"] * 7
     failures = [r.started_at for r in tried[1:]]
     gaps = [b - a for a, b in zip(failures[2:], failures[3:])]
@@ -223,13 +222,13 @@ def test_failing_directory_backs_off_1h_6h_12h_then_daily_and_recovers(tmp_path:
     assert row(app, "hr").consecutive_failures == 7
 
     view = status.collect(app.settings, app.store(), clock.now())[0]
-    assert view.quarantined and view.next_attempt == T0 + timedelta(minutes=2720 + 24 * 60)
+    assert view.quarantined and view.next_attempt == T0 + timedelta(minutes=2760 + 24 * 60)
     assert "does not exist" in (view.last_error or "")
 
     shutil.move(hidden, hr_file)  # fixed
-    beat.run_until(T0 + timedelta(minutes=2720 + 24 * 60 + 81))
+    beat.run_until(T0 + timedelta(minutes=2760 + 24 * 60 + 81))
     tried = attempted(all_runs(app, "hr"))
-    assert minutes(tried)[-3:] == [4160, 4200, 4240]  # the daily retry succeeds, then every 40 minutes
+    assert minutes(tried)[-3:] == [4200, 4240, 4280]  # the daily retry succeeds, then every 40 minutes
     assert [r.status for r in tried[-3:]] == ["succeeded"] * 3
     assert row(app, "hr").consecutive_failures == 0
     assert not status.collect(app.settings, app.store(), clock.now())[0].quarantined
@@ -242,7 +241,7 @@ def test_authentication_failure_quarantines_at_once(tmp_path: Path, frozen: Any)
     Beat(app, frozen).run_until(T0 + timedelta(hours=3))
     runs = all_runs(app, "hr")
     assert [(m, r.status) for m, r in zip(minutes(runs), runs)] == [
-        (0, "failed"), (40, "skipped"), (80, "failed"), (120, "skipped"), (160, "skipped"),
+        (40, "failed"), (80, "skipped"), (120, "failed"), (160, "skipped"),
     ]
     assert row(app, "hr").auth_failure
     view = status.collect(app.settings, app.store(), clock.now())[0]
@@ -259,17 +258,17 @@ def test_resume_ends_the_quarantine_at_the_next_tick(tmp_path: Path, frozen: Any
     hidden = hr_file.with_suffix(".gone")
     shutil.move(hr_file, hidden)
     beat = Beat(app, frozen)
-    # fails at 0, 40, 80 (quarantined until 140), skipped at 120, fails at 160: next try at 520
-    beat.run_until(T0 + timedelta(minutes=170))
+    # fails at 40, 80, 120 (quarantined until 180), skipped at 160, fails at 200: next try at 560
+    beat.run_until(T0 + timedelta(minutes=210))
     assert row(app, "hr").consecutive_failures == 4
     shutil.move(hidden, hr_file)
 
     out = CliRunner().invoke(resume_command, ["hr"], obj=Context(str(tmp_path / "dirsync.toml")))
     assert out.exit_code == 0, out.output
     assert "resumed after 4 failed cycle(s)" in out.output
-    beat.run_until(T0 + timedelta(minutes=201))
+    beat.run_until(T0 + timedelta(minutes=241))
     runs = all_runs(app, "hr")
-    assert (minutes(runs)[-1], runs[-1].status) == (200, "succeeded")  # the next tick, not 520
+    assert (minutes(runs)[-1], runs[-1].status) == (240, "succeeded")  # the next tick, not 560
     assert row(app, "hr").consecutive_failures == 0
 
 
@@ -277,9 +276,9 @@ def test_halted_run_waits_for_approval(tmp_path: Path, frozen: Any) -> None:
     hr_file = directory(tmp_path / "hr.json", users=200)
     app = make_app(tmp_path, {"hr": {"kind": "file", "path": "hr.json", "cycle_minutes": 40}})
     beat = Beat(app, frozen)
-    beat.run_until(T0 + MIN)
+    beat.run_until(T0 + timedelta(minutes=41))
     directory(hr_file, users=100)  # half the directory vanishes: deactivating 100 of 200 trips S2
-    beat.run_until(T0 + timedelta(hours=2))
+    beat.run_until(T0 + timedelta(minutes=121))
     runs = all_runs(app, "hr")
     assert [r.status for r in runs] == ["succeeded", "halted", "halted"]
     assert active_users(app) == 200
@@ -290,7 +289,7 @@ def test_halted_run_waits_for_approval(tmp_path: Path, frozen: Any) -> None:
     approved = app.tasks[SYNC_DIRECTORY].apply(args=("hr",), kwargs={"allow_deactivations": True}).get()
     assert approved["status"] == "succeeded"
     assert active_users(app) == 100
-    beat.run_until(T0 + timedelta(hours=2, minutes=41))
+    beat.run_until(T0 + timedelta(minutes=161))
     assert all_runs(app, "hr")[-1].status == "succeeded"
 
 
@@ -301,11 +300,11 @@ def test_redis_lock_of_a_dead_worker_skips_cycles_until_it_expires(
     app = make_app(tmp_path, {"hr": {"kind": "file", "path": "hr.json", "cycle_minutes": 40}})
     redis_client.set(KEY_PREFIX + "hr", "dead-worker", px=600_000)
     beat = Beat(app, frozen)
-    beat.run_until(T0 + timedelta(minutes=41))
+    beat.run_until(T0 + timedelta(minutes=81))
     assert [r.status for r in all_runs(app, "hr")] == ["skipped", "skipped"]
     assert "already running" in (all_runs(app, "hr")[0].error or "")
     redis_client.delete(KEY_PREFIX + "hr")  # its TTL ran out (frozen time cannot expire a Redis key)
-    beat.run_until(T0 + timedelta(minutes=81))
+    beat.run_until(T0 + timedelta(minutes=121))
     assert all_runs(app, "hr")[-1].status == "succeeded"
 
 
@@ -320,7 +319,7 @@ def test_store_lease_of_a_dead_process_expires_and_its_run_is_closed(tmp_path: P
         session.add(SyncRun(directory="hr", trigger="beat", mode="full", status="running", started_at=T0, counts={}))
     beat = Beat(app, frozen)
     beat.run_until(T0 + timedelta(minutes=41))
-    assert [r.status for r in all_runs(app, "hr")][1:] == ["skipped", "skipped"]
+    assert [r.status for r in all_runs(app, "hr")][1:] == ["skipped"]
     beat.run_until(T0 + timedelta(minutes=81))  # 80 minutes > the one-hour lease
     runs = all_runs(app, "hr")
     assert runs[0].status == "failed" and runs[0].error == INTERRUPTED
@@ -335,7 +334,7 @@ def test_disabled_directory_is_skipped_with_the_reason(tmp_path: Path, frozen: A
     app = make_app(tmp_path, {"hr": {"kind": "file", "path": "hr.json", "cycle_minutes": 40}})
     with app.store().session(write=True) as session:
         set_enabled(session, "hr", False)
-    Beat(app, frozen).run_until(T0 + timedelta(minutes=41))
+    Beat(app, frozen).run_until(T0 + timedelta(minutes=81))
     runs = all_runs(app, "hr")
     assert [(r.status, r.error) for r in runs] == [("skipped", "disabled"), ("skipped", "disabled")]
     assert status.collect(app.settings, app.store(), clock.now())[0].next_due is None
