@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from config import ConfigError, DirectorySettings, EntraDirectorySettings, Settings, read_secret
 from connectors.errors import PermanentError
@@ -115,9 +118,13 @@ class GraphConnector:
     """Reads one Entra directory; see the module docstring for what each read returns."""
 
     def __init__(self, directory: EntraDirectorySettings, *, credential: Credential,
-                 ca_bundle: str | None = None, sleep: Callable[[float], None] = time.sleep
+                 ca_bundle: str | None = None, sleep: Callable[[float], object] | None = None
                  ) -> None:
         self.directory = directory
+        # Set when one request of a read fails: the read's other requests stop at once
+        # (also mid-backoff) instead of retrying in the background after the read is over.
+        self._cancel = threading.Event()
+        self._futures: list[Future[Any]] = []
         self._graph = directory.graph_url.rstrip("/")
         authority = f"{directory.authority_host.rstrip('/')}/{directory.tenant_id}"
         hosts = (directory.graph_url, directory.authority_host)
@@ -132,7 +139,9 @@ class GraphConnector:
         self._session = session()
         self.client = GraphClient(directory=directory.name, graph_url=self._graph,
                                   session=self._session, tokens=self.tokens,
-                                  max_retries=directory.max_retries, sleep=sleep)
+                                  max_retries=directory.max_retries,
+                                  sleep=sleep if sleep is not None else self._cancel.wait,
+                                  cancelled=self._cancel)
         self._pool = ThreadPoolExecutor(max_workers=directory.max_concurrency,
                                         thread_name_prefix=f"graph-{directory.name}")
 
@@ -152,13 +161,24 @@ class GraphConnector:
         reason = self._full_reason(watermark, mark, now)
         if reason is not None:
             log.info("entra %s: full read (%s)", self.directory.name, reason)
-            return self._full(now)
+            return self._guarded(self._full, now)
         assert mark is not None
         try:
-            return self._incremental(mark, now)
+            return self._guarded(self._incremental, mark, now)
         except ResyncNeeded as exc:
             log.warning("%s; running a full read", exc)
-            return self._full(now)
+            return self._guarded(self._full, now)
+
+    def _guarded(self, read: Callable[..., T], *args: Any) -> T:
+        """Run one read; if it fails, stop and wait for its other requests before raising."""
+        self._cancel.clear()
+        self._futures = []
+        try:
+            return read(*args)
+        except BaseException:
+            self._cancel.set()
+            wait(self._futures)
+            raise
 
     def _full_reason(self, raw: str | None, mark: Watermark | None, now: datetime
                      ) -> str | None:
@@ -352,7 +372,9 @@ class GraphConnector:
         )
 
     def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        return self._pool.submit(fn, *args)
+        future = self._pool.submit(fn, *args)
+        self._futures.append(future)
+        return future
 
     def _where(self, what: str) -> str:
         return f"entra {self.directory.name}: {what}"
@@ -378,8 +400,13 @@ def load_credential(settings: Settings, directory: EntraDirectorySettings) -> Cr
     except OSError as exc:
         raise PermanentError(f"{where}.certificate_file: {path} cannot be read: "
                              f"{exc.strerror}") from None
-    if "PRIVATE KEY" not in pem:
-        raise PermanentError(f"{where}.certificate_file: {path} holds no PEM private key")
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise PermanentError(f"{where}.certificate_file: {path} holds no unencrypted PEM "
+                             "private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise PermanentError(f"{where}.certificate_file: Entra needs an RSA key")
     thumbprint = (directory.certificate_thumbprint or "").replace(":", "").strip()
     return Credential(private_key_pem=pem, thumbprint=thumbprint)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import jwt
 import msal
 import requests
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
@@ -149,6 +150,9 @@ class TokenSource:
             raise TransientError(f"{where}: discovery failed with HTTP {status}") from None
         except msal.exceptions.MsalServiceError as exc:  # token endpoint answered 5xx
             raise TransientError(f"{where}: the identity platform failed (HTTP 5xx)") from None
+        except jwt.PyJWTError:
+            raise PermanentError(f"{where}: the certificate's private key cannot sign a "
+                                 "client assertion (an RSA key is required)") from None
         except json.JSONDecodeError:  # a garbled or cut-off answer
             raise TransientError(f"{where}: malformed answer from the identity platform") from None
         except ValueError:  # discovery answered 4xx: the tenant or authority is wrong

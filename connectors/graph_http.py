@@ -24,6 +24,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -127,7 +128,8 @@ class GraphClient:
 
     def __init__(self, *, directory: str, graph_url: str, session: requests.Session,
                  tokens: TokenSource, max_retries: int, max_total_seconds: float = 300.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], object] = time.sleep,
+                 cancelled: threading.Event | None = None) -> None:
         self._directory = directory
         self._graph_url = graph_url.rstrip("/")
         self._session = session
@@ -135,6 +137,7 @@ class GraphClient:
         self._max_retries = max_retries
         self._max_total = max_total_seconds
         self._sleep = sleep
+        self._cancelled = cancelled or threading.Event()
         self.retries = 0  # retried requests so far (for logs and tests)
 
     def __repr__(self) -> str:
@@ -164,6 +167,8 @@ class GraphClient:
     def _attempt(self, url: str, headers: dict[str, str], refreshed: list[bool]
                  ) -> dict[str, Any]:
         where = self._where(url)
+        if self._cancelled.is_set():
+            raise TransientError(f"{where}: abandoned, another request of this read failed")
         try:
             token = self._tokens.token()
         except TransientError as exc:

@@ -144,7 +144,8 @@ class IdentityPlatform:
         except jwt.PyJWTError:
             return self._error(401, "invalid_client", 700025, "Client assertion is malformed.")
         key_id = header.get("x5t#S256") or header.get("x5t")
-        cert_pem = t.certificates.get(str(key_id))
+        # msal sends x5t with base64 padding; the platform matches it either way.
+        cert_pem = t.certificates.get(str(key_id).rstrip("="))
         if cert_pem is None:
             return self._error(401, "invalid_client", 700027,
                                "The certificate with identifier used to sign the client "
