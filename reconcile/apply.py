@@ -37,12 +37,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from reconcile import clock
 from reconcile.model import Action, Operation, Plan, Ref
+from store.bulk import insert_many
 from store.engine import SQLITE_BEGIN, Store
 from store.models import InviteStatus, Outcome, groups, invites, memberships, users
 from store.runs import insert_events, next_seq, operation_event, rejection_event
@@ -454,10 +455,13 @@ def _create(
             new_rows.append({**row, "created_at": applier.at, "updated_at": applier.at})
             results.append((Outcome.APPLIED, None))
     if new_rows:
-        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        new_ids: list[int] = list(conn.execute(stmt, new_rows).scalars())
+        insert_many(conn, table, new_rows)
+        # The natural key is unique, so it finds each new row's id; one indexed select is
+        # far cheaper than RETURNING through SQLAlchemy's row-by-row executemany.
+        query = select(table.c[natural], table.c.id).where(table.c[natural].in_([r[natural] for r in new_rows]))
+        new_ids: dict[str, int] = {str(found[0]): int(found[1]) for found in conn.execute(query)}
         for ident, position in first_of.items():
-            existing[ident] = new_ids[position]
+            existing[ident] = new_ids[new_rows[position][natural]]
     for row, key in zip(rows, keys):
         key_map[key] = existing[identity(row)]
     return results
@@ -487,7 +491,7 @@ def _create_invites(applier: _Applier, conn: Connection, ops: list[Operation]) -
         )
         results.append((Outcome.APPLIED, None))
     if rows:
-        conn.execute(insert(invites), rows)
+        insert_many(conn, invites, rows)
     return results
 
 
@@ -632,7 +636,7 @@ def _members(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[
             writes.append({"_group": group_id, "_user": user_id})
         results.append((Outcome.APPLIED, None))
     if writes and adding:
-        conn.execute(insert(memberships), writes)
+        insert_many(conn, memberships, writes)
     elif writes:
         stmt = delete(memberships).where(
             and_(memberships.c.group_id == bindparam("_group"), memberships.c.user_id == bindparam("_user"))

@@ -14,11 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from reconcile import clock
 from reconcile.model import Action, Kind, Operation, Plan, Rejection
+from store.bulk import insert_many
 from store.engine import StoreError
 from store.models import Outcome, RunMode, RunStatus, SyncEvent, SyncRun, sync_events
 
@@ -182,9 +183,9 @@ def rejection_event(
 
 
 def insert_events(conn: Connection | Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert event rows in one batched statement."""
+    """Insert event rows (as built by `operation_event` / `rejection_event`) in one batch."""
     if rows:
-        conn.execute(insert(sync_events), list(rows))
+        insert_many(conn.connection() if isinstance(conn, Session) else conn, sync_events, rows)
 
 
 def record_rejections(
