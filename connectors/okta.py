@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from config import ConfigError, DirectorySettings, OktaDirectorySettings, Settings, read_secret
-from connectors.errors import ConnectorError, PartialReadError, PermanentError, TransientError
+from connectors.errors import AuthError, ConnectorError, PartialReadError, PermanentError, TransientError
 from connectors.okta_http import ApiToken, Credentials, CursorRejected, NotFound, OktaPager, Page, ServiceApp, Sleep
 from connectors.okta_map import is_built_in, is_member_in_scope, map_group, map_user, user_id_of
 from reconcile import clock as default_clock
@@ -241,8 +241,11 @@ class _Reader:
     async def gather(self, jobs: Iterable[Any]) -> list[Any]:
         """Run coroutines concurrently (the pager bounds requests in flight); the first failure
         cancels the rest."""
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(job) for job in jobs]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(job) for job in jobs]
+        except BaseExceptionGroup as failures:
+            raise _most_telling(failures) from None
         return [task.result() for task in tasks]
 
     async def members(self, group_id: str) -> list[Any] | None:
@@ -328,7 +331,7 @@ class _Reader:
                 self.all_pages(f"/api/v1/apps/{app}/users?limit={APP_USERS_PAGE}&expand=user"),
                 self.all_pages(f"/api/v1/apps/{app}/groups?limit={APP_GROUPS_PAGE}&expand=group"),
             ])
-        except* NotFound:
+        except NotFound:
             raise PermanentError(f"Okta has no app {self.app_id!r} (check app_id)") from None
         users, rejections, in_scope = self.map_users(self._embedded_users(raw_app_users))
         groups, group_rejections = await self.groups_with_members(self._embedded_groups(raw_app_groups), in_scope)
@@ -439,6 +442,26 @@ class _Reader:
         current = {g.get("id") for g in assigned}
         removed = {g for g in (unassigned | deleted) if g not in current}
         return groups, rejections, removed
+
+
+def _most_telling(failures: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error to raise for concurrent failures: an auth failure first, then the
+    other permanent ones, then partial reads, then any other."""
+    leaves: list[BaseException] = []
+
+    def flatten(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                flatten(inner)
+        else:
+            leaves.append(error)
+
+    flatten(failures)
+    for kind in (AuthError, PermanentError, PartialReadError, ConnectorError):
+        for error in leaves:
+            if isinstance(error, kind):
+                return error
+    return leaves[0]
 
 
 def _run(job: Any) -> Any:

@@ -267,7 +267,10 @@ class OktaPager:
             raise _Retry(TransientError(f"Okta request failed in the SDK ({type(exc).__name__})")) from None
         if response is None:
             raise self._transport_failure(error)
-        self._observe(bucket, response)
+        if response.status == 429:
+            self._buckets.pop(bucket, None)  # the retry itself waits for the reset
+        else:
+            self._observe(bucket, response)
         return self._page(url, path, response, body)
 
     def _raise_for_auth_error(self, error: object) -> None:
