@@ -170,15 +170,7 @@ def plan_groups(
                 held_local.add(own.id)
                 continue
             if own.name != target_name:
-                out.operations.append(
-                    Operation(
-                        Action.RENAME_GROUP,
-                        target_name,
-                        group=Ref(local_id=own.id),
-                        values=(("name", target_name),),
-                        old=(("name", own.name),),
-                    )
-                )
+                out.operations.append(_rename(own, target_name))
             managed.append(_Managed(Ref(local_id=own.id), target_name, own, group.member_ids))
             continue
 
@@ -219,7 +211,9 @@ def plan_groups(
             continue
         out.operations.append(_link(candidate, group.external_id, directory))
         rebound.add(candidate.id)
-        managed.append(_Managed(Ref(local_id=candidate.id), candidate.name, candidate, group.member_ids))
+        if candidate.name != target_name:  # a managed group carries its directory's name
+            out.operations.append(_rename(candidate, target_name))
+        managed.append(_Managed(Ref(local_id=candidate.id), target_name, candidate, group.member_ids))
 
     # 3. Bound groups the directory no longer reports leave scope: they become local,
     #    members kept (R7).
@@ -333,6 +327,16 @@ def _create(name: str, external_id: str, directory: str, reserved: bool) -> Oper
             ("name", name),
             ("reserved", reserved),
         ),
+    )
+
+
+def _rename(g: LocalGroup, name: str) -> Operation:
+    return Operation(
+        Action.RENAME_GROUP,
+        name,
+        group=Ref(local_id=g.id),
+        values=(("name", name),),
+        old=(("name", g.name),),
     )
 
 

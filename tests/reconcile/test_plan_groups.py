@@ -171,3 +171,10 @@ def test_split_administrators_creates_a_missing_administrators_group_as_managed(
     assert create.value("managed_by") == "hr" and create.value("external_id") == "g1"
     [add] = ops(p, Action.ADD_MEMBER)
     assert add.group == create.group
+
+
+def test_group_linked_by_name_takes_the_directorys_spelling():
+    local = store(groups=[local_group(3, "ENGINEERING")])
+    p = plan(directory([], [group("g1", "Engineering")]), local, RULES, directory="hr")
+    assert [op.action for op in p.operations] == [Action.RENAME_GROUP, Action.LINK_GROUP]
+    assert ops(p, Action.RENAME_GROUP)[0].value("name") == "Engineering"
