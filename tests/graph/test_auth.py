@@ -171,3 +171,17 @@ def test_secrets_and_tokens_never_reach_logs_errors_or_reprs(
         assert secret not in text
         assert key_pem.splitlines()[1] not in text
         assert all(token not in text for token in tokens)
+
+
+def test_trust_is_system_cas_plus_ca_bundle_and_nothing_added_per_connection(
+    sim: GraphSimulator,
+) -> None:
+    connector = connect(sim)
+    adapter = connector._session.get_adapter(sim.graph_url)
+    before = adapter.context.cert_store_stats()  # type: ignore[attr-defined]
+
+    connector.read(None)
+
+    assert adapter.context.cert_store_stats() == before  # type: ignore[attr-defined]
+    assert adapter.context.verify_mode.name == "CERT_REQUIRED"  # type: ignore[attr-defined]
+    assert adapter.context.check_hostname  # type: ignore[attr-defined]
