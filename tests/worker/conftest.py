@@ -7,7 +7,11 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-REDIS_DB = 15
+import os
+
+# Database 15 is the tests' own; parallel test processes (pytest-xdist gwN) take 14, 13, ...
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+REDIS_DB = 15 - min(int(_WORKER[2:] or 0), 7) if _WORKER.startswith("gw") else 15
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 
 

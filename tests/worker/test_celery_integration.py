@@ -24,7 +24,7 @@ from store.models import SyncRun, User
 from tests.worker.builders import directory, load, prepare_store, settings_file, slow_cycle
 from tests.worker.conftest import REDIS_URL
 from worker.app import create_app
-from worker.tasks import SYNC_DIRECTORY, submit_sync, sync_directory
+from worker.tasks import SYNC_DIRECTORY, SYNC_USER, submit_sync, sync_directory
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -210,13 +210,16 @@ def test_two_cycles_of_one_directory_never_run_together(pg_setup: tuple[Path, st
 
 def test_beat_runs_cycles_at_the_configured_interval(setup: tuple[Path, str], processes: Processes) -> None:
     _, store_url = setup
-    processes.worker("w1")
+    processes.worker("w1", concurrency=1)  # one writer at a time on SQLite
     processes.beat(1, seconds=1.0)
-    ok = wait_until(lambda: len([r for r in runs(store_url) if r.directory == "hr"]) >= 4, timeout=40)
-    assert ok, processes.logs()
-    beat_runs = [r for r in runs(store_url) if r.directory == "hr"]
+
+    def finished_hr_runs() -> list[SyncRun]:
+        return [r for r in runs(store_url) if r.directory == "hr" and r.finished_at is not None]
+
+    assert wait_until(lambda: len(finished_hr_runs()) >= 4, timeout=40), processes.logs()
+    beat_runs = finished_hr_runs()
     assert all(r.trigger == "beat" for r in beat_runs)
-    assert {r.status for r in beat_runs} <= {"succeeded", "skipped"}
+    assert {r.status for r in beat_runs} <= {"succeeded", "skipped"}, [r.error for r in beat_runs]
     assert user_count(store_url) == 9
 
 
@@ -233,6 +236,7 @@ def test_two_workers_and_two_beats_never_overlap_a_directory(pg_setup: tuple[Pat
     assert ok, f"only {len(ran)} cycles ran\n{processes.logs()}"
     assert overlaps(ran) == 0
     assert {r.directory for r in ran} == {"hr", "corp"}
+    assert {r.status for r in ran} <= {"succeeded", "running"}, [r.error for r in ran]
     print(f"cycles run: {len(ran)}, skipped attempts: {len(rows) - len(ran)}, overlaps: {overlaps(ran)}")
 
 
@@ -275,3 +279,17 @@ def test_overlap_count_sees_intersecting_runs() -> None:
         )
 
     assert overlaps([run("hr", 0, 5), run("hr", 3, 8), run("hr", 8, 9), run("corp", 0, 9)]) == 1
+
+
+def test_sync_user_provisions_one_user_on_demand_within_two_seconds(setup: tuple[Path, str], tmp_path: Path) -> None:
+    config_path, store_url = setup
+    app = create_app(load(config_path))
+    with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False, loglevel="WARNING"):
+        app.send_task(SYNC_DIRECTORY, args=("hr",)).get(timeout=30)
+        directory(tmp_path / "hr.json", users=8)  # three hires; only one is asked for
+        started = time.monotonic()
+        result = app.send_task(SYNC_USER, args=("hr", "hr6@example.com")).get(timeout=30)
+        elapsed = time.monotonic() - started
+    assert result["status"] == "succeeded", result
+    assert elapsed < 2.0
+    assert user_count(store_url) == 6
