@@ -16,7 +16,7 @@ derives the metrics from them; any worker's endpoint shows the same numbers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
+from prometheus_client.utils import floatToGoString as _untyped_go_string
 
 from config.settings import Settings
 
@@ -55,6 +55,12 @@ class Facts:
     directories: tuple[DirectoryFact, ...] = ()
 
 
+def _go_string(value: float) -> str:
+    """A bucket bound as Prometheus writes it ("1.0", "+Inf")."""
+    text: str = _untyped_go_string(value)  # type: ignore[no-untyped-call]
+    return text
+
+
 def families(facts: Facts) -> list[Metric]:
     """The metric families for `facts` (pure: the collector and the tests both use it)."""
     cycles = CounterMetricFamily("dirsync_cycles", "Cycles recorded, by final status", labels=["directory", "status"])
@@ -76,7 +82,7 @@ def families(facts: Facts) -> list[Metric]:
     for (directory, action, outcome), n in sorted(facts.operations.items()):
         ops.add_metric([directory, action, outcome], n)
     for directory, values in sorted(facts.durations.items()):
-        buckets = [(floatToGoString(b), float(sum(1 for v in values if v <= b))) for b in DURATION_BUCKETS]
+        buckets = [(_go_string(b), float(sum(1 for v in values if v <= b))) for b in DURATION_BUCKETS]
         buckets.append(("+Inf", float(len(values))))
         duration.add_metric([directory], buckets, sum_value=sum(values))
     for d in facts.directories:
@@ -129,4 +135,4 @@ def exposition(facts: Facts) -> bytes:
     return generate_latest(registry_for(lambda: facts))
 
 
-__all__: Iterable[str] = ["Facts", "DirectoryFact", "families", "serve", "exposition"]
+__all__ = ["DirectoryFact", "Facts", "exposition", "families", "serve"]

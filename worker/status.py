@@ -306,7 +306,8 @@ def metrics_facts(settings: Settings, store: Store) -> Facts:
             SyncRun.finished_at.is_not(None), SyncRun.status.not_in(("skipped", "running"))
         )
         for d, started, ended in session.execute(finished):
-            durations.setdefault(d, []).append(max((ended - started).total_seconds(), 0.0))
+            if ended is not None:
+                durations.setdefault(d, []).append(max((ended - started).total_seconds(), 0.0))
         operations = {
             (d, a, o): int(n)
             for d, a, o, n in session.execute(
