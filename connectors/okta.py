@@ -44,7 +44,7 @@ from connectors.errors import AuthError, ConnectorError, PartialReadError, Perma
 from connectors.okta_http import ApiToken, Credentials, CursorRejected, NotFound, OktaPager, Page, ServiceApp, Sleep
 from connectors.okta_map import is_built_in, is_member_in_scope, map_group, map_user, user_id_of
 from reconcile import clock as default_clock
-from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Rejection, Snapshot
+from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, MembershipDelta, Rejection, Snapshot
 
 __all__ = ["ApiToken", "OktaConnector", "ServiceApp", "Watermark", "build"]
 
@@ -372,16 +372,20 @@ class _Reader:
         user_filter = _filter(f'lastUpdated gt "{since}"')
         raw_changed = await self.all_pages(f"/api/v1/users?limit={USERS_PAGE}&filter={user_filter}")
         if self.app_id:
-            users, user_rejections, removed_users = await self._app_users_changed(raw_changed, events, deleted_users)
+            users, user_rejections, removed_users, raw_users, entered = await self._app_users_changed(
+                raw_changed, events, deleted_users)
             groups, group_rejections, removed_groups = await self._app_groups_changed(since, events, deleted_groups)
         else:
             mapped, user_rejections, _ = self.map_users(raw_changed)
             users = list(mapped.values())
+            raw_users, entered = raw_changed, set()
             removed_users = deleted_users - set(mapped)
             group_filter = _filter(f'lastUpdated gt "{since}" or lastMembershipUpdated gt "{since}"')
             raw_groups = await self.all_pages(f"/api/v1/groups?limit={GROUPS_PAGE}&filter={group_filter}")
             groups, group_rejections = await self.groups_with_members(raw_groups, None)
             removed_groups = deleted_groups - {g.external_id for g in groups}
+        active = {u.external_id for u in users if u.active}
+        memberships = await self._memberships_of(active & (self._returning(raw_users, since) | entered))
         log.info("okta incremental read: %d users, %d groups changed, %d+%d removed, %d requests",
                  len(users), len(groups), len(removed_users), len(removed_groups), self.pager.requests)
         return Changes(
@@ -389,10 +393,41 @@ class _Reader:
             groups=tuple(groups),
             removed_user_ids=frozenset(removed_users),
             removed_group_ids=frozenset(removed_groups),
+            memberships=memberships,
             members_complete=frozenset(g.external_id for g in groups),
             rejections=tuple(user_rejections + group_rejections),
             watermark=self.watermark(state.scope, state.full_at, started, cursor),
         )
+
+    @staticmethod
+    def _returning(raw_users: Iterable[Any], since: str) -> set[str]:
+        """Users whose status changed since the watermark (back from SUSPENDED or DEPROVISIONED,
+        say): the engine dropped their memberships when they stopped, and their groups' member
+        lists did not change in Okta, so only the user's own groups tell."""
+        found = set()
+        for raw in raw_users:
+            if not isinstance(raw, dict):
+                continue
+            changed, created = raw.get("statusChanged"), raw.get("created")
+            # a new user's groups show their arrival themselves (lastMembershipUpdated)
+            is_new = isinstance(created, str) and created > since
+            if isinstance(changed, str) and changed > since and not is_new and (uid := user_id_of(raw)):
+                found.add(uid)
+        return found
+
+    async def _memberships_of(self, user_ids: set[str]) -> tuple[MembershipDelta, ...]:
+        """Each user's current groups, as memberships to (re)add."""
+        if len(user_ids) > MAX_USER_CHECKS:
+            raise _FullReadNeeded(f"{len(user_ids)} users came back")
+        ordered = sorted(user_ids)
+        lists = await self.gather(self.all_pages(f"/api/v1/users/{quote(uid)}/groups") for uid in ordered)
+        added: dict[str, set[str]] = {}
+        for uid, raw_groups in zip(ordered, lists):
+            for raw in raw_groups:
+                if isinstance(raw, dict) and isinstance(raw.get("id"), str) and (
+                        self.directory.include_everyone or not is_built_in(raw)):
+                    added.setdefault(raw["id"], set()).add(uid)
+        return tuple(MembershipDelta(gid, added=frozenset(members)) for gid, members in sorted(added.items()))
 
     def _targets(self, events: list[dict[str, Any]], types: set[str], kind: str,
                  app_only: bool = False) -> set[str]:
@@ -408,19 +443,22 @@ class _Reader:
 
     async def _app_users_changed(
         self, raw_changed: list[Any], events: list[dict[str, Any]], deleted: set[str]
-    ) -> tuple[list[ExternalUser], list[Rejection], set[str]]:
+    ) -> tuple[list[ExternalUser], list[Rejection], set[str], list[Any], set[str]]:
+        """Changed users in the app: records, rejections, removed ids, the raw users, and the
+        ids that (re)entered the app's scope."""
         hinted = self._targets(events, {"application.user_membership.add", "application.user_membership.remove"},
                                "User", app_only=True)
+        entered = self._targets(events, {"application.user_membership.add"}, "User", app_only=True)
         candidates = ({uid for raw in raw_changed if (uid := user_id_of(raw))} | hinted) - deleted
         if len(candidates) > MAX_USER_CHECKS:
             raise _FullReadNeeded(f"{len(candidates)} users changed")
         app = quote(self.app_id or "")
         pages: list[Page | None] = await self.gather(
             self.pager.get_optional(f"/api/v1/apps/{app}/users/{quote(uid)}?expand=user") for uid in sorted(candidates))
-        assigned = [p.data for p in pages if p is not None]
-        users, rejections, in_scope = self.map_users(self._embedded_users(assigned))
+        raw_users = self._embedded_users(p.data for p in pages if p is not None)
+        users, rejections, in_scope = self.map_users(raw_users)
         removed = (candidates - in_scope) | deleted
-        return list(users.values()), rejections, removed
+        return list(users.values()), rejections, removed, raw_users, entered & in_scope
 
     async def _app_groups_changed(
         self, since: str, events: list[dict[str, Any]], deleted: set[str]

@@ -14,6 +14,7 @@ Endpoints (endpoint names in brackets are what `counts()` and `inject(endpoint=)
   `and`/`or`/parentheses), `search` (any attribute; `eq/sw/co/gt/ge/lt/le/pr`), `q`.
   Without `filter`/`search`, DEPROVISIONED users are left out, as in Okta.
 - `GET /api/v1/users/{id}` [users.get]
+- `GET /api/v1/users/{id}/groups` [users.groups]: the groups the user is a member of.
 - `GET /api/v1/groups` [groups.list]: `limit` (default and max 10000), `after`, `filter` (`id`,
   `type` `eq`; `lastUpdated`, `lastMembershipUpdated` `eq/gt/ge/lt/le`), `search`, `q`,
   `expand=stats`.
@@ -76,6 +77,7 @@ DEFAULT_RATE_LIMITS: dict[str, int] = {
 BUCKET_OF_ENDPOINT = {
     "users.list": "users.list",
     "users.get": "users.get",
+    "users.groups": "users.get",
     "groups.list": "groups.list",
     "groups.users": "groups.id",
     "apps.users": "apps",
@@ -173,6 +175,7 @@ class OktaSimulator(SimulatorServer):
         for method, pattern, handler, name in (
             ("GET", "/api/v1/users", self._list_users, "users.list"),
             ("GET", "/api/v1/users/{user_id}", self._get_user, "users.get"),
+            ("GET", "/api/v1/users/{user_id}/groups", self._list_user_groups, "users.groups"),
             ("GET", "/api/v1/groups", self._list_groups, "groups.list"),
             ("GET", "/api/v1/groups/{group_id}/users", self._list_group_users, "groups.users"),
             ("GET", "/api/v1/apps/{app_id}/users", self._list_app_users, "apps.users"),
@@ -378,6 +381,17 @@ class OktaSimulator(SimulatorServer):
                 return self.error_response(request, 404, f"Not found: Resource not found: {user_id} (User)")
             user_id = found[0]
         return Response(200, [("Content-Type", "application/json")], self.org.user_bytes(user_id))
+
+    def _list_user_groups(self, request: Request) -> Response:
+        user_id = request.params["user_id"]
+        if user_id not in self.org.users:
+            return self.error_response(request, 404, f"Not found: Resource not found: {user_id} (User)")
+        ids = [g for g in self.org.group_ids if user_id in self.org.members[g]]
+        try:
+            return self._paged(request, ids, 10000, 10000, lambda g: True,
+                               lambda g: json.dumps(self.org.groups[g], separators=(",", ":")).encode())
+        except FilterError as error:
+            return self._bad_filter(request, error)
 
     def _list_groups(self, request: Request) -> Response:
         org = self.org

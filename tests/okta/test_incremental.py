@@ -286,3 +286,16 @@ def test_the_watermark_keeps_the_time_of_the_last_full_read(org_cycles: Cycles, 
     assert first is not None and later is not None
     assert later.full_at == first.full_at
     assert later.since - first.since == timedelta(minutes=40)
+
+
+def test_a_user_back_from_suspension_is_reported_with_their_groups(org_cycles: Cycles, org: OktaOrg, sim: OktaSimulator) -> None:
+    group = org.group_ids[1]
+    uid = sorted(org.members[group])[0]
+    org.suspend(uid)
+    org_cycles.changes()  # the engine drops the memberships of an inactive user (R7)
+    org.unsuspend(uid)
+
+    changes = org_cycles.changes()
+
+    assert any(d.group_external_id == group and uid in d.added for d in changes.memberships)
+    assert sim.counts()["users.groups"] == 1
