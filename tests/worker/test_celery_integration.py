@@ -24,7 +24,7 @@ from store.models import SyncRun, User
 from tests.worker.builders import directory, load, prepare_store, settings_file, slow_cycle
 from tests.worker.conftest import REDIS_URL
 from worker.app import create_app
-from worker.tasks import SYNC_DIRECTORY, SYNC_USER, submit_sync, sync_directory
+from worker.tasks import SYNC_ALL, SYNC_DIRECTORY, SYNC_USER, submit_sync, sync_directory
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -293,3 +293,13 @@ def test_sync_user_provisions_one_user_on_demand_within_two_seconds(setup: tuple
     assert result["status"] == "succeeded", result
     assert elapsed < 2.0
     assert user_count(store_url) == 6
+
+
+def test_sync_all_queues_one_cycle_per_directory(setup: tuple[Path, str]) -> None:
+    config_path, store_url = setup
+    app = create_app(load(config_path))
+    with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False, loglevel="WARNING"):
+        ids = app.send_task(SYNC_ALL).get(timeout=30)
+        results = [app.AsyncResult(i).get(timeout=30) for i in ids]
+    assert sorted((r["directory"], r["status"]) for r in results) == [("corp", "succeeded"), ("hr", "succeeded")]
+    assert user_count(store_url) == 9
