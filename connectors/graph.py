@@ -294,9 +294,9 @@ class GraphConnector:
                     memberships.append(MembershipDelta(gid, frozenset(delta.added),
                                                        frozenset(delta.removed)))
             group_members[gid] = frozenset(members)
-        for gid, name, members in self._fetch_groups(entering_groups):
-            group_members[gid] = members
-            groups.append(external_group(gid, name, members))
+        for gid, name, fetched in self._fetch_groups(entering_groups):
+            group_members[gid] = fetched
+            groups.append(external_group(gid, name, fetched))
             complete.add(gid)
         new_mark = self._mark(users_round, groups_round, now, mark.full_at, assigned,
                               group_members)

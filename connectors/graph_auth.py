@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
-import msal
+import msal  # type: ignore[import-untyped]
 import requests
-from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
+from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS  # type: ignore[import-untyped]
 
 from connectors.errors import AuthError, PermanentError, TransientError
 

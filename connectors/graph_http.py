@@ -88,7 +88,7 @@ class _TimeoutSession(requests.Session):
         super().__init__()
         self._timeout = timeout
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any,  # type: ignore[override]
+    def request(self, method: str, url: str, *args: Any,  # type: ignore[override]
                 **kwargs: Any) -> requests.Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._timeout
@@ -166,7 +166,7 @@ class GraphClient:
             | tenacity.stop_after_delay(self._max_total),
             wait=self._wait,
             retry=tenacity.retry_if_exception_type(_Retry),
-            sleep=self._sleep,
+            sleep=self._pause,
             before_sleep=self._before_sleep,
             reraise=True,
         )
@@ -230,6 +230,9 @@ class GraphClient:
             return min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
         backoff = tenacity.wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5)
         return float(backoff(state))
+
+    def _pause(self, seconds: float) -> None:
+        self._sleep(seconds)
 
     def _before_sleep(self, state: tenacity.RetryCallState) -> None:
         self.retries += 1

@@ -186,14 +186,14 @@ class GraphSimulator(SimulatorServer):
     # --- framework hooks ----------------------------------------------------------------
 
     def graph_error(self, status: int, code: str | None = None, message: str | None = None,
-                    headers: Headers = ()) -> Response:
+                    headers: Headers | None = None) -> Response:
         default_code, default_message = ERROR_CODES.get(status, ("generalException", "Error."))
         return Response.json({"error": {
             "code": code or default_code, "message": message or default_message,
             "innerError": {"date": self.clock().strftime("%Y-%m-%dT%H:%M:%S"),
                            "request-id": str(uuid.uuid4()),
                            "client-request-id": str(uuid.uuid4())},
-        }}, status, headers)
+        }}, status, headers or [])
 
     def error_response(self, request: Request, status: int) -> Response:
         if not request.path.startswith("/v1.0/"):
