@@ -4,7 +4,8 @@ SQLAlchemy's executemany binds every value of every row through the column's typ
 dominates the cost of writing hundreds of thousands of event rows. Here each column's bind
 processor is looked up once, values that repeat across rows (the one timestamp of a
 chunk) are processed once, and the batch goes to the driver's `executemany` directly,
-with the statement SQLAlchemy compiled for the dialect. The rows stored are the same.
+with the statement SQLAlchemy compiled for the dialect (on PostgreSQL, as one COPY).
+The rows stored are the same as SQLAlchemy's own insert would store.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, insert
+from sqlalchemy.exc import DBAPIError
 
 
 def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -26,11 +28,32 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     if dialect.positional:
         names = [name for name in compiled.positiontup or ()]
     columns = [_bound(table, name, [row[name] for row in rows], dialect) for name in names]
+    if dialect.name == "postgresql":
+        _copy(conn, table, names, columns)
+        return
     if dialect.positional:
         params: list[Any] = list(zip(*columns))
     else:
         params = [dict(zip(names, values)) for values in zip(*columns)]
     conn.exec_driver_sql(compiled.string, params)
+
+
+def _copy(conn: Connection, table: Table, names: list[str], columns: list[list[Any]]) -> None:
+    """PostgreSQL: COPY, an order of magnitude cheaper than one Bind/Execute per row."""
+    quote = conn.dialect.identifier_preparer
+    target = f"{quote.format_table(table)} ({', '.join(quote.quote(n) for n in names)})"
+    statement = f"COPY {target} FROM STDIN"
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for values in zip(*columns):
+                copy.write_row(values)
+    except dbapi.Error as exc:
+        # Callers tell a bad row (IntegrityError, DataError) from a dead connection by
+        # SQLAlchemy's exception classes, as for any other statement.
+        raise DBAPIError.instance(statement, None, exc, dbapi.Error, dialect=conn.dialect) from exc
 
 
 def _bound(table: Table, name: str, values: list[Any], dialect: Dialect) -> list[Any]:
