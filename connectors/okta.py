@@ -206,8 +206,9 @@ class _Reader:
 
     # -- building blocks
 
-    async def all_pages(self, url: str) -> list[Any]:
-        """Every item of a list, following `next` links until there are none."""
+    async def all_pages(self, url: str, transform: Callable[[Any], Any] | None = None) -> list[Any]:
+        """Every item of a list (through `transform`, page by page, so raw pages are not all
+        kept), following `next` links until there are none."""
         items: list[Any] = []
         seen: set[str] = set()
         next_url: str | None = url
@@ -218,7 +219,7 @@ class _Reader:
             page = await self.pager.get(next_url)
             if not isinstance(page.data, list):
                 raise PartialReadError(f"Okta sent a page that is not a list for {urlsplit(url).path}")
-            items.extend(page.data)
+            items.extend(page.data if transform is None else map(transform, page.data))
             next_url = page.next_url
         return items
 
@@ -248,10 +249,12 @@ class _Reader:
             raise _most_telling(failures) from None
         return [task.result() for task in tasks]
 
-    async def members(self, group_id: str) -> list[Any] | None:
-        """The group's members as user objects; None when the group no longer exists."""
+    async def members(self, group_id: str) -> list[str | None] | None:
+        """Ids of the group's members in scope (None for the others); None when the group no
+        longer exists."""
         try:
-            return await self.all_pages(f"/api/v1/groups/{quote(group_id)}/users?limit={GROUP_MEMBERS_PAGE}")
+            return await self.all_pages(f"/api/v1/groups/{quote(group_id)}/users?limit={GROUP_MEMBERS_PAGE}",
+                                        _member_id)
         except NotFound:
             return None
 
@@ -267,9 +270,7 @@ class _Reader:
             if members is None:
                 continue  # deleted while we read: it is simply gone
             ids = frozenset(
-                uid for m in members if is_member_in_scope(m) and (uid := user_id_of(m)) is not None
-                and (allowed_members is None or uid in allowed_members)
-            )
+                uid for uid in members if uid is not None and (allowed_members is None or uid in allowed_members))
             mapped = map_group(raw, ids)
             (groups if isinstance(mapped, ExternalGroup) else rejections).append(mapped)  # type: ignore[arg-type]
         for raw in wanted:
@@ -277,13 +278,19 @@ class _Reader:
                 rejections.append(Rejection(Kind.GROUP, "(unknown)", "unreadable-record", "Okta sent a group without an id"))
         return groups, rejections
 
-    @staticmethod
-    def map_users(raw_users: Iterable[Any]) -> tuple[dict[str, ExternalUser], list[Rejection], set[str]]:
+    @classmethod
+    def map_users(cls, raw_users: Iterable[Any]) -> tuple[dict[str, ExternalUser], list[Rejection], set[str]]:
         """Mapped users by id, rejections, and the ids in scope (mapped or rejected)."""
+        return cls.collect_users(map(map_user, raw_users))
+
+    @staticmethod
+    def collect_users(
+        mapped_users: Iterable[ExternalUser | Rejection | None],
+    ) -> tuple[dict[str, ExternalUser], list[Rejection], set[str]]:
+        """Already mapped users, deduplicated by id (the last word wins)."""
         users: dict[str, ExternalUser] = {}
         rejections: dict[str, Rejection] = {}
-        for raw in raw_users:
-            mapped = map_user(raw)
+        for mapped in mapped_users:
             if isinstance(mapped, ExternalUser):
                 users[mapped.external_id] = mapped
                 rejections.pop(mapped.external_id, None)
@@ -316,37 +323,31 @@ class _Reader:
                         watermark=self.watermark(scope, self.now, started, cursor))
 
     async def _full_org(self) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection]]:
-        raw_users, raw_groups = await self.gather([
-            self.all_pages(f"/api/v1/users?limit={USERS_PAGE}"),
+        mapped_users, raw_groups = await self.gather([
+            self.all_pages(f"/api/v1/users?limit={USERS_PAGE}", map_user),
             self.all_pages(f"/api/v1/groups?limit={GROUPS_PAGE}"),
         ])
-        users, rejections, in_scope = self.map_users(raw_users)
+        users, rejections, in_scope = self.collect_users(mapped_users)
         groups, group_rejections = await self.groups_with_members(raw_groups, in_scope)
         return list(users.values()), groups, rejections + group_rejections
 
     async def _full_app(self) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection]]:
         app = quote(self.app_id or "")
         try:
-            raw_app_users, raw_app_groups = await self.gather([
-                self.all_pages(f"/api/v1/apps/{app}/users?limit={APP_USERS_PAGE}&expand=user"),
+            mapped_users, raw_app_groups = await self.gather([
+                self.all_pages(f"/api/v1/apps/{app}/users?limit={APP_USERS_PAGE}&expand=user",
+                               lambda app_user: map_user(_embedded_user(app_user))),
                 self.all_pages(f"/api/v1/apps/{app}/groups?limit={APP_GROUPS_PAGE}&expand=group"),
             ])
         except NotFound:
             raise PermanentError(f"Okta has no app {self.app_id!r} (check app_id)") from None
-        users, rejections, in_scope = self.map_users(self._embedded_users(raw_app_users))
+        users, rejections, in_scope = self.collect_users(mapped_users)
         groups, group_rejections = await self.groups_with_members(self._embedded_groups(raw_app_groups), in_scope)
         return list(users.values()), groups, rejections + group_rejections
 
     @staticmethod
     def _embedded_users(app_users: Iterable[Any]) -> list[Any]:
-        result: list[Any] = []
-        for app_user in app_users:
-            embedded = app_user.get("_embedded", {}).get("user") if isinstance(app_user, dict) else None
-            if isinstance(embedded, dict):
-                result.append(embedded)
-            else:  # mapped to a rejection carrying the id, never silently dropped
-                result.append({"id": app_user.get("id") if isinstance(app_user, dict) else None, "status": None})
-        return result
+        return [_embedded_user(app_user) for app_user in app_users]
 
     @staticmethod
     def _embedded_groups(app_groups: Iterable[Any]) -> list[Any]:
@@ -480,6 +481,20 @@ class _Reader:
         current = {g.get("id") for g in assigned}
         removed = {g for g in (unassigned | deleted) if g not in current}
         return groups, rejections, removed
+
+
+def _member_id(raw: Any) -> str | None:
+    """A group member's id when the member counts (neither STAGED nor DEPROVISIONED)."""
+    return user_id_of(raw) if is_member_in_scope(raw) else None
+
+
+def _embedded_user(app_user: Any) -> Any:
+    """The user inside an AppUser (`expand=user`). Without one, a stand-in that maps to a
+    rejection carrying the id: a record is never dropped silently."""
+    embedded = app_user.get("_embedded", {}).get("user") if isinstance(app_user, dict) else None
+    if isinstance(embedded, dict):
+        return embedded
+    return {"id": app_user.get("id") if isinstance(app_user, dict) else None, "status": None}
 
 
 def _most_telling(failures: BaseExceptionGroup[BaseException]) -> BaseException:
