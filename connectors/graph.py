@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -129,7 +130,7 @@ class GraphConnector:
         authority = f"{directory.authority_host.rstrip('/')}/{directory.tenant_id}"
         hosts = (directory.graph_url, directory.authority_host)
 
-        def session() -> Any:
+        def session() -> requests.Session:
             return make_session(ca_bundle=ca_bundle, timeout=directory.request_timeout_seconds,
                                 pool=directory.max_concurrency + 2, hosts=hosts)
 

@@ -77,7 +77,8 @@ class GraphTenant:
         self.lock = threading.RLock()
         self.tenant_id = tenant_id or self._guid()
         self.client_id = self._guid()
-        self.client_secret = "sim~" + secrets.token_urlsafe(24)
+        # Seeded like everything else, so a demo tenant keeps its secret across restarts.
+        self.client_secret = f"sim~{self._rng.getrandbits(160):040x}"
         self.client_secret_expired = False
         self.consent_revoked = False  # Graph answers 403 once admin consent is withdrawn
         self.service_principal_id = self._guid()
