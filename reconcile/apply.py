@@ -145,6 +145,9 @@ class _Applier:
         self.actions: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.failures: list[Failure] = []
         self.at: datetime = clock.now()
+        self.op_seq = 1
+        # (map, key, previous id) for every key mapped in the current chunk.
+        self._journal: list[tuple[dict[str, int], str, int | None]] = []
 
     def run(self, plan: Plan, progress: Progress | None, chunk_size: int) -> ApplyResult:
         self.session.commit()
@@ -192,20 +195,23 @@ class _Applier:
 
     def _apply_chunk(self, chunk: list[_Indexed], is_moves: bool, extra_events: list[dict[str, Any]]) -> None:
         self.at = clock.now()
-        saved = (dict(self.user_keys), dict(self.group_keys))
+        self._journal = []
         try:
             with self._transaction() as conn:
                 results = self._in_batches(conn, chunk)
-                self._record(conn, chunk, results, extra_events)
-            return
+                insert_events(conn, extra_events + self._events(chunk, results))
         except _OP_ERRORS:
-            self.user_keys, self.group_keys = saved
-        with self._transaction() as conn:
-            if is_moves:
-                results = self._moves_one_by_one(conn, chunk)
-            else:
-                results = [self._one(conn, item) for item in chunk]
-            self._record(conn, chunk, results, extra_events)
+            self._forget_new_keys()
+            with self._transaction() as conn:
+                if is_moves:
+                    results = self._moves_one_by_one(conn, chunk)
+                else:
+                    results = [self._one(conn, item) for item in chunk]
+                insert_events(conn, extra_events + self._events(chunk, results))
+        except BaseException:
+            self._forget_new_keys()
+            raise
+        self._count(chunk, results)
 
     def _in_batches(self, conn: Connection, chunk: list[_Indexed]) -> list[_Result]:
         """Runs of consecutive operations with the same action, each run in bulk."""
@@ -264,24 +270,34 @@ class _Applier:
             results[n] = (Outcome.FAILED, errors.get(n, "failed"))
         return [results[n] for n in range(len(chunk))]
 
-    def _record(
-        self,
-        conn: Connection,
-        chunk: list[_Indexed],
-        results: list[_Result],
-        extra_events: list[dict[str, Any]],
-    ) -> None:
-        rows = list(extra_events)
+    def _events(self, chunk: list[_Indexed], results: list[_Result]) -> list[dict[str, Any]]:
+        return [
+            operation_event(self.run_id, self.op_seq + index, op, outcome, reason=reason, at=self.at)
+            for (index, op), (outcome, reason) in zip(chunk, results, strict=True)
+        ]
+
+    def _count(self, chunk: list[_Indexed], results: list[_Result]) -> None:
+        """Counted once the chunk is committed, so a redone chunk counts once."""
         for (index, op), (outcome, reason) in zip(chunk, results, strict=True):
-            seq = self.op_seq + index
-            rows.append(operation_event(self.run_id, seq, op, outcome, reason=reason, at=self.at))
             self.outcomes[outcome.value] += 1
             self.actions[op.action.value][outcome.value] += 1
             if outcome is Outcome.FAILED:
-                self.failures.append(Failure(seq, op.action, op.target, reason or "failed"))
-        insert_events(conn, rows)
+                self.failures.append(Failure(self.op_seq + index, op.action, op.target, reason or "failed"))
 
     # --- references ------------------------------------------------------------------------
+
+    def remember(self, keys: dict[str, int], key: str, row_id: int) -> None:
+        """Map `key` to `row_id`, undoably: a rolled-back chunk's rows do not exist."""
+        self._journal.append((keys, key, keys.get(key)))
+        keys[key] = row_id
+
+    def _forget_new_keys(self) -> None:
+        for keys, key, previous in reversed(self._journal):
+            if previous is None:
+                keys.pop(key, None)
+            else:
+                keys[key] = previous
+        self._journal = []
 
     def users_of(self, conn: Connection, refs: Iterable[Ref | None]) -> list[int | None]:
         return self._resolve(conn, refs, self.user_keys, users, "email_key")
@@ -295,7 +311,8 @@ class _Applier:
         refs = list(refs)
         unknown = {r.key for r in refs if r is not None and r.local_id is None and r.key is not None} - keys.keys()
         if unknown:
-            keys.update(_lookup_keys(conn, table, natural, self.directory, unknown))
+            for key, row_id in _lookup_keys(conn, table, natural, self.directory, unknown).items():
+                self.remember(keys, key, row_id)
         out: list[int | None] = []
         for ref in refs:
             if ref is None:
@@ -463,7 +480,7 @@ def _create(
         for ident, position in first_of.items():
             existing[ident] = new_ids[new_rows[position][natural]]
     for row, key in zip(rows, keys):
-        key_map[key] = existing[identity(row)]
+        applier.remember(key_map, key, existing[identity(row)])
     return results
 
 

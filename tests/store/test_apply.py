@@ -351,3 +351,12 @@ def test_an_interrupted_apply_leaves_whole_chunks_and_a_rerun_completes_it(store
     assert len(partial["users"]) == 3 and partial["groups"][0]["members"] == []
     assert result.outcomes == {"noop": 4, "applied": 3}
     assert len(exported(store)["groups"][0]["members"]) == 3
+
+
+def test_events_of_an_unknown_run_are_refused_and_nothing_is_written(store: Store) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        apply(store, plan(create_user("u1", "ann@x.com")), run_id=999)
+
+    assert exported(store)["users"] == []
