@@ -150,7 +150,8 @@ class OktaConnector:
     def read(self, watermark: str | None) -> Snapshot | Changes:
         """A `Snapshot` (full read) or `Changes` since `watermark`; raises `ConnectorError`."""
         try:
-            return _run(self._read(watermark))
+            result: Snapshot | Changes = _run(self._read(watermark))
+            return result
         except ConnectorError:
             raise
         except Exception as exc:  # a bug or an SDK surprise must still fail the read cleanly

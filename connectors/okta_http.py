@@ -358,7 +358,7 @@ def _build_executor(org_url: str, credentials: Credentials, timeout: float) -> A
     from okta.client import Client as OktaClient  # ~2 s import: only when reading
     from okta.http_client import HTTPClient
 
-    class NoProxyHTTPClient(HTTPClient):  # type: ignore[misc]
+    class NoProxyHTTPClient(HTTPClient):
         def _setup_proxy(self, proxy: object) -> None:
             return None  # the aiohttp session applies proxy variables itself, NO_PROXY included
 
@@ -394,4 +394,4 @@ def _build_executor(org_url: str, credentials: Credentials, timeout: float) -> A
         for handler in list(sdk_logger.handlers):
             if handler not in handlers_before:
                 sdk_logger.removeHandler(handler)
-    return client.get_request_executor()
+    return client.get_request_executor()  # type: ignore[no-untyped-call]

@@ -198,8 +198,8 @@ class OktaSimulator(SimulatorServer):
 
     def register_service_app(self, client_id: str, public_key_pem: str | bytes, scopes: Iterable[str]) -> None:
         """Accept `private_key_jwt` assertions from `client_id` signed by the matching key."""
-        key = jwt.algorithms.RSAAlgorithm.from_jwk(public_key_pem) if str(public_key_pem).lstrip().startswith("{") \
-            else public_key_pem
+        text = public_key_pem.decode() if isinstance(public_key_pem, bytes) else public_key_pem
+        key: Any = jwt.algorithms.RSAAlgorithm.from_jwk(text) if text.lstrip().startswith("{") else text
         with self.lock:
             self.service_apps[client_id] = _ServiceApp(client_id, key, frozenset(scopes))
 

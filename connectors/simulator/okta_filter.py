@@ -10,6 +10,7 @@ dates. Dates compare as ISO strings, which works because Okta's format is fixed-
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -138,11 +139,11 @@ def _comparison(path: list[str], op: str, value: Any) -> Predicate:
         return lambda r: isinstance(lookup(r), str) and str(value).lower() in lookup(r).lower()
     if op == "pr":
         return lambda r: lookup(r) is not None
-    compare = {
-        "gt": lambda a, b: a > b,
-        "ge": lambda a, b: a >= b,
-        "lt": lambda a, b: a < b,
-        "le": lambda a, b: a <= b,
+    compare: Callable[[Any, Any], bool] = {
+        "gt": operator.gt,
+        "ge": operator.ge,
+        "lt": operator.lt,
+        "le": operator.le,
     }[op]
 
     def ordered(record: Mapping[str, Any]) -> bool:
