@@ -20,11 +20,12 @@ from connectors import Connector, build_connector
 from connectors.errors import AuthError, ConnectorError
 from reconcile import clock, guard
 from reconcile.apply import apply
-from reconcile.merge import merge
-from reconcile.model import Changes, LocalState, Plan, RuleSettings, Snapshot
+from reconcile.merge import reported_users
+from reconcile.model import Changes, Plan, RuleSettings, Snapshot
 from reconcile.plan import plan
 from store import (
     Store,
+    close_interrupted_runs,
     ensure_directory,
     finish_run,
     held_lease,
@@ -81,7 +82,7 @@ def run_cycle(
     store = store or open_store(settings.store.url)
     try:
         return _Cycle(settings, directory, store, trigger, dry_run, allow_deactivations, progress).run(
-            full, connector, lock or _lease_lock(store, settings.worker.lock_ttl_seconds)
+            full, connector, lock or lease_lock(store, settings.worker.lock_ttl_seconds)
         )
     finally:
         if own_store:
@@ -104,13 +105,16 @@ def sync_user(
     store = store or open_store(settings.store.url)
     try:
         cycle = _Cycle(settings, directory, store, "on-demand", False, False, None)
-        return cycle.run(False, connector, lock or _lease_lock(store, settings.worker.lock_ttl_seconds), user_key=key)
+        return cycle.run(False, connector, lock or lease_lock(store, settings.worker.lock_ttl_seconds), user_key=key)
     finally:
         if own_store:
             store.dispose()
 
 
-def _lease_lock(store: Store, ttl: int) -> Lock:
+def lease_lock(store: Store, ttl: int) -> Lock:
+    """The store lease that keeps one cycle per directory at a time without Redis; the
+    worker takes it too (after its Redis lock), so CLI and worker cycles never overlap."""
+
     def lock(name: str) -> AbstractContextManager[bool]:
         return held_lease(store, f"cycle:{name}", ttl)
 
@@ -140,7 +144,7 @@ class _Cycle:
         self.started = time.monotonic()
 
     def run(self, full: bool, connector: Connector | None, lock: Lock, user_key: str | None = None) -> RunResult:
-        with self.store.session() as session:
+        with self.store.session(write=True) as session:
             row = ensure_directory(session, self.name, self.directory.kind)
             enabled, watermark = row.enabled, row.watermark
             last_full = row.last_full_sync_at
@@ -152,6 +156,13 @@ class _Cycle:
             if not acquired:
                 run_id = None if self.dry_run else self._start(mode)
                 return self._finish(run_id, "skipped", mode, error="skipped: a cycle of this directory is already running")
+            if not self.dry_run:
+                with self.store.session(write=True) as session:
+                    # Holding the lock, no live cycle owns a `running` row: a dead one left it.
+                    closed = close_interrupted_runs(session, self.name)
+                if closed:
+                    log.warning("closed %d interrupted run(s) of directory %s", closed, self.name,
+                                extra={"directory": self.name})
             return self._locked(mode, watermark, connector, user_key)
 
     def _mode(self, full: bool, watermark: str | None, last_full: object) -> str:
@@ -162,7 +173,8 @@ class _Cycle:
 
     def _locked(self, mode: str, watermark: str | None, connector: Connector | None, user_key: str | None) -> RunResult:
         run_id = None if self.dry_run else self._start(mode)
-        log.info("cycle start directory=%s mode=%s trigger=%s run=%s", self.name, mode, self.trigger, run_id)
+        log.info("cycle start directory=%s mode=%s trigger=%s run=%s", self.name, mode, self.trigger, run_id,
+                 extra={"directory": self.name, "mode": mode, "trigger": self.trigger, "run_id": run_id})
         own_connector = connector is None
         try:
             connector = connector or build_connector(self.settings, self.directory)
@@ -182,13 +194,12 @@ class _Cycle:
 
         with self.store.session() as session:
             local = load_local_state(session)
-        snapshot = merge(source, local, self.name, self.rules) if isinstance(source, Changes) else source
-        the_plan = plan(snapshot, local, self.rules, directory=self.name, links=self.directory.links)
+        the_plan = plan(source, local, self.rules, directory=self.name, links=self.directory.links)
         verdict = guard.check(
             the_plan,
             local,
             directory=self.name,
-            reported_users=len(snapshot.users),
+            reported_users=reported_users(source, local, self.name),
             limits=self.settings.safety.to_limits(),
             allow_deactivations=self.allow or user_key is not None,
         )
@@ -196,7 +207,7 @@ class _Cycle:
             return self._result(None, "dry-run", mode, counts=the_plan.counts(), plan=the_plan,
                                 error=f"halted: {verdict.reason}" if verdict.halted else None)
         if verdict.halted:
-            with self.store.session() as session:
+            with self.store.session(write=True) as session:
                 record_staged(session, run_id, the_plan)
             log.warning("cycle halted directory=%s reason=%s", self.name, verdict.reason)
             return self._finish(run_id, "halted", mode, counts=the_plan.counts(), plan=the_plan,
@@ -211,7 +222,7 @@ class _Cycle:
         counts = {**the_plan.counts(), **{f"outcome:{k}": v for k, v in outcome.outcomes.items()}}
         failed = outcome.failed
         if user_key is None:
-            with self.store.session() as session:
+            with self.store.session(write=True) as session:
                 record_success(
                     session, self.name,
                     # a failed operation keeps the old watermark, so the next read sees it again
@@ -231,26 +242,29 @@ class _Cycle:
         return connector.read(None if mode == "full" else watermark)
 
     def _start(self, mode: str) -> int:
-        with self.store.session() as session:
+        with self.store.session(write=True) as session:
             record_run_started(session, self.name)
             return start_run(session, directory=self.name, trigger=self.trigger, mode=mode,
                              dry_run=self.dry_run, allow_deactivations=self.allow)
 
     def _fail(self, run_id: int | None, mode: str, error: str, auth: bool = False) -> RunResult:
         if not self.dry_run:
-            with self.store.session() as session:
+            with self.store.session(write=True) as session:
                 record_failure(session, self.name, error=error, auth=auth)
-        log.error("cycle failed directory=%s error=%s", self.name, error)
+        log.error("cycle failed directory=%s error=%s", self.name, error,
+                  extra={"directory": self.name, "run_id": run_id, "status": "failed"})
         return self._finish(run_id, "failed", mode, error=error, auth=auth)
 
     def _finish(self, run_id: int | None, status: str, mode: str, *, counts: dict[str, int] | None = None,
                 error: str | None = None, plan: Plan | None = None, auth: bool = False) -> RunResult:
         if run_id is not None:
-            with self.store.session() as session:
+            with self.store.session(write=True) as session:
                 finish_run(session, run_id, status, counts or {}, error)
         result = self._result(run_id, status, mode, counts=counts, error=error, plan=plan, auth=auth)
         log.info("cycle end directory=%s status=%s mode=%s run=%s seconds=%.2f",
-                 self.name, status, mode, run_id, result.duration_seconds)
+                 self.name, status, mode, run_id, result.duration_seconds,
+                 extra={"directory": self.name, "status": status, "mode": mode, "run_id": run_id,
+                        "trigger": self.trigger, "seconds": round(result.duration_seconds, 3)})
         return result
 
     def _result(self, run_id: int | None, status: str, mode: str, *, counts: dict[str, int] | None = None,
@@ -278,4 +292,4 @@ def _one_user(snapshot: Snapshot, key: str) -> Changes:
     )
 
 
-__all__ = ["Lock", "LocalState", "Progress", "RunResult", "run_cycle", "sync_user"]
+__all__ = ["Lock", "Progress", "RunResult", "lease_lock", "run_cycle", "sync_user"]

@@ -1,9 +1,10 @@
-"""Turning an incremental read into the complete picture `plan` works on.
+"""Reading an incremental `Changes` against the store's last view of the directory.
 
 The store holds the directory's last applied state: the users and groups bound to it.
-Projecting that state back into directory records and laying `Changes` over it gives the
-`Snapshot` a full read would have returned, so full and incremental cycles share one
-planning path and cannot drift apart.
+`merge` lays `Changes` over that projection and gives the `Snapshot` a full read would
+have returned (the meaning of `Changes`, and what tests compare incremental plans with).
+`touched_groups` does the same for only the groups a change touches, so planning an
+incremental cycle costs in proportion to what changed.
 """
 
 from __future__ import annotations
@@ -81,3 +82,52 @@ def merge(changes: Changes, local: LocalState, directory: str, rules: RuleSettin
         rejections=changes.rejections,
         watermark=changes.watermark,
     )
+
+
+def touched_groups(
+    changes: Changes, local: LocalState, directory: str, rules: RuleSettings
+) -> tuple[ExternalGroup, ...]:
+    """The complete current record of every group `changes` touches (members merged)."""
+    touched = {g.external_id for g in changes.groups} | {d.group_external_id for d in changes.memberships}
+    if not touched:
+        return ()
+    bound = {
+        g.external_id: g
+        for g in local.groups
+        if g.managed_by == directory and g.external_id in touched
+    }
+    wanted_members = {m for g in bound.values() for m in g.members}
+    external_of = {
+        u.id: u.external_id
+        for u in local.users
+        if u.id in wanted_members and u.managed_by == directory and u.external_id is not None
+    }
+    groups: dict[str, ExternalGroup] = {}
+    for ext, g in bound.items():
+        groups[ext] = ExternalGroup(
+            ext,
+            rules.admin_alias if g.reserved else g.name,
+            frozenset(external_of[m] for m in g.members if m in external_of),
+        )
+    result: dict[str, ExternalGroup] = {}
+    for group in changes.groups:
+        previous = groups.get(group.external_id)
+        complete = group.external_id in changes.members_complete or previous is None
+        members = group.member_ids if complete else previous.member_ids  # type: ignore[union-attr]
+        result[group.external_id] = ExternalGroup(group.external_id, group.name, members)
+    for delta in changes.memberships:
+        current = result.get(delta.group_external_id) or groups.get(delta.group_external_id)
+        if current is None:
+            continue  # a group never read: its record arrives with a full read
+        members = (current.member_ids - delta.removed) | delta.added
+        result[delta.group_external_id] = ExternalGroup(current.external_id, current.name, members)
+    return tuple(g for ext, g in result.items() if ext not in changes.removed_group_ids)
+
+
+def reported_users(source: Snapshot | Changes, local: LocalState, directory: str) -> int:
+    """How many users the directory reports in scope after `source` (for the S2 guard)."""
+    if isinstance(source, Snapshot):
+        return len(source.users)
+    bound = {u.external_id for u in local.users if u.managed_by == directory and u.external_id}
+    changed = {u.external_id for u in source.users}
+    return len((bound | changed) - source.removed_user_ids)

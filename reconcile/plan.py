@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from reconcile.merge import merge
+from reconcile.merge import touched_groups
 from reconcile.model import (
     Action,
     Changes,
@@ -56,24 +56,31 @@ def plan(
 ) -> Plan:
     """Every operation that brings the store in step with `directory`, and every refusal.
 
-    `source` is a complete `Snapshot`, or `Changes` laid over the store's last view of the
-    directory. Records the connector could not interpret (its rejections with an
-    external id) hold their local counterparts exactly as they are.
+    `source` is a complete `Snapshot`, or `Changes` since the store's last view of the
+    directory (planned in proportion to what changed, with the meaning of
+    `merge(changes, ...)`). Records the connector could not interpret (its rejections
+    with an external id) hold their local counterparts exactly as they are.
     """
-    snapshot = merge(source, local, directory, rules) if isinstance(source, Changes) else source
+    if isinstance(source, Changes):
+        external_users, external_groups = source.users, touched_groups(source, local, directory, rules)
+        departed_users: frozenset[str] | None = source.removed_user_ids
+        departed_groups: frozenset[str] | None = source.removed_group_ids
+    else:
+        external_users, external_groups = source.users, source.groups
+        departed_users = departed_groups = None
     held_users = frozenset(
-        r.external_id for r in snapshot.rejections if r.kind is Kind.USER and r.external_id
+        r.external_id for r in source.rejections if r.kind is Kind.USER and r.external_id
     )
     held_groups = frozenset(
-        r.external_id for r in snapshot.rejections if r.kind is Kind.GROUP and r.external_id
+        r.external_id for r in source.rejections if r.kind is Kind.GROUP and r.external_id
     )
     users_by_id = {u.id: u for u in local.users}
 
-    users = plan_users(snapshot.users, local.users, directory, rules, held_users)
-    rejections = list(snapshot.rejections) + users.rejections
+    users = plan_users(external_users, local.users, directory, rules, held_users, departed_users)
+    rejections = list(source.rejections) + users.rejections
     rejections += _keep_last_admin(users, local, users_by_id, rules)
     groups = plan_groups(
-        snapshot.groups,
+        external_groups,
         local.groups,
         users_by_id,
         users,
@@ -81,6 +88,7 @@ def plan(
         rules,
         links or {},
         held_groups,
+        departed_groups,
     )
     rejections += groups.rejections
     operations = users.operations + groups.operations + groups.member_operations

@@ -59,8 +59,13 @@ def plan_groups(
     rules: RuleSettings,
     links: Mapping[str, str],
     held_external_ids: frozenset[str],
+    departed: frozenset[str] | None = None,
 ) -> GroupPlan:
-    """Decide every group and membership operation for one directory's complete list."""
+    """Decide every group and membership operation for one directory.
+
+    `departed` works as in `plan_users`: None means `groups` is the complete list;
+    otherwise `groups` changed, `departed` left, and every other bound group stays.
+    """
     out = GroupPlan()
     local = list(local_groups)
     admin = find_admin_group(local, rules)
@@ -91,6 +96,8 @@ def plan_groups(
     for external_id in held_external_ids - seen:
         if external_id in bound:
             held_local.add(bound[external_id].id)
+    if departed is not None:
+        seen |= {ext for ext in bound if ext not in departed}  # unchanged: still there
 
     # 2. One directory group per local name; the alias claims the admin group's name.
     def wanted_name(group: ExternalGroup, name: str) -> str:
@@ -235,6 +242,13 @@ def plan_groups(
     # 4. Memberships follow the directory (R7: inactive users are not members).
     for m in managed:
         out.member_operations.extend(_members(m, local_users, users, out, admin, rules))
+    if departed is not None:
+        # Groups that did not change still lose the members this plan deactivates.
+        planned = {m.local.id for m in managed if m.local is not None} | held_local | unlinked
+        for g in local:
+            if g.managed_by == directory and g.id not in planned:
+                for uid in sorted(g.members & users.deactivated_local_ids):
+                    out.member_operations.append(_remove(g.name, Ref(local_id=g.id), uid, local_users))
     return out
 
 
@@ -293,16 +307,7 @@ def _members(
             )
             return []
 
-    ops = [
-        Operation(
-            Action.REMOVE_MEMBER,
-            m.name,
-            group=m.ref,
-            user=Ref(local_id=uid),
-            old=(("member", local_users[uid].email),),
-        )
-        for uid in removes
-    ]
+    ops = [_remove(m.name, m.ref, uid, local_users) for uid in removes]
     ops.extend(
         Operation(
             Action.ADD_MEMBER,
@@ -327,6 +332,16 @@ def _create(name: str, external_id: str, directory: str, reserved: bool) -> Oper
             ("name", name),
             ("reserved", reserved),
         ),
+    )
+
+
+def _remove(name: str, group: Ref, uid: int, local_users: Mapping[int, LocalUser]) -> Operation:
+    return Operation(
+        Action.REMOVE_MEMBER,
+        name,
+        group=group,
+        user=Ref(local_id=uid),
+        old=(("member", local_users[uid].email),),
     )
 
 

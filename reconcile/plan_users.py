@@ -78,19 +78,25 @@ def plan_users(
     directory: str,
     rules: RuleSettings,
     held_external_ids: frozenset[str],
+    departed: frozenset[str] | None = None,
 ) -> UserPlan:
-    """Decide every user operation for one directory's complete list of users."""
+    """Decide every user operation for one directory.
+
+    With `departed` None, `users` is the directory's complete list and every bound user
+    missing from it has left scope. Otherwise `users` are only the records that changed,
+    `departed` the ids that left, and every other bound user stays exactly as it is.
+    """
     out = UserPlan()
     local = list(local_users)
     bound = {u.external_id: u for u in local if u.managed_by == directory and u.external_id}
     by_key = {email_key(u.email): u for u in local}
 
-    # 1. Validate; a bound record whose record is bad is held exactly as it is.
+    # 1. Validate; a bound user whose record is bad is held exactly as it is.
     valid: list[CleanUser] = []
     seen_ids: set[str] = set()
     for record in users:
         if record.external_id in seen_ids:
-            out.rejections.append(_reject(record, "duplicate-id", "another record has this id"))
+            out.rejections.append(_reject(record, "duplicate-id", "another user has this id"))
             continue
         seen_ids.add(record.external_id)
         out.seen.add(record.external_id)
@@ -105,6 +111,12 @@ def plan_users(
         valid.append(checked)
     for external_id in held_external_ids - seen_ids:
         _hold(out, bound.get(external_id))
+    if departed is not None:
+        for external_id, row in bound.items():
+            if external_id not in seen_ids and external_id not in departed:
+                seen_ids.add(external_id)
+                out.seen.add(external_id)
+                _keep(out, row)
 
     # 2. One directory user per email (R1): a bound user keeping its address wins, then
     #    the order the directory listed them in.
@@ -273,6 +285,12 @@ def _hold(out: UserPlan, local: LocalUser | None) -> None:
     if local is None or local.external_id is None:
         return
     out.held_local_ids.add(local.id)
+    _keep(out, local)
+
+
+def _keep(out: UserPlan, local: LocalUser) -> None:
+    """`local` stays bound exactly as it is."""
+    assert local.external_id is not None
     out.bound_local_ids.add(local.id)
     out.final_ref[local.external_id] = Ref(local_id=local.id)
     out.final_email[local.external_id] = local.email

@@ -8,7 +8,6 @@ one place whichever path changes the store.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from reconcile.model import RuleSettings
@@ -23,8 +22,9 @@ _EMAIL = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 
-# Bidirectional overrides and isolates can make a name display as something else.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+# C0/C1 control characters (Unicode category Cc), and the bidirectional marks, overrides
+# and isolates that can make a name display as something else.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +141,4 @@ def entra_active(account_enabled: object, soft_deleted: bool = False) -> bool:
 
 
 def _has_control(text: str) -> bool:
-    return any(
-        unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in text
-    )
+    return _CONTROL.search(text) is not None

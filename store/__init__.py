@@ -26,6 +26,7 @@ Runs and events (in the caller's session; the caller commits)
     finish_run(session, run_id, status, counts, error)
     record_rejections(session, run_id, rejections), record_staged(session, run_id, plan)
     list_runs(session, *, directory=None, limit=20) (newest first), get_run, list_events(session, run_id)
+    close_interrupted_runs(session, directory) (runs a dead process left `running`; under the lock)
 
 Leases ("one cycle per directory at a time" without Redis; their own short transactions)
     acquire(store, name, holder, ttl_seconds) -> bool, release(store, name, holder) -> bool,
@@ -66,6 +67,8 @@ from store.models import (
     User,
 )
 from store.runs import (
+    INTERRUPTED,
+    close_interrupted_runs,
     finish_run,
     get_run,
     list_events,
@@ -77,6 +80,8 @@ from store.runs import (
 from store.state import load_local_state
 
 __all__ = [
+    "INTERRUPTED",
+    "close_interrupted_runs",
     "Directory",
     "Group",
     "Invite",

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
 from reconcile import clock
@@ -41,6 +41,12 @@ _KIND_OF_ACTION = {
     Action.CREATE_INVITE: Kind.INVITE,
     Action.REVOKE_INVITE: Kind.INVITE,
 }
+
+
+# Plain strings, looked up once: enum `.value` is slow at hundreds of thousands of events.
+_ACTION_TEXT = {action: action.value for action in Action}
+_KIND_TEXT = {action: kind.value for action, kind in _KIND_OF_ACTION.items()}
+_OUTCOME_TEXT = {outcome: outcome.value for outcome in Outcome}
 
 
 def kind_of(action: Action) -> Kind:
@@ -100,6 +106,20 @@ def finish_run(
     return run
 
 
+INTERRUPTED = "interrupted: the process running this cycle stopped before it ended"
+
+
+def close_interrupted_runs(session: Session, directory: str, at: datetime | None = None) -> int:
+    """Mark `directory`'s runs still `running` as failed. Call only while holding the
+    directory's cycle lock: then no live cycle can own such a row."""
+    done = session.execute(
+        update(SyncRun)
+        .where(SyncRun.directory == directory, SyncRun.status == RunStatus.RUNNING.value)
+        .values(status=RunStatus.FAILED.value, finished_at=at or clock.now(), error=INTERRUPTED)
+    )
+    return int(getattr(done, "rowcount", 0) or 0)
+
+
 def get_run(session: Session, run_id: int) -> SyncRun | None:
     return session.get(SyncRun, run_id)
 
@@ -151,10 +171,10 @@ def operation_event(
     return {
         "run_id": run_id,
         "seq": seq,
-        "action": op.action.value,
-        "kind": kind_of(op.action).value,
+        "action": _ACTION_TEXT[op.action],
+        "kind": _KIND_TEXT[op.action],
         "target": op.target,
-        "outcome": outcome.value,
+        "outcome": _OUTCOME_TEXT[outcome],
         "reason": reason,
         "detail": detail,
         "old": _jsonable(op.old) if op.old else None,

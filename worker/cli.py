@@ -93,3 +93,7 @@ def main() -> NoReturn:
     sys.exit(code)
 
 
+
+
+if __name__ == "__main__":
+    main()

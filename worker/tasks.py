@@ -14,8 +14,7 @@ cycle is how a quarantined directory is tried early.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -134,52 +133,16 @@ def _note_quarantine(
         )
 
 
-INTERRUPTED = "interrupted: the process running this cycle stopped before it ended"
 
 
-def cycle_lock(
-    settings: Settings, store: Store, redis_factory: LockFactory | None, *, now: Callable[[], datetime] = clock.now
-) -> LockFactory:
-    """The lock a worker's cycle takes: the Redis lock (when there is one), then the store's
-    lease that in-process `dirsync sync` cycles take too, so neither overlaps the other.
+def cycle_lock(settings: Settings, store: Store, redis_factory: LockFactory | None) -> LockFactory:
+    """The lock a worker's cycle takes: the Redis lock (when there is one), then the store
+    lease in-process `dirsync sync` cycles take too, so neither overlaps the other. Once
+    both are held the cycle closes runs a dead holder left `running`."""
+    from reconcile.cycle import lease_lock
 
-    Once both are held, no other cycle of the directory can be running, so a run row still
-    `running` belongs to a holder that died (SIGKILL, lost host): it is closed as failed.
-    """
-    from store.lease import held_lease
-
-    def lease(name: str) -> AbstractContextManager[bool]:
-        # The same lease name run_cycle's default lock uses.
-        return held_lease(store, f"cycle:{name}", settings.worker.lock_ttl_seconds)
-
-    both = all_of(*(f for f in (redis_factory, lease) if f is not None))
-
-    @contextmanager
-    def lock(name: str) -> Iterator[bool]:
-        with both(name) as held:
-            if held:
-                close_interrupted_runs(store, name, now())
-            yield held
-
-    return lock
-
-
-def close_interrupted_runs(store: Store, name: str, at: datetime) -> int:
-    """Mark `name`'s runs still `running` as failed (call only while holding its lock)."""
-    from sqlalchemy import update
-
-    from store.models import SyncRun
-
-    with store.session(write=True) as session:
-        done = session.execute(
-            update(SyncRun)
-            .where(SyncRun.directory == name, SyncRun.status == "running")
-            .values(status="failed", finished_at=at, error=INTERRUPTED)
-        )
-        count = int(getattr(done, "rowcount", 0) or 0)
-    if count:
-        log.warning("closed %d interrupted run(s) of directory %s", count, name, extra={"directory": name})
-    return count
+    lease = lease_lock(store, settings.worker.lock_ttl_seconds)
+    return all_of(*(f for f in (redis_factory, lease) if f is not None))
 
 
 def _refused(name: str, error: str) -> dict[str, Any]:

@@ -35,7 +35,8 @@ from tests.worker.conftest import REDIS_URL
 from worker import status
 from worker.app import DirsyncCelery, create_app
 from worker.locks import KEY_PREFIX
-from worker.tasks import INTERRUPTED, SYNC_DIRECTORY
+from store import INTERRUPTED
+from worker.tasks import SYNC_DIRECTORY
 
 pytestmark = pytest.mark.redis
 

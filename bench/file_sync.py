@@ -1,0 +1,81 @@
+"""`dirsync sync` on a large file directory: wall time and peak memory, first and no-op cycle.
+
+    python bench/file_sync.py [--users 100000] [--groups 2000] [--memberships 200000] [--store URL]
+
+Each cycle runs in a fresh process (`dirsync sync`), as an operator would, so peak RSS is
+the cycle's own. Prints one line per cycle; not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_directory(path: Path, users: int, groups: int, memberships: int, seed: int) -> None:
+    rng = random.Random(seed)
+    data = {
+        "users": [
+            {"id": f"u{i}", "email": f"user{i}@example.com", "given_name": f"Given{i}",
+             "family_name": f"Family{i}", "display_name": f"Given{i} Family{i}", "active": True}
+            for i in range(users)
+        ],
+        "groups": [],
+    }
+    per_group: list[set[str]] = [set() for _ in range(groups)]
+    for _ in range(memberships):
+        per_group[rng.randrange(groups)].add(f"u{rng.randrange(users)}")
+    data["groups"] = [{"id": f"g{g}", "name": f"Group {g}", "members": sorted(m)} for g, m in enumerate(per_group)]
+    path.write_text(json.dumps(data))
+
+
+def run_cycle(config: Path, label: str) -> None:
+    env = {**os.environ, "DIRSYNC_CONFIG": str(config)}
+    start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run([sys.executable, "-m", "worker.cli", "sync", "--json"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode != 0:
+        raise SystemExit(f"{label}: exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    [result] = json.loads(proc.stdout)
+    changes = sum(v for k, v in result["counts"].items() if not k.startswith("outcome:") and k != "rejected")
+    note = "" if peak > before else " (peak not above an earlier cycle's)"
+    print(f"{label:<16} wall {wall:6.2f} s   peak RSS {peak / 1024:7.1f} MiB{note}   "
+          f"operations {changes}   status {result['status']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--groups", type=int, default=2_000)
+    parser.add_argument("--memberships", type=int, default=200_000)
+    parser.add_argument("--store", default=None, help="store URL (default: a new SQLite file)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        store = args.store or f"sqlite:///{folder / 'bench.db'}"
+        make_directory(folder / "directory.json", args.users, args.groups, args.memberships, args.seed)
+        config = folder / "dirsync.toml"
+        config.write_text(f'[store]\nurl = "{store}"\n\n[directories.hr]\nkind = "file"\npath = "directory.json"\n')
+        size = (folder / "directory.json").stat().st_size / 2**20
+        print(f"file directory: {args.users} users, {args.groups} groups, {args.memberships} memberships"
+              f" ({size:.1f} MiB JSON), store {store.split(':')[0]}")
+        run_cycle(config, "first cycle")
+        run_cycle(config, "no-op cycle")
+
+
+if __name__ == "__main__":
+    main()
