@@ -278,13 +278,13 @@ class _Applier:
 
     def _count(self, chunk: list[_Indexed], results: list[_Result]) -> None:
         """Counted once the chunk is committed, so a redone chunk counts once."""
-        for (index, op), (outcome, reason) in zip(chunk, results, strict=True):
-            self.outcomes[outcome.value] += 1
-            self.actions[op.action.value][outcome.value] += 1
+        pairs = Counter((op.action, outcome) for (_, op), (outcome, _) in zip(chunk, results, strict=True))
+        for (action, outcome), n in pairs.items():
+            self.outcomes[outcome.value] += n
+            self.actions[action.value][outcome.value] += n
+        for (index, op), (outcome, reason) in zip(chunk, results):
             if outcome is Outcome.FAILED:
                 self.failures.append(Failure(self.op_seq + index, op.action, op.target, reason or "failed"))
-
-    # --- references ------------------------------------------------------------------------
 
     def remember(self, keys: dict[str, int], key: str, row_id: int) -> None:
         """Map `key` to `row_id`, undoably: a rolled-back chunk's rows do not exist."""

@@ -124,7 +124,10 @@ def open_store(url: str | URL, *, check_schema: bool = True, echo: bool = False)
             _ensure_current(store)
         except SQLAlchemyError as exc:
             store.dispose()
-            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            reason = (str(getattr(exc, "orig", None) or exc).splitlines() or ["unknown error"])[0]
+            password = store.engine.url.password
+            if password:  # drivers may echo connection parameters back
+                reason = reason.replace(str(password), "***")
             raise StoreError(f"database at {store.url} cannot be opened: {reason}") from None
         except StoreError:
             store.dispose()
