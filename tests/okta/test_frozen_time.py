@@ -1,0 +1,29 @@
+"""The connector's default clock is `reconcile.clock.now`: frozen time decides when a full
+read is due (freezegun with the event loop on real time, and the SDK left alone)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import freezegun
+
+from connectors.okta import ApiToken, OktaConnector
+from connectors.simulator.base import ManualClock
+from connectors.simulator.okta import OktaOrg, OktaSimulator
+from reconcile.model import Changes, Snapshot
+from tests.okta.conftest import client_context, directory
+
+
+def test_full_every_hours_follows_the_engine_clock(sim: OktaSimulator, org: OktaOrg, clock: ManualClock) -> None:
+    connector = OktaConnector(directory(sim), ApiToken(sim.api_token), ssl_context=client_context(sim))
+    with freezegun.freeze_time(clock(), real_asyncio=True, ignore=["okta"]) as frozen:
+        first = connector.read(None)
+
+        def later(hours: float) -> Snapshot | Changes:
+            frozen.tick(timedelta(hours=hours))
+            clock.advance(hours=hours)
+            return connector.read(first.watermark)
+
+        assert isinstance(first, Snapshot)
+        assert isinstance(later(23), Changes)
+        assert isinstance(later(1), Snapshot)
