@@ -15,21 +15,25 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy.orm import Session
+
 from config import DirectorySettings, Settings
 from connectors import Connector, build_connector
 from connectors.errors import AuthError, ConnectorError
 from reconcile import clock, guard
 from reconcile.apply import apply
 from reconcile.merge import reported_users
-from reconcile.model import Changes, Plan, RuleSettings, Snapshot
+from reconcile.model import Changes, LocalState, Plan, RuleSettings, Snapshot
 from reconcile.plan import plan
 from store import (
     Store,
     close_interrupted_runs,
+    count_users,
     ensure_directory,
     finish_run,
     held_lease,
     load_local_state,
+    load_scope,
     open_store,
     record_failure,
     record_run_started,
@@ -193,13 +197,13 @@ class _Cycle:
             mode = "full"  # the connector had to resync (expired cursor or delta link)
 
         with self.store.session() as session:
-            local = load_local_state(session)
+            local = self._local_state(session, source)
+            bound, active = count_users(session, self.name)
         the_plan = plan(source, local, self.rules, directory=self.name, links=self.directory.links)
         verdict = guard.check(
             the_plan,
-            local,
-            directory=self.name,
-            reported_users=reported_users(source, local, self.name),
+            active_users=active,
+            reported_users=reported_users(source, local, self.name, bound),
             limits=self.settings.safety.to_limits(),
             allow_deactivations=self.allow or user_key is not None,
         )
@@ -231,6 +235,25 @@ class _Cycle:
                 )
         error = f"{failed} operations failed; see `dirsync events {run_id}`" if failed else None
         return self._finish(run_id, "succeeded", mode, counts=counts, plan=the_plan, error=error)
+
+    def _local_state(self, session: Session, source: Snapshot | Changes) -> LocalState:
+        """All of the store for a full read; for changes, only what they can touch."""
+        if isinstance(source, Snapshot):
+            return load_local_state(session)
+        touched = {g.external_id for g in source.groups} | {d.group_external_id for d in source.memberships}
+        members = {m for g in source.groups for m in g.member_ids}
+        members |= {m for d in source.memberships for m in d.added | d.removed}
+        held = {r.external_id for r in source.rejections if r.external_id}
+        return load_scope(
+            session,
+            self.name,
+            user_ids={u.external_id for u in source.users} | source.removed_user_ids | members | held,
+            emails={u.email for u in source.users if isinstance(u.email, str)},
+            group_ids=touched | source.removed_group_ids | held,
+            group_names={g.name for g in source.groups if isinstance(g.name, str)}
+            | {self.directory.links[ext] for ext in touched if ext in self.directory.links}
+            | {self.rules.admin_group, self.rules.admin_alias},
+        )
 
     def _read(self, connector: Connector, mode: str, watermark: str | None, user_key: str | None) -> Snapshot | Changes:
         if user_key is not None:

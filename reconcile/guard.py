@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconcile.model import Action, LocalState, Plan, SafetyLimits
+from reconcile.model import Action, Plan, SafetyLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,9 +18,8 @@ class Verdict:
 
 def check(
     plan: Plan,
-    local: LocalState,
     *,
-    directory: str,
+    active_users: int,
     reported_users: int,
     limits: SafetyLimits,
     allow_deactivations: bool = False,
@@ -28,12 +27,13 @@ def check(
     """Whether `plan` may be applied as it is.
 
     Trips when it deactivates more than `max_deactivations` users, or more than
-    `max_deactivation_ratio` of the directory's active users (only from `ratio_floor`
-    active users up), and always when the directory reported no users at all while the
-    store has active users from it. `allow_deactivations` is an admin's approval.
+    `max_deactivation_ratio` of the directory's `active_users` in the store (only from
+    `ratio_floor` active users up), and always when the directory reported no users at
+    all while the store has active users from it. `allow_deactivations` is an admin's
+    approval.
     """
     deactivations = sum(1 for op in plan.operations if op.action is Action.DEACTIVATE_USER)
-    active = sum(1 for u in local.users if u.managed_by == directory and u.active)
+    active = active_users
     if allow_deactivations:
         return Verdict(False, None, deactivations)
     if reported_users == 0 and active > 0:

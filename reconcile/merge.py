@@ -124,10 +124,14 @@ def touched_groups(
     return tuple(g for ext, g in result.items() if ext not in changes.removed_group_ids)
 
 
-def reported_users(source: Snapshot | Changes, local: LocalState, directory: str) -> int:
-    """How many users the directory reports in scope after `source` (for the S2 guard)."""
+def reported_users(source: Snapshot | Changes, local: LocalState, directory: str, bound_total: int) -> int:
+    """How many users the directory reports in scope after `source` (for the S2 guard).
+
+    `bound_total` is how many users the store has bound to `directory`; `local` needs to
+    hold at least the bound users `source` names.
+    """
     if isinstance(source, Snapshot):
         return len(source.users)
     bound = {u.external_id for u in local.users if u.managed_by == directory and u.external_id}
     changed = {u.external_id for u in source.users}
-    return len((bound | changed) - source.removed_user_ids)
+    return bound_total - len(bound & source.removed_user_ids) + len(changed - bound - source.removed_user_ids)

@@ -13,6 +13,9 @@ Opening
 
 Reading
     load_local_state(session) -> reconcile.model.LocalState    (fast: Core selects)
+    load_scope(session, directory, *, user_ids, emails, group_ids, group_names) -> LocalState
+                                   only what an incremental plan can touch (see store.scope)
+    count_users(session, directory) -> (bound, active)
     export_state(session) -> dict                              (canonical, sorted; see store.export)
 
 Directories (in the caller's session; the caller commits)
@@ -77,9 +80,12 @@ from store.runs import (
     record_staged,
     start_run,
 )
+from store.scope import count_users, load_scope
 from store.state import load_local_state
 
 __all__ = [
+    "count_users",
+    "load_scope",
     "INTERRUPTED",
     "close_interrupted_runs",
     "Directory",

@@ -16,7 +16,8 @@ def synced(n):
 
 def verdict(local, snap, limits=LIMITS, allow=False):
     p = plan(snap, local, RuleSettings(), directory="hr")
-    return check(p, local, directory="hr", reported_users=len(snap.users), limits=limits, allow_deactivations=allow)
+    active = sum(1 for u in local.users if u.managed_by == "hr" and u.active)
+    return check(p, active_users=active, reported_users=len(snap.users), limits=limits, allow_deactivations=allow)
 
 
 def still_there(n, total):

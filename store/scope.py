@@ -1,0 +1,123 @@
+"""Reading only the part of the store an incremental plan can touch.
+
+An incremental read names the users and groups that changed. Planning it needs every
+local row those records could bind to, collide with or change — and nothing else — so a
+cycle with a handful of changes reads a handful of rows, whatever the store's size.
+
+What the scope holds (see `load_scope`):
+- users bound to the directory with a named external id, and every user whose email key
+  a changed record carries (matching and collisions, R1);
+- groups bound with a named external id, groups whose name key a changed record carries
+  (linking and collisions, R6), and the reserved admin group (R3, R4) — each with all its
+  members, who are loaded too;
+- groups the directory manages that hold a scoped user, with only those members listed
+  (enough to remove a deactivated user from them, R7);
+- open invites (R8).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Iterator
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.orm import Session
+
+from reconcile.model import LocalGroup, LocalInvite, LocalState, LocalUser
+from store.models import InviteStatus, groups, invites, memberships, users
+
+# Bound parameters per IN list: well under SQLite's and PostgreSQL's limits.
+_CHUNK = 2000
+
+
+def load_scope(
+    session: Session,
+    directory: str,
+    *,
+    user_ids: Collection[str],
+    emails: Collection[str],
+    group_ids: Collection[str],
+    group_names: Collection[str],
+) -> LocalState:
+    """The rows an incremental plan of `directory` may read or change (module docstring).
+
+    `user_ids`/`group_ids` are external ids; `emails` and `group_names` are compared by
+    their lower-cased keys.
+    """
+    conn = session.connection()
+    u, g, m = users.c, groups.c, memberships.c
+
+    group_rows: dict[int, Any] = {}
+    for chunk in _chunks(group_ids):
+        _collect(group_rows, conn, select(g.id, g.name, g.managed_by, g.external_id, g.reserved)
+                 .where(g.managed_by == directory, g.external_id.in_(chunk)))
+    for chunk in _chunks({n.strip().lower() for n in group_names}):
+        _collect(group_rows, conn, select(g.id, g.name, g.managed_by, g.external_id, g.reserved)
+                 .where(g.name_key.in_(chunk)))
+    _collect(group_rows, conn, select(g.id, g.name, g.managed_by, g.external_id, g.reserved)
+             .where(g.reserved.is_(True)))
+
+    full_members: defaultdict[int, set[int]] = defaultdict(set)
+    for chunk in _chunks(group_rows):
+        for group_id, user_id in conn.execute(select(m.group_id, m.user_id).where(m.group_id.in_(chunk))):
+            full_members[group_id].add(user_id)
+
+    user_rows: dict[int, Any] = {}
+    columns = (u.id, u.email, u.given_name, u.family_name, u.display_name, u.active, u.managed_by, u.external_id)
+    for chunk in _chunks(user_ids):
+        _collect(user_rows, conn, select(*columns).where(u.managed_by == directory, u.external_id.in_(chunk)))
+    for chunk in _chunks({e.strip().lower() for e in emails}):
+        _collect(user_rows, conn, select(*columns).where(u.email_key.in_(chunk)))
+    member_ids = {uid for ids in full_members.values() for uid in ids}
+    for chunk in _chunks(member_ids - user_rows.keys()):
+        _collect(user_rows, conn, select(*columns).where(u.id.in_(chunk)))
+
+    # Managed groups that hold a scoped user, listing only the scoped members.
+    partial: defaultdict[int, set[int]] = defaultdict(set)
+    for chunk in _chunks(user_rows):
+        query = (
+            select(m.group_id, m.user_id)
+            .join(groups, groups.c.id == m.group_id)
+            .where(m.user_id.in_(chunk), g.managed_by == directory)
+        )
+        for group_id, user_id in conn.execute(query):
+            if group_id not in group_rows:
+                partial[group_id].add(user_id)
+    for chunk in _chunks(partial):
+        _collect(group_rows, conn, select(g.id, g.name, g.managed_by, g.external_id, g.reserved)
+                 .where(g.id.in_(chunk)))
+
+    local_groups = tuple(
+        LocalGroup(gid, name, managed_by, external_id, reserved,
+                   frozenset(full_members.get(gid, ()) if gid not in partial else partial[gid]))
+        for gid, (_, name, managed_by, external_id, reserved) in sorted(group_rows.items())
+    )
+    local_users = tuple(LocalUser(*row) for _, row in sorted(user_rows.items()))
+    i = invites.c
+    open_invites = tuple(
+        LocalInvite(*row)
+        for row in conn.execute(
+            select(i.id, i.email, i.status).where(i.status == InviteStatus.OPEN.value).order_by(i.id)
+        )
+    )
+    return LocalState(users=local_users, groups=local_groups, invites=open_invites)
+
+
+def count_users(session: Session, directory: str) -> tuple[int, int]:
+    """(bound, active bound) users of `directory`: what the S2 guard measures against."""
+    u = users.c
+    query = select(func.count(), func.count().filter(u.active.is_(True))).where(u.managed_by == directory)
+    bound, active = session.connection().execute(query).one()
+    return int(bound), int(active)
+
+
+def _collect(into: dict[int, Any], conn: Connection, query: Any) -> None:
+    for row in conn.execute(query):
+        into.setdefault(row[0], tuple(row))
+
+
+def _chunks(values: Iterable[Any]) -> Iterator[list[Any]]:
+    items = sorted(values, key=str)
+    for start in range(0, len(items), _CHUNK):
+        yield items[start:start + _CHUNK]
