@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, delete, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -152,7 +152,8 @@ class _Applier:
     def run(self, plan: Plan, progress: Progress | None, chunk_size: int) -> ApplyResult:
         self.session.commit()
         ops = list(enumerate(plan.operations))
-        moves = [(i, op) for i, op in ops if _is_move(op)]
+        # User moves, then group moves: each kind must form one batch for swaps to work.
+        moves = sorted(((i, op) for i, op in ops if _is_move(op)), key=lambda m: m[1].action is Action.RENAME_GROUP)
         moved = {i for i, _ in moves}
         rest = [(i, op) for i, op in ops if i not in moved]
         chunks: list[tuple[list[_Indexed], bool]] = [(moves, True)] if moves else []
@@ -253,10 +254,9 @@ class _Applier:
                 progressed = True
             if progressed or not pending:
                 continue
-            cycle = _find_cycle(conn, [chunk[n][1] for n in pending])
-            if not cycle:
+            members = self._a_cycle(conn, chunk, pending)
+            if not members:
                 break
-            members = [pending[c] for c in cycle]
             try:
                 with conn.begin_nested():
                     ops = [chunk[n][1] for n in members]
@@ -269,6 +269,16 @@ class _Applier:
         for n in pending:
             results[n] = (Outcome.FAILED, errors.get(n, "failed"))
         return [results[n] for n in range(len(chunk))]
+
+    @staticmethod
+    def _a_cycle(conn: Connection, chunk: list[_Indexed], pending: list[int]) -> list[int]:
+        """Positions in `chunk` of one permutation cycle among the pending moves, if any."""
+        for action in _MOVES:
+            same = [n for n in pending if chunk[n][1].action is action]
+            cycle = _find_cycle(conn, [chunk[n][1] for n in same]) if same else []
+            if cycle:
+                return [same[c] for c in cycle]
+        return []
 
     def _events(self, chunk: list[_Indexed], results: list[_Result]) -> list[dict[str, Any]]:
         return [
@@ -337,15 +347,33 @@ def _lookup_keys(
     directory plan, by natural key for a local one."""
     found: dict[str, int] = {}
     if directory is not None:
-        query = select(table.c.external_id, table.c.id).where(
-            and_(table.c.managed_by == directory, table.c.external_id.in_(sorted(keys)))
-        )
-        found.update((k, i) for k, i in conn.execute(query))
+        rows = _select_in(conn, (table.c.external_id, table.c.id), table.c.external_id, keys,
+                          table.c.managed_by == directory)
+        found.update((k, i) for k, i in rows)
     else:
         by_natural = {k.strip().lower(): k for k in keys}
-        query = select(table.c[natural], table.c.id).where(table.c[natural].in_(sorted(by_natural)))
-        found.update((by_natural[k], i) for k, i in conn.execute(query))
+        rows = _select_in(conn, (table.c[natural], table.c.id), table.c[natural], by_natural)
+        found.update((by_natural[k], i) for k, i in rows)
     return found
+
+
+# Values per IN list: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+_IN_SLICE = 5000
+
+
+def _select_in(
+    conn: Connection,
+    columns: Sequence[ColumnElement[Any]],
+    column: ColumnElement[Any],
+    values: Iterable[Any],
+    *where: ColumnElement[bool],
+) -> Iterator[Any]:
+    """Rows of `columns` whose `column` is one of `values` (and matching `where`), queried
+    in slices so that any number of values fits a statement."""
+    ordered = sorted(set(values))
+    for start in range(0, len(ordered), _IN_SLICE):
+        query = select(*columns).where(column.in_(ordered[start : start + _IN_SLICE]), *where)
+        yield from conn.execute(query)
 
 
 def _reason(exc: Exception) -> str:
@@ -362,7 +390,7 @@ def _find_cycle(conn: Connection, ops: Sequence[Operation]) -> list[int]:
     )
     row_of = [_ref_of(op).local_id for op in ops]
     wanted = [str(op.value(field_name)).strip().lower() for op in ops]
-    holders = dict(conn.execute(select(table.c[natural], table.c.id).where(table.c[natural].in_(set(wanted)))).all())
+    holders = {k: i for k, i in _select_in(conn, (table.c[natural], table.c.id), table.c[natural], wanted)}
     position = {row: n for n, row in enumerate(row_of)}
     following = [position.get(holders.get(key)) for key in wanted]
     for start in range(len(ops)):
@@ -450,15 +478,15 @@ def _create(
     existing: dict[tuple[Any, ...], int] = {}
     bound = [r for r in rows if r["external_id"] is not None]
     if bound:
-        query = select(table.c.id, table.c.managed_by, table.c.external_id).where(
-            table.c.external_id.in_({r["external_id"] for r in bound})
+        found = _select_in(
+            conn, (table.c.id, table.c.managed_by, table.c.external_id), table.c.external_id,
+            {r["external_id"] for r in bound},
         )
-        existing.update((("bound", m, e), i) for i, m, e in conn.execute(query))
+        existing.update((("bound", m, e), int(i)) for i, m, e in found)
     local = [r for r in rows if r["external_id"] is None]
     if local:
-        query = select(table.c.id, table.c[natural]).where(table.c[natural].in_({r[natural] for r in local}))
-        for found in conn.execute(query):
-            existing[("local", found[1])] = int(found[0])
+        found = _select_in(conn, (table.c.id, table.c[natural]), table.c[natural], {r[natural] for r in local})
+        existing.update((("local", k), int(i)) for i, k in found)
 
     results: list[_Result] = []
     new_rows: list[dict[str, Any]] = []
@@ -475,8 +503,8 @@ def _create(
         insert_many(conn, table, new_rows)
         # The natural key is unique, so it finds each new row's id; one indexed select is
         # far cheaper than RETURNING through SQLAlchemy's row-by-row executemany.
-        query = select(table.c[natural], table.c.id).where(table.c[natural].in_([r[natural] for r in new_rows]))
-        new_ids: dict[str, int] = {str(found[0]): int(found[1]) for found in conn.execute(query)}
+        created = _select_in(conn, (table.c[natural], table.c.id), table.c[natural], [r[natural] for r in new_rows])
+        new_ids: dict[str, int] = {str(k): int(i) for k, i in created}
         for ident, position in first_of.items():
             existing[ident] = new_ids[new_rows[position][natural]]
     for row, key in zip(rows, keys):
@@ -486,10 +514,9 @@ def _create(
 
 def _create_invites(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
     emails = [str(op.value("email") or "").strip() for op in ops]
-    query = select(invites.c.email_key).where(
-        and_(invites.c.status == InviteStatus.OPEN.value, invites.c.email_key.in_({e.lower() for e in emails}))
-    )
-    open_keys = set(conn.execute(query).scalars())
+    found = _select_in(conn, (invites.c.email_key,), invites.c.email_key, {e.lower() for e in emails},
+                       invites.c.status == InviteStatus.OPEN.value)
+    open_keys = {row[0] for row in found}
     results: list[_Result] = []
     rows = []
     for email in emails:
@@ -553,8 +580,8 @@ def _change_rows(applier: _Applier, conn: Connection, ops: list[Operation]) -> l
     known = {i for i in ids if i is not None}
     current: dict[int, dict[str, Any]] = {}
     if known:
-        query = select(table.c.id, *(table.c[c] for c in columns)).where(table.c.id.in_(known))
-        current = {row[0]: dict(zip(columns, row[1:])) for row in conn.execute(query)}
+        rows = _select_in(conn, (table.c.id, *(table.c[c] for c in columns)), table.c.id, known)
+        current = {row[0]: dict(zip(columns, row[1:])) for row in rows}
     original_keys = {i: row[natural] for i, row in current.items()}
 
     results: list[_Result] = []
@@ -595,7 +622,7 @@ def _change_rows(applier: _Applier, conn: Connection, ops: list[Operation]) -> l
 
 def _revoke_invites(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
     ids = {op.invite_id for op in ops if op.invite_id is not None}
-    status = dict(conn.execute(select(invites.c.id, invites.c.status).where(invites.c.id.in_(ids))).all()) if ids else {}
+    status = {i: state for i, state in _select_in(conn, (invites.c.id, invites.c.status), invites.c.id, ids)}
     results: list[_Result] = []
     revoke: list[dict[str, Any]] = []
     for op in ops:
@@ -630,10 +657,8 @@ def _members(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[
     present: set[tuple[int, int]] = set()
     if wanted_groups and wanted_users:
         m = memberships.c
-        query = select(m.group_id, m.user_id).where(
-            and_(m.group_id.in_(wanted_groups), m.user_id.in_(wanted_users))
-        )
-        present = {(g, u) for g, u in conn.execute(query)}
+        rows = _select_in(conn, (m.group_id, m.user_id), m.user_id, wanted_users, m.group_id.in_(wanted_groups))
+        present = {(g, u) for g, u in rows}
     results: list[_Result] = []
     writes: list[dict[str, int]] = []
     for op, group_id, user_id in zip(ops, group_ids, user_ids):

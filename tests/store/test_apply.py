@@ -360,3 +360,48 @@ def test_events_of_an_unknown_run_are_refused_and_nothing_is_written(store: Stor
         apply(store, plan(create_user("u1", "ann@x.com")), run_id=999)
 
     assert exported(store)["users"] == []
+
+
+def test_swaps_apply_when_user_and_group_changes_are_interleaved(store: Store) -> None:
+    apply(store, plan(create_user("u1", "a@x.com"), create_user("u2", "b@x.com"),
+                      create_group("g1", "Red"), create_group("g2", "Blue")), run_id=None)
+    p = plan(update_user(1, email="b@x.com"), rename_group(1, "Blue"), update_user(2, email="a@x.com"),
+             rename_group(2, "Red"))
+
+    result = apply(store, p, run_id=None)
+
+    assert result.outcomes == {"applied": 4}
+
+
+def test_lookups_of_many_rows_are_split_into_several_statements(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reconcile.apply
+
+    monkeypatch.setattr(reconcile.apply, "_IN_SLICE", 2)
+    apply(store, plan(*(create_user(f"u{n}", f"{n}@x.com") for n in range(5))), run_id=None)
+    # Everyone takes the next one's email: a cycle of five, looked up two at a time.
+    p = plan(*(update_user(n + 1, email=f"{(n + 1) % 5}@x.com") for n in range(5)))
+
+    result = apply(store, p, run_id=None)
+
+    assert result.outcomes == {"applied": 5}
+    assert sorted(u["external_id"] for u in exported(store)["users"]) == [f"u{n}" for n in range(5)]
+
+
+def test_a_failing_move_does_not_block_user_and_group_swaps(store: Store) -> None:
+    apply(store, plan(create_user("u1", "a@x.com"), create_user("u2", "b@x.com"), create_user("u3", "c@x.com"),
+                      create_group("g1", "Red"), create_group("g2", "Blue")), run_id=None)
+    p = plan(
+        update_user(1, email="b@x.com"),
+        rename_group(1, "Blue"),
+        update_user(3, email="A@x.com"),  # wants the email 2 takes: a true conflict
+        update_user(2, email="a@x.com"),
+        rename_group(2, "Red"),
+    )
+
+    result = apply(store, p, run_id=None)
+
+    assert result.outcomes == {"applied": 4, "failed": 1}
+    assert [f.seq for f in result.failures] == [3]
+    assert [g["name"] for g in exported(store)["groups"]] == ["Blue", "Red"]
