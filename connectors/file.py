@@ -4,9 +4,11 @@
                  "family_name": "Diaz", "display_name": "Ana Diaz", "active": true}],
      "groups": [{"id": "g1", "name": "Engineering", "members": ["u1"]}]}
 
-Every read is a complete snapshot. A missing, unreadable or malformed file fails the read
-(S1); one record of the wrong shape becomes a rejection and the rest is read. Fields
-other than those above are ignored, so a richer export reads as it is.
+A read is a complete snapshot, except that an incremental read of a file whose content
+has not changed since the watermark (its SHA-256) reports no changes without parsing it.
+A missing, unreadable or malformed file fails the read (S1); one record of the wrong
+shape becomes a rejection and the rest is read. Fields other than those above are
+ignored, so a richer export reads as it is.
 """
 
 from __future__ import annotations
@@ -18,29 +20,32 @@ from typing import Any
 
 from config import FileDirectorySettings, Settings
 from connectors.errors import PartialReadError, PermanentError
-from reconcile.model import ExternalGroup, ExternalUser, Kind, Rejection, Snapshot
+from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Rejection, Snapshot
 
 TEXT_FIELDS = ("email", "given_name", "family_name", "display_name")
 
 
 class FileConnector:
-    """Reads a JSON export; the watermark is the file's SHA-256 (for the record only)."""
+    """Reads a JSON export; the watermark is the SHA-256 of the content last applied."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def read(self, watermark: str | None) -> Snapshot:
+    def read(self, watermark: str | None) -> Snapshot | Changes:
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             raise PermanentError(f"directory file {self.path} does not exist") from None
         except OSError as exc:
             raise PermanentError(f"directory file {self.path} cannot be read: {exc.strerror}") from None
+        digest = hashlib.sha256(raw).hexdigest()
+        if watermark == digest:
+            return Changes(watermark=digest)
         try:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise PartialReadError(f"directory file {self.path} is not valid JSON: {exc}") from None
-        return parse(data, watermark=hashlib.sha256(raw).hexdigest())
+        return parse(data, watermark=digest)
 
     def close(self) -> None:
         pass
@@ -69,7 +74,8 @@ def parse(data: Any, watermark: str | None = None) -> Snapshot:
 def _user(record: object, index: int, rejections: list[Rejection]) -> ExternalUser | None:
     ident = _ident(record)
     if not isinstance(record, dict) or ident is None:
-        rejections.append(Rejection(Kind.USER, f"users[{index}]", "malformed-record", "a user needs a string or number \"id\""))
+        where = _label(record, "email", f"users[{index}]") if isinstance(record, dict) else f"users[{index}]"
+        rejections.append(Rejection(Kind.USER, where, "malformed-record", "a user needs a string or number \"id\""))
         return None
     problem = None
     for key in TEXT_FIELDS:
@@ -95,7 +101,8 @@ def _user(record: object, index: int, rejections: list[Rejection]) -> ExternalUs
 def _group(record: object, index: int, rejections: list[Rejection]) -> ExternalGroup | None:
     ident = _ident(record)
     if not isinstance(record, dict) or ident is None:
-        rejections.append(Rejection(Kind.GROUP, f"groups[{index}]", "malformed-record", "a group needs a string or number \"id\""))
+        where = _label(record, "name", f"groups[{index}]") if isinstance(record, dict) else f"groups[{index}]"
+        rejections.append(Rejection(Kind.GROUP, where, "malformed-record", "a group needs a string or number \"id\""))
         return None
     problem = None
     members = record.get("members", [])
