@@ -104,8 +104,10 @@ class Watermark:
             data = json.loads(text)
             if data.get("v") != WATERMARK_VERSION or not str(data["log"]).startswith("/api/v1/logs"):
                 return None
-            return cls(str(data["scope"]), datetime.fromisoformat(data["full_at"]), _parse_time(data["since"]),
-                       str(data["log"]))
+            full_at, since = datetime.fromisoformat(data["full_at"]), _parse_time(data["since"])
+            if full_at.tzinfo is None or since.tzinfo is None:
+                return None
+            return cls(str(data["scope"]), full_at, since, str(data["log"]))
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 

@@ -258,7 +258,9 @@ class OktaPager:
             request, error = await self._executor.create_request("GET", url, None, {})
             if error is not None:
                 self._raise_for_auth_error(error)
-            _, response, body, error = await self._executor.fire_request(request)
+            # fire_request_helper, not fire_request: the latter JSON-parses every 2xx body a
+            # second time only to decide whether to cache it (the cache is off).
+            _, response, body, error = await self._executor.fire_request_helper(request, 0, time.time())
         except (_Retry, ConnectorError):
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -276,8 +278,8 @@ class OktaPager:
     def _raise_for_auth_error(self, error: object) -> None:
         """`create_request` failed: in OAuth mode, fetching the access token did."""
         status = getattr(error, "status", None)
-        detail = self._scrub(_okta_error(json.dumps({"errorCode": getattr(error, "error_code", ""),
-                                                      "errorSummary": getattr(error, "error_summary", "")})))
+        code, summary = getattr(error, "error_code", ""), getattr(error, "error_summary", "")
+        detail = self._scrub(f"{code} {summary}".strip()[:200])
         if status in (400, 401, 403):
             raise AuthError(f"Okta refused the service app's credentials (HTTP {status} {detail})".strip())
         if isinstance(error, (aiohttp.ClientError, asyncio.TimeoutError)):

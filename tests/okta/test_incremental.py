@@ -264,7 +264,10 @@ def test_a_changed_scope_forces_a_full_read(org_cycles: Cycles, make_connector: 
     assert isinstance(result, Snapshot)
 
 
-@pytest.mark.parametrize("watermark", ["", "not json", '{"v": 99}', '{"v": 1, "log": "/elsewhere"}'])
+@pytest.mark.parametrize("watermark", [
+    "", "not json", '{"v": 99}', '{"v": 1, "log": "/elsewhere"}', "[1]",
+    '{"v": 1, "scope": "org", "full_at": "2026-01-01T00:00:00", "since": "2026-01-01T00:00:00.000Z", "log": "/api/v1/logs"}',
+])
 def test_an_unreadable_watermark_forces_a_full_read(make_connector: MakeConnector, watermark: str) -> None:
     assert isinstance(make_connector().read(watermark), Snapshot)
 
