@@ -393,14 +393,19 @@ def _find_cycle(conn: Connection, ops: Sequence[Operation]) -> list[int]:
     holders = {k: i for k, i in _select_in(conn, (table.c[natural], table.c.id), table.c[natural], wanted)}
     position = {row: n for n, row in enumerate(row_of)}
     following = [position.get(holders.get(key)) for key in wanted]
+    # Each position has at most one successor: walk each path once, colouring as we go.
+    state = [0] * len(ops)  # 0 unseen, 1 on the current path, 2 explored
     for start in range(len(ops)):
-        seen: list[int] = []
+        path: list[int] = []
         n: int | None = start
-        while n is not None and n not in seen:
-            seen.append(n)
+        while n is not None and state[n] == 0:
+            state[n] = 1
+            path.append(n)
             n = following[n]
-        if n is not None:
-            return seen[seen.index(n) :]
+        if n is not None and state[n] == 1:
+            return path[path.index(n) :]
+        for m in path:
+            state[m] = 2
     return []
 
 
