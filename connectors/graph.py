@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import requests
 from cryptography.hazmat.primitives import serialization
@@ -38,6 +40,7 @@ from connectors.graph_http import GraphClient, ResyncNeeded, make_session
 from connectors.graph_rounds import (
     GROUP_SELECT,
     USER_SELECT,
+    USER_TYPE,
     GroupsRound,
     UsersRound,
     batched_filter_urls,
@@ -53,6 +56,7 @@ from reconcile.model import Changes, ExternalGroup, MembershipDelta, Snapshot
 
 log = logging.getLogger("connectors.graph")
 
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 DELTA_LINK_LIFETIME = timedelta(days=7)  # Graph keeps directory delta state for 7 days
 WATERMARK_VERSION = 1
 T = TypeVar("T")
@@ -198,6 +202,45 @@ class GraphConnector:
         if now - mark.full_at >= timedelta(hours=d.full_every_hours):
             return f"last full read over {d.full_every_hours}h ago"
         return None
+
+    def read_user(self, key: str) -> Changes:
+        """Provision on demand: one user, by object id or by email (`email_source`), and
+        every in-scope group that lists them, each with its complete member list.
+
+        A user that does not exist or is out of scope gives empty Changes. The result has
+        no watermark: it does not move the directory's delta links.
+        """
+        return self._guarded(self._read_user, key.strip())
+
+    def _read_user(self, key: str) -> Changes:
+        assigned_f = self._submit(self._assignments) if self.directory.service_principal_id \
+            else None
+        base = f"{self._graph}/v1.0/users"
+        prop = "id" if _GUID.match(key) else self.directory.email_source
+        value = key.replace("'", "''")  # OData quotes a quote by doubling it
+        expression = quote(f"{prop} eq '{value}'", safe="")
+        found = list_all(self.client, f"{base}?$filter={expression}&$select={USER_SELECT}",
+                         self._where("user by key"))
+        if len(found) != 1:
+            return Changes()
+        item = found[0]
+        uid = str(item["id"])
+        groups = {g["id"]: g.get("displayName") for g in list_all(
+            self.client, f"{base}/{uid}/memberOf?$select=id,displayName&$top=999",
+            self._where("user groups")) if g.get("@odata.type") == "#microsoft.graph.group"}
+        if assigned_f is not None:
+            assigned = _result(assigned_f)
+            if uid not in assigned.users and not groups.keys() & assigned.groups:
+                return Changes()
+            groups = {gid: name for gid, name in groups.items() if gid in assigned.groups}
+        members = {gid: self._submit(list_all, self.client,
+                                     f"{self._graph}/v1.0/groups/{gid}/members?$select=id&$top=999",
+                                     self._where("group members")) for gid in groups}
+        full_groups = tuple(external_group(gid, groups[gid], _user_ids(_result(f)))
+                            for gid, f in members.items())
+        users, rejections = split([normalise_user(item, self.directory.email_source)])
+        return Changes(users=tuple(users), groups=full_groups, rejections=tuple(rejections),
+                       members_complete=frozenset(groups))
 
     # --- full ---------------------------------------------------------------------------
 
@@ -355,9 +398,7 @@ class GraphConnector:
                  for item in _result(f)}
         out = []
         for gid, future in member_futures.items():
-            members = frozenset(m["id"] for m in _result(future)
-                                if m.get("@odata.type", "#microsoft.graph.user")
-                                == "#microsoft.graph.user" and isinstance(m.get("id"), str))
+            members = _user_ids(_result(future))
             if gid in names:  # a group deleted since it was assigned is not in scope
                 out.append((gid, names[gid], members))
         return out
@@ -384,6 +425,12 @@ class GraphConnector:
 
 def _result(future: Future[T]) -> T:
     return future.result()
+
+
+def _user_ids(members: list[dict[str, Any]]) -> frozenset[str]:
+    """The ids of the users in a `/members` listing (nested groups and devices left out)."""
+    return frozenset(m["id"] for m in members
+                     if m.get("@odata.type", USER_TYPE) == USER_TYPE and isinstance(m.get("id"), str))
 
 
 def load_credential(settings: Settings, directory: EntraDirectorySettings) -> Credential:

@@ -11,6 +11,8 @@ Endpoints (endpoint names in brackets, for `counts()` and `inject(endpoint=...)`
     POST /{tenant}/oauth2/v2.0/token                          [token]
     GET  /v1.0/users/delta, /v1.0/groups/delta                [users.delta] [groups.delta]
     GET  /v1.0/users, /v1.0/groups                            [users] [groups]
+         ($filter: `id in (...)` up to 15 ids; users also `userPrincipalName|mail eq '...'`)
+    GET  /v1.0/users/{id}/memberOf                            [users.memberOf]
     GET  /v1.0/groups/{id}/members                            [groups.members]
     GET  /v1.0/servicePrincipals/{id}/appRoleAssignedTo       [sp.appRoleAssignedTo]
 
@@ -72,6 +74,7 @@ _REAL_MONOTONIC = (time.monotonic,)
 MAX_FILTER_IDS = 15  # Graph: "Too many child clauses ... Max allowed: 15."
 _FILTER_IN = re.compile(r"^\s*id\s+in\s+\((.*)\)\s*$", re.IGNORECASE)
 _FILTER_EQ = re.compile(r"^\s*id\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+_FILTER_PROPERTY = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$")
 
 ERROR_CODES = {
     400: ("BadRequest", "Invalid request."),
@@ -146,6 +149,7 @@ class GraphSimulator(SimulatorServer):
         self.add_route("GET", "/v1.0/users/delta", self._users_delta, name="users.delta")
         self.add_route("GET", "/v1.0/groups/delta", self._groups_delta, name="groups.delta")
         self.add_route("GET", "/v1.0/users", self._users, name="users")
+        self.add_route("GET", "/v1.0/users/{id}/memberOf", self._member_of, name="users.memberOf")
         self.add_route("GET", "/v1.0/groups", self._groups, name="groups")
         self.add_route("GET", "/v1.0/groups/{id}/members", self._members, name="groups.members")
         self.add_route("GET", "/v1.0/servicePrincipals/{id}/appRoleAssignedTo",
@@ -298,9 +302,35 @@ class GraphSimulator(SimulatorServer):
 
     def _users(self, request: Request) -> Response:
         t = self.tenant
-        live = lambda oid: (u := t.users.get(oid)) is not None and not u.deleted  # noqa: E731
+
+        def live(oid: str) -> bool:
+            user = t.users.get(oid)
+            return user is not None and not user.deleted
+
+        def lookup(prop: str, value: str) -> list[str] | None:
+            # Graph matches userPrincipalName and mail case-insensitively.
+            if prop not in ("userPrincipalName", "mail"):
+                return None
+            wanted = value.lower()
+            return [oid for oid in t.user_order if live(oid)
+                    and str(t.users[oid].to_graph()[prop] or "").lower() == wanted]
+
         return self._list(request, t.user_order, live,
-                          lambda oid: t.users[oid].to_graph(), USER_FIELDS)
+                          lambda oid: t.users[oid].to_graph(), USER_FIELDS, lookup=lookup)
+
+    def _member_of(self, request: Request) -> Response:
+        """The groups a user is a direct member of (`/users/{id}/memberOf`)."""
+        t = self.tenant
+        uid = request.params["id"]
+        user = t.users.get(uid)
+        if user is None or user.deleted:
+            return self.graph_error(404, message=f"Resource '{uid}' does not exist or one of "
+                                    "its queried reference-property objects are not present.")
+        order = [gid for gid in t.group_order if gid in t.groups and uid in t.groups[gid].members]
+        return self._list(request, order, lambda gid: gid in t.groups,
+                          lambda gid: {"@odata.type": "#microsoft.graph.group", "id": gid,
+                                       "displayName": t.groups[gid].display_name},
+                          ("id", "displayName"), keep=("@odata.type",))
 
     def _groups(self, request: Request) -> Response:
         t = self.tenant
@@ -342,7 +372,8 @@ class GraphSimulator(SimulatorServer):
 
     def _list(self, request: Request, order: list[str], exists: Callable[[str], bool],
               render: Callable[[str], dict[str, Any]], allowed: tuple[str, ...],
-              keep: tuple[str, ...] = ()) -> Response:
+              keep: tuple[str, ...] = (),
+              lookup: Callable[[str, str], list[str] | None] | None = None) -> Response:
         """One page of a plain list: `$top` 1-999, `$select`, `$filter` by id, `$skiptoken`."""
         top_raw = request.arg("$top")
         if top_raw is not None and (not top_raw.isdigit() or not 1 <= int(top_raw) <= 999):
@@ -353,7 +384,11 @@ class GraphSimulator(SimulatorServer):
         select = _select(request, allowed)
         ids: list[str] | None = None
         if request.arg("$filter"):
-            ids = _filter_ids(request.arg("$filter") or "")
+            expression = request.arg("$filter") or ""
+            ids = _filter_ids(expression)
+            match = _FILTER_PROPERTY.match(expression)
+            if ids is None and match and lookup is not None:
+                ids = lookup(match.group(1), match.group(2).replace("''", "'"))
             if ids is None:
                 return self.graph_error(400, "Request_UnsupportedQuery", "Unsupported Query.")
             if len(ids) > MAX_FILTER_IDS:

@@ -12,7 +12,7 @@ import pytest
 from config import Settings, parse
 from connectors.simulator.base import Fault
 from connectors.simulator.graph import GraphSimulator, GraphTenant
-from reconcile.cycle import run_cycle
+from reconcile.cycle import run_cycle, sync_user
 from store import Store, open_store
 from store.export import export_state
 from tests.graph.conftest import connect, expected
@@ -140,3 +140,23 @@ def test_auth_failure_fails_the_cycle_as_an_auth_failure(sim: GraphSimulator,
     result = _cycle(sim, store)
 
     assert result.status == "failed" and result.auth_failure
+
+
+def test_provision_on_demand_brings_one_new_user_and_their_groups(sim: GraphSimulator,
+                                                                  store: Store) -> None:
+    t = sim.tenant
+    assert _cycle(sim, store).status == "succeeded"
+    gid = t.group_order[0]
+    uid = t.hire("on.demand@contoso.example", groups=[gid])
+    settings = _settings(sim, str(store.engine.url))
+    connector = connect(sim)
+    sim.reset_counts()
+
+    result = sync_user(settings, "entra", "On.Demand@contoso.example", store=store,
+                       connector=connector)
+
+    assert result.status == "succeeded", result.error
+    users, groups = _store_view(store)
+    assert users[uid] == ("on.demand@contoso.example", True)
+    assert "on.demand@contoso.example" in groups[t.groups[gid].display_name]
+    assert "users.delta" not in sim.counts()  # no full read for one user

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connectors.simulator.graph import GraphSimulator
-from reconcile.model import Snapshot
+from reconcile.model import Changes, Snapshot
 from tests.graph.conftest import MEMBERS_PER_PAGE, Replica, connect, expected
 
 
@@ -82,3 +82,38 @@ def test_one_token_request_serves_many_reads(sim: GraphSimulator) -> None:
 
     assert sim.counts()["token"] == 1
     assert sim.counts()["users.delta"] > 4
+
+
+def test_read_user_by_email_returns_the_user_and_complete_groups(sim: GraphSimulator) -> None:
+    t = sim.tenant
+    gid = t.group_order[0]
+    uid = sorted(t.groups[gid].members)[0]
+    email = t.users[uid].user_principal_name
+
+    changes = connect(sim).read_user(email.upper())
+
+    assert [u.external_id for u in changes.users] == [uid]
+    assert gid in changes.members_complete
+    group = next(g for g in changes.groups if g.external_id == gid)
+    assert group.member_ids == frozenset(t.groups[gid].members)
+    assert changes.watermark is None
+    assert "users.delta" not in sim.counts()
+
+
+def test_read_user_by_id_outside_assigned_scope_is_empty(sim: GraphSimulator) -> None:
+    t = sim.tenant
+    outsider = t.hire("outsider@contoso.example")
+
+    assert connect(sim, assigned=True).read_user(outsider) == Changes()
+    assert connect(sim).read_user(outsider).users[0].external_id == outsider
+
+
+def test_read_user_in_assigned_scope_keeps_only_assigned_groups(sim: GraphSimulator) -> None:
+    t = sim.tenant
+    assigned_group = next(p for p, (kind, _) in t.assignments.items() if kind == "Group")
+    other = next(g for g in t.group_order if g not in t.assignments)
+    uid = t.hire("member@contoso.example", groups=[assigned_group, other])
+
+    changes = connect(sim, assigned=True).read_user(uid)
+
+    assert [g.external_id for g in changes.groups] == [assigned_group]
