@@ -99,6 +99,7 @@ def main() -> None:
         plan = build_plan(args.users, args.groups, args.members)
         print(f"plan: {len(plan.operations):,} operations ({args.users:,} users, {args.groups:,} groups, "
               f"{args.members:,} memberships) on {store.url}")
+        print(f"{'plan RSS:':14}{peak_rss_mib():6.0f} MiB (the plan alone, before applying)")
 
         with timed("first apply"):
             first = apply(store, plan, run_id=None)
@@ -113,8 +114,11 @@ def main() -> None:
         print(f"  {dict(second.outcomes)}")
         store.dispose()
 
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{'peak RSS:':14}{peak_mib:6.0f} MiB")
+    print(f"{'peak RSS:':14}{peak_rss_mib():6.0f} MiB")
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 if __name__ == "__main__":
@@ -122,3 +126,13 @@ if __name__ == "__main__":
 
 # Recorded results
 # ----------------
+# 2026-11-23, 2 vCPU VM shared with other jobs (load average 3-4), Python 3.11.7,
+# SQLAlchemy 2.1.9, SQLite 3.40.1 (WAL, synchronous=NORMAL) on the VM's disk,
+# PostgreSQL 15 on localhost. 302,000 operations: 100,000 CREATE_USER, 2,000 CREATE_GROUP,
+# 200,000 ADD_MEMBER, plus one sync_events row each.
+#
+#                   SQLite                    PostgreSQL (--url)
+#   first apply     10.2-14.6 s wall, 9.3 s cpu   18.4 s wall, 8.3 s cpu
+#   load state       0.8 s wall, 0.6 s cpu        0.6 s wall, 0.5 s cpu
+#   second apply    11.8-13.5 s wall, 7.6 s cpu   11.3 s wall, 6.9 s cpu  (302,000 noops)
+#   peak RSS        368 MiB (226 MiB of it is the plan itself)   382 MiB
