@@ -40,9 +40,11 @@ def exit_code(results: list[RunResult]) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @click.option("--async", "use_async", is_flag=True, help="Enqueue on the Celery workers instead of running here.")
 @click.option("--wait/--no-wait", default=True, help="With --async: wait for the results (default).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3600.0, show_default=True,
+              help="With --async --wait: give up waiting after this many seconds (the cycle goes on).")
 @pass_ctx
 def sync(ctx: Context, names: tuple[str, ...], full: bool, dry_run: bool, allow_deactivations: bool,
-         as_json: bool, use_async: bool, wait: bool) -> None:
+         as_json: bool, use_async: bool, wait: bool, timeout: float) -> None:
     """Run a cycle for each NAME (default: every configured directory)."""
     targets = list(names) or sorted(ctx.settings.directories)
     if not targets:
@@ -50,7 +52,7 @@ def sync(ctx: Context, names: tuple[str, ...], full: bool, dry_run: bool, allow_
     for name in targets:
         ctx.settings.directory(name)  # unknown names fail before anything runs
     if use_async:
-        _sync_async(ctx, targets, full, dry_run, allow_deactivations, wait, as_json)
+        _sync_async(ctx, targets, full, dry_run, allow_deactivations, wait, timeout, as_json)
         return
     results = []
     with progress_printer(not as_json) as progress:
@@ -78,18 +80,19 @@ def _print_result(result: RunResult, dry_run: bool) -> None:
 
 
 def _sync_async(ctx: Context, targets: list[str], full: bool, dry_run: bool, allow: bool,
-                wait: bool, as_json: bool) -> None:
+                wait: bool, timeout: float, as_json: bool) -> None:
     from worker.tasks import submit_sync
 
     results = submit_sync(ctx.settings, targets, full=full, dry_run=dry_run,
-                          allow_deactivations=allow, wait=wait)
+                          allow_deactivations=allow, wait=wait, timeout=timeout)
     if as_json or not wait:
         echo_json(results)
     else:
         for item in results:
             click.echo(f"{item.get('directory')}: {item.get('status')} {item.get('error') or ''}".rstrip())
     statuses = {str(item.get("status")) for item in results}
-    code = EXIT_FAILED if "failed" in statuses else EXIT_HALTED if "halted" in statuses else (
+    # No result in time is not success: the caller asked to wait and cannot know.
+    code = EXIT_FAILED if statuses & {"failed", "timeout"} else EXIT_HALTED if "halted" in statuses else (
         EXIT_REFUSED if "refused" in statuses else EXIT_OK)
     raise Exit(code)
 
