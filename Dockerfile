@@ -7,7 +7,8 @@ COPY connectors ./connectors
 COPY reconcile ./reconcile
 COPY store ./store
 COPY worker ./worker
-RUN pip install --no-cache-dir '.[ops]' && useradd --system --home /app dirsync
+RUN pip install --no-cache-dir '.[ops]' && useradd --system --home /app dirsync \
+    && mkdir -p /var/lib/dirsync && chown dirsync /var/lib/dirsync
 USER dirsync
 
 CMD ["dirsync", "status"]
