@@ -82,7 +82,7 @@ class Store:
 
     def revision(self) -> str | None:
         """The database's current schema revision (None: not migrated at all)."""
-        with self.engine.connect() as conn:
+        with self._explained("cannot be read"), self.engine.connect() as conn:
             return _current(conn)
 
     def head(self) -> str:
@@ -92,13 +92,21 @@ class Store:
         return head
 
     def upgrade(self, revision: str = "head") -> None:
-        """Migrate the schema to `revision` (default: newest); idempotent, needs no CLI."""
-        with self.begin_write() as conn:
+        """Migrate the schema to `revision` (default: newest); idempotent, needs no CLI.
+        Database errors become one-line `StoreError`s."""
+        with self._explained("cannot be upgraded"), self.begin_write() as conn:
             _upgrade(conn, revision)
 
     def dispose(self) -> None:
         """Close every pooled connection (end of process, or tests)."""
         self.engine.dispose()
+
+    @contextmanager
+    def _explained(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database at {self.url} {what}: {_one_line(exc, self.engine.url)}") from None
 
     @contextmanager
     def begin_write(self) -> Iterator[Connection]:
@@ -124,15 +132,22 @@ def open_store(url: str | URL, *, check_schema: bool = True, echo: bool = False)
             _ensure_current(store)
         except SQLAlchemyError as exc:
             store.dispose()
-            reason = (str(getattr(exc, "orig", None) or exc).splitlines() or ["unknown error"])[0]
-            password = store.engine.url.password
-            if password:  # drivers may echo connection parameters back
-                reason = reason.replace(str(password), "***")
-            raise StoreError(f"database at {store.url} cannot be opened: {reason}") from None
+            raise StoreError(
+                f"database at {store.url} cannot be opened: {_one_line(exc, store.engine.url)}"
+            ) from None
         except StoreError:
             store.dispose()
             raise
     return store
+
+
+def _one_line(exc: SQLAlchemyError, url: URL) -> str:
+    """The driver's first line about `exc`, with the URL's password masked (drivers may
+    echo connection parameters back)."""
+    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["unknown error"])[0]
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    return reason
 
 
 def create_store_engine(url: str | URL, *, echo: bool = False) -> Engine:

@@ -127,3 +127,13 @@ def test_naive_datetime_is_refused(store: Store) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         with store.session() as session:
             session.add(Lease(name="x", holder="h", expires_at=datetime(2026, 3, 1, 12, 30)))
+
+
+def test_upgrade_of_an_unreachable_database_is_one_clear_line() -> None:
+    store = open_store("postgresql+psycopg://postgres:hunter2@127.0.0.1:1/nowhere", check_schema=False)
+
+    with pytest.raises(StoreError) as caught:
+        store.upgrade()
+
+    assert str(caught.value).startswith("database at postgresql+psycopg://postgres:***@127.0.0.1:1/nowhere cannot be upgraded: ")
+    assert "hunter2" not in str(caught.value) and "\n" not in str(caught.value)
