@@ -41,9 +41,9 @@ def cli(click_ctx: click.Context, config_path: str | None) -> None:
 def _register_commands() -> None:
     """Add the core commands and those of every module in `worker/commands/` (each lists
     its commands in COMMANDS)."""
-    from worker import cli_admin, cli_sync, demo
+    from worker import cli_admin, cli_simulate, cli_sync, demo
 
-    modules = [cli_sync, cli_admin, demo]
+    modules = [cli_sync, cli_admin, cli_simulate, demo]
     try:
         import worker.commands as package
     except ImportError:
