@@ -21,9 +21,10 @@
   email another user gives up in the same plan.
 
 References: `Ref.local_id` names an existing row. `Ref.key` names a row this plan creates:
-the external id it is bound to (directory plans) or its email / group name (local admin
-plans), with separate names for users and groups. A key not created by this apply call
-(say, by an earlier, interrupted one) is looked up in the store by the same rule.
+the external id it is bound to (directory plans), or its email / group name (local admin
+plans, and `local:<name>` in any plan), with separate names for users and groups. A key
+not created by this apply call (say, by an earlier, interrupted one) is looked up in the
+store by the same rule.
 
 The session's pending work is committed first: `apply` owns the transactions from there.
 """
@@ -49,6 +50,8 @@ from store.models import InviteStatus, Outcome, groups, invites, memberships, us
 from store.runs import insert_events, next_seq, operation_event, rejection_event
 
 CHUNK_SIZE = 2000
+# A key naming a local row by its natural key, even in a directory plan (the admin group).
+LOCAL_PREFIX = "local:"
 Progress = Callable[[int, int], None]
 
 # Errors that belong to one operation (a constraint, a value the column refuses), as
@@ -343,15 +346,16 @@ def _is_move(op: Operation) -> bool:
 def _lookup_keys(
     conn: Connection, table: Table, natural: str, directory: str | None, keys: set[str]
 ) -> dict[str, int]:
-    """Rows a key names when this apply did not create them: by external id for a
-    directory plan, by natural key for a local one."""
+    """Rows a key names when this apply did not create them: `local:<name>` and every key
+    of a local plan by natural key, other keys of a directory plan by external id."""
+    by_external = {k for k in keys if directory is not None and not k.startswith(LOCAL_PREFIX)}
+    by_natural = {k.removeprefix(LOCAL_PREFIX).strip().lower(): k for k in keys - by_external}
     found: dict[str, int] = {}
-    if directory is not None:
-        rows = _select_in(conn, (table.c.external_id, table.c.id), table.c.external_id, keys,
+    if by_external:
+        rows = _select_in(conn, (table.c.external_id, table.c.id), table.c.external_id, by_external,
                           table.c.managed_by == directory)
         found.update((k, i) for k, i in rows)
-    else:
-        by_natural = {k.strip().lower(): k for k in keys}
+    if by_natural:
         rows = _select_in(conn, (table.c[natural], table.c.id), table.c[natural], by_natural)
         found.update((by_natural[k], i) for k, i in rows)
     return found
@@ -518,6 +522,7 @@ def _create(
 
 
 def _create_invites(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+    """An open invite per email, unless one is open already (case-insensitively)."""
     emails = [str(op.value("email") or "").strip() for op in ops]
     found = _select_in(conn, (invites.c.email_key,), invites.c.email_key, {e.lower() for e in emails},
                        invites.c.status == InviteStatus.OPEN.value)

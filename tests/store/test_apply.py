@@ -405,3 +405,17 @@ def test_a_failing_move_does_not_block_user_and_group_swaps(store: Store) -> Non
     assert result.outcomes == {"applied": 4, "failed": 1}
     assert [f.seq for f in result.failures] == [3]
     assert [g["name"] for g in exported(store)["groups"]] == ["Blue", "Red"]
+
+
+def test_a_local_key_in_a_directory_plan_is_found_by_name_on_a_rerun(store: Store) -> None:
+    from reconcile.model import Ref
+
+    admins = Operation(Action.CREATE_GROUP, "Administrators", group=Ref(key="local:administrators"),
+                       values=(("external_id", None), ("managed_by", None), ("name", "Administrators"),
+                               ("reserved", True)))
+    apply(store, plan(create_user("u1", "ann@x.com"), admins), run_id=None)
+
+    result = apply(store, plan(add_member("local:administrators", "u1")), run_id=None)
+
+    assert result.applied == 1
+    assert exported(store)["groups"][0]["members"] == ["ann@x.com"]
