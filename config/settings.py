@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from config.directories import DirectorySettings
 from config.kinds import KINDS
@@ -155,7 +156,7 @@ def parse(
             raise ConfigError(f"{key}: expected a table")
         tables[key] = dict(value)
     _apply_environment(tables, environ)
-    sections = {
+    sections: dict[str, Any] = {
         name: build(cls, tables.get(name, {}), name) for name, cls in SECTIONS.items()
     }
     directories = {

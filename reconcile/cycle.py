@@ -182,9 +182,7 @@ class _Cycle:
         own_connector = connector is None
         try:
             connector = connector or build_connector(self.settings, self.directory)
-            self.progress("read", 0, 1)
             source = self._read(connector, mode, watermark, user_key)
-            self.progress("read", 1, 1)
         except ConnectorError as exc:
             return self._fail(run_id, mode, str(exc), auth=isinstance(exc, AuthError))
         except Exception as exc:  # a bug must not leave a run "running" forever

@@ -53,14 +53,15 @@ def echo_json(value: object) -> None:
 
 
 @contextmanager
-def progress_printer(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """A cycle progress callback: a live line on a terminal, a line per tenth otherwise."""
+def progress_printer(enabled: bool, min_total: int = 1000) -> Iterator[Callable[[str, int, int], None]]:
+    """A cycle progress callback: a live bar on a terminal, a line per tenth otherwise.
+    Work smaller than `min_total` steps shows none."""
     tty = sys.stderr.isatty()
     last: dict[str, int] = {}
 
     def show(phase: str, done: int, total: int) -> None:
-        if not enabled or total < 1000:
-            return  # short work needs no progress line
+        if not enabled or total < min_total:
+            return
         step = done * 10 // total
         if tty:
             width = 30

@@ -26,11 +26,18 @@ _SIGNS = {
 }
 
 
-def plan_lines(plan: Plan) -> Iterator[str]:
+def plan_lines(plan: Plan, per_action: int | None = None) -> Iterator[str]:
     """One line per operation (+ create, ~ update, - deactivate/remove, = link) and per
-    rejection (! rejected, with its reason)."""
+    rejection (! rejected, with its reason). With `per_action`, at most that many lines
+    of each action, then one line saying how many more there are."""
+    shown: dict[Action, int] = {}
     for op in plan.operations:
-        yield f"{_SIGNS[op.action]} {describe(op)}"
+        n = shown[op.action] = shown.get(op.action, 0) + 1
+        if per_action is None or n <= per_action:
+            yield f"{_SIGNS[op.action]} {describe(op)}"
+        elif n == per_action + 1:
+            total = sum(1 for other in plan.operations if other.action is op.action)
+            yield f"  ... and {total - per_action} more {op.action.value} operations"
     for rejection in plan.rejections:
         yield f"! {rejected(rejection)}"
 
