@@ -4,13 +4,15 @@
 
 - **Every operation gets exactly one outcome and one `sync_events` row**: `applied`,
   `noop` (the store already says so: applying the same plan twice changes nothing the
-  second time), or `failed` (with a reason). Every rejection of the plan gets one
+  second time; creating a row that exists, by its binding or for a local row by its
+  email / name, maps the key to it and changes nothing), or `failed` (with a reason). Every rejection of the plan gets one
   `rejected` event. Events of a run are ordered by `seq`: rejections, then operations in
   plan order.
 - **Chunks commit atomically with their events.** Operations are applied in transactions
   of `chunk_size` (default 2,000); a process killed mid-apply leaves the committed chunks
   and nothing of the rest, which a later full plan repairs. `progress(done, total)` is
-  called after each commit.
+  called after each commit; an exception it raises stops the apply there. Any error that
+  is not one operation's fault (lost connection, locked database) propagates likewise.
 - **One bad operation does not sink the others.** When a chunk hits an integrity or data
   error it is rolled back and redone one operation at a time, each under a savepoint; the
   operations that still fail are recorded `failed` with the database's reason.
