@@ -105,6 +105,21 @@ def opened(url: str) -> Iterator[Store]:
 
 
 @dataclass(frozen=True)
+class KillPoint:
+    """Where the killed cycle dies: before database event `at`, or at SQLite step `at`
+    (see tests.crash.runner)."""
+
+    at: int
+    step: bool = False
+
+    def __str__(self) -> str:
+        return f"{'step' if self.step else 'event'} {self.at}"
+
+    def options(self) -> list[str]:
+        return ["--kill-at-step" if self.step else "--kill-at", str(self.at)]
+
+
+@dataclass(frozen=True)
 class Reference:
     """An uninterrupted cycle from a start state: its timeline and the store it left."""
 
@@ -113,11 +128,6 @@ class Reference:
     timeline: runner.Timeline
     export: Export
     watermark: str | None
-
-    @property
-    def apply_points(self) -> range:
-        """Every kill point of the apply: before each of its database events."""
-        return range(1, self.timeline.apply_events + 1)
 
     @property
     def whole_chunks(self) -> set[int]:
@@ -144,7 +154,7 @@ def point_config(folder: Path, store_url: str, directory_file: Path) -> Path:
     return settings_file(folder, store_url, directory_file)
 
 
-def run_child(config_path: Path, kill_at: int | None, report: Path | None, *, fresh: bool) -> int:
+def run_child(config_path: Path, kill: KillPoint | None, report: Path | None, *, fresh: bool) -> int:
     """Run the cycle in a child process; its exit code (-SIGKILL when it was killed).
 
     `fresh`: a new interpreter (`python -m tests.crash.runner`), as a worker would be;
@@ -153,20 +163,24 @@ def run_child(config_path: Path, kill_at: int | None, report: Path | None, *, fr
     """
     if fresh:
         args = [sys.executable, "-m", "tests.crash.runner", str(config_path)]
-        if kill_at is not None:
-            args += ["--kill-at", str(kill_at)]
+        if kill is not None:
+            args += kill.options()
         if report is not None:
             args += ["--report", str(report)]
         done = subprocess.run(args, cwd=ROOT, capture_output=True, timeout=300)
         if done.returncode not in (0, -signal.SIGKILL):
             raise AssertionError(f"the cycle process failed ({done.returncode}):\n{done.stderr.decode()[-3000:]}")
         return done.returncode
-    child = multiprocessing.get_context("fork").Process(target=runner.run, args=(config_path, kill_at, report))
+    child = multiprocessing.get_context("fork").Process(
+        target=runner.run,
+        args=(config_path, None if kill is None or kill.step else kill.at, report),
+        kwargs={"kill_at_step": kill.at if kill is not None and kill.step else None},
+    )
     child.start()
     child.join(timeout=300)
     if child.exitcode is None:
         child.kill()
-        raise AssertionError(f"the cycle process did not end within 300 s (kill point {kill_at})")
+        raise AssertionError(f"the cycle process did not end within 300 s (kill point {kill})")
     return child.exitcode
 
 
@@ -192,16 +206,16 @@ def next_cycle(store: Store, config_path: Path) -> RunResult:
         return run_cycle(settings, DIRECTORY, store=store)
 
 
-def kill_and_recover(states: States, ref: Reference, kill_at: int, folder: Path, *, fresh: bool) -> list[str]:
-    """Kill a cycle from `ref`'s start state before event `kill_at`, run the next cycle,
-    and return what is wrong (empty when the store converged and the runs say so)."""
+def kill_and_recover(states: States, ref: Reference, kill: KillPoint, folder: Path, *, fresh: bool) -> list[str]:
+    """Kill a cycle from `ref`'s start state at `kill`, run the next cycle, and return
+    what is wrong (empty when the store converged and the runs say so)."""
     url = states.clone(ref.start, "point")
     config_path = point_config(folder, url, ref.directory_file)
     with opened(url) as store, store.session() as session:
         runs_before = _run_ids(session)
-    code = run_child(config_path, kill_at, None, fresh=fresh)
+    code = run_child(config_path, kill, None, fresh=fresh)
     if code != -signal.SIGKILL:
-        return [f"kill point {kill_at} was never reached: the cycle exited with {code}"]
+        return [f"kill point {kill} was never reached: the cycle exited with {code}"]
     problems: list[str] = []
     with opened(url) as store:
         with store.session() as session:
@@ -228,7 +242,7 @@ def kill_and_recover(states: States, ref: Reference, kill_at: int, folder: Path,
             problems.append(differences(ref.export, export))
         if watermark != ref.watermark:
             problems.append(f"watermark {watermark!r}, expected {ref.watermark!r}")
-    return [f"kill point {kill_at}: {p}" for p in problems]
+    return [f"kill point {kill}: {p}" for p in problems]
 
 
 def differences(expected: Export, actual: Export) -> str:

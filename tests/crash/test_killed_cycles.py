@@ -2,9 +2,10 @@
 
 The apply commits in chunks (2,000 operations, the product's size), so the store a kill
 can leave is "the first n chunks, with their events", and a kill inside a chunk's
-transaction must leave nothing of it. Kill points are every database event of the apply
-(each chunk's BEGIN, each statement, each COMMIT; see tests.crash.runner), plus the moment
-just after the last chunk committed and before the run is recorded. After each kill the
+transaction must leave nothing of it. Kill points (see tests.crash.runner) are every
+database event of the apply (each chunk's BEGIN, each statement, each COMMIT), plus the
+moment just after the last chunk committed and before the run is recorded; on SQLite also
+points in the middle of statements, spread evenly over the apply's work. After each kill the
 next, uninterrupted cycle must leave exactly the store an uninterrupted cycle from the same
 start state leaves (`export_state`: no duplicate or missing users or groups, no lost
 membership, nobody inactive who should be active), the same watermark, and run rows that
@@ -22,28 +23,37 @@ from pathlib import Path
 import pytest
 
 from tests.crash.conftest import Scenarios
-from tests.crash.harness import Reference, kill_and_recover
+from tests.crash.harness import KillPoint, Reference, kill_and_recover
 
 POSTGRES_POINTS = 8
+STEP_POINTS = 24  # SQLite only: kills in the middle of statements, spread over the apply
 
 
-def every_point(ref: Reference) -> list[int]:
+def every_event(ref: Reference) -> list[KillPoint]:
     """Every event of the apply, and the first event after it."""
-    return list(range(1, ref.timeline.apply_events + 2))
+    return [KillPoint(at) for at in range(1, ref.timeline.apply_events + 2)]
 
 
-def spread_points(ref: Reference, count: int) -> list[int]:
-    """`count` points spread evenly from the apply's first event to just after its last."""
-    last = ref.timeline.apply_events + 1
+def spread(last: int, count: int) -> list[int]:
+    """`count` numbers spread evenly over 1..`last`, both ends included."""
     return sorted({1 + round(i * (last - 1) / (count - 1)) for i in range(count)})
 
 
-def kill_at_each(scenarios: Scenarios, name: str, points: list[int], folder: Path) -> list[str]:
+def spread_steps(ref: Reference, count: int) -> list[KillPoint]:
+    return [KillPoint(at, step=True) for at in spread(ref.timeline.apply_steps, count)]
+
+
+def spread_events(ref: Reference, count: int) -> list[KillPoint]:
+    return [KillPoint(at) for at in spread(ref.timeline.apply_events + 1, count)]
+
+
+def kill_at_each(scenarios: Scenarios, name: str, points: list[KillPoint], folder: Path) -> list[str]:
     ref = scenarios[name]
     problems: list[str] = []
-    for point in points:
-        problems += kill_and_recover(scenarios.states, ref, point, folder / str(point), fresh=scenarios.fresh)
-    print(f"{name}: {len(points)} kill points, {len(points) - len({p.split(':')[0] for p in problems})} converged")
+    for n, point in enumerate(points):
+        problems += kill_and_recover(scenarios.states, ref, point, folder / str(n), fresh=scenarios.fresh)
+    failed = {p.split(":")[0] for p in problems}
+    print(f"\n{name}: {len(points)} kill points, {len(points) - len(failed)} converged")
     return problems
 
 
@@ -64,8 +74,9 @@ def test_the_next_day_cycle_applies_every_kind_of_change(sqlite_scenarios: Scena
 def test_a_first_cycle_killed_anywhere_in_its_apply_is_completed_by_the_next_cycle(
     sqlite_scenarios: Scenarios, tmp_path: Path
 ) -> None:
-    points = every_point(sqlite_scenarios["first"])
-    assert len(points) >= 30
+    ref = sqlite_scenarios["first"]
+    points = every_event(ref) + spread_steps(ref, STEP_POINTS)
+    assert len(points) >= 50
 
     problems = kill_at_each(sqlite_scenarios, "first", points, tmp_path)
 
@@ -75,8 +86,9 @@ def test_a_first_cycle_killed_anywhere_in_its_apply_is_completed_by_the_next_cyc
 def test_a_cycle_of_mixed_changes_killed_anywhere_in_its_apply_is_completed_by_the_next_cycle(
     sqlite_scenarios: Scenarios, tmp_path: Path
 ) -> None:
-    points = every_point(sqlite_scenarios["mixed"])
-    assert len(points) >= 20
+    ref = sqlite_scenarios["mixed"]
+    points = every_event(ref) + spread_steps(ref, STEP_POINTS // 2)
+    assert len(points) >= 40
 
     problems = kill_at_each(sqlite_scenarios, "mixed", points, tmp_path)
 
@@ -88,7 +100,7 @@ def test_a_cycle_of_mixed_changes_killed_anywhere_in_its_apply_is_completed_by_t
 def test_on_postgresql_a_cycle_killed_in_its_apply_is_completed_by_the_next_cycle(
     postgres_scenarios: Scenarios, name: str, tmp_path: Path
 ) -> None:
-    points = spread_points(postgres_scenarios[name], POSTGRES_POINTS)
+    points = spread_events(postgres_scenarios[name], POSTGRES_POINTS)
 
     problems = kill_at_each(postgres_scenarios, name, points, tmp_path)
 

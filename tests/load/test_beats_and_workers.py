@@ -37,8 +37,6 @@ from tests.load.cluster import Cluster, active_users, beat_runs, overlaps, read_
 from tests.worker.builders import directory, load, prepare_store, settings_file
 from worker.app import create_app
 
-pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
-
 REDIS_URL = "redis://127.0.0.1:6379/14"  # the load test's own database; only it is flushed
 LEDGER = "load:beat"
 RUN_SECONDS = 60
@@ -95,6 +93,9 @@ def results_of(app: Any, ids: list[str]) -> dict[str, Any]:
     return out
 
 
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_two_beats_and_three_workers_account_for_every_scheduled_cycle_and_never_overlap(
     cluster: Cluster, redis_db: redis.Redis, store_url: str, tmp_path: Path
 ) -> None:
