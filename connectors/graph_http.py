@@ -37,16 +37,15 @@ from requests.adapters import HTTPAdapter
 
 from connectors.errors import (
     AuthError,
-    ConnectorError,
     PartialReadError,
     PermanentError,
     TransientError,
 )
 from connectors.graph_auth import TokenSource
+from connectors.retry import Retryable, policy
 
 log = logging.getLogger("connectors.graph")
 
-MAX_RETRY_AFTER_SECONDS = 120.0  # a longer wait belongs to the next cycle, not this one
 RESYNC_CODES = {"syncStateNotFound", "resyncRequired", "SyncStateNotFound", "ResyncRequired"}
 
 
@@ -113,15 +112,6 @@ def make_session(*, ca_bundle: str | None, timeout: float, pool: int,
     return session
 
 
-class _Retry(Exception):
-    """Internal: a retryable failure, carrying the error to raise if retries run out."""
-
-    def __init__(self, error: ConnectorError, retry_after: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
-
-
 def retry_after_seconds(value: str | None) -> float | None:
     """`Retry-After` as seconds (delta-seconds or an HTTP date); None if absent or bad."""
     if not value:
@@ -161,19 +151,12 @@ class GraphClient:
         if not url.startswith(self._graph_url + "/"):
             # A nextLink elsewhere would carry our bearer token to another host.
             raise PartialReadError(f"{self._where(url)}: link points outside graph_url")
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self._max_retries + 1)
-            | tenacity.stop_after_delay(self._max_total),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(_Retry),
-            sleep=self._pause,
-            before_sleep=self._before_sleep,
-            reraise=True,
-        )
+        retrying = tenacity.Retrying(**policy(self._max_retries, self._max_total),
+                                     sleep=self._pause, before_sleep=self._before_sleep)
         refreshed = [False]
         try:
             return retrying(self._attempt, url, headers or {}, refreshed)
-        except _Retry as exc:
+        except Retryable as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
             raise type(exc.error)(f"{exc.error} (gave up after {attempts} attempts)") from None
 
@@ -185,7 +168,7 @@ class GraphClient:
         try:
             token = self._tokens.token()
         except TransientError as exc:
-            raise _Retry(exc) from None
+            raise Retryable(exc) from None
         try:
             response = self._session.get(
                 url, headers={**headers, "Authorization": f"Bearer {token}",
@@ -193,17 +176,17 @@ class GraphClient:
         except requests.exceptions.SSLError:
             raise PermanentError(f"{where}: TLS verification failed (check ca_bundle)") from None
         except requests.Timeout:
-            raise _Retry(TransientError(f"{where}: timed out")) from None
+            raise Retryable(TransientError(f"{where}: timed out")) from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
-            raise _Retry(TransientError(f"{where}: connection dropped")) from None
+            raise Retryable(TransientError(f"{where}: connection dropped")) from None
         status = response.status_code
         if status < 400:
             try:
                 body = response.json()
             except (ValueError, requests.exceptions.ChunkedEncodingError):
-                raise _Retry(PartialReadError(f"{where}: malformed JSON page")) from None
+                raise Retryable(PartialReadError(f"{where}: malformed JSON page")) from None
             if not isinstance(body, dict):
-                raise _Retry(PartialReadError(f"{where}: page is not a JSON object"))
+                raise Retryable(PartialReadError(f"{where}: page is not a JSON object"))
             return body
         code, message = _graph_error(response)
         label = f"HTTP {status}" + (f" {code}" if code else "")
@@ -213,23 +196,16 @@ class GraphClient:
             # An expired or revoked token: drop it and try once more with a fresh one.
             refreshed[0] = True
             self._tokens.invalidate(token)
-            raise _Retry(AuthError(f"{where}: {label}"), retry_after=0.0)
+            raise Retryable(AuthError(f"{where}: {label}"), delay=0.0)
         if status in (401, 403):
             raise AuthError(f"{where}: {label}: {message or 'access denied'} (check the app's "
                             "Graph application permissions and admin consent)")
         if status in (429, 503):
             wait = retry_after_seconds(response.headers.get("Retry-After"))
-            raise _Retry(TransientError(f"{where}: {label}"), retry_after=wait)
+            raise Retryable(TransientError(f"{where}: {label}"), delay=wait)
         if status >= 500:
-            raise _Retry(TransientError(f"{where}: {label}"))
+            raise Retryable(TransientError(f"{where}: {label}"))
         raise PermanentError(f"{where}: {label}: {message}".rstrip(": "))
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Retry) and exc.retry_after is not None:
-            return min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
-        backoff = tenacity.wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5)
-        return float(backoff(state))
 
     def _pause(self, seconds: float) -> None:
         self._sleep(seconds)

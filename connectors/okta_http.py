@@ -34,7 +34,6 @@ import asyncio
 import email.utils
 import json
 import logging
-import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -44,9 +43,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity import AsyncRetrying
 
-from connectors.errors import AuthError, ConnectorError, PartialReadError, PermanentError, TransientError
+from connectors.errors import (
+    AuthError,
+    ConnectorError,
+    PartialReadError,
+    PermanentError,
+    TransientError,
+)
+from connectors.retry import Retryable, policy
 
 log = logging.getLogger("connectors.okta")
 
@@ -89,15 +95,6 @@ class Page:
     data: Any
     next_url: str | None
     server_time: datetime | None
-
-
-class _Retry(Exception):
-    """A failure worth another try; `error` is what the caller sees once tries run out."""
-
-    def __init__(self, error: ConnectorError, delay: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.delay = delay
 
 
 @dataclass
@@ -217,19 +214,14 @@ class OktaPager:
     async def get(self, url: str) -> Page:
         """The page at `url` (a path or an absolute link from a `next` header)."""
         assert self._slots is not None, "use OktaPager as an async context manager"
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._max_retries + 1) | stop_after_delay(self._budget),
-            wait=self._wait,
-            retry=retry_if_exception_type(_Retry),
-            sleep=self._sleep,
-            reraise=True,
-        )
+        # Okta's reset is a whole second: a little jitter keeps clients apart after it.
+        retrying = AsyncRetrying(**policy(self._max_retries, self._budget, server_jitter=0.5), sleep=self._sleep)
         try:
             async for attempt in retrying:
                 with attempt:
                     async with self._slots:
                         return await self._get_once(url)
-        except _Retry as failure:
+        except Retryable as failure:
             raise failure.error from None
         raise TransientError("Okta request was not attempted")  # unreachable: tenacity raises
 
@@ -241,13 +233,6 @@ class OktaPager:
             return None
 
     # -- one attempt
-
-    def _wait(self, state: RetryCallState) -> float:
-        failure = state.outcome.exception() if state.outcome else None
-        if isinstance(failure, _Retry) and failure.delay is not None:
-            return failure.delay + random.uniform(0, 0.5)
-        # exponential with full jitter: 0.5 s, 1 s, 2 s ... capped at 30 s
-        return random.uniform(0, min(30.0, 0.5 * 2 ** (state.attempt_number - 1))) + 0.1
 
     async def _get_once(self, url: str) -> Page:
         path = urlsplit(url).path or url
@@ -261,12 +246,12 @@ class OktaPager:
             # fire_request_helper, not fire_request: the latter JSON-parses every 2xx body a
             # second time only to decide whether to cache it (the cache is off).
             _, response, body, error = await self._executor.fire_request_helper(request, 0, time.time())
-        except (_Retry, ConnectorError):
+        except (Retryable, ConnectorError):
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise self._transport_failure(exc) from None
         except Exception as exc:  # the SDK failing in its own code: never let it escape
-            raise _Retry(TransientError(f"Okta request failed in the SDK ({type(exc).__name__})")) from None
+            raise Retryable(TransientError(f"Okta request failed in the SDK ({type(exc).__name__})")) from None
         if response is None:
             raise self._transport_failure(error)
         if response.status == 429:
@@ -285,16 +270,16 @@ class OktaPager:
         if isinstance(error, (aiohttp.ClientError, asyncio.TimeoutError)):
             raise self._transport_failure(error)
         if status == 429 or (isinstance(status, int) and status >= 500):
-            raise _Retry(TransientError(f"Okta token endpoint answered HTTP {status}"))
-        raise _Retry(TransientError(f"could not get an Okta access token ({type(error).__name__})"))
+            raise Retryable(TransientError(f"Okta token endpoint answered HTTP {status}"))
+        raise Retryable(TransientError(f"could not get an Okta access token ({type(error).__name__})"))
 
     def _transport_failure(self, exc: object) -> Exception:
         if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
             return PermanentError(f"TLS verification of {self.org_url} failed; check ca_bundle")
         if isinstance(exc, asyncio.TimeoutError):
-            return _Retry(TransientError(f"Okta request timed out after {self._timeout:g} s"))
+            return Retryable(TransientError(f"Okta request timed out after {self._timeout:g} s"))
         reason = type(exc).__name__ if exc is not None else "no answer"
-        return _Retry(TransientError(f"Okta connection failed ({self._scrub(reason)})"))
+        return Retryable(TransientError(f"Okta connection failed ({self._scrub(reason)})"))
 
     def _page(self, url: str, path: str, response: Any, body: str | None) -> Page:
         status = int(response.status)
@@ -303,7 +288,7 @@ class OktaPager:
             try:
                 data = json.loads(body or "")
             except ValueError:
-                raise _Retry(PartialReadError(f"Okta sent a malformed or truncated page for {path}")) from None
+                raise Retryable(PartialReadError(f"Okta sent a malformed or truncated page for {path}")) from None
             link = response.links.get("next")
             next_url = str(link.get("url")) if link and link.get("url") else None
             return Page(data, next_url, server_time)
@@ -316,9 +301,9 @@ class OktaPager:
             delay = None
             if reset is not None and server_time is not None:
                 delay = max(0.0, reset - server_time.timestamp()) + 1.0
-            raise _Retry(TransientError(f"Okta rate limit still exceeded ({where})"), delay)
+            raise Retryable(TransientError(f"Okta rate limit still exceeded ({where})"), delay)
         if status >= 500 or status == 408:
-            raise _Retry(TransientError(f"Okta failed ({where})"))
+            raise Retryable(TransientError(f"Okta failed ({where})"))
         if status == 404:
             raise NotFound(f"Okta has no such resource ({where})")
         if status == 400 and "after=" in url:
