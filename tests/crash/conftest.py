@@ -28,7 +28,14 @@ from tests.crash.builders import (
     with_suspensions,
     write_directory,
 )
-from tests.crash.harness import PostgresStates, Reference, SqliteStates, States, build_state, reference
+from tests.crash.harness import (
+    PostgresStates,
+    Reference,
+    SqliteStates,
+    States,
+    build_state,
+    reference,
+)
 
 
 class Scenarios:

@@ -29,7 +29,15 @@ from sqlalchemy import func, select
 
 from reconcile import clock
 from reconcile.cycle import RunResult, run_cycle
-from store import INTERRUPTED, Store, SyncEvent, SyncRun, export_state, get_directory, open_store
+from store import (
+    INTERRUPTED,
+    Store,
+    SyncEvent,
+    SyncRun,
+    export_state,
+    get_directory,
+    open_store,
+)
 from tests.crash import runner
 from tests.crash.builders import DIRECTORY, load, settings_file
 
@@ -167,7 +175,7 @@ def run_child(config_path: Path, kill: KillPoint | None, report: Path | None, *,
             args += kill.options()
         if report is not None:
             args += ["--report", str(report)]
-        done = subprocess.run(args, cwd=ROOT, capture_output=True, timeout=300)
+        done = subprocess.run(args, check=False, cwd=ROOT, capture_output=True, timeout=300)
         if done.returncode not in (0, -signal.SIGKILL):
             raise AssertionError(f"the cycle process failed ({done.returncode}):\n{done.stderr.decode()[-3000:]}")
         return done.returncode

@@ -33,7 +33,14 @@ import pytest
 import redis
 
 from tests.conftest import _empty_postgres
-from tests.load.cluster import Cluster, active_users, beat_runs, overlaps, read_ledger, wait_until
+from tests.load.cluster import (
+    Cluster,
+    active_users,
+    beat_runs,
+    overlaps,
+    read_ledger,
+    wait_until,
+)
 from tests.worker.builders import directory, load, prepare_store, settings_file
 from worker.app import create_app
 
