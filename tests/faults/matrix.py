@@ -53,14 +53,17 @@ class Expectation:
 class Tally:
     """Every run of the matrix, by connector, and how each ended."""
 
-    runs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (connector, verdict)
+    runs: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (connector, fault, verdict)
     shape: dict[str, tuple[int, int, int, dict[str, int]]] = field(default_factory=dict)
 
     def summary(self) -> list[str]:
         lines = []
         total = passed = 0
         for connector, (modes, faults, policies, requests) in sorted(self.shape.items()):
-            done = {v: n for (c, v), n in self.runs.items() if c == connector}
+            done: Counter[str] = Counter()
+            for (c, _, verdict), n in self.runs.items():
+                if c == connector:
+                    done[verdict] += n
             runs = sum(done.values())
             ok = done.get(SUCCEEDED, 0) + done.get(FAILED, 0)
             total += runs
@@ -71,6 +74,9 @@ class Tally:
                 f" indexes = {runs} runs, {ok} passed ({done.get(SUCCEEDED, 0)} {SUCCEEDED},"
                 f" {done.get(FAILED, 0)} {FAILED})"
             )
+            for fault in sorted({f for c, f, _ in self.runs if c == connector}):
+                counts = {v: n for (c, f, v), n in self.runs.items() if c == connector and f == fault}
+                lines.append(f"  {fault}: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
         connectors = len(self.shape)
         lines.append(f"fault matrix: {connectors} connectors x {len(MODES)} modes x faults x k requests"
                      f" = {total} runs, {passed} passed")

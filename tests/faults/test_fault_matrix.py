@@ -36,6 +36,6 @@ def test_a_fault_at_any_request_fails_closed_or_is_absorbed(
         except AssertionError as failure:
             verdict = "violated S1"
             problems.append(f"{scenario.name} {mode} {case.name} {policy.name} at request {k}: {failure}")
-        TALLY.runs[scenario.name, verdict] += 1
+        TALLY.runs[scenario.name, case.name, verdict] += 1
 
     assert not problems, "\n".join(problems)
