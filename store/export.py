@@ -2,12 +2,13 @@
 
 Shape (keys in this order):
     {"users":   [{"email", "display_name", "given_name", "family_name", "active",
-                  "managed_by", "external_id"}],            sorted by email, case-insensitively
+                  "managed_by", "external_id"}],            sorted by email
      "groups":  [{"name", "managed_by", "external_id",
-                  "members": [email, ...]}],                sorted by name; members like users
-     "invites": [{"email", "status"}]}                      sorted by email, case-insensitively
-`managed_by` and `external_id` are None for local objects. Ties (same lower-cased email)
-fall back to the exact text, then to the row id, so the order never depends on the backend.
+                  "members": [email, ...]}],                sorted by name; members sorted
+     "invites": [{"email", "status"}]}                      sorted by email
+`managed_by` and `external_id` are None for local objects. Sorting is by the exact text
+(code point order, as Python's `sorted` does), ties by row id, so the order never depends
+on the backend's collation.
 """
 
 from __future__ import annotations
@@ -21,10 +22,6 @@ from sqlalchemy.orm import Session
 from store.models import groups, invites, memberships, users
 
 
-def _email_order(email: str) -> tuple[str, str]:
-    return (email.lower(), email)
-
-
 def export_state(session: Session) -> dict[str, list[dict[str, Any]]]:
     """The store's users, groups (with member emails) and invites in the shape above."""
     conn = session.connection()
@@ -36,7 +33,7 @@ def export_state(session: Session) -> dict[str, list[dict[str, Any]]]:
             )
         )
     )
-    rows.sort(key=lambda r: (*_email_order(r.email), r.id))
+    rows.sort(key=lambda r: (r.email, r.id))
     email_of = {r.id: r.email for r in rows}
     exported_users = [
         {
@@ -62,13 +59,13 @@ def export_state(session: Session) -> dict[str, list[dict[str, Any]]]:
             "name": r.name,
             "managed_by": r.managed_by,
             "external_id": r.external_id,
-            "members": sorted(members.get(r.id, []), key=_email_order),
+            "members": sorted(members.get(r.id, [])),
         }
         for r in group_rows
     ]
 
     i = invites.c
     invite_rows = list(conn.execute(select(i.id, i.email, i.status)))
-    invite_rows.sort(key=lambda r: (*_email_order(r.email), r.id))
+    invite_rows.sort(key=lambda r: (r.email, r.id))
     exported_invites = [{"email": r.email, "status": r.status} for r in invite_rows]
     return {"users": exported_users, "groups": exported_groups, "invites": exported_invites}
