@@ -105,3 +105,5 @@ def configure(worker_settings: WorkerSettings, stream: Any = None) -> None:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     root.addHandler(handler)
     root.setLevel(worker_settings.log_level.upper())
+    # Schema migrations announce every step at INFO; only their problems belong in our log.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
