@@ -19,7 +19,7 @@ from tests.corpus.checks import (
     export,
 )
 from tests.corpus.conftest import MakeDirectory
-from tests.corpus.records import CASES, ENTRA, FILE, KNOWN_GAPS, OKTA, Case
+from tests.corpus.records import CASES, ENTRA, FILE, KNOWN_GAPS, OKTA, Case, all_at_once
 
 SIMULATED = (OKTA, ENTRA)
 
@@ -79,3 +79,17 @@ def test_entra_record_is_rejected_with_its_reason_or_kept_and_harms_nothing(
     case: Case, make_directory: MakeDirectory, sqlite_store: Store
 ) -> None:
     check_case(case, ENTRA, make_directory, sqlite_store)
+
+
+def test_every_file_record_at_once_is_rejected_or_kept_and_harms_nothing(
+    make_directory: MakeDirectory, store: Store
+) -> None:
+    check_case(all_at_once(FILE), FILE, make_directory, store)
+
+
+@pytest.mark.parametrize("kind", SIMULATED)
+def test_every_simulated_record_at_once_is_rejected_or_kept_and_harms_nothing(
+    kind: str, make_directory: MakeDirectory, sqlite_store: Store
+) -> None:
+    check_case(all_at_once(kind), kind, make_directory, sqlite_store)
+
