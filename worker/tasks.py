@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from celery import shared_task
+from celery.signals import task_revoked
 
 from config.errors import ConfigError
 from config.settings import Settings
@@ -188,6 +189,35 @@ def sync_user(self: Any, name: str, key: str) -> dict[str, Any]:
     store = app.store()
     lock = cycle_lock(app.settings, store, app.directory_lock())
     return run_user(app.settings, name, key, sync_user=lambda s, n, k: cycle_sync_user(s, n, k, store=store, lock=lock))
+
+
+EXPIRED = ("skipped: the queued cycle expired before a worker took it (workers busier than the"
+           " schedule); the next scheduled cycle runs instead")
+
+
+@task_revoked.connect
+def record_expired_cycle(sender: Any = None, request: Any = None, expired: bool = False, **_: Any) -> None:
+    """A scheduled cycle Celery discards because it waited past its `expires` still leaves
+    a `skipped` run row with the reason, so every scheduled cycle is accounted for."""
+    from worker.app import DirsyncCelery
+    from store import finish_run, start_run
+
+    app = getattr(sender, "app", None)
+    if not expired or getattr(request, "task", None) != SYNC_DIRECTORY or not isinstance(app, DirsyncCelery):
+        return
+    args, kwargs = tuple(getattr(request, "args", None) or ()), dict(getattr(request, "kwargs", None) or {})
+    name = args[0] if args else kwargs.get("name")
+    if name not in app.settings.directories:
+        return
+    with app.store().session(write=True) as session:
+        run_id = start_run(
+            session, directory=name, trigger=str(kwargs.get("trigger", "task")),
+            mode="full" if kwargs.get("full") else "incremental", dry_run=bool(kwargs.get("dry_run")),
+            allow_deactivations=bool(kwargs.get("allow_deactivations")),
+        )
+        finish_run(session, run_id, "skipped", {}, EXPIRED)
+    log.warning("cycle of directory %s expired in the queue (run %s)", name, run_id,
+                extra={"directory": name, "run_id": run_id, "status": "skipped"})
 
 
 def submit_sync(
