@@ -19,10 +19,10 @@ def export(store: Store) -> Export:
         return export_state(session)
 
 
-def rejected_events(store: Store, run_id: int | None) -> list[tuple[str, str | None]]:
+def rejected_events(store: Store, run_id: int | None) -> list[tuple[str, str]]:
     """(target, reason) of the run's `rejected` events."""
     with store.session() as session:
-        return [(e.target, e.reason) for e in list_events(session, run_id) if e.outcome == "rejected"]
+        return [(e.target, e.reason or "") for e in list_events(session, run_id) if e.outcome == "rejected"]
 
 
 def find_rejection(rejections: tuple[Rejection, ...], reason: str, key: str, directory: Directory) -> Rejection | None:

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.corpus.directories import Directory, FileDirectory, GraphDirectory, OktaDirectory
+from tests.corpus.directories import (
+    Directory,
+    FileDirectory,
+    GraphDirectory,
+    OktaDirectory,
+)
 from tests.corpus.records import BASELINE_GROUPS, BASELINE_USERS, FILE, OKTA
 
 MakeDirectory = Callable[[str], Directory]

@@ -106,7 +106,8 @@ class OktaDirectory(Directory):
         super().__init__()
         self.clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
         self.org = OktaOrg(clock=self.clock)
-        self.sim = OktaSimulator(self.org).start()
+        self.sim = OktaSimulator(self.org)
+        self.sim.start()
 
     def put(self, users: Iterable[Record], groups: Iterable[Record]) -> None:
         org = self.org
@@ -157,7 +158,8 @@ class GraphDirectory(Directory):
     def __init__(self) -> None:
         super().__init__()
         self.tenant = GraphTenant(seed=5)
-        self.sim = GraphSimulator(self.tenant).start()
+        self.sim = GraphSimulator(self.tenant)
+        self.sim.start()
 
     def put(self, users: Iterable[Record], groups: Iterable[Record]) -> None:
         t = self.tenant

@@ -6,9 +6,11 @@ The file connector runs on SQLite and PostgreSQL; the simulators on SQLite."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _pytest.mark import ParameterSet
 
 from store import Store, open_store
 from tests.corpus.checks import (
@@ -24,7 +26,7 @@ from tests.corpus.records import CASES, ENTRA, FILE, KNOWN_GAPS, OKTA, Case, all
 SIMULATED = (OKTA, ENTRA)
 
 
-def _params(kind: str) -> list[object]:
+def _params(kind: str) -> list[ParameterSet]:
     params = []
     for case in CASES:
         if kind not in case.connectors:
@@ -36,10 +38,10 @@ def _params(kind: str) -> list[object]:
 
 
 @pytest.fixture
-def sqlite_store(tmp_path: Path) -> Store:
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     opened = open_store(f"sqlite:///{tmp_path / 'corpus.db'}", check_schema=False)
     opened.upgrade()
-    yield opened  # type: ignore[misc]
+    yield opened
     opened.dispose()
 
 

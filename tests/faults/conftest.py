@@ -4,7 +4,6 @@ matrix summary at the end of the test run."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -31,16 +30,10 @@ def expectation(scenario: Scenario) -> Expectation:
     requests, exports = {}, {}
     for mode in MODES:
         with scenario.fresh_store() as (store, _):
-            outcome = None
-
-            def clean() -> None:
-                nonlocal outcome
-                outcome = scenario.cycle(store, full=mode == "full")
-
-            requests[mode] = scenario.requests_of(clean)
-            assert outcome is not None and outcome.result.status == "succeeded", outcome
-            assert outcome.result.mode == mode
-            exports[mode] = outcome.export
+            outcome, requests[mode] = scenario.counted_cycle(store, full=mode == "full")
+        assert outcome.result is not None and outcome.result.status == "succeeded", outcome.result
+        assert outcome.result.mode == mode
+        exports[mode] = outcome.export
     return Expectation(requests, exports)
 
 

@@ -92,7 +92,7 @@ def run_with_fault(scenario: Scenario, expectation: Expectation, mode: str, case
     full = mode == "full"
     timeout = SHORT_TIMEOUT_SECONDS if case.fault is Fault.TIMEOUT else CLEAN_TIMEOUT_SECONDS
     with scenario.fresh_store() as (store, _):
-        before = scenario.observe(store, _no_result())
+        before = scenario.observe(store)
         case.inject(scenario.sim, at=k)
         try:
             after = scenario.cycle(store, full=full, timeout=timeout, max_retries=policy.max_retries)
@@ -101,12 +101,14 @@ def run_with_fault(scenario: Scenario, expectation: Expectation, mode: str, case
         verdict = _judge(after, before, expectation, mode)
         # the cycle the schedule runs next: incremental, from whatever watermark is stored
         converged = scenario.cycle(store, full=False)
-        assert converged.result.status == "succeeded", f"the next clean cycle: {converged.result.error}"
+        assert converged.result is not None and converged.result.status == "succeeded", \
+            f"the next clean cycle: {converged.result}"
         assert converged.export == expectation.exports[mode], "the next clean cycle did not converge"
     return verdict
 
 
 def _judge(after: Outcome, before: Outcome, expectation: Expectation, mode: str) -> str:
+    assert after.result is not None
     status = after.result.status
     if status == "succeeded":
         # an incremental read that had to resync (expired cursor or delta link) runs full
@@ -119,9 +121,3 @@ def _judge(after: Outcome, before: Outcome, expectation: Expectation, mode: str)
     assert after.watermark == before.watermark, "failed but moved the watermark"
     assert after.last_full_sync_at == before.last_full_sync_at, "failed but recorded a full sync"
     return FAILED
-
-
-def _no_result():  # type: ignore[no-untyped-def]
-    from reconcile.cycle import RunResult
-
-    return RunResult("", None, "baseline", "")

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.matrix import MODES, POLICIES, TALLY, Expectation, RetryPolicy, run_with_fault
+from tests.faults.matrix import (
+    MODES,
+    POLICIES,
+    TALLY,
+    Expectation,
+    RetryPolicy,
+    run_with_fault,
+)
 from tests.faults.scenarios import FAULTS, FaultCase, Scenario
 
 CASES = [pytest.param(connector, case, id=f"{connector}-{case.name}")
