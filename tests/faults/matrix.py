@@ -77,9 +77,9 @@ class Tally:
             for fault in sorted({f for c, f, _ in self.runs if c == connector}):
                 counts = {v: n for (c, f, v), n in self.runs.items() if c == connector and f == fault}
                 lines.append(f"  {fault}: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
-        connectors = len(self.shape)
-        lines.append(f"fault matrix: {connectors} connectors x {len(MODES)} modes x faults x k requests"
-                     f" = {total} runs, {passed} passed")
+        kinds = " | ".join(str(shape[1]) for _, shape in sorted(self.shape.items()))
+        lines.append(f"fault matrix: {len(self.shape)} connectors x {len(MODES)} modes x ({kinds}) faults"
+                     f" x {len(POLICIES)} retry policies x k requests = {total} runs, {passed} passed")
         return lines
 
 
@@ -98,7 +98,7 @@ def run_with_fault(scenario: Scenario, expectation: Expectation, mode: str, case
             after = scenario.cycle(store, full=full, timeout=timeout, max_retries=policy.max_retries)
         finally:
             scenario.sim.clear_faults()
-        verdict = _judge(after, before, expectation, mode)
+        verdict = _judge(after, before, expectation)
         # the cycle the schedule runs next: incremental, from whatever watermark is stored
         converged = scenario.cycle(store, full=False)
         assert converged.result is not None and converged.result.status == "succeeded", \
@@ -107,7 +107,7 @@ def run_with_fault(scenario: Scenario, expectation: Expectation, mode: str, case
     return verdict
 
 
-def _judge(after: Outcome, before: Outcome, expectation: Expectation, mode: str) -> str:
+def _judge(after: Outcome, before: Outcome, expectation: Expectation) -> str:
     assert after.result is not None
     status = after.result.status
     if status == "succeeded":
