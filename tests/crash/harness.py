@@ -44,6 +44,10 @@ from tests.crash.builders import DIRECTORY, load, settings_file
 ROOT = Path(__file__).resolve().parents[2]
 Export = dict[str, list[dict[str, Any]]]
 
+FORKSERVER = multiprocessing.get_context("forkserver")
+# Children fork from a clean server that has the runner imported once, not from this process.
+FORKSERVER.set_forkserver_preload(["tests.crash.runner"])
+
 
 class SqliteStates:
     """Start states as SQLite files in `folder`."""
@@ -179,7 +183,9 @@ def run_child(config_path: Path, kill: KillPoint | None, report: Path | None, *,
         if done.returncode not in (0, -signal.SIGKILL):
             raise AssertionError(f"the cycle process failed ({done.returncode}):\n{done.stderr.decode()[-3000:]}")
         return done.returncode
-    child = multiprocessing.get_context("fork").Process(
+    # forkserver, not fork: by now this test process runs other threads (heartbeats, pools)
+    # whose locks a forked child could inherit held, and hang on.
+    child = FORKSERVER.Process(
         target=runner.run,
         args=(config_path, None if kill is None or kill.step else kill.at, report),
         kwargs={"kill_at_step": kill.at if kill is not None and kill.step else None},

@@ -36,7 +36,7 @@ def _apply_and_die_after_two_chunks(url: str) -> None:
 
 def test_a_killed_apply_leaves_whole_chunks_and_a_rerun_completes_it(store: Store) -> None:
     url = store.engine.url.render_as_string(hide_password=False)
-    worker = multiprocessing.get_context("fork").Process(target=_apply_and_die_after_two_chunks, args=(url,))
+    worker = multiprocessing.get_context("forkserver").Process(target=_apply_and_die_after_two_chunks, args=(url,))
     worker.start()
     worker.join(timeout=120)
     with store.session() as session:

@@ -102,8 +102,9 @@ def _race(url: str, holder: str, start: multiprocessing.synchronize.Event, won: 
 
 def test_concurrent_processes_get_the_lease_exactly_once(store: Store) -> None:
     url = store.engine.url.render_as_string(hide_password=False)
-    # Separate processes, as separate workers would be; fork keeps the test quick.
-    context = multiprocessing.get_context("fork")
+    # Separate processes, as separate workers would be; forked from a clean forkserver, not
+    # from this process, whose other threads could leave a lock held in the child.
+    context = multiprocessing.get_context("forkserver")
     start = context.Event()
     won = context.Queue()
     racers = [context.Process(target=_race, args=(url, f"p{n}", start, won)) for n in range(6)]
