@@ -153,20 +153,28 @@ def batched_filter_urls(base: str, ids: Iterable[str], select: str) -> list[str]
 
 def normalise_user(item: dict[str, Any], email_source: str
                    ) -> ExternalUser | Rejection:
-    """An ExternalUser, or a Rejection (with the external id) when it has no email."""
+    """An ExternalUser, or a Rejection carrying the external id: `malformed-record` when a
+    field has the wrong type, `missing-email` when `email_source` is empty."""
     uid = str(item["id"])
+    label = next((v for v in (item.get("userPrincipalName"), item.get("displayName"))
+                  if isinstance(v, str) and v.strip()), uid)
+    for key in ("givenName", "surname", "displayName", email_source):
+        if item.get(key) is not None and not isinstance(item[key], str):
+            return Rejection(Kind.USER, label, "malformed-record", f"{key} is not text", external_id=uid)
+    enabled = item.get("accountEnabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        return Rejection(Kind.USER, label, "malformed-record", "accountEnabled is not true or false",
+                         external_id=uid)
     email = item.get(email_source)
-    if not isinstance(email, str) or not email.strip():
-        name = item.get("userPrincipalName") or item.get("displayName") or uid
-        return Rejection(Kind.USER, str(name), "missing-email",
-                         f"the user has no {email_source}", external_id=uid)
+    if email is None or not email.strip():
+        return Rejection(Kind.USER, label, "missing-email", f"the user has no {email_source}", external_id=uid)
     return ExternalUser(
         external_id=uid,
         email=email,
-        given_name=_text(item.get("givenName")),
-        family_name=_text(item.get("surname")),
-        display_name=_text(item.get("displayName")),
-        active=item.get("accountEnabled") is not False,
+        given_name=item.get("givenName"),
+        family_name=item.get("surname"),
+        display_name=item.get("displayName"),
+        active=enabled is not False,
     )
 
 
@@ -185,6 +193,3 @@ def split(records: Iterable[UserRecord]) -> tuple[list[ExternalUser], list[Rejec
 def external_group(gid: str, name: str | None, members: Iterable[str] = ()) -> ExternalGroup:
     return ExternalGroup(gid, name, frozenset(members))
 
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None

@@ -278,7 +278,7 @@ class _Reader:
             (groups if isinstance(mapped, ExternalGroup) else rejections).append(mapped)  # type: ignore[arg-type]
         for raw in wanted:
             if raw not in readable:
-                rejections.append(Rejection(Kind.GROUP, "(unknown)", "unreadable-record", "Okta sent a group without an id"))
+                rejections.append(Rejection(Kind.GROUP, "(unknown)", "malformed-record", "Okta sent a group without an id"))
         return groups, rejections
 
     @classmethod

@@ -8,7 +8,8 @@ its local twin untouched.
 Email is `profile.email` and nothing else. `login` is not used as a fallback: it is a
 username that merely often looks like an email, and R1 makes email the key that matches
 and links local users, so guessing it could bind the wrong person. A user without an email
-is passed on with `email=None` and the rules reject it (`invalid-email`).
+is passed on with `email=None` and the rules reject it (`missing-email`). A field of the
+wrong type is `malformed-record`, as in every connector.
 Display name: `profile.displayName`, else "firstName lastName", else None.
 """
 
@@ -39,7 +40,7 @@ def map_user(raw: Any) -> ExternalUser | Rejection | None:
     """One Okta user as a record, a rejection, or None when it is not to be created (STAGED)."""
     user_id = user_id_of(raw)
     if user_id is None:
-        return Rejection(Kind.USER, "(unknown)", "unreadable-record", "Okta sent a user without an id")
+        return Rejection(Kind.USER, "(unknown)", "malformed-record", "Okta sent a user without an id")
     status = raw.get("status")
     profile = raw.get("profile")
     target = user_id
@@ -52,14 +53,14 @@ def map_user(raw: Any) -> ExternalUser | Rejection | None:
         return Rejection(Kind.USER, target, "unknown-status", f"Okta status {shown[:40]!r} is not one dirsync knows",
                          external_id=user_id)
     if not isinstance(profile, dict):
-        return Rejection(Kind.USER, target, "unreadable-record", "the user has no profile", external_id=user_id)
+        return Rejection(Kind.USER, target, "malformed-record", "the user has no profile", external_id=user_id)
     try:
         email = _text(profile, "email")
         first = _text(profile, "firstName")
         last = _text(profile, "lastName")
         display = _text(profile, "displayName")
     except TypeError as field:
-        return Rejection(Kind.USER, target, "unreadable-record", f"profile.{field} is not text", external_id=user_id)
+        return Rejection(Kind.USER, target, "malformed-record", f"profile.{field} is not text", external_id=user_id)
     if not (display and display.strip()):
         joined = " ".join(part.strip() for part in (first, last) if part and part.strip())
         display = joined or None
@@ -87,10 +88,12 @@ def group_name(raw: Any) -> str | None:
 def map_group(raw: Any, member_ids: frozenset[str]) -> ExternalGroup | Rejection:
     group_id = raw.get("id") if isinstance(raw, dict) else None
     if not isinstance(group_id, str) or not group_id:
-        return Rejection(Kind.GROUP, "(unknown)", "unreadable-record", "Okta sent a group without an id")
-    name = group_name(raw)
-    if name is None:
-        return Rejection(Kind.GROUP, group_id, "unreadable-record", "the group has no name", external_id=group_id)
+        return Rejection(Kind.GROUP, "(unknown)", "malformed-record", "Okta sent a group without an id")
+    profile = raw.get("profile")
+    name = profile.get("name") if isinstance(profile, dict) else None
+    if name is not None and not isinstance(name, str):
+        return Rejection(Kind.GROUP, group_id, "malformed-record", "profile.name is not text", external_id=group_id)
+    # A missing name is the rules' to refuse (R2, `empty-name`), as for every connector.
     return ExternalGroup(external_id=group_id, name=name, member_ids=member_ids)
 
 

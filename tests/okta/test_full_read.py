@@ -101,7 +101,7 @@ def test_a_field_of_the_wrong_type_becomes_a_rejection(make_connector: MakeConne
     snapshot = full(make_connector)
 
     (rejection,) = snapshot.rejections
-    assert (rejection.reason, rejection.external_id) == ("unreadable-record", odd)
+    assert (rejection.reason, rejection.external_id) == ("malformed-record", odd)
 
 
 def test_a_rejected_user_keeps_its_group_memberships(make_connector: MakeConnector, org: OktaOrg) -> None:
