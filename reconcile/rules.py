@@ -8,6 +8,7 @@ one place whichever path changes the store.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from reconcile.model import RuleSettings
@@ -22,6 +23,12 @@ _EMAIL = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 
+# Letters of other scripts that look like Latin ones (the common part of Unicode's
+# confusables for Cyrillic and Greek), for telling when a name only looks like another.
+_LOOKALIKES = str.maketrans(
+    "аbсdеһіјӏорԛѕսԝхуАВСЕНІЈКМНОРЅТХУЬαβεικνορτυχАΒΕΗΙΚΜΝΟΡΤΥΧΖ",
+    "abcdehijlopqsuwxyABCEHIJKMHOPSTXYbaBeiKvopTuxABEHIKMNOPTYXZ",
+)
 # C0/C1 control characters (Unicode category Cc), and the bidirectional marks, overrides
 # and isolates that can make a name display as something else.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -102,7 +109,19 @@ def check_group_name(raw: object, rules: RuleSettings) -> str | Violation:
             f"{rules.admin_group!r} is reserved; map a directory group onto it by naming it"
             f" {rules.admin_alias!r}",
         )
+    if not name.isascii() and looks_like(name, rules.admin_group):
+        return Violation(
+            "reserved-name",
+            f"{name!r} looks like the reserved {rules.admin_group!r} but is spelt with other letters",
+        )
     return name
+
+
+def looks_like(name: str, other: str) -> bool:
+    """Whether `name` reads as `other` once look-alike letters of other scripts and
+    compatibility forms (fullwidth, ligatures) are folded."""
+    folded = unicodedata.normalize("NFKC", name).translate(_LOOKALIKES)
+    return name_key(folded) == name_key(other)
 
 
 def is_admin_alias(name: str, rules: RuleSettings) -> bool:

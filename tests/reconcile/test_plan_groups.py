@@ -178,3 +178,14 @@ def test_group_linked_by_name_takes_the_directorys_spelling():
     p = plan(directory([], [group("g1", "Engineering")]), local, RULES, directory="hr")
     assert [op.action for op in p.operations] == [Action.RENAME_GROUP, Action.LINK_GROUP]
     assert ops(p, Action.RENAME_GROUP)[0].value("name") == "Engineering"
+
+
+def test_group_that_only_looks_like_administrators_is_rejected():
+    p = plan(directory([], [group("g1", "\u0410dministrators")]), store(), RULES, directory="hr")  # Cyrillic А
+    assert p.is_empty
+    assert ("\u0410dministrators", "reserved-name") in reasons(p)
+
+
+def test_names_in_other_scripts_are_kept():
+    p = plan(directory([], [group("g1", "Администраторы"), group("g2", "Équipe")]), store(), RULES, directory="hr")
+    assert [op.target for op in ops(p, Action.CREATE_GROUP)] == ["Администраторы", "Équipe"]
