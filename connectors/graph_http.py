@@ -4,8 +4,8 @@ Why `requests`: msal already depends on it and needs a session for the token end
 client keeps one TLS and proxy configuration for both. The Graph SDK (msgraph-sdk) would add
 an async stack and kiota models to parse pages we only need a handful of fields from.
 
-TLS: the session sets `trust_env = False`. On this kind of host `REQUESTS_CA_BUNDLE` /
-`CURL_CA_BUNDLE` are often set, and with `trust_env` on, requests lets them replace
+TLS: the session sets `trust_env = False`. Many hosts set `REQUESTS_CA_BUNDLE` /
+`CURL_CA_BUNDLE`, and with `trust_env` on, requests lets them replace
 `Session.verify` silently (measured: a session with `verify=<simulator CA>` was refused
 by the simulator while those variables pointed at the system bundle). Instead an
 `ssl.SSLContext` is built from the operating system's trust store plus `ca_bundle`, and
@@ -13,10 +13,10 @@ mounted on the adapter, so verification is always on and is exactly "system CAs 
 configured bundle". Proxies from the environment are still honoured, but explicitly, per
 host (`HTTPS_PROXY` / `NO_PROXY`), since `trust_env = False` also turns those off.
 
-Retries (S4): 429 and 503 wait for `Retry-After`; other 5xx, timeouts, dropped
-connections and malformed or truncated pages back off exponentially with jitter. Attempts
-are bounded by `max_retries` and by a total delay, whichever comes first. Every request has
-a timeout.
+Retries (S4) follow `connectors.retry`, the policy every connector shares: 429 and 503
+wait for `Retry-After`; other 5xx, timeouts, dropped connections and malformed or
+truncated pages back off exponentially with jitter; attempts are bounded by `max_retries`
+and by a total delay, whichever comes first. Every request has a timeout.
 """
 
 from __future__ import annotations
