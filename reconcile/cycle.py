@@ -251,6 +251,7 @@ class _Cycle:
             group_names={g.name for g in source.groups if isinstance(g.name, str)}
             | {self.directory.links[ext] for ext in touched if ext in self.directory.links}
             | {self.rules.admin_group, self.rules.admin_alias},
+            deactivating=source.removed_user_ids | {u.external_id for u in source.users if not u.active} | held,
         )
 
     def _read(self, connector: Connector, mode: str, watermark: str | None, user_key: str | None) -> Snapshot | Changes:

@@ -10,8 +10,8 @@ What the scope holds (see `load_scope`):
 - groups bound with a named external id, groups whose name key a changed record carries
   (linking and collisions, R6), and the reserved admin group (R3, R4) — each with all its
   members, who are loaded too;
-- groups the directory manages that hold a scoped user, with only those members listed
-  (enough to remove a deactivated user from them, R7);
+- groups the directory manages that hold a user the changes may deactivate
+  (`deactivating`), with only those members listed (enough to remove them, R7);
 - open invites (R8).
 """
 
@@ -39,11 +39,13 @@ def load_scope(
     emails: Collection[str],
     group_ids: Collection[str],
     group_names: Collection[str],
+    deactivating: Collection[str] = (),
 ) -> LocalState:
     """The rows an incremental plan of `directory` may read or change (module docstring).
 
-    `user_ids`/`group_ids` are external ids; `emails` and `group_names` are compared by
-    their lower-cased keys.
+    `user_ids`/`group_ids`/`deactivating` are external ids (`deactivating` ⊆ `user_ids`:
+    users that left or were disabled); `emails` and `group_names` are compared by their
+    lower-cased keys.
     """
     conn = session.connection()
     u, g, m = users.c, groups.c, memberships.c
@@ -73,9 +75,11 @@ def load_scope(
     for chunk in _chunks(member_ids - user_rows.keys()):
         _collect(user_rows, conn, select(*columns).where(u.id.in_(chunk)))
 
-    # Managed groups that hold a scoped user, listing only the scoped members.
+    # Managed groups that hold a user the changes may deactivate, listing only those users.
+    maybe_leaving = set(deactivating)
+    leaving = {uid for uid, row in user_rows.items() if row[6] == directory and row[7] in maybe_leaving}
     partial: defaultdict[int, set[int]] = defaultdict(set)
-    for chunk in _chunks(user_rows):
+    for chunk in _chunks(leaving):
         query = (
             select(m.group_id, m.user_id)
             .join(groups, groups.c.id == m.group_id)
