@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
@@ -43,6 +43,10 @@ from store import (
 )
 
 log = logging.getLogger("dirsync.cycle")
+
+# Reactivated users whose groups one incremental cycle re-reads (one request or so each);
+# past this, the periodic full cycle restores the rest.
+MAX_REGAINED_USERS = 200
 
 Lock = Callable[[str], AbstractContextManager[bool]]
 Progress = Callable[[str, int, int], None]
@@ -183,6 +187,13 @@ class _Cycle:
         try:
             connector = connector or build_connector(self.settings, self.directory)
             source = self._read(connector, mode, watermark, user_key)
+            with self.store.session() as session:
+                local = self._local_state(session, source)
+                if isinstance(source, Changes) and user_key is None:
+                    regained = self._regain_groups(connector, source, local)
+                    if regained is not source:
+                        source, local = regained, self._local_state(session, regained)
+                bound, active = count_users(session, self.name)
         except ConnectorError as exc:
             return self._fail(run_id, mode, str(exc), auth=isinstance(exc, AuthError))
         except Exception as exc:  # a bug must not leave a run "running" forever
@@ -194,9 +205,6 @@ class _Cycle:
         if isinstance(source, Snapshot) and mode == "incremental" and user_key is None:
             mode = "full"  # the connector had to resync (expired cursor or delta link)
 
-        with self.store.session() as session:
-            local = self._local_state(session, source)
-            bound, active = count_users(session, self.name)
         the_plan = plan(source, local, self.rules, directory=self.name, links=self.directory.links)
         verdict = guard.check(
             the_plan,
@@ -253,6 +261,33 @@ class _Cycle:
             | {self.rules.admin_group, self.rules.admin_alias},
             deactivating=source.removed_user_ids | {u.external_id for u in source.users if not u.active} | held,
         )
+
+    def _regain_groups(self, connector: Connector, changes: Changes, local: LocalState) -> Changes:
+        """Changes that also carry the complete groups of every user they reactivate.
+
+        A deactivated user lost their groups here (R7), but the directory never dropped
+        them, so an incremental read that only says "enabled again" would not bring them
+        back. A connector that can read one user with their groups (`read_user`) is asked,
+        once per reactivated user; without it the next full cycle restores them.
+        """
+        read_user = getattr(connector, "read_user", None)
+        inactive = {u.external_id for u in local.users
+                    if u.managed_by == self.name and not u.active and u.external_id is not None}
+        returning = [u.external_id for u in changes.users if u.active and u.external_id in inactive]
+        if read_user is None or not returning:
+            return changes
+        groups = {g.external_id: g for g in changes.groups}
+        complete = set(changes.members_complete)
+        for external_id in returning[:MAX_REGAINED_USERS]:
+            found: Changes = read_user(external_id)
+            for group in found.groups:
+                if group.external_id in found.members_complete and group.external_id not in changes.removed_group_ids:
+                    groups[group.external_id] = group
+                    complete.add(group.external_id)
+        if len(returning) > MAX_REGAINED_USERS:
+            log.warning("%d users came back; the groups of %d are read now, the rest at the next full cycle",
+                        len(returning), MAX_REGAINED_USERS, extra={"directory": self.name})
+        return replace(changes, groups=tuple(groups.values()), members_complete=frozenset(complete))
 
     def _read(self, connector: Connector, mode: str, watermark: str | None, user_key: str | None) -> Snapshot | Changes:
         if user_key is not None:

@@ -160,3 +160,18 @@ def test_provision_on_demand_brings_one_new_user_and_their_groups(sim: GraphSimu
     assert users[uid] == ("on.demand@contoso.example", True)
     assert "on.demand@contoso.example" in groups[t.groups[gid].display_name]
     assert "users.delta" not in sim.counts()  # no full read for one user
+
+
+def test_a_reenabled_user_gets_their_groups_back_in_an_incremental_cycle(sim: GraphSimulator, store: Store) -> None:
+    _cycle(sim, store)
+    tenant = sim.tenant
+    group = next(g for g in tenant.group_order if tenant.groups[g].members)
+    user = sorted(tenant.groups[group].members)[0]
+    tenant.disable(user)
+    _cycle(sim, store)
+    tenant.enable(user)
+
+    result = _cycle(sim, store)
+
+    assert result.mode == "incremental"
+    assert _active_only(_store_view(store)) == _active_only(_tenant_view(tenant))
