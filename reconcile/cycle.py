@@ -44,7 +44,7 @@ from store import (
 
 log = logging.getLogger("dirsync.cycle")
 
-# Reactivated users whose groups one incremental cycle re-reads (one request or so each);
+# Users an incremental cycle activates whose groups it re-reads (a request or so each);
 # past this, the periodic full cycle restores the rest.
 MAX_REGAINED_USERS = 200
 
@@ -259,21 +259,22 @@ class _Cycle:
             group_names={g.name for g in source.groups if isinstance(g.name, str)}
             | {self.directory.links[ext] for ext in touched if ext in self.directory.links}
             | {self.rules.admin_group, self.rules.admin_alias},
+            complete_group_ids=source.members_complete,
             deactivating=source.removed_user_ids | {u.external_id for u in source.users if not u.active} | held,
         )
 
     def _regain_groups(self, connector: Connector, changes: Changes, local: LocalState) -> Changes:
-        """Changes that also carry the complete groups of every user they reactivate.
+        """Changes that also carry the complete groups of every user they (re)activate.
 
-        A deactivated user lost their groups here (R7), but the directory never dropped
-        them, so an incremental read that only says "enabled again" would not bring them
-        back. A connector that can read one user with their groups (`read_user`) is asked,
-        once per reactivated user; without it the next full cycle restores them.
+        A deactivated user lost their groups here (R7), and a user seen disabled or out of
+        scope was never added to the groups that already listed them; the directory's
+        groups did not change, so an incremental read that only says "active now" would not
+        bring those memberships. A connector that can read one user with their groups
+        (`read_user`) is asked, once per such user; without it the next full cycle does.
         """
         read_user = getattr(connector, "read_user", None)
-        inactive = {u.external_id for u in local.users
-                    if u.managed_by == self.name and not u.active and u.external_id is not None}
-        returning = [u.external_id for u in changes.users if u.active and u.external_id in inactive]
+        active = {u.external_id for u in local.users if u.managed_by == self.name and u.active}
+        returning = [u.external_id for u in changes.users if u.active and u.external_id not in active]
         if read_user is None or not returning:
             return changes
         groups = {g.external_id: g for g in changes.groups}
@@ -285,7 +286,7 @@ class _Cycle:
                     groups[group.external_id] = group
                     complete.add(group.external_id)
         if len(returning) > MAX_REGAINED_USERS:
-            log.warning("%d users came back; the groups of %d are read now, the rest at the next full cycle",
+            log.warning("%d users became active; the groups of %d are read now, the rest at the next full cycle",
                         len(returning), MAX_REGAINED_USERS, extra={"directory": self.name})
         return replace(changes, groups=tuple(groups.values()), members_complete=frozenset(complete))
 

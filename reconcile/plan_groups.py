@@ -72,8 +72,17 @@ def plan_groups(
     bound = {g.external_id: g for g in local if g.managed_by == directory and g.external_id}
     by_key = {name_key(g.name): g for g in local}
     held_local: set[int] = set()
+    kept: list[_Managed] = []
 
-    # 1. Validate; a bound group whose record is bad is held as it is.
+    def refuse_name(group: ExternalGroup) -> None:
+        """A bound group keeps its name (and link); its members still follow the record."""
+        own = bound.get(group.external_id)
+        if own is not None:
+            held_local.add(own.id)
+            kept.append(_Managed(Ref(local_id=own.id), own.name, own, group.member_ids))
+
+    # 1. Validate. A bound group whose name is refused keeps it; one whose record could
+    #    not be read at all is held exactly as it is.
     valid: list[tuple[ExternalGroup, str]] = []
     seen: set[str] = set()
     for group in groups:
@@ -87,10 +96,12 @@ def plan_groups(
             else check_group_name(group.name, rules)
         )
         if isinstance(checked, Violation):
-            if checked.reason != "held":
+            if checked.reason == "held":
+                if group.external_id in bound:
+                    held_local.add(bound[group.external_id].id)
+            else:
                 out.rejections.append(_reject(group, checked.reason, checked.detail))
-            if group.external_id in bound:
-                held_local.add(bound[group.external_id].id)
+                refuse_name(group)
             continue
         valid.append((group, checked))
     for external_id in held_external_ids - seen:
@@ -116,8 +127,7 @@ def plan_groups(
             out.rejections.append(
                 _reject(group, "duplicate-name", f"directory group {claims[key].external_id} has this name")
             )
-            if group.external_id in bound:
-                held_local.add(bound[group.external_id].id)
+            refuse_name(group)
             continue
         claims[key] = group
     claimed = {g.external_id for g in claims.values()}
@@ -174,7 +184,7 @@ def plan_groups(
             holder = by_key.get(key)
             if holder is not None and holder.id != own.id and final_key_of[holder.id] == key:
                 out.rejections.append(_reject(group, "name-taken", f"a local group is already named {holder.name!r}"))
-                held_local.add(own.id)
+                refuse_name(group)
                 continue
             if own.name != target_name:
                 out.operations.append(_rename(own, target_name))
@@ -240,6 +250,7 @@ def plan_groups(
         )
 
     # 4. Memberships follow the directory (R7: inactive users are not members).
+    managed.extend(kept)
     for m in managed:
         out.member_operations.extend(_members(m, local_users, users, out, admin, rules))
     if departed is not None:
@@ -273,16 +284,14 @@ def _members(
                 )
             )
             continue
+        # A held user (its record refused) counts as it stands in the store: memberships
+        # belong to the group's record, which the directory still lists.
         ref = users.final_ref.get(external_id)
         if ref is None or external_id not in users.final_active:
             continue
-        if ref.local_id is not None and ref.local_id in users.held_local_ids:
-            continue
         key = ref.local_id if ref.local_id is not None else str(ref)
         wanted[key] = (ref, users.final_email[external_id])
-    removes = sorted(
-        uid for uid in current if uid not in wanted and uid not in users.held_local_ids
-    )
+    removes = sorted(uid for uid in current if uid not in wanted)
     adds = [item for k, item in wanted.items() if not (isinstance(k, int) and k in current)]
 
     is_admin = m.local is admin if admin is not None else m.name == rules.admin_group

@@ -110,6 +110,7 @@ def plan_users(
             continue
         valid.append(checked)
     for external_id in held_external_ids - seen_ids:
+        out.seen.add(external_id)  # reported, though unreadable: not an unknown member
         _hold(out, bound.get(external_id))
     if departed is not None:
         for external_id, row in bound.items():

@@ -7,9 +7,11 @@ cycle with a handful of changes reads a handful of rows, whatever the store's si
 What the scope holds (see `load_scope`):
 - users bound to the directory with a named external id, and every user whose email key
   a changed record carries (matching and collisions, R1);
-- groups bound with a named external id, groups whose name key a changed record carries
-  (linking and collisions, R6), and the reserved admin group (R3, R4) — each with all its
-  members, who are loaded too;
+- groups whose name key a changed record carries (linking and collisions, R6), the
+  reserved admin group (R3, R4) and bound groups the changes list with complete members —
+  each with all its members, who are loaded too;
+- other bound groups the changes touch (a rename, membership deltas), listing only the
+  scoped users among their members: the plan changes no one else in them;
 - groups the directory manages that hold a user the changes may deactivate
   (`deactivating`), with only those members listed (enough to remove them, R7);
 - open invites (R8).
@@ -39,62 +41,70 @@ def load_scope(
     emails: Collection[str],
     group_ids: Collection[str],
     group_names: Collection[str],
+    complete_group_ids: Collection[str] = (),
     deactivating: Collection[str] = (),
 ) -> LocalState:
     """The rows an incremental plan of `directory` may read or change (module docstring).
 
-    `user_ids`/`group_ids`/`deactivating` are external ids (`deactivating` ⊆ `user_ids`:
-    users that left or were disabled); `emails` and `group_names` are compared by their
-    lower-cased keys.
+    `user_ids`, `group_ids`, `complete_group_ids` and `deactivating` are external ids
+    (`deactivating` ⊆ `user_ids`: users that left or were disabled); `emails` and
+    `group_names` are compared by their lower-cased keys. A bound group the changes name
+    without its complete member list lists only the scoped users among its members: the
+    plan changes only those.
     """
     conn = session.connection()
     u, g, m = users.c, groups.c, memberships.c
-
-    group_rows: dict[int, Any] = {}
-    for chunk in _chunks(group_ids):
-        _collect(group_rows, conn, select(g.id, g.name, g.managed_by, g.external_id, g.reserved)
-                 .where(g.managed_by == directory, g.external_id.in_(chunk)))
-    for chunk in _chunks({n.strip().lower() for n in group_names}):
-        _collect(group_rows, conn, select(g.id, g.name, g.managed_by, g.external_id, g.reserved)
-                 .where(g.name_key.in_(chunk)))
-    _collect(group_rows, conn, select(g.id, g.name, g.managed_by, g.external_id, g.reserved)
-             .where(g.reserved.is_(True)))
-
-    full_members: defaultdict[int, set[int]] = defaultdict(set)
-    for chunk in _chunks(group_rows):
-        for group_id, user_id in conn.execute(select(m.group_id, m.user_id).where(m.group_id.in_(chunk))):
-            full_members[group_id].add(user_id)
+    columns = (u.id, u.email, u.given_name, u.family_name, u.display_name, u.active, u.managed_by, u.external_id)
+    group_columns = (g.id, g.name, g.managed_by, g.external_id, g.reserved)
 
     user_rows: dict[int, Any] = {}
-    columns = (u.id, u.email, u.given_name, u.family_name, u.display_name, u.active, u.managed_by, u.external_id)
     for chunk in _chunks(user_ids):
         _collect(user_rows, conn, select(*columns).where(u.managed_by == directory, u.external_id.in_(chunk)))
     for chunk in _chunks({e.strip().lower() for e in emails}):
         _collect(user_rows, conn, select(*columns).where(u.email_key.in_(chunk)))
-    member_ids = {uid for ids in full_members.values() for uid in ids}
+
+    bound_rows: dict[int, Any] = {}
+    for chunk in _chunks(group_ids):
+        _collect(bound_rows, conn, select(*group_columns).where(g.managed_by == directory, g.external_id.in_(chunk)))
+    group_rows: dict[int, Any] = {}
+    for chunk in _chunks({n.strip().lower() for n in group_names}):
+        _collect(group_rows, conn, select(*group_columns).where(g.name_key.in_(chunk)))
+    _collect(group_rows, conn, select(*group_columns).where(g.reserved.is_(True)))
+    complete = set(complete_group_ids)
+    # Bound groups whose complete members the changes do not bring: only scoped members matter.
+    partial_ids = {gid for gid, row in bound_rows.items() if row[3] not in complete and gid not in group_rows}
+    for gid, row in bound_rows.items():
+        group_rows.setdefault(gid, row)
+
+    members: defaultdict[int, set[int]] = defaultdict(set)
+    for chunk in _chunks(group_rows.keys() - partial_ids):
+        for group_id, user_id in conn.execute(select(m.group_id, m.user_id).where(m.group_id.in_(chunk))):
+            members[group_id].add(user_id)
+    member_ids = {uid for ids in members.values() for uid in ids}
     for chunk in _chunks(member_ids - user_rows.keys()):
         _collect(user_rows, conn, select(*columns).where(u.id.in_(chunk)))
 
-    # Managed groups that hold a user the changes may deactivate, listing only those users.
-    maybe_leaving = set(deactivating)
-    leaving = {uid for uid, row in user_rows.items() if row[6] == directory and row[7] in maybe_leaving}
+    # Managed groups holding a user the changes name, listing only such users: the partial
+    # groups above, and any other group the changes may remove a deactivated user from (R7).
+    maybe_leaving, named_ids = set(deactivating), set(user_ids)
+    named = [uid for uid, row in user_rows.items() if row[6] == directory and row[7] in named_ids]
+    leaving = {uid for uid in named if user_rows[uid][7] in maybe_leaving}
     partial: defaultdict[int, set[int]] = defaultdict(set)
-    for chunk in _chunks(leaving):
+    for chunk in _chunks(named):
         query = (
             select(m.group_id, m.user_id)
             .join(groups, groups.c.id == m.group_id)
             .where(m.user_id.in_(chunk), g.managed_by == directory)
         )
         for group_id, user_id in conn.execute(query):
-            if group_id not in group_rows:
+            if group_id in partial_ids or (group_id not in group_rows and user_id in leaving):
                 partial[group_id].add(user_id)
-    for chunk in _chunks(partial):
-        _collect(group_rows, conn, select(g.id, g.name, g.managed_by, g.external_id, g.reserved)
-                 .where(g.id.in_(chunk)))
+    for chunk in _chunks(partial.keys() - group_rows.keys()):
+        _collect(group_rows, conn, select(*group_columns).where(g.id.in_(chunk)))
 
     local_groups = tuple(
         LocalGroup(gid, name, managed_by, external_id, reserved,
-                   frozenset(full_members.get(gid, ()) if gid not in partial else partial[gid]))
+                   frozenset(partial.get(gid, ()) if gid in partial_ids or gid in partial else members.get(gid, ())))
         for gid, (_, name, managed_by, external_id, reserved) in sorted(group_rows.items())
     )
     local_users = tuple(LocalUser(*row) for _, row in sorted(user_rows.items()))

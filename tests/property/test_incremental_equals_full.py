@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from connectors.file import parse
 from reconcile.cycle import run_cycle
-from reconcile.model import Changes, Snapshot
+from reconcile.model import Changes, MembershipDelta, Snapshot
 from store import export_state, open_store
 
 from tests.property.test_sync_properties import PROPERTY, export_file, reset, settings_for, state_st
@@ -20,8 +20,9 @@ from tests.property.test_sync_properties import PROPERTY, export_file, reset, se
 class DiffConnector:
     """A directory read incrementally: what changed between the previous and current export.
 
-    Like a real connector it reports changed users, users that left, groups that changed
-    (with complete members) and groups that list a changed user (re-read with them).
+    Like the real connectors it reports changed users, users that left, renamed or new
+    groups with complete members, membership changes of other groups as deltas, and it
+    can read one user with their complete groups (`read_user`, as Entra's does).
     """
 
     def __init__(self, previous: dict[str, Any] | None, current: dict[str, Any]) -> None:
@@ -34,19 +35,31 @@ class DiffConnector:
         before = parse(self.previous)
         old_users = {u.external_id: u for u in before.users}
         new_users = {u.external_id: u for u in now.users}
-        changed = tuple(u for u in now.users if old_users.get(u.external_id) != u)
-        changed_ids = {u.external_id for u in changed}
         old_groups = {g.external_id: g for g in before.groups}
-        groups = tuple(g for g in now.groups if old_groups.get(g.external_id) != g or g.member_ids & changed_ids)
+        groups, deltas = [], []
+        for g in now.groups:
+            old = old_groups.get(g.external_id)
+            if old is None or old.name != g.name:
+                groups.append(g)
+            elif old.member_ids != g.member_ids:
+                deltas.append(MembershipDelta(g.external_id, added=g.member_ids - old.member_ids,
+                                              removed=old.member_ids - g.member_ids))
         return Changes(
-            users=changed,
-            groups=groups,
+            users=tuple(u for u in now.users if old_users.get(u.external_id) != u),
+            groups=tuple(groups),
             removed_user_ids=frozenset(old_users.keys() - new_users.keys()),
             removed_group_ids=frozenset(old_groups.keys() - {g.external_id for g in now.groups}),
+            memberships=tuple(deltas),
             members_complete=frozenset(g.external_id for g in groups),
             rejections=now.rejections,
             watermark="w",
         )
+
+    def read_user(self, key: str) -> Changes:
+        now = parse(self.current)
+        users = tuple(u for u in now.users if u.external_id == key)
+        groups = tuple(g for g in now.groups if key in g.member_ids)
+        return Changes(users=users, groups=groups, members_complete=frozenset(g.external_id for g in groups))
 
     def close(self) -> None:
         pass

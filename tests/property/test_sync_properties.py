@@ -77,13 +77,11 @@ class Expected:
     def cycle(self, state: Any) -> None:
         users, groups = state
         seen: set[str] = set()
-        held: set[str] = set()
         for uid, v, active, name in users:
             seen.add(uid)
             email = email_of(uid, v)
             if email == "not-an-email":
-                held.add(uid)
-                continue
+                continue  # R1: refused; a stored user is held as it is
             if uid in self.users or active:  # R1 and R9: a disabled account is never created
                 self.users[uid] = {"email": email, "display_name": name, "active": active}
         for uid, fields in self.users.items():
@@ -91,17 +89,19 @@ class Expected:
                 fields["active"] = False  # R7: left scope
         for gid, v, members in groups:
             name = GROUP_NAMES[gid][v]
-            if not name.strip() or len(name) > 24:
-                continue  # R2: refused; a bound group is held as it is
+            valid = bool(name.strip()) and len(name) <= 24  # R2
             if gid in self.groups:
                 current = self.groups[gid]
-                if name.lower() != current["name"].lower() and name.lower() in self.local_groups:
-                    continue  # R6: a local group holds that name; the rename is refused, the group held
+                taken = name.lower() != current["name"].lower() and name.lower() in self.local_groups  # R6
+                if not valid or taken:
+                    name = current["name"]  # the new name is refused; the group keeps its own
+            elif not valid:
+                continue  # never created
             else:  # first sight: link to a local group of that name (R6), else create
                 current = self.local_groups.pop(name.lower(), {"members": set()})
-            kept = {m for m in current["members"] if m in held}
-            wanted = {m for m in members if m in self.users and self.users[m]["active"] and m not in held}
-            self.groups[gid] = {"name": name, "members": wanted | kept}
+            # Members follow the record; a held user counts as stored.
+            wanted = {m for m in members if m in self.users and self.users[m]["active"]}
+            self.groups[gid] = {"name": name, "members": wanted}
         for gid in [g for g in self.groups if g not in {x[0] for x in groups}]:
             group = self.groups.pop(gid)  # R7: left scope, unlinked, members kept
             self.local_groups[group["name"].lower()] = group
@@ -150,7 +150,7 @@ def settings_for(store_url: str, path: Path) -> config.Settings:
 
 
 PROPERTY = settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 
 

@@ -189,3 +189,13 @@ def test_group_that_only_looks_like_administrators_is_rejected():
 def test_names_in_other_scripts_are_kept():
     p = plan(directory([], [group("g1", "Администраторы"), group("g2", "Équipe")]), store(), RULES, directory="hr")
     assert [op.target for op in ops(p, Action.CREATE_GROUP)] == ["Администраторы", "Équipe"]
+
+
+def test_linked_group_whose_new_name_is_refused_keeps_its_name_and_follows_its_members():
+    local = store([local_user(1, "a@example.com", managed_by="hr", external_id="u1"),
+                   local_user(2, "b@example.com", managed_by="hr", external_id="u2")],
+                  [local_group(3, "Eng", 1, managed_by="hr", external_id="g1")])
+    p = plan(directory([user("u1", "a@example.com"), user("u2", "b@example.com")], [group("g1", "E" * 30, "u2")]),
+             local, RULES, directory="hr")
+    assert not ops(p, Action.RENAME_GROUP) and not ops(p, Action.UNLINK_GROUP)
+    assert [(op.action, op.user.local_id) for op in p.operations] == [(Action.REMOVE_MEMBER, 1), (Action.ADD_MEMBER, 2)]
