@@ -82,6 +82,9 @@ def main() -> None:
         size = (folder / "directory.json").stat().st_size / 2**20
         print(f"file directory: {args.users} users, {args.groups} groups, {args.memberships} memberships"
               f" ({size:.1f} MiB JSON), store {store.split(':')[0]}")
+        if not store.startswith("sqlite"):
+            subprocess.run([sys.executable, "-m", "worker.cli", "db", "upgrade"], cwd=ROOT, check=True,
+                           env={**os.environ, "DIRSYNC_CONFIG": str(config)}, capture_output=True)
         run_cycle(config, "first cycle")
         run_cycle(config, "no-op cycle (file unchanged)")
         run_cycle(config, "no-op cycle, --full", "--full")

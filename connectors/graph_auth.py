@@ -148,7 +148,7 @@ class TokenSource:
         except requests.HTTPError as exc:  # discovery answered 5xx
             status = exc.response.status_code if exc.response is not None else "?"
             raise TransientError(f"{where}: discovery failed with HTTP {status}") from None
-        except msal.exceptions.MsalServiceError as exc:  # token endpoint answered 5xx
+        except msal.exceptions.MsalServiceError:  # token endpoint answered 5xx
             raise TransientError(f"{where}: the identity platform failed (HTTP 5xx)") from None
         except jwt.PyJWTError:
             raise PermanentError(f"{where}: the certificate's private key cannot sign a "

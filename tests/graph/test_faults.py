@@ -8,8 +8,7 @@ import pytest
 from connectors.errors import AuthError, ConnectorError, PermanentError, TransientError
 from connectors.simulator.base import Fault
 from connectors.simulator.graph import GraphSimulator
-from reconcile.model import Changes, Snapshot
-from tests.graph.conftest import Replica, Sleeps, View, connect, expected
+from tests.graph.conftest import Replica, Sleeps, connect, expected
 
 GRAPH_ENDPOINTS = ["users.delta", "groups.delta", "sp.appRoleAssignedTo"]
 RETRIED = [Fault.HTTP_429, Fault.HTTP_429_BARE, Fault.HTTP_500, Fault.HTTP_503,

@@ -16,7 +16,7 @@ from connectors.okta import ApiToken, OktaConnector, ServiceApp, build
 from connectors.simulator.base import Fault
 from connectors.simulator.okta import OktaOrg, OktaSimulator
 from reconcile.model import Snapshot
-from tests.okta.conftest import MakeConnector, client_context, directory
+from tests.okta.conftest import MakeConnector, directory
 
 ALL_SCOPES = ("okta.users.read", "okta.groups.read", "okta.apps.read", "okta.logs.read")
 

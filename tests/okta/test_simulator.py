@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 
 from connectors.simulator.base import ManualClock
 from connectors.simulator.okta import OktaOrg, OktaSimulator

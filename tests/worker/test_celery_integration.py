@@ -22,7 +22,6 @@ from sqlalchemy import func, select
 from store import open_store
 from store.models import SyncRun, User
 from tests.worker.builders import directory, load, prepare_store, settings_file, slow_cycle
-from tests.worker.conftest import REDIS_URL
 from worker.app import create_app
 from worker.tasks import SYNC_ALL, SYNC_DIRECTORY, SYNC_USER, submit_sync, sync_directory
 

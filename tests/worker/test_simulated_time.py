@@ -29,9 +29,8 @@ from connectors.file import FileConnector
 from reconcile import clock
 from reconcile.cycle import run_cycle
 from reconcile.model import Changes, Snapshot
-from store import Directory, SyncRun, User, acquire, open_store
+from store import Directory, SyncRun, User, acquire
 from tests.worker.builders import directory, load, prepare_store, settings_file, user
-from tests.worker.conftest import REDIS_URL
 from worker import status
 from worker.app import DirsyncCelery, create_app
 from worker.locks import KEY_PREFIX

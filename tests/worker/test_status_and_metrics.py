@@ -8,7 +8,6 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from store import open_store
