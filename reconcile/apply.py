@@ -40,15 +40,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, delete, func, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from reconcile import clock
+from reconcile.expect import BINDING, USER_ACTIONS, written_ref
 from reconcile.model import Action, Operation, Plan, Ref
 from store.bulk import insert_many
 from store.engine import SQLITE_BEGIN, Store
-from store.models import InviteStatus, Outcome, groups, invites, memberships, users
+from store.models import InviteStatus, Outcome, directories, groups, invites, memberships, users
 from store.runs import insert_events, next_seq, operation_event, rejection_event
 
 CHUNK_SIZE = 2000
@@ -69,6 +70,7 @@ class Failure:
     action: Action
     target: str
     reason: str
+    outcome: Outcome = Outcome.FAILED
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class ApplyResult:
     outcomes: Mapping[str, int] = field(default_factory=dict)
     actions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     failures: tuple[Failure, ...] = ()
+    # Why the apply stopped before its end (the directory was disabled or re-enabled).
+    aborted: str | None = None
 
     @property
     def applied(self) -> int:
@@ -95,6 +99,10 @@ class ApplyResult:
     @property
     def rejected(self) -> int:
         return self.outcomes.get(Outcome.REJECTED.value, 0)
+
+    @property
+    def conflicts(self) -> int:
+        return self.outcomes.get(Outcome.CONFLICT.value, 0)
 
     def counts(self) -> dict[str, int]:
         """Flat counts for a run row: every outcome, and `<action>.<outcome>` pairs."""
@@ -113,21 +121,27 @@ def apply(
     directory: str | None = None,
     progress: Progress | None = None,
     chunk_size: int = CHUNK_SIZE,
+    generation: int | None = None,
+    checkpoint: Callable[[], None] | None = None,
 ) -> ApplyResult:
     """Apply `plan` to the store (see the module notes for the promises).
 
     `target`: a `Store` (a session is opened and closed here) or a `Session` (committed
     chunk by chunk, left open). `run_id`: the run the events belong to (None for local
     admin actions). `directory`: whose external ids the plan's keys are; defaults to
-    `plan.directory`.
+    `plan.directory`. `generation`: the directory's generation the writer started under;
+    each transaction first checks the directory is still enabled at it, else the apply
+    stops (`ApplyResult.aborted`). `checkpoint`: called before each transaction (a cycle
+    checks it still holds its lock there); what it raises stops the apply.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
     if isinstance(target, Store):
         with target.session(write=True) as session:
-            return apply(session, plan, run_id=run_id, directory=directory, progress=progress, chunk_size=chunk_size)
-    applier = _Applier(target, run_id, directory if directory is not None else plan.directory)
-    return applier.run(plan, progress, chunk_size)
+            return apply(session, plan, run_id=run_id, directory=directory, progress=progress,
+                         chunk_size=chunk_size, generation=generation, checkpoint=checkpoint)
+    applier = _Applier(target, run_id, directory if directory is not None else plan.directory, generation)
+    return applier.run(plan, progress, chunk_size, checkpoint)
 
 
 # --- orchestration -------------------------------------------------------------------------
@@ -138,12 +152,32 @@ _Indexed = tuple[int, Operation]
 _USER_FIELDS = ("email", "given_name", "family_name", "display_name")
 _MOVES = {Action.UPDATE_USER: "email", Action.RENAME_GROUP: "name"}
 
+# Conflict reasons (docs/rules.md).
+CHANGED = "changed-since-planned"
+OTHER_OWNER = "owned-by-other-directory"
+MANAGED = "managed"
+DISABLED = "directory-disabled"
+ADMIN_EMPTY = "admin-group-would-be-empty"
+
+
+class DirectoryChanged(Exception):
+    """The directory was disabled or re-enabled since the writer started."""
+
+
+class _AdminWouldBeEmpty(Exception):
+    """The transaction would commit the admin group without an active member."""
+
+    def __init__(self, offending: set[int]) -> None:
+        super().__init__("the admin group would be left without an active member")
+        self.offending = offending
+
 
 class _Applier:
-    def __init__(self, session: Session, run_id: int | None, directory: str | None) -> None:
+    def __init__(self, session: Session, run_id: int | None, directory: str | None, generation: int | None) -> None:
         self.session = session
         self.run_id = run_id
         self.directory = directory
+        self.generation = generation
         self.user_keys: dict[str, int] = {}
         self.group_keys: dict[str, int] = {}
         self.outcomes: Counter[str] = Counter()
@@ -153,10 +187,19 @@ class _Applier:
         self.op_seq = 1
         # (map, key, previous id) for every key mapped in the current chunk.
         self._journal: list[tuple[dict[str, int], str, int | None]] = []
+        # Bindings this plan itself gives existing rows (its links), which its other
+        # operations on those rows may find already in place: (is_user, row id) -> binding.
+        self.own_bindings: dict[tuple[bool, int], tuple[object, ...]] = {}
 
-    def run(self, plan: Plan, progress: Progress | None, chunk_size: int) -> ApplyResult:
+    def run(self, plan: Plan, progress: Progress | None, chunk_size: int,
+            checkpoint: Callable[[], None] | None) -> ApplyResult:
         self.session.commit()
         ops = list(enumerate(plan.operations))
+        for _, op in ops:
+            ref = written_ref(op)
+            if op.action in (Action.LINK_USER, Action.LINK_GROUP) and ref is not None and ref.local_id is not None:
+                values = dict(op.values)
+                self.own_bindings[(op.action is Action.LINK_USER, ref.local_id)] = tuple(values.get(c) for c in BINDING)
         # User moves, then group moves: each kind must form one batch for swaps to work.
         moves = sorted(((i, op) for i, op in ops if _is_move(op)), key=lambda m: m[1].action is Action.RENAME_GROUP)
         moved = {i for i, _ in moves}
@@ -174,11 +217,19 @@ class _Applier:
             self.outcomes[Outcome.REJECTED.value] += len(pending_rejections)
 
         done, total = 0, len(ops)
+        aborted: str | None = None
         if not chunks and pending_rejections:
             with self._transaction() as conn:
                 insert_events(conn, pending_rejections)
-        for chunk, is_moves in chunks:
-            self._apply_chunk(chunk, is_moves, pending_rejections)
+        for n, (chunk, is_moves) in enumerate(chunks):
+            if checkpoint is not None:
+                checkpoint()
+            try:
+                self._apply_chunk(chunk, is_moves, pending_rejections)
+            except DirectoryChanged as exc:
+                aborted = str(exc)
+                self._record_unapplied([item for c, _ in chunks[n:] for item in c], pending_rejections, aborted)
+                break
             pending_rejections = []
             done += len(chunk)
             if progress is not None:
@@ -187,6 +238,7 @@ class _Applier:
             outcomes=dict(self.outcomes),
             actions={a: dict(c) for a, c in sorted(self.actions.items())},
             failures=tuple(sorted(self.failures, key=lambda f: f.seq)),
+            aborted=aborted,
         )
 
     @contextmanager
@@ -200,24 +252,78 @@ class _Applier:
             raise
 
     def _apply_chunk(self, chunk: list[_Indexed], is_moves: bool, extra_events: list[dict[str, Any]]) -> None:
-        self.at = clock.now()
-        self._journal = []
-        try:
-            with self._transaction() as conn:
-                results = self._in_batches(conn, chunk)
-                insert_events(conn, extra_events + self._events(chunk, results))
-        except _OP_ERRORS:
-            self._forget_new_keys()
-            with self._transaction() as conn:
-                if is_moves:
-                    results = self._moves_one_by_one(conn, chunk)
-                else:
-                    results = [self._one(conn, item) for item in chunk]
-                insert_events(conn, extra_events + self._events(chunk, results))
-        except BaseException:
-            self._forget_new_keys()
-            raise
+        """One transaction for the chunk: in bulk, else (a constraint or value error) one
+        operation at a time. A chunk that would leave the admin group without an active
+        member is redone without the operations that would (R4)."""
+        excluded: set[int] = set()
+        one_by_one = False
+        while True:
+            self.at = clock.now()
+            self._journal = []
+            try:
+                with self._transaction() as conn:
+                    results = self._guarded(conn, chunk, excluded, is_moves, one_by_one)
+                    insert_events(conn, extra_events + self._events(chunk, results))
+            except _AdminWouldBeEmpty as exc:
+                self._forget_new_keys()
+                if exc.offending <= excluded:
+                    raise AssertionError("the admin group check excluded nothing") from exc
+                excluded |= exc.offending
+                continue
+            except _OP_ERRORS:
+                self._forget_new_keys()
+                if one_by_one:
+                    raise
+                one_by_one = True
+                continue
+            except BaseException:
+                self._forget_new_keys()
+                raise
+            break
         self._count(chunk, results)
+
+    def _guarded(
+        self, conn: Connection, chunk: list[_Indexed], excluded: set[int], is_moves: bool, one_by_one: bool
+    ) -> list[_Result]:
+        """The chunk's writes between the checks every transaction makes: the directory
+        is still enabled at the writer's generation, and the admin group keeps an active
+        member (checked under a lock on its row, taken before anything is written)."""
+        self._check_directory(conn)
+        admin = _AdminGuard.open(conn, chunk)
+        todo = [item for n, item in enumerate(chunk) if n not in excluded]
+        if not todo:
+            done: list[_Result] = []
+        elif one_by_one and is_moves:
+            done = self._moves_one_by_one(conn, todo)
+        elif one_by_one:
+            done = [self._one(conn, item) for item in todo]
+        else:
+            done = self._in_batches(conn, todo)
+        if admin is not None:
+            admin.check(conn, self, chunk, excluded)
+        results = iter(done)
+        return [(Outcome.CONFLICT, ADMIN_EMPTY) if n in excluded else next(results) for n in range(len(chunk))]
+
+    def _check_directory(self, conn: Connection) -> None:
+        if self.generation is None or self.directory is None:
+            return
+        query = select(directories.c.enabled, directories.c.generation).where(directories.c.name == self.directory)
+        if conn.dialect.name == "postgresql":
+            # Shared: cycles' chunks don't wait on each other; enable/disable (an UPDATE
+            # of this row) waits for the chunk, and the chunk after it sees the change.
+            query = query.with_for_update(read=True)
+        row = conn.execute(query).first()
+        if row is None or not row.enabled:
+            raise DirectoryChanged(f"directory {self.directory!r} was disabled while this cycle ran")
+        if row.generation != self.generation:
+            raise DirectoryChanged(f"directory {self.directory!r} was disabled and enabled again while this cycle ran")
+
+    def _record_unapplied(self, items: list[_Indexed], extra_events: list[dict[str, Any]], reason: str) -> None:
+        """Operations an aborted apply never wrote still get their one outcome."""
+        results: list[_Result] = [(Outcome.CONFLICT, DISABLED)] * len(items)
+        with self._transaction() as conn:
+            insert_events(conn, extra_events + self._events(items, results))
+        self._count(items, results)
 
     def _in_batches(self, conn: Connection, chunk: list[_Indexed]) -> list[_Result]:
         """Runs of consecutive operations with the same action, each run in bulk."""
@@ -298,8 +404,24 @@ class _Applier:
             self.outcomes[outcome.value] += n
             self.actions[action.value][outcome.value] += n
         for (index, op), (outcome, reason) in zip(chunk, results):
-            if outcome is Outcome.FAILED:
-                self.failures.append(Failure(self.op_seq + index, op.action, op.target, reason or "failed"))
+            if outcome in (Outcome.FAILED, Outcome.CONFLICT):
+                text = reason or outcome.value
+                self.failures.append(Failure(self.op_seq + index, op.action, op.target, text, outcome))
+
+    def binding_conflict(self, op: Operation, is_user: bool, row_id: int, row: Mapping[str, Any]) -> str | None:
+        """Why `op` must not write row `row_id` as it is now (None when it may): the row
+        is bound otherwise than when the operation was planned, and not by this plan's
+        own link. A local (admin) plan writes only rows no directory manages (R5)."""
+        expected = dict(op.expect) if op.expect else ({} if self.directory is not None else dict.fromkeys(BINDING))
+        if not expected:
+            return None
+        now = tuple(row[c] for c in BINDING)
+        if now == tuple(expected.get(c) for c in BINDING) or now == self.own_bindings.get((is_user, row_id)):
+            return None
+        owner = row["managed_by"]
+        if self.directory is None:
+            return MANAGED if owner is not None else CHANGED
+        return OTHER_OWNER if owner is not None and owner != self.directory else CHANGED
 
     def remember(self, keys: dict[str, int], key: str, row_id: int) -> None:
         """Map `key` to `row_id`, undoably: a rolled-back chunk's rows do not exist."""
@@ -337,6 +459,54 @@ class _Applier:
             else:
                 out.append(keys.get(ref.key) if ref.key is not None else None)
         return out
+
+
+@dataclass(frozen=True)
+class _AdminGuard:
+    """R4 inside one transaction: the reserved admin group's row is locked (PostgreSQL;
+    SQLite holds the database write lock already) before anything is written, and after
+    the writes it must still have an active member if it had one before."""
+
+    group_id: int
+    active_before: frozenset[int]
+
+    @staticmethod
+    def open(conn: Connection, chunk: list[_Indexed]) -> _AdminGuard | None:
+        if not any(op.action in _MAY_EMPTY_ADMIN for _, op in chunk):
+            return None
+        query = select(groups.c.id).where(groups.c.reserved.is_(True)).order_by(groups.c.id).limit(1)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        group_id = conn.execute(query).scalar()
+        if group_id is None:
+            return None
+        active = frozenset(conn.execute(_active_members(group_id, users.c.id)).scalars())
+        return _AdminGuard(group_id, active) if active else None
+
+    def check(self, conn: Connection, applier: _Applier, chunk: list[_Indexed], excluded: set[int]) -> None:
+        left = conn.execute(_active_members(self.group_id, func.count())).scalar()
+        if left:
+            return
+        offending: set[int] = set()
+        for n, (_, op) in enumerate(chunk):
+            if n in excluded:
+                continue
+            if op.action is Action.REMOVE_MEMBER and applier.groups_of(conn, [op.group])[0] == self.group_id:
+                offending.add(n)
+            elif op.action is Action.DEACTIVATE_USER and applier.users_of(conn, [op.user])[0] in self.active_before:
+                offending.add(n)
+        raise _AdminWouldBeEmpty(offending)
+
+
+_MAY_EMPTY_ADMIN = (Action.REMOVE_MEMBER, Action.DEACTIVATE_USER)
+
+
+def _active_members(group_id: int, column: ColumnElement[Any]) -> Any:
+    return (
+        select(column)
+        .select_from(memberships.join(users, users.c.id == memberships.c.user_id))
+        .where(memberships.c.group_id == group_id, users.c.active.is_(True))
+    )
 
 
 def _is_move(op: Operation) -> bool:
@@ -416,8 +586,7 @@ def _find_cycle(conn: Connection, ops: Sequence[Operation]) -> list[int]:
 
 
 def _ref_of(op: Operation) -> Ref:
-    ref = op.user if op.action in _USER_ACTIONS else op.group
-    return ref or Ref()
+    return written_ref(op) or Ref()
 
 
 # --- creating rows ---------------------------------------------------------------------------
@@ -487,6 +656,7 @@ def _create(
         return ("local", row[natural])
 
     existing: dict[tuple[Any, ...], int] = {}
+    taken: set[str] = set()
     bound = [r for r in rows if r["external_id"] is not None]
     if bound:
         found = _select_in(
@@ -494,6 +664,10 @@ def _create(
             {r["external_id"] for r in bound},
         )
         existing.update((("bound", m, e), int(i)) for i, m, e in found)
+        # A row that took the key since the plan was made (a concurrent writer) is not
+        # this one: the create conflicts instead of failing on the unique index.
+        holders = _select_in(conn, (table.c[natural],), table.c[natural], {r[natural] for r in bound})
+        taken = {str(k) for (k,) in holders}
     local = [r for r in rows if r["external_id"] is None]
     if local:
         found = _select_in(conn, (table.c.id, table.c[natural]), table.c[natural], {r[natural] for r in local})
@@ -506,7 +680,10 @@ def _create(
         ident = identity(row)
         if ident in existing or ident in first_of:
             results.append((Outcome.NOOP, None))
+        elif ident[0] == "bound" and row[natural] in taken:
+            results.append((Outcome.CONFLICT, CHANGED))
         else:
+            taken.add(row[natural])
             first_of[ident] = len(new_rows)
             new_rows.append({**row, "created_at": applier.at, "updated_at": applier.at})
             results.append((Outcome.APPLIED, None))
@@ -518,8 +695,9 @@ def _create(
         new_ids: dict[str, int] = {str(k): int(i) for k, i in created}
         for ident, position in first_of.items():
             existing[ident] = new_ids[new_rows[position][natural]]
-    for row, key in zip(rows, keys):
-        applier.remember(key_map, key, existing[identity(row)])
+    for row, key, (outcome, _) in zip(rows, keys, results):
+        if outcome is not Outcome.CONFLICT:
+            applier.remember(key_map, key, existing[identity(row)])
     return results
 
 
@@ -584,11 +762,12 @@ def _wanted(op: Operation) -> dict[str, Any] | str:
 def _change_rows(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
     """Set columns on existing rows; a row already holding the values is a noop. A row
     whose unique key changes is first moved to a placeholder key, so keys can swap."""
-    is_user = ops[0].action in _USER_ACTIONS
+    is_user = ops[0].action in USER_ACTIONS
     table, natural, noun = (users, "email_key", "user") if is_user else (groups, "name_key", "group")
     ids = applier.users_of(conn, (op.user for op in ops)) if is_user else applier.groups_of(conn, (op.group for op in ops))
     wanted = [_wanted(op) for op in ops]
-    columns = sorted({c for w in wanted if isinstance(w, dict) for c in w} | {natural})
+    planned_from = {c for op in ops for c, _ in op.old if c in table.c}
+    columns = sorted({c for w in wanted if isinstance(w, dict) for c in w} | {natural, *BINDING} | planned_from)
     known = {i for i in ids if i is not None}
     current: dict[int, dict[str, Any]] = {}
     if known:
@@ -606,11 +785,18 @@ def _change_rows(applier: _Applier, conn: Connection, ops: list[Operation]) -> l
         elif row_id not in current:
             results.append((Outcome.FAILED, f"{noun} #{row_id} does not exist"))
         else:
-            diff = {c: v for c, v in want.items() if current[row_id][c] != v}
+            row = current[row_id]
+            conflict = applier.binding_conflict(op, is_user, row_id, row)
+            diff = {c: v for c, v in want.items() if row[c] != v}
+            if conflict is None and diff and _changed_since_planned(op, row, diff):
+                conflict = CHANGED
+            if conflict is not None:
+                results.append((Outcome.CONFLICT, conflict))
+                continue
             if not diff:
                 results.append((Outcome.NOOP, None))
                 continue
-            current[row_id].update(diff)
+            row.update(diff)
             changes.setdefault(row_id, {}).update(diff)
             results.append((Outcome.APPLIED, None))
 
@@ -630,6 +816,12 @@ def _change_rows(applier: _Applier, conn: Connection, ops: list[Operation]) -> l
         )
         conn.execute(stmt, params)
     return results
+
+
+def _changed_since_planned(op: Operation, row: Mapping[str, Any], diff: Mapping[str, Any]) -> bool:
+    """A field the operation changes holds neither the value it was planned from nor the
+    new one: someone else wrote it since (no lost update)."""
+    return any(name in diff and name in row and row[name] != value for name, value in op.old)
 
 
 def _revoke_invites(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
@@ -666,6 +858,10 @@ def _members(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[
     user_ids = applier.users_of(conn, (op.user for op in ops))
     wanted_groups = {g for g in group_ids if g is not None}
     wanted_users = {u for u in user_ids if u is not None}
+    bindings: dict[int, dict[str, Any]] = {}
+    if wanted_groups:
+        rows = _select_in(conn, (groups.c.id, groups.c.managed_by, groups.c.external_id), groups.c.id, wanted_groups)
+        bindings = {i: {"managed_by": owner, "external_id": ext} for i, owner, ext in rows}
     present: set[tuple[int, int]] = set()
     if wanted_groups and wanted_users:
         m = memberships.c
@@ -677,6 +873,10 @@ def _members(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[
         if group_id is None or user_id is None:
             missing = f"group {op.group}" if group_id is None else f"user {op.user}"
             results.append((Outcome.FAILED, f"unresolved {missing}"))
+            continue
+        conflict = applier.binding_conflict(op, False, group_id, bindings[group_id]) if group_id in bindings else None
+        if conflict is not None:
+            results.append((Outcome.CONFLICT, conflict))
             continue
         pair = (group_id, user_id)
         if (pair in present) is adding:
@@ -699,14 +899,6 @@ def _members(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[
     return results
 
 
-_USER_ACTIONS = {
-    Action.CREATE_USER,
-    Action.UPDATE_USER,
-    Action.LINK_USER,
-    Action.UNLINK_USER,
-    Action.ACTIVATE_USER,
-    Action.DEACTIVATE_USER,
-}
 
 _Handler = Callable[[_Applier, Connection, list[Operation]], list[_Result]]
 _HANDLERS: dict[Action, _Handler] = {

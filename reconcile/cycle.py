@@ -150,17 +150,24 @@ class _Cycle:
         self.progress = progress or (lambda phase, done, total: None)
         self.rules: RuleSettings = settings.rules.to_rules()
         self.started = time.monotonic()
+        # The directory's generation when this cycle started: a disable or re-enable
+        # since then stops its writes (DESIGN §2a).
+        self.generation: int | None = None
+        # Called before each write transaction: raises when the cycle lost its lock.
+        self.checkpoint: Callable[[], None] | None = None
 
     def run(self, full: bool, connector: Connector | None, lock: Lock, user_key: str | None = None) -> RunResult:
         with self.store.session(write=True) as session:
             row = ensure_directory(session, self.name, self.directory.kind)
             enabled, watermark = row.enabled, row.watermark
             last_full = row.last_full_sync_at
+            self.generation = row.generation
         if not enabled:
             return self._result(None, "refused", "full" if full else "incremental",
                                 error=f"directory {self.name!r} is disabled; run `dirsync enable {self.name}`")
         mode = self._mode(full, watermark, last_full) if user_key is None else "incremental"
         with lock(self.name) as acquired:
+            self.checkpoint = getattr(acquired, "check", None)
             if not acquired:
                 run_id = None if self.dry_run else self._start(mode)
                 return self._finish(run_id, "skipped", mode, error="skipped: a cycle of this directory is already running")
@@ -205,42 +212,57 @@ class _Cycle:
         if isinstance(source, Snapshot) and mode == "incremental" and user_key is None:
             mode = "full"  # the connector had to resync (expired cursor or delta link)
 
-        the_plan = plan(source, local, self.rules, directory=self.name, links=self.directory.links)
-        verdict = guard.check(
-            the_plan,
-            active_users=active,
-            reported_users=reported_users(source, local, self.name, bound),
-            limits=self.settings.safety.to_limits(),
-            allow_deactivations=self.allow or user_key is not None,
-        )
-        if self.dry_run:
-            return self._result(None, "dry-run", mode, counts=the_plan.counts(), plan=the_plan,
-                                error=f"halted: {verdict.reason}" if verdict.halted else None)
-        if verdict.halted:
-            with self.store.session(write=True) as session:
-                record_staged(session, run_id, the_plan)
-            log.warning("cycle halted directory=%s reason=%s", self.name, verdict.reason)
-            return self._finish(run_id, "halted", mode, counts=the_plan.counts(), plan=the_plan,
-                                error=f"halted by a safety limit: {verdict.reason}; approve with"
-                                      f" `dirsync sync {self.name} --allow-deactivations`")
+        try:
+            the_plan = plan(source, local, self.rules, directory=self.name, links=self.directory.links)
+            verdict = guard.check(
+                the_plan,
+                active_users=active,
+                reported_users=reported_users(source, local, self.name, bound),
+                limits=self.settings.safety.to_limits(),
+                allow_deactivations=self.allow or user_key is not None,
+            )
+            if self.dry_run:
+                return self._result(None, "dry-run", mode, counts=the_plan.counts(), plan=the_plan,
+                                    error=f"halted: {verdict.reason}" if verdict.halted else None)
+            if verdict.halted:
+                with self.store.session(write=True) as session:
+                    record_staged(session, run_id, the_plan)
+                log.warning("cycle halted directory=%s reason=%s", self.name, verdict.reason)
+                return self._finish(run_id, "halted", mode, counts=the_plan.counts(), plan=the_plan,
+                                    error=f"halted by a safety limit: {verdict.reason}; approve with"
+                                          f" `dirsync sync {self.name} --allow-deactivations`")
+        except Exception as exc:  # a planning or staging bug ends the run failed, not running
+            log.exception("planning failed directory=%s", self.name)
+            return self._fail(run_id, mode, f"internal error while planning: {type(exc).__name__}: {exc}")
         try:
             outcome = apply(self.store, the_plan, run_id=run_id, directory=self.name,
-                            progress=lambda done, total: self.progress("apply", done, total))
+                            progress=lambda done, total: self.progress("apply", done, total),
+                            generation=self.generation, checkpoint=self.checkpoint)
         except Exception as exc:
             log.exception("apply failed directory=%s", self.name)
             return self._fail(run_id, mode, f"apply failed: {type(exc).__name__}: {exc}")
         counts = {**the_plan.counts(), **{f"outcome:{k}": v for k, v in outcome.outcomes.items()}}
-        failed = outcome.failed
+        if outcome.aborted is not None:
+            # Disable (or a re-enable) won: nothing more is written, the watermark stays as
+            # disable left it.
+            log.warning("cycle aborted directory=%s reason=%s", self.name, outcome.aborted)
+            return self._finish(run_id, "aborted", mode, counts=counts, plan=the_plan,
+                                error=f"aborted: {outcome.aborted}")
+        unapplied = outcome.failed + outcome.conflicts
+        if unapplied:
+            error = _partial_error(outcome.failed, outcome.conflicts, run_id)
+            # The old watermark stays, so the next read sees those records again; the
+            # streak counts towards quarantine like a failure.
+            if user_key is None:
+                with self.store.session(write=True) as session:
+                    record_failure(session, self.name, error=error, generation=self.generation)
+            log.warning("cycle partial directory=%s %s", self.name, error)
+            return self._finish(run_id, "partial", mode, counts=counts, plan=the_plan, error=error)
         if user_key is None:
             with self.store.session(write=True) as session:
-                record_success(
-                    session, self.name,
-                    # a failed operation keeps the old watermark, so the next read sees it again
-                    watermark=watermark if failed else source.watermark,
-                    full=mode == "full" and not failed,
-                )
-        error = f"{failed} operations failed; see `dirsync events {run_id}`" if failed else None
-        return self._finish(run_id, "succeeded", mode, counts=counts, plan=the_plan, error=error)
+                record_success(session, self.name, watermark=source.watermark, full=mode == "full",
+                               generation=self.generation)
+        return self._finish(run_id, "succeeded", mode, counts=counts, plan=the_plan)
 
     def _local_state(self, session: Session, source: Snapshot | Changes) -> LocalState:
         """All of the store for a full read; for changes, only what they can touch."""
@@ -329,6 +351,12 @@ class _Cycle:
                 error: str | None = None, plan: Plan | None = None, auth: bool = False) -> RunResult:
         return RunResult(self.name, run_id, status, mode, counts or {}, error, auth,
                          time.monotonic() - self.started, plan)
+
+
+def _partial_error(failed: int, conflicts: int, run_id: int | None) -> str:
+    parts = [f"{failed} failed" if failed else "", f"{conflicts} conflicted" if conflicts else ""]
+    return (f"{' and '.join(p for p in parts if p)} of this cycle's operations; the rest applied and"
+            f" the next cycle plans again; see `dirsync events {run_id}`")
 
 
 def _one_user(snapshot: Snapshot, key: str) -> Changes:

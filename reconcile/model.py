@@ -199,7 +199,12 @@ class Ref:
 @dataclass(frozen=True, slots=True)
 class Operation:
     """One change to the store. `values` holds the new field values the action sets;
-    `old` the values it replaces (both as sorted (field, value) pairs), for the event log.
+    `old` the values it replaces (both as sorted (field, value) pairs), for the event log
+    and as what the row must still hold when the change is written.
+
+    `expect` is the binding (`managed_by`, `external_id`) the written row had when the
+    operation was planned: the user row for user actions, the group row for group and
+    membership actions. `apply` refuses to write over a row bound otherwise (§2a).
     """
 
     action: Action
@@ -209,6 +214,7 @@ class Operation:
     invite_id: int | None = None
     values: tuple[tuple[str, object], ...] = ()
     old: tuple[tuple[str, object], ...] = ()
+    expect: tuple[tuple[str, object], ...] = ()
 
     def value(self, name: str) -> object:
         return dict(self.values).get(name)

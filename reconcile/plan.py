@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from reconcile.expect import stamp
 from reconcile.merge import touched_groups
 from reconcile.model import (
     Action,
@@ -27,10 +28,11 @@ from reconcile.plan_users import UserPlan, plan_users
 
 # Apply runs operations in this order: links are freed before they are taken, rows exist
 # before memberships name them.
+# Adds before removes and deactivations, so a plan cut into several transactions never
+# commits the admin group empty between them (R4: a swap {A} -> {B} adds B first).
 ORDER = (
     Action.UNLINK_GROUP,
     Action.UNLINK_USER,
-    Action.DEACTIVATE_USER,
     Action.UPDATE_USER,
     Action.LINK_USER,
     Action.ACTIVATE_USER,
@@ -38,8 +40,9 @@ ORDER = (
     Action.RENAME_GROUP,
     Action.LINK_GROUP,
     Action.CREATE_GROUP,
-    Action.REMOVE_MEMBER,
     Action.ADD_MEMBER,
+    Action.REMOVE_MEMBER,
+    Action.DEACTIVATE_USER,
     Action.CREATE_INVITE,
     Action.REVOKE_INVITE,
 )
@@ -93,7 +96,7 @@ def plan(
     rejections += groups.rejections
     operations = users.operations + groups.operations + groups.member_operations
     operations += revoke_invites(local)
-    return Plan(directory, _ordered(operations), tuple(rejections))
+    return Plan(directory, stamp(_ordered(operations), local), tuple(rejections))
 
 
 def revoke_invites(local: LocalState) -> list[Operation]:
@@ -135,7 +138,7 @@ def plan_disable(local: LocalState, directory: str) -> Plan:
         for g in local.groups
         if g.managed_by == directory
     ]
-    return Plan(directory, _ordered(ops))
+    return Plan(directory, stamp(_ordered(ops), local))
 
 
 def _keep_last_admin(

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from reconcile import clock
@@ -54,11 +54,26 @@ def ensure_directory(
 
 
 def set_enabled(session: Session, name: str, enabled: bool) -> Directory:
-    """Switch sync on or off for `name` (the R8 conversions are the planner's job)."""
+    """Switch sync on or off for `name` (the R8 conversions are the planner's job). Each
+    switch starts a new generation: writers that started before it stop writing."""
     row = require_directory(session, name)
     row.enabled = enabled
+    row.generation = (row.generation or 0) + 1
     session.flush()
     return row
+
+
+def _still_current(session: Session, name: str, generation: int | None, values: Mapping[str, Any]) -> bool:
+    """Write `values` to `name`'s row only while it is enabled at `generation` (a cycle's
+    bookkeeping must not undo a disable that happened while it ran). One conditional
+    UPDATE: on PostgreSQL it re-checks the condition after waiting for a concurrent switch."""
+    table = Directory.__table__
+    stmt = update(table).where(table.c.name == name)
+    if generation is not None:
+        stmt = stmt.where(table.c.generation == generation, table.c.enabled.is_(True))
+    done = session.execute(stmt.values(**values))
+    session.expire_all()
+    return bool(getattr(done, "rowcount", 0))
 
 
 def record_run_started(session: Session, name: str, *, at: datetime | None = None) -> None:
@@ -75,34 +90,43 @@ def record_success(
     watermark: str | None,
     full: bool,
     at: datetime | None = None,
+    generation: int | None = None,
 ) -> Directory:
     """A cycle of `name` succeeded: store its watermark, note the time (and that it was a
-    full sync when `full`), and clear the failure streak and quarantine."""
-    row = require_directory(session, name)
+    full sync when `full`), and clear the failure streak and quarantine. With
+    `generation`, nothing is written unless the directory is still enabled at it."""
+    require_directory(session, name)
     when = at or clock.now()
-    row.watermark = watermark
-    row.watermark_at = when
+    values: dict[str, Any] = {
+        "watermark": watermark, "watermark_at": when, "last_success_at": when,
+        "consecutive_failures": 0, "auth_failure": False, "updated_at": when,
+    }
     if full:
-        row.last_full_sync_at = when
-    row.last_success_at = when
-    row.consecutive_failures = 0
-    row.auth_failure = False
-    session.flush()
-    return row
+        values["last_full_sync_at"] = when
+    _still_current(session, name, generation, values)
+    return require_directory(session, name)
 
 
 def record_failure(
-    session: Session, name: str, *, error: str, auth: bool = False, at: datetime | None = None
+    session: Session,
+    name: str,
+    *,
+    error: str,
+    auth: bool = False,
+    at: datetime | None = None,
+    generation: int | None = None,
 ) -> Directory:
-    """A cycle of `name` failed: count it, keep the error text; `auth` marks an
-    authentication failure (quarantine at once). The watermark is left alone."""
+    """A cycle of `name` failed (or ended partial): count it, keep the error text; `auth`
+    marks an authentication failure (quarantine at once). The watermark is left alone.
+    With `generation`, nothing is written unless the directory is still enabled at it."""
+    table = Directory.__table__
     row = require_directory(session, name)
-    row.consecutive_failures += 1
-    row.last_failure_at = at or clock.now()
-    row.last_error = error
-    row.auth_failure = auth
-    session.flush()
-    return row
+    when = at or clock.now()
+    _still_current(session, name, generation, {
+        "consecutive_failures": table.c.consecutive_failures + 1, "last_failure_at": when,
+        "last_error": error, "auth_failure": auth, "updated_at": when,
+    })
+    return require_directory(session, name)
 
 
 def reset_failures(session: Session, name: str) -> Directory:

@@ -90,6 +90,11 @@ class RunStatus(str, enum.Enum):
     FAILED = "failed"
     HALTED = "halted"
     SKIPPED = "skipped"
+    # Some operations failed or met a conflicting change: the rest applied, the next cycle
+    # plans again.
+    PARTIAL = "partial"
+    # The directory was disabled (or re-enabled) while the cycle ran: it stopped writing.
+    ABORTED = "aborted"
 
 
 class RunMode(str, enum.Enum):
@@ -105,6 +110,9 @@ class Outcome(str, enum.Enum):
     FAILED = "failed"
     STAGED = "staged"
     REJECTED = "rejected"
+    # The row was not as the operation expected at write time (changed since planned,
+    # owned by another directory, directory disabled, the admin group would be empty).
+    CONFLICT = "conflict"
 
 
 class Directory(Base):
@@ -126,6 +134,9 @@ class Directory(Base):
     last_failure_at: Mapped[datetime | None] = mapped_column(default=None)
     last_error: Mapped[str | None] = mapped_column(String, default=None)
     auth_failure: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped by every enable and disable: a writer that started under another generation
+    # stops writing (DESIGN §2a).
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 

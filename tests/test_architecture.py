@@ -15,6 +15,7 @@ PURE_CORE = [
     "reconcile/plan_users.py",
     "reconcile/plan_groups.py",
     "reconcile/merge.py",
+    "reconcile/expect.py",
     "reconcile/guard.py",
     "reconcile/admin.py",
 ]

@@ -12,7 +12,7 @@ import click
 
 from reconcile import admin as actions
 from reconcile.model import LocalState, Plan
-from worker.cli_base import EXIT_FAILED, Context, Exit, pass_ctx
+from worker.cli_base import EXIT_FAILED, EXIT_REFUSED, Context, Exit, pass_ctx
 from worker.render import describe
 
 
@@ -24,10 +24,20 @@ def _run(ctx: Context, build: Callable[[LocalState], Plan]) -> None:
         local = load_local_state(session)
     the_plan = build(local)
     result = apply(ctx.store, the_plan, run_id=None, directory=None)
-    if result.failed:
+    refused = [f for f in result.failures if f.reason in _REFUSALS]
+    if refused:
+        raise Exit(EXIT_REFUSED, f"{refused[0].target}: {_REFUSALS[refused[0].reason]}")
+    if result.failed or result.conflicts:
         raise Exit(EXIT_FAILED, "the change could not be applied (a concurrent change?); try again")
     for op in the_plan.operations:
         click.echo(describe(op))
+
+
+# Write-time refusals (the store changed after the command read it): same rules, same exit.
+_REFUSALS = {
+    "managed": "a directory manages it now; change it in the directory (R5)",
+    "admin-group-would-be-empty": "the admin group must keep at least one active member (R4)",
+}
 
 
 def syncing_directories(ctx: Context) -> list[str]:

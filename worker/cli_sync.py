@@ -21,9 +21,9 @@ from worker.cli_base import (
 
 
 def exit_code(results: list[RunResult]) -> int:
-    """The worst outcome decides: failed, then halted, then refused."""
+    """The worst outcome decides: failed (or partial, or aborted), then halted, then refused."""
     statuses = {r.status for r in results}
-    if "failed" in statuses:
+    if statuses & {"failed", "partial", "aborted"}:
         return EXIT_FAILED
     if "halted" in statuses:
         return EXIT_HALTED
@@ -92,7 +92,7 @@ def _sync_async(ctx: Context, targets: list[str], full: bool, dry_run: bool, all
             click.echo(f"{item.get('directory')}: {item.get('status')} {item.get('error') or ''}".rstrip())
     statuses = {str(item.get("status")) for item in results}
     # No result in time is not success: the caller asked to wait and cannot know.
-    code = EXIT_FAILED if statuses & {"failed", "timeout"} else EXIT_HALTED if "halted" in statuses else (
+    code = EXIT_FAILED if statuses & {"failed", "partial", "aborted", "timeout"} else EXIT_HALTED if "halted" in statuses else (
         EXIT_REFUSED if "refused" in statuses else EXIT_OK)
     raise Exit(code)
 

@@ -102,9 +102,10 @@ _SUMMARY = (
 def summary(result: RunResult) -> str:
     """One line: directory, status, mode, what changed, where to look."""
     parts = [f"{result.counts[key]} {label}" for key, label in _SUMMARY if result.counts.get(key)]
-    failed = result.counts.get("outcome:failed")
-    if failed:
-        parts.append(f"{failed} failed")
+    for outcome in ("failed", "conflict"):
+        n = result.counts.get(f"outcome:{outcome}")
+        if n:
+            parts.append(f"{n} {'failed' if outcome == 'failed' else 'conflicted'}")
     changes = ", ".join(parts) if parts else "no changes"
     run = f"; run {result.run_id}" if result.run_id is not None else ""
     line = f"{result.directory}: {result.status} ({result.mode}, {result.duration_seconds:.1f}s) - {changes}{run}"

@@ -121,7 +121,7 @@ def _note_quarantine(
     settings: Settings, name: str, result: dict[str, Any], store: Store | None, extra: dict[str, Any]
 ) -> None:
     """After a failed cycle: one line saying the directory is (still) quarantined, and until when."""
-    if result.get("status") != "failed" or store is None:
+    if result.get("status") not in ("failed", "partial") or store is None:
         return
     state, cadence = read_state(store, name), cadence_of(settings, name)
     if schedule.is_quarantined(state, cadence):

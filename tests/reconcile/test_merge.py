@@ -22,7 +22,7 @@ def test_no_changes_plans_nothing():
 def test_removed_user_is_deactivated_and_leaves_groups():
     p = plan(Changes(removed_user_ids=frozenset({"u2"})), LOCAL, RULES, directory="hr")
     assert [(op.action.value, op.target) for op in p.operations] == [
-        ("deactivate-user", "b@example.com"), ("remove-member", "Eng")]
+        ("remove-member", "Eng"), ("deactivate-user", "b@example.com")]
 
 
 def test_membership_delta_adds_a_member():

@@ -198,4 +198,4 @@ def test_linked_group_whose_new_name_is_refused_keeps_its_name_and_follows_its_m
     p = plan(directory([user("u1", "a@example.com"), user("u2", "b@example.com")], [group("g1", "E" * 30, "u2")]),
              local, RULES, directory="hr")
     assert not ops(p, Action.RENAME_GROUP) and not ops(p, Action.UNLINK_GROUP)
-    assert [(op.action, op.user.local_id) for op in p.operations] == [(Action.REMOVE_MEMBER, 1), (Action.ADD_MEMBER, 2)]
+    assert [(op.action, op.user.local_id) for op in p.operations] == [(Action.ADD_MEMBER, 2), (Action.REMOVE_MEMBER, 1)]

@@ -117,7 +117,7 @@ def test_disabled_user_is_deactivated_and_loses_managed_group_membership():
     snap = directory([user("u1", "ana@example.com", active=False), user("u2", "bo@example.com")],
                      [group_("g1", "Eng", "u1", "u2")])
     p = plan(snap, local, RULES, directory="hr")
-    assert [op.action for op in p.operations] == [Action.DEACTIVATE_USER, Action.REMOVE_MEMBER]
+    assert [op.action for op in p.operations] == [Action.REMOVE_MEMBER, Action.DEACTIVATE_USER]
 
 
 def test_returning_user_is_reactivated_on_the_same_record():

@@ -9,6 +9,7 @@ import pytest
 
 from reconcile.apply import apply
 from reconcile.model import Action, Operation, Plan
+from store.models import Outcome
 from store import Store, export_state, list_events, load_local_state, start_run
 from tests.store.builders import (
     activate,
@@ -183,8 +184,9 @@ def test_email_uniqueness_ignores_case(store: Store) -> None:
 
     result = apply(store, plan(create_user("u2", "ann@example.COM")), run_id=None)
 
-    assert result.failed == 1
-    assert "conflict" in result.failures[0].reason
+    # The email was taken since the plan was made: a conflict, not a unique-index failure.
+    assert result.conflicts == 1
+    assert result.failures[0].reason == "changed-since-planned"
     assert [u["email"] for u in exported(store)["users"]] == ["Ann@Example.com"]
 
 
@@ -249,8 +251,9 @@ def test_one_conflicting_operation_fails_while_the_others_apply(store: Store) ->
 
     result = apply(store, p, run_id=None)
 
-    assert result.outcomes == {"applied": 3, "failed": 2}
-    assert [(f.seq, f.action) for f in result.failures] == [(2, Action.CREATE_USER), (5, Action.ADD_MEMBER)]
+    assert result.outcomes == {"applied": 3, "conflict": 1, "failed": 1}
+    assert [(f.seq, f.action, f.outcome) for f in result.failures] == [
+        (2, Action.CREATE_USER, Outcome.CONFLICT), (5, Action.ADD_MEMBER, Outcome.FAILED)]
     assert "unresolved user new:u2" in result.failures[1].reason
     emails = [u["email"] for u in exported(store)["users"]]
     assert emails == ["ann@example.com", "bob@example.com", "cy@example.com", "dee@example.com"]
