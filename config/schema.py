@@ -11,7 +11,7 @@ import types
 import typing
 from typing import Any, TypeVar
 
-from config.errors import ConfigError
+from config.errors import ConfigError, InvalidValue
 
 T = TypeVar("T")
 
@@ -34,7 +34,9 @@ def build(cls: type[T], table: object, where: str) -> T:
             raise ConfigError(f"{where}.{name}: required key is missing")
     try:
         return cls(**values)
-    except ValueError as exc:  # a class's own __post_init__ check
+    except InvalidValue as exc:  # a class's own __post_init__ check, naming its key
+        raise ConfigError(f"{where}.{exc.key}: {exc.problem}") from None
+    except ValueError as exc:  # a check that involves several keys
         raise ConfigError(f"{where}: {exc}") from None
 
 
@@ -54,6 +56,8 @@ def coerce(tp: Any, value: object, where: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{where}: bad value")
+    if origin is tuple:
+        return _coerce_sequence(typing.get_args(tp), value, where)
     if origin is dict:
         key_type, value_type = typing.get_args(tp)
         if not isinstance(value, dict):
@@ -91,6 +95,17 @@ def coerce(tp: Any, value: object, where: str) -> Any:
             return value
         raise ConfigError(f"{where}: expected a string, got {_kind(value)}")
     raise TypeError(f"unsupported settings type {tp!r} at {where}")  # a bug in a settings class
+
+
+def _coerce_sequence(args: tuple[Any, ...], value: object, where: str) -> tuple[Any, ...]:
+    """A `tuple[X, ...]` from a TOML array, or from a comma-separated environment value."""
+    if len(args) != 2 or args[1] is not Ellipsis:
+        raise TypeError(f"unsupported settings type tuple{args!r} at {where}")
+    if isinstance(value, str):
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected an array, got {_kind(value)}")
+    return tuple(coerce(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
 
 
 def _kind(value: object) -> str:

@@ -4,7 +4,8 @@ Where the file comes from: `--config PATH`, else `$DIRSYNC_CONFIG`, else `./dirs
 if it exists, else the embedded defaults (SQLite store, no directories).
 Environment overrides name a section and a key: `DIRSYNC_STORE_URL`,
 `DIRSYNC_SAFETY_MAX_DEACTIVATIONS`, `DIRSYNC_WORKER_BROKER_URL` (alias
-`DIRSYNC_BROKER_URL`).
+`DIRSYNC_BROKER_URL`); a list is comma-separated. The few `DIRSYNC_*` variables that are
+not settings are named in `ENV_NOT_SETTINGS`; any other unknown name is refused as a typo.
 """
 
 from __future__ import annotations
@@ -13,39 +14,68 @@ import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from config.directories import DirectorySettings
 from config.kinds import KINDS
-from config.errors import ConfigError
+from config.errors import ConfigError, InvalidValue
 from config.schema import build
 from reconcile.model import RuleSettings, SafetyLimits
+from reconcile.rules import Violation, check_email, check_group_name, name_key
 
 DEFAULT_PATH = Path("dirsync.toml")
 ENV_PREFIX = "DIRSYNC_"
 ENV_ALIASES = {"DIRSYNC_BROKER_URL": "DIRSYNC_WORKER_BROKER_URL"}
-ENV_IGNORED = {"DIRSYNC_CONFIG"}
+# Variables with the prefix that are not setting overrides, and who reads them.
+ENV_NOT_SETTINGS = {
+    "DIRSYNC_CONFIG": "the configuration file (read here, before the overrides)",
+    "DIRSYNC_DEBUG": "the CLI: 1 prints the traceback of an error",
+    "DIRSYNC_TEST_PG": "the test suite: the PostgreSQL server its databases are made on",
+}
+
+
+# R2: group names are shorter than 25 characters; configuration may tighten this, not lift it.
+LONGEST_GROUP_NAME = 24
 
 
 @dataclass(frozen=True)
 class StoreSettings:
     url: str = "sqlite:///dirsync.db"
+    keep_runs_days: int = 90  # runs and their events older than this are pruned
+
+    def __post_init__(self) -> None:
+        if self.keep_runs_days < 1:
+            raise InvalidValue("keep_runs_days", f"must be at least 1, got {self.keep_runs_days}")
 
 
 @dataclass(frozen=True)
 class RulesSettings:
-    max_group_name_length: int = 24
+    """Rule parameters. They can adjust the rules (R2, R3), never switch them off."""
+
+    max_group_name_length: int = LONGEST_GROUP_NAME
     admin_group: str = "Administrators"
     admin_alias: str = "Split_Administrators"
     link_groups_by_name: bool = True
 
     def __post_init__(self) -> None:
-        if self.max_group_name_length < 1:
-            raise ValueError("max_group_name_length must be at least 1")
-        if not self.admin_group.strip() or not self.admin_alias.strip():
-            raise ValueError("admin_group and admin_alias must not be empty")
+        if not 1 <= self.max_group_name_length <= LONGEST_GROUP_NAME:
+            raise InvalidValue(
+                "max_group_name_length",
+                f"must be between 1 and {LONGEST_GROUP_NAME} (group names stay shorter than"
+                f" {LONGEST_GROUP_NAME + 1}), got {self.max_group_name_length}",
+            )
+        rules = self.to_rules()
+        # The admin group's own name is reserved by definition; it must still obey R2.
+        admin = check_group_name(self.admin_group, replace(rules, max_group_name_length=LONGEST_GROUP_NAME))
+        if isinstance(admin, Violation) and admin.reason != "reserved-name":
+            raise InvalidValue("admin_group", admin.detail)
+        if name_key(self.admin_alias) == name_key(self.admin_group):
+            raise InvalidValue("admin_alias", f"must differ from admin_group {self.admin_group.strip()!r}")
+        alias = check_group_name(self.admin_alias, rules)
+        if isinstance(alias, Violation):  # a directory group could never carry this name
+            raise InvalidValue("admin_alias", alias.detail)
 
     def to_rules(self) -> RuleSettings:
         return RuleSettings(
@@ -61,14 +91,33 @@ class SafetySettings:
     max_deactivations: int = 500
     max_deactivation_ratio: float = 0.2
     quarantine_after: int = 3
+    # Break-glass accounts: no directory deactivates them or removes them from the admin group.
+    protected_users: tuple[str, ...] = ()
+    max_member_removals: int = 1000
+    max_member_removal_ratio: float = 0.2  # of the directory's managed memberships
+    max_retry_wait_seconds: float = 300.0  # a longer Retry-After fails the cycle as transient
 
     def __post_init__(self) -> None:
         if self.max_deactivations < 0:
-            raise ValueError("max_deactivations must not be negative")
+            raise InvalidValue("max_deactivations", f"must not be negative, got {self.max_deactivations}")
         if not 0.0 <= self.max_deactivation_ratio <= 1.0:
-            raise ValueError("max_deactivation_ratio must be between 0 and 1")
+            raise InvalidValue(
+                "max_deactivation_ratio", f"must be between 0 and 1, got {self.max_deactivation_ratio}"
+            )
         if self.quarantine_after < 1:
-            raise ValueError("quarantine_after must be at least 1")
+            raise InvalidValue("quarantine_after", f"must be at least 1, got {self.quarantine_after}")
+        if self.max_member_removals < 0:
+            raise InvalidValue("max_member_removals", f"must not be negative, got {self.max_member_removals}")
+        if not 0.0 < self.max_member_removal_ratio <= 1.0:
+            raise InvalidValue(
+                "max_member_removal_ratio",
+                f"must be more than 0 and at most 1, got {self.max_member_removal_ratio}",
+            )
+        if self.max_retry_wait_seconds <= 0:
+            raise InvalidValue(
+                "max_retry_wait_seconds", f"must be more than 0, got {self.max_retry_wait_seconds}"
+            )
+        object.__setattr__(self, "protected_users", _valid_emails("protected_users", self.protected_users))
 
     def to_limits(self) -> SafetyLimits:
         return SafetyLimits(
@@ -84,13 +133,25 @@ class WorkerSettings:
     metrics_port: int = 0  # 0: no metrics endpoint
     log_format: str = "text"
     log_level: str = "INFO"
-    lock_ttl_seconds: int = 3600
+    lock_ttl_seconds: int = 60  # a dead holder's lock blocks its directory at most this long
 
     def __post_init__(self) -> None:
         if self.log_format not in ("text", "json"):
-            raise ValueError('log_format must be "text" or "json"')
-        if self.lock_ttl_seconds < 10:
-            raise ValueError("lock_ttl_seconds must be at least 10")
+            raise InvalidValue("log_format", f'must be "text" or "json", got {self.log_format!r}')
+        if self.lock_ttl_seconds <= 0:
+            raise InvalidValue("lock_ttl_seconds", f"must be more than 0, got {self.lock_ttl_seconds}")
+
+
+def _valid_emails(key: str, emails: tuple[str, ...]) -> tuple[str, ...]:
+    """The trimmed emails, or `InvalidValue` naming the first that is not valid (R1)."""
+    cleaned = []
+    for i, raw in enumerate(emails):
+        checked = check_email(raw)
+        if isinstance(checked, Violation):
+            problem = "is empty; expected an email address" if checked.reason == "missing-email" else checked.detail
+            raise InvalidValue(f"{key}[{i}]", problem)
+        cleaned.append(checked)
+    return tuple(cleaned)
 
 
 @dataclass(frozen=True)
@@ -163,6 +224,9 @@ def parse(
         name: _build_directory(name, table)
         for name, table in sorted(tables.get("directories", {}).items())
     }
+    rules = sections["rules"].to_rules()
+    for directory in directories.values():
+        _check_links(directory, rules)
     return Settings(
         **sections,
         directories=directories,
@@ -178,17 +242,27 @@ def _choose_file(path: str | Path | None, env: Mapping[str, str]) -> Path | None
     return DEFAULT_PATH if DEFAULT_PATH.exists() else None
 
 
+def env_setting(name: str) -> tuple[str, str] | None:
+    """The (section, key) a `DIRSYNC_*` variable overrides, or None for one that is not a
+    setting (`ENV_NOT_SETTINGS`). Raises `ConfigError` for any other name, a likely typo."""
+    if name in ENV_NOT_SETTINGS:
+        return None
+    rest = ENV_ALIASES.get(name, name).removeprefix(ENV_PREFIX).lower()
+    section, _, key = rest.partition("_")
+    cls = SECTIONS.get(section)
+    if cls is None or key not in {f.name for f in dataclasses.fields(cls)}:
+        raise ConfigError(f"{name}: unknown setting (expected DIRSYNC_<SECTION>_<KEY>)")
+    return section, key
+
+
 def _apply_environment(tables: dict[str, dict[str, object]], env: Mapping[str, str]) -> None:
-    for raw_name, value in sorted(env.items()):
-        if not raw_name.startswith(ENV_PREFIX) or raw_name in ENV_IGNORED:
+    for name, value in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX):
             continue
-        name = ENV_ALIASES.get(raw_name, raw_name)
-        rest = name[len(ENV_PREFIX):].lower()
-        section, _, key = rest.partition("_")
-        cls = SECTIONS.get(section)
-        if cls is None or key not in {f.name for f in dataclasses.fields(cls)}:
-            raise ConfigError(f"{raw_name}: unknown setting (expected DIRSYNC_<SECTION>_<KEY>)")
-        tables.setdefault(section, {})[key] = value
+        target = env_setting(name)
+        if target is not None:
+            section, key = target
+            tables.setdefault(section, {})[key] = value
 
 
 def _build_directory(name: str, table: object) -> DirectorySettings:
@@ -206,6 +280,24 @@ def _build_directory(name: str, table: object) -> DirectorySettings:
     if "name" in table:
         raise ConfigError(f"{where}.name: unknown key (the table's name is the directory's name)")
     return build(cls, {**table, "name": name}, where)
+
+
+def _check_links(directory: DirectorySettings, rules: RuleSettings) -> None:
+    """Every `links` target is a name a directory group may carry (R2, R3), once."""
+    targets: dict[str, str] = {}
+    for external_id, target in directory.links.items():
+        where = f"directories.{directory.name}.links.{external_id}"
+        checked = check_group_name(target, rules)
+        if isinstance(checked, Violation):
+            raise ConfigError(f"{where}: {checked.detail}")
+        if name_key(checked) == name_key(rules.admin_alias):
+            raise ConfigError(
+                f"{where}: {checked!r} is the alias of the reserved {rules.admin_group!r};"
+                " a directory group maps onto it by its own name, not by a link"
+            )
+        other = targets.setdefault(name_key(checked), external_id)
+        if other != external_id:
+            raise ConfigError(f"{where}: {checked!r} is already the target of {other}")
 
 
 def read_secret(env_name: str, where: str, environ: Mapping[str, str] | None = None) -> str:
