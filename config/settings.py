@@ -134,12 +134,15 @@ class WorkerSettings:
     log_format: str = "text"
     log_level: str = "INFO"
     lock_ttl_seconds: int = 60  # a dead holder's lock blocks its directory at most this long
+    cycle_time_limit_seconds: int = 3600  # the longest a worker's cycle may run before it is stopped
 
     def __post_init__(self) -> None:
         if self.log_format not in ("text", "json"):
             raise InvalidValue("log_format", f'must be "text" or "json", got {self.log_format!r}')
         if self.lock_ttl_seconds <= 0:
             raise InvalidValue("lock_ttl_seconds", f"must be more than 0, got {self.lock_ttl_seconds}")
+        if self.cycle_time_limit_seconds < 60:
+            raise InvalidValue("cycle_time_limit_seconds", f"must be at least 60, got {self.cycle_time_limit_seconds}")
 
 
 def _valid_emails(key: str, emails: tuple[str, ...]) -> tuple[str, ...]:

@@ -35,9 +35,9 @@ CycleFn = Callable[..., Any]
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery settings derived from `[worker]`, each chosen for a reason (see comments)."""
     worker = settings.worker
-    # The worst cycle: the hard time limit. The lock TTL (extended while a cycle runs)
-    # bounds how long a dead worker's lock blocks the directory; the same bound caps a cycle.
-    hard_limit = worker.lock_ttl_seconds
+    # The worst cycle: the hard time limit. (The lock TTL is much shorter: a heartbeat
+    # extends it while the cycle runs, so a dead worker blocks its directory a minute at most.)
+    hard_limit = worker.cycle_time_limit_seconds
     return {
         "broker_url": worker.broker_url,
         "result_backend": worker.result_backend or _default_backend(worker.broker_url),

@@ -55,7 +55,7 @@ def test_celery_interval_is_due_after_cycle_minutes_not_before() -> None:
 
 
 def test_app_configuration_is_deliberate() -> None:
-    s = config.parse({"worker": {"lock_ttl_seconds": 1800, "broker_url": "redis://r:6379/3"}}, environ={})
+    s = config.parse({"worker": {"cycle_time_limit_seconds": 1800, "broker_url": "redis://r:6379/3"}}, environ={})
     conf = celery_config(s)
     assert conf["broker_url"] == "redis://r:6379/3"
     assert conf["result_backend"] == "redis://r:6379/3"
