@@ -158,7 +158,12 @@ class RuleSettings:
 class SafetyLimits:
     max_deactivations: int = 500
     max_deactivation_ratio: float = 0.2
-    ratio_floor: int = 100
+    # The deactivation ratio applies to directories with more active users than this.
+    ratio_floor: int = 10
+    max_member_removals: int = 1000
+    max_member_removal_ratio: float = 0.2
+    # The removal ratio applies to directories managing more memberships than this.
+    member_ratio_floor: int = 10
 
 
 # --- the plan ---------------------------------------------------------------------------
