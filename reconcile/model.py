@@ -152,6 +152,9 @@ class RuleSettings:
     admin_alias: str = "Split_Administrators"
     link_groups_by_name: bool = True
     max_field_length: int = 256
+    # Break-glass accounts, by `rules.email_key`: no directory deactivates them or removes
+    # them from the admin group (R4); local admin actions still may.
+    protected_users: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +208,8 @@ class Ref:
 class Operation:
     """One change to the store. `values` holds the new field values the action sets;
     `old` the values it replaces (both as sorted (field, value) pairs), for the event log.
+    `reason` is a stable code saying why the plan made it, when the action alone does not
+    (`identity-changed`); the event log records it.
     """
 
     action: Action
@@ -214,6 +219,7 @@ class Operation:
     invite_id: int | None = None
     values: tuple[tuple[str, object], ...] = ()
     old: tuple[tuple[str, object], ...] = ()
+    reason: str | None = None
 
     def value(self, name: str) -> object:
         return dict(self.values).get(name)
