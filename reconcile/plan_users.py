@@ -204,11 +204,9 @@ def plan_users(
             )
             continue
         # An unmanaged local account, or this directory's account whose directory record
-        # is gone: bind it to this record. The directory gave the address to a new person
-        # (or recreated the old one), so the row starts without the old memberships.
+        # is gone (the address was given to someone else, or the person recreated): bind
+        # it to this record.
         _update(out, clean, candidate, directory, rules, link=True)
-        if candidate.managed_by == directory:
-            out.identity_changed_local_ids.add(candidate.id)
 
     # 3. Bound users the directory no longer reports have left scope (R7).
     for external_id, row in bound.items():
@@ -228,6 +226,11 @@ def _update(
     out: UserPlan, user: CleanUser, target: LocalUser, directory: str, rules: RuleSettings, link: bool
 ) -> None:
     ref = Ref(local_id=target.id)
+    # A row this directory bound to another record now belongs to a new person, who
+    # inherits none of the old one's memberships (R7).
+    identity_changed = link and target.managed_by == directory
+    if identity_changed:
+        out.identity_changed_local_ids.add(target.id)
     if link:
         out.operations.append(
             Operation(
@@ -236,7 +239,7 @@ def _update(
                 user=ref,
                 values=(("external_id", user.external_id), ("managed_by", directory)),
                 old=(("external_id", target.external_id), ("managed_by", target.managed_by)),
-                reason=IDENTITY_CHANGED if target.managed_by == directory else None,
+                reason=IDENTITY_CHANGED if identity_changed else None,
             )
         )
     new = user.fields()
