@@ -152,13 +152,21 @@ class RuleSettings:
     admin_alias: str = "Split_Administrators"
     link_groups_by_name: bool = True
     max_field_length: int = 256
+    # Break-glass accounts, by `rules.email_key`: no directory deactivates them or removes
+    # them from the admin group (R4); local admin actions still may.
+    protected_users: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
 class SafetyLimits:
     max_deactivations: int = 500
     max_deactivation_ratio: float = 0.2
-    ratio_floor: int = 100
+    # The deactivation ratio applies to directories with more active users than this.
+    ratio_floor: int = 10
+    max_member_removals: int = 1000
+    max_member_removal_ratio: float = 0.2
+    # The removal ratio applies to directories managing more memberships than this.
+    member_ratio_floor: int = 10
 
 
 # --- the plan ---------------------------------------------------------------------------
@@ -205,6 +213,8 @@ class Operation:
     `expect` is the binding (`managed_by`, `external_id`) the written row had when the
     operation was planned: the user row for user actions, the group row for group and
     membership actions. `apply` refuses to write over a row bound otherwise (§2a).
+    `reason` is a stable code saying why the plan made it, when the action alone does not
+    (`identity-changed`); the event log records it.
     """
 
     action: Action
@@ -215,6 +225,7 @@ class Operation:
     values: tuple[tuple[str, object], ...] = ()
     old: tuple[tuple[str, object], ...] = ()
     expect: tuple[tuple[str, object], ...] = ()
+    reason: str | None = None
 
     def value(self, name: str) -> object:
         return dict(self.values).get(name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 
 from reconcile.model import (
@@ -16,7 +16,7 @@ from reconcile.model import (
     Rejection,
     RuleSettings,
 )
-from reconcile.plan_users import UserPlan
+from reconcile.plan_users import IDENTITY_CHANGED, UserPlan, is_protected
 from reconcile.rules import Violation, check_group_name, is_admin_alias, is_admin_group, name_key
 
 
@@ -253,14 +253,82 @@ def plan_groups(
     managed.extend(kept)
     for m in managed:
         out.member_operations.extend(_members(m, local_users, users, out, admin, rules))
-    if departed is not None:
-        # Groups that did not change still lose the members this plan deactivates.
-        planned = {m.local.id for m in managed if m.local is not None} | held_local | unlinked
-        for g in local:
-            if g.managed_by == directory and g.id not in planned:
-                for uid in sorted(g.members & users.deactivated_local_ids):
-                    out.member_operations.append(_remove(g.name, Ref(local_id=g.id), uid, local_users))
+    planned = {m.local.id for m in managed if m.local is not None}
+    for g in local:
+        if g.id in planned:
+            continue
+        # A row re-bound to a new person leaves every group: local ones, other
+        # directories', the admin group (R7).
+        leaving = g.members & users.identity_changed_local_ids
+        if departed is not None and g.managed_by == directory and g.id not in held_local | unlinked:
+            # Groups that did not change still lose the members this plan deactivates or
+            # whose records left, as a full read would take them out.
+            leaving |= g.members & (users.deactivated_local_ids | users.left_local_ids)
+        if leaving:
+            out.member_operations.extend(_drop(g, leaving, local_users, users, out, admin, rules))
     return out
+
+
+def _drop(
+    g: LocalGroup,
+    leaving: Set[int],
+    local_users: Mapping[int, LocalUser],
+    users: UserPlan,
+    out: GroupPlan,
+    admin: LocalGroup | None,
+    rules: RuleSettings,
+) -> list[Operation]:
+    """Remove `leaving` from a group whose other members this plan does not change."""
+    removes = sorted(leaving)
+    if g is admin:
+        removes = _admin_removals(g.name, g.members, removes, False, local_users, users, out, rules)
+    return [_remove(g.name, Ref(local_id=g.id), uid, local_users, users) for uid in removes]
+
+
+def _admin_removals(
+    name: str,
+    current: frozenset[int],
+    removes: list[int],
+    adds: bool,
+    local_users: Mapping[int, LocalUser],
+    users: UserPlan,
+    out: GroupPlan,
+    rules: RuleSettings,
+) -> list[int]:
+    """The removals from the admin group that R4 allows: never a break-glass account, and
+    never the last active member unless the plan adds one."""
+    kept = [uid for uid in removes if is_protected(local_users[uid], rules)]
+    for uid in kept:
+        email = local_users[uid].email
+        out.rejections.append(
+            Rejection(
+                Kind.MEMBERSHIP,
+                f"{name}: {email}",
+                "protected",
+                f"{email!r} is a protected account ([safety] protected_users);"
+                f" no directory removes it from {name!r}",
+            )
+        )
+    removes = [uid for uid in removes if uid not in kept]
+    still_active = {
+        uid
+        for uid in current
+        if uid not in removes and local_users[uid].active and uid not in users.deactivated_local_ids
+    }
+    if still_active or adds:
+        return removes
+    # R4: keep the current members rather than leave the admin group empty.
+    out.rejections.append(
+        Rejection(
+            Kind.GROUP,
+            name,
+            "admin-group-would-be-empty",
+            f"{name!r} must keep at least one active member; its current members are kept",
+        )
+    )
+    # A re-bound row inactive in the store is no active member to keep, and the new
+    # person it now belongs to must not inherit the old one's rights.
+    return [uid for uid in removes if uid in users.identity_changed_local_ids and not local_users[uid].active]
 
 
 def _members(
@@ -296,27 +364,11 @@ def _members(
 
     is_admin = m.local is admin if admin is not None else m.name == rules.admin_group
     if is_admin:
-        still_active = {
-            uid
-            for uid in current
-            if uid not in removes
-            and local_users[uid].active
-            and uid not in users.deactivated_local_ids
-        }
-        if not still_active and not adds:
-            # R4: keep the current members rather than leave the admin group empty.
-            out.rejections.append(
-                Rejection(
-                    Kind.GROUP,
-                    m.name,
-                    "admin-group-would-be-empty",
-                    f"{m.name!r} must keep at least one active member; its current members"
-                    " are kept",
-                )
-            )
+        removes = _admin_removals(m.name, current, removes, bool(adds), local_users, users, out, rules)
+        if not removes and not adds:
             return []
 
-    ops = [_remove(m.name, m.ref, uid, local_users) for uid in removes]
+    ops = [_remove(m.name, m.ref, uid, local_users, users) for uid in removes]
     ops.extend(
         Operation(
             Action.ADD_MEMBER,
@@ -344,13 +396,14 @@ def _create(name: str, external_id: str, directory: str, reserved: bool) -> Oper
     )
 
 
-def _remove(name: str, group: Ref, uid: int, local_users: Mapping[int, LocalUser]) -> Operation:
+def _remove(name: str, group: Ref, uid: int, local_users: Mapping[int, LocalUser], users: UserPlan) -> Operation:
     return Operation(
         Action.REMOVE_MEMBER,
         name,
         group=group,
         user=Ref(local_id=uid),
         old=(("member", local_users[uid].email),),
+        reason=IDENTITY_CHANGED if uid in users.identity_changed_local_ids else None,
     )
 
 

@@ -1,4 +1,4 @@
-"""Planning users: bind, match by email, create, update, (de)activate (R1, R5, R7, R9)."""
+"""Planning users: bind, match by email, create, update, (de)activate (R1, R4, R5, R7, R9)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from reconcile.model import (
 from reconcile.rules import Violation, check_email, check_text, email_key
 
 USER_FIELDS = ("email", "given_name", "family_name", "display_name")
+
+# Why a row that a departed record was bound to is re-bound and loses its memberships.
+IDENTITY_CHANGED = "identity-changed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,11 @@ class UserPlan:
     deactivated_local_ids: set[int] = field(default_factory=set)
     # local ids some directory record is bound to after the plan
     bound_local_ids: set[int] = field(default_factory=set)
+    # local ids whose directory record left scope (deactivated, or held active)
+    left_local_ids: set[int] = field(default_factory=set)
+    # local ids re-bound to a different directory record: a new person, who keeps none
+    # of the old one's memberships (R7)
+    identity_changed_local_ids: set[int] = field(default_factory=set)
     # external ids the directory reported, valid or not (to tell unknown members apart)
     seen: set[str] = field(default_factory=set)
 
@@ -162,7 +170,7 @@ def plan_users(
                 )
                 _hold(out, target)
                 continue
-            _update(out, clean, target, directory, link=False)
+            _update(out, clean, target, directory, rules, link=False)
             continue
 
         candidate = by_key.get(key)
@@ -196,8 +204,9 @@ def plan_users(
             )
             continue
         # An unmanaged local account, or this directory's account whose directory record
-        # is gone (deleted and recreated there): bind it to this record.
-        _update(out, clean, candidate, directory, link=True)
+        # is gone (the address was given to someone else, or the person recreated): bind
+        # it to this record.
+        _update(out, clean, candidate, directory, rules, link=True)
 
     # 3. Bound users the directory no longer reports have left scope (R7).
     for external_id, row in bound.items():
@@ -205,24 +214,23 @@ def plan_users(
             continue
         if row.id in out.bound_local_ids:
             continue  # rebound to a new directory record above
+        out.left_local_ids.add(row.id)
         if row.active:
-            out.operations.append(
-                Operation(
-                    Action.DEACTIVATE_USER,
-                    row.email,
-                    user=Ref(local_id=row.id),
-                    values=(("active", False),),
-                    old=(("active", True),),
-                )
-            )
-            out.deactivated_local_ids.add(row.id)
+            _deactivate(out, row, rules)
 
     out.operations.extend(creates)
     return out
 
 
-def _update(out: UserPlan, user: CleanUser, target: LocalUser, directory: str, link: bool) -> None:
+def _update(
+    out: UserPlan, user: CleanUser, target: LocalUser, directory: str, rules: RuleSettings, link: bool
+) -> None:
     ref = Ref(local_id=target.id)
+    # A row this directory bound to another record now belongs to a new person, who
+    # inherits none of the old one's memberships (R7).
+    identity_changed = link and target.managed_by == directory
+    if identity_changed:
+        out.identity_changed_local_ids.add(target.id)
     if link:
         out.operations.append(
             Operation(
@@ -231,6 +239,7 @@ def _update(out: UserPlan, user: CleanUser, target: LocalUser, directory: str, l
                 user=ref,
                 values=(("external_id", user.external_id), ("managed_by", directory)),
                 old=(("external_id", target.external_id), ("managed_by", target.managed_by)),
+                reason=IDENTITY_CHANGED if identity_changed else None,
             )
         )
     new = user.fields()
@@ -245,24 +254,54 @@ def _update(out: UserPlan, user: CleanUser, target: LocalUser, directory: str, l
                 old=tuple((name, getattr(target, name)) for name in changed),
             )
         )
-    if user.active != target.active:
-        action = Action.ACTIVATE_USER if user.active else Action.DEACTIVATE_USER
+    if user.active and not target.active:
         out.operations.append(
             Operation(
-                action,
+                Action.ACTIVATE_USER,
                 user.email,
                 user=ref,
-                values=(("active", user.active),),
-                old=(("active", target.active),),
+                values=(("active", True),),
+                old=(("active", False),),
             )
         )
-        if not user.active:
-            out.deactivated_local_ids.add(target.id)
+    elif target.active and not user.active:
+        _deactivate(out, target, rules, target=user.email)
     out.final_ref[user.external_id] = ref
     out.final_email[user.external_id] = user.email
     out.bound_local_ids.add(target.id)
     if user.active:
         out.final_active.add(user.external_id)
+
+
+def _deactivate(out: UserPlan, row: LocalUser, rules: RuleSettings, target: str | None = None) -> None:
+    """Deactivate `row`, unless it is a break-glass account (R4): then refuse, with a reason."""
+    if is_protected(row, rules):
+        out.rejections.append(
+            Rejection(
+                Kind.USER,
+                row.email,
+                "protected",
+                f"{row.email!r} is a protected account ([safety] protected_users);"
+                " no directory deactivates it",
+                external_id=row.external_id,
+            )
+        )
+        return
+    out.operations.append(
+        Operation(
+            Action.DEACTIVATE_USER,
+            target or row.email,
+            user=Ref(local_id=row.id),
+            values=(("active", False),),
+            old=(("active", True),),
+        )
+    )
+    out.deactivated_local_ids.add(row.id)
+
+
+def is_protected(row: LocalUser, rules: RuleSettings) -> bool:
+    """Whether `row` is one of the break-glass accounts no directory may take away."""
+    return bool(rules.protected_users) and email_key(row.email) in rules.protected_users
 
 
 def _create(user: CleanUser, directory: str) -> Operation:

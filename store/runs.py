@@ -167,7 +167,8 @@ def operation_event(
     detail: str | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The `sync_events` row for one operation: old -> new from `op.old` / `op.values`."""
+    """The `sync_events` row for one operation: old -> new from `op.old` / `op.values`;
+    `reason` (an outcome's, such as a failure's) or else the plan's own `op.reason`."""
     return {
         "run_id": run_id,
         "seq": seq,
@@ -175,7 +176,7 @@ def operation_event(
         "kind": _KIND_TEXT[op.action],
         "target": op.target,
         "outcome": _OUTCOME_TEXT[outcome],
-        "reason": reason,
+        "reason": reason if reason is not None else op.reason,
         "detail": detail,
         "old": _jsonable(op.old) if op.old else None,
         "new": _jsonable(op.values) if op.values else None,

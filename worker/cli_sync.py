@@ -172,7 +172,8 @@ def events(ctx: Context, run_id: int, as_json: bool) -> None:
     if not rows:
         click.echo(f"run {run_id} recorded no events")
     for row in rows:
-        reason = f"  {row['reason']}: {row['detail']}" if row["reason"] else ""
+        detail = f": {row['detail']}" if row["detail"] else ""
+        reason = f"  {row['reason']}{detail}" if row["reason"] else ""
         change = ""
         if row["old"] or row["new"]:
             change = f"  {row['old'] or {}} -> {row['new'] or {}}"
