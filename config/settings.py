@@ -23,7 +23,7 @@ from config.kinds import KINDS
 from config.errors import ConfigError, InvalidValue
 from config.schema import build
 from reconcile.model import RuleSettings, SafetyLimits
-from reconcile.rules import Violation, check_email, check_group_name, name_key
+from reconcile.rules import Violation, check_email, check_group_name, email_key, name_key
 
 DEFAULT_PATH = Path("dirsync.toml")
 ENV_PREFIX = "DIRSYNC_"
@@ -123,6 +123,8 @@ class SafetySettings:
         return SafetyLimits(
             max_deactivations=self.max_deactivations,
             max_deactivation_ratio=self.max_deactivation_ratio,
+            max_member_removals=self.max_member_removals,
+            max_member_removal_ratio=self.max_member_removal_ratio,
         )
 
 
@@ -165,6 +167,14 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     directories: Mapping[str, DirectorySettings] = field(default_factory=dict)
     source: Path | None = None  # the file these came from; relative paths resolve against it
+
+    def to_rules(self) -> RuleSettings:
+        """The rules a directory's plans follow: `[rules]`, and the break-glass accounts
+        of `[safety]` by their email key."""
+        return replace(
+            self.rules.to_rules(),
+            protected_users=frozenset(email_key(e) for e in self.safety.protected_users),
+        )
 
     def directory(self, name: str) -> DirectorySettings:
         try:

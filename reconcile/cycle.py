@@ -28,6 +28,7 @@ from reconcile.plan import plan
 from store import (
     Store,
     close_interrupted_runs,
+    count_memberships,
     count_users,
     ensure_directory,
     finish_run,
@@ -148,7 +149,7 @@ class _Cycle:
         self.dry_run = dry_run
         self.allow = allow_deactivations
         self.progress = progress or (lambda phase, done, total: None)
-        self.rules: RuleSettings = settings.rules.to_rules()
+        self.rules: RuleSettings = settings.to_rules()
         self.started = time.monotonic()
         # The directory's generation when this cycle started: a disable or re-enable
         # since then stops its writes (DESIGN §2a).
@@ -201,6 +202,7 @@ class _Cycle:
                     if regained is not source:
                         source, local = regained, self._local_state(session, regained)
                 bound, active = count_users(session, self.name)
+                managed_memberships = count_memberships(session, self.name)
         except ConnectorError as exc:
             return self._fail(run_id, mode, str(exc), auth=isinstance(exc, AuthError))
         except Exception as exc:  # a bug must not leave a run "running" forever
@@ -219,6 +221,7 @@ class _Cycle:
                 active_users=active,
                 reported_users=reported_users(source, local, self.name, bound),
                 limits=self.settings.safety.to_limits(),
+                managed_memberships=managed_memberships,
                 allow_deactivations=self.allow or user_key is not None,
             )
             if self.dry_run:

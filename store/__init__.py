@@ -16,6 +16,7 @@ Reading
     load_scope(session, directory, *, user_ids, emails, group_ids, group_names) -> LocalState
                                    only what an incremental plan can touch (see store.scope)
     count_users(session, directory) -> (bound, active)
+    count_memberships(session, directory) -> memberships of its groups
     export_state(session) -> dict                              (canonical, sorted; see store.export)
 
 Directories (in the caller's session; the caller commits)
@@ -80,10 +81,11 @@ from store.runs import (
     record_staged,
     start_run,
 )
-from store.scope import count_users, load_scope
+from store.scope import count_memberships, count_users, load_scope
 from store.state import load_local_state
 
 __all__ = [
+    "count_memberships",
     "count_users",
     "load_scope",
     "INTERRUPTED",

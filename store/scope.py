@@ -12,8 +12,9 @@ What the scope holds (see `load_scope`):
   each with all its members, who are loaded too;
 - other bound groups the changes touch (a rename, membership deltas), listing only the
   scoped users among their members: the plan changes no one else in them;
-- groups the directory manages that hold a user the changes may deactivate
-  (`deactivating`), with only those members listed (enough to remove them, R7);
+- every group that holds a user the changes may deactivate (`deactivating`), with only
+  those members listed: enough to remove them from this directory's groups (R7), and
+  from every group when the row is re-bound to a new person (a re-used email);
 - open invites (R8).
 """
 
@@ -92,12 +93,14 @@ def load_scope(
     partial: defaultdict[int, set[int]] = defaultdict(set)
     for chunk in _chunks(named):
         query = (
-            select(m.group_id, m.user_id)
+            select(m.group_id, m.user_id, g.managed_by)
             .join(groups, groups.c.id == m.group_id)
-            .where(m.user_id.in_(chunk), g.managed_by == directory)
+            .where(m.user_id.in_(chunk))
         )
-        for group_id, user_id in conn.execute(query):
-            if group_id in partial_ids or (group_id not in group_rows and user_id in leaving):
+        for group_id, user_id, owner in conn.execute(query):
+            # A leaving user's row may be re-bound to a new person (a re-used email), who
+            # then leaves every group, not only this directory's: those are loaded too.
+            if (owner == directory and group_id in partial_ids) or (group_id not in group_rows and user_id in leaving):
                 partial[group_id].add(user_id)
     for chunk in _chunks(partial.keys() - group_rows.keys()):
         _collect(group_rows, conn, select(*group_columns).where(g.id.in_(chunk)))
@@ -124,6 +127,13 @@ def count_users(session: Session, directory: str) -> tuple[int, int]:
     query = select(func.count(), func.count().filter(u.active.is_(True))).where(u.managed_by == directory)
     bound, active = session.connection().execute(query).one()
     return int(bound), int(active)
+
+
+def count_memberships(session: Session, directory: str) -> int:
+    """Memberships of the groups `directory` manages: what the S2 removal ratio measures."""
+    m, g = memberships.c, groups.c
+    query = select(func.count()).select_from(memberships.join(groups, g.id == m.group_id)).where(g.managed_by == directory)
+    return int(session.connection().execute(query).scalar_one())
 
 
 def _collect(into: dict[int, Any], conn: Connection, query: Any) -> None:
