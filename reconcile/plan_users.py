@@ -21,6 +21,10 @@ USER_FIELDS = ("email", "given_name", "family_name", "display_name")
 
 # Why a row that a departed record was bound to is re-bound and loses its memberships.
 IDENTITY_CHANGED = "identity-changed"
+# Why a deactivation happened (the event log says it): the record is gone from the
+# directory's scope (unassigned, deleted), or the directory reports it disabled (R9).
+LEFT_SCOPE = "left-scope"
+DISABLED_IN_IDP = "disabled-in-idp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +220,7 @@ def plan_users(
             continue  # rebound to a new directory record above
         out.left_local_ids.add(row.id)
         if row.active:
-            _deactivate(out, row, rules)
+            _deactivate(out, row, rules, reason=LEFT_SCOPE)
 
     out.operations.extend(creates)
     return out
@@ -265,7 +269,7 @@ def _update(
             )
         )
     elif target.active and not user.active:
-        _deactivate(out, target, rules, target=user.email)
+        _deactivate(out, target, rules, target=user.email, reason=DISABLED_IN_IDP)
     out.final_ref[user.external_id] = ref
     out.final_email[user.external_id] = user.email
     out.bound_local_ids.add(target.id)
@@ -273,8 +277,10 @@ def _update(
         out.final_active.add(user.external_id)
 
 
-def _deactivate(out: UserPlan, row: LocalUser, rules: RuleSettings, target: str | None = None) -> None:
-    """Deactivate `row`, unless it is a break-glass account (R4): then refuse, with a reason."""
+def _deactivate(out: UserPlan, row: LocalUser, rules: RuleSettings, target: str | None = None, *,
+                reason: str) -> None:
+    """Deactivate `row` (saying why: `reason`), unless it is a break-glass account (R4):
+    then refuse, with a reason."""
     if is_protected(row, rules):
         out.rejections.append(
             Rejection(
@@ -294,6 +300,7 @@ def _deactivate(out: UserPlan, row: LocalUser, rules: RuleSettings, target: str 
             user=Ref(local_id=row.id),
             values=(("active", False),),
             old=(("active", True),),
+            reason=reason,
         )
     )
     out.deactivated_local_ids.add(row.id)

@@ -221,7 +221,9 @@ class SyncEvent(Base):
     """One operation's or rejection's outcome. Local admin actions have no run."""
 
     __tablename__ = "sync_events"
-    __table_args__ = (Index(None, "run_id", "seq"),)
+    # Per-object history (`dirsync events --user/--group`, explain, the console's log),
+    # newest first, without scanning every run.
+    __table_args__ = (Index(None, "run_id", "seq"), Index(None, "user_key", "id"), Index(None, "group_key", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id"), default=None)
@@ -235,6 +237,9 @@ class SyncEvent(Base):
     old: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
     new: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=None)
     at: Mapped[datetime] = mapped_column(default=clock.now)
+    # The email key of the user and the name key of the group the event is about.
+    user_key: Mapped[str | None] = mapped_column(String, default=None)
+    group_key: Mapped[str | None] = mapped_column(String, default=None)
 
 
 class Lease(Base):

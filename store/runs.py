@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from reconcile import clock
 from reconcile.model import Action, Kind, Operation, Plan, Rejection
+from reconcile.rules import email_key, name_key
 from store.bulk import insert_many
 from store.engine import StoreError
 from store.models import Outcome, RunMode, RunStatus, SyncEvent, SyncRun, sync_events
@@ -181,6 +182,7 @@ def operation_event(
         "old": _jsonable(op.old) if op.old else None,
         "new": _jsonable(op.values) if op.values else None,
         "at": at or clock.now(),
+        **_operation_subjects(op),
     }
 
 
@@ -200,7 +202,30 @@ def rejection_event(
         "old": None,
         "new": {"external_id": rejection.external_id} if rejection.external_id else None,
         "at": at or clock.now(),
+        **_rejection_subjects(rejection),
     }
+
+
+def _operation_subjects(op: Operation) -> dict[str, str | None]:
+    """The user and group an operation's event is about, by their keys."""
+    kind = _KIND_OF_ACTION[op.action]
+    if kind is Kind.MEMBERSHIP:
+        member = dict(op.values).get("member") or dict(op.old).get("member")
+        return {"user_key": email_key(str(member)) if member else None, "group_key": name_key(op.target)}
+    if kind is Kind.GROUP:
+        return {"user_key": None, "group_key": name_key(op.target)}
+    return {"user_key": email_key(op.target), "group_key": None}
+
+
+def _rejection_subjects(rejection: Rejection) -> dict[str, str | None]:
+    if rejection.kind is Kind.MEMBERSHIP:
+        group, _, member = rejection.target.partition(": ")
+        return {"user_key": email_key(member) if member else None, "group_key": name_key(group)}
+    if rejection.kind is Kind.GROUP:
+        return {"user_key": None, "group_key": name_key(rejection.target)}
+    if rejection.kind in (Kind.USER, Kind.INVITE):
+        return {"user_key": email_key(rejection.target), "group_key": None}
+    return {"user_key": None, "group_key": None}
 
 
 def insert_events(conn: Connection | Session, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -15,6 +15,7 @@ import sys
 from typing import NoReturn
 
 import click
+from click.utils import PacifyFlushWrapper
 
 from config import ConfigError
 from reconcile.admin import Refused
@@ -64,6 +65,10 @@ def main() -> NoReturn:
         _register_commands()
         cli.main(standalone_mode=False)
         code = EXIT_OK
+    except SystemExit as exc:
+        # click turns a closed pipe into exit 1 and quiet streams; the reader went away
+        # (`dirsync events 2 | head -1`) and got what it wanted: that is not a failure.
+        code = EXIT_OK if isinstance(sys.stdout, PacifyFlushWrapper) else exc.code  # type: ignore[assignment]
     except Exit as exc:
         if exc.message:
             click.echo(f"dirsync: {exc.message}", err=True)

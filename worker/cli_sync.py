@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
 
 from reconcile.cycle import RunResult, run_cycle, sync_user
@@ -134,50 +136,63 @@ def export(ctx: Context, as_json: bool) -> None:
 @click.command()
 @click.option("--limit", default=20, show_default=True, help="How many of the newest runs.")
 @click.option("--directory", "directory", default=None, help="Only this directory's runs.")
+@click.option("--status", "statuses", multiple=True, metavar="STATUS",
+              help="Only runs that ended so (succeeded, partial, failed, halted, skipped, aborted...); repeatable.")
+@click.option("--hide-noop", is_flag=True, help="Leave out runs that changed nothing.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def runs(ctx: Context, limit: int, directory: str | None, as_json: bool) -> None:
+def runs(ctx: Context, limit: int, directory: str | None, statuses: tuple[str, ...], hide_noop: bool,
+         as_json: bool) -> None:
     """The newest cycles: when, which directory, how it ended, what it changed."""
-    from store import list_runs
+    from service import history
 
-    with ctx.store.session() as session:
-        rows = [_run_dict(r) for r in list_runs(session, limit=limit, directory=directory)]
+    rows = history.runs(ctx.store, directory=directory, status=statuses, hide_noop=hide_noop, limit=limit)
     if as_json:
-        echo_json(rows)
+        echo_json([render.run_json(r) for r in rows])
         return
     if not rows:
-        click.echo("no runs yet")
-    for row in rows:
-        counts = ", ".join(f"{k}={v}" for k, v in sorted(row["counts"].items()) if not k.startswith("outcome:"))
-        error = f"  error: {row['error']}" if row["error"] else ""
-        click.echo(f"{row['id']:>6}  {row['started_at']}  {row['directory']:<12} {row['status']:<9} "
-                   f"{row['mode']:<11} {row['trigger']:<9} {counts}{error}")
+        click.echo("no runs match" if statuses or hide_noop or directory else "no runs yet")
+        return
+    for line in render.runs_table(rows):
+        click.echo(line)
 
 
 @click.command()
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=int, required=False)
+@click.option("--directory", default=None, help="Only events of this directory's runs.")
+@click.option("--user", "user", metavar="EMAIL", default=None, help="Only events about this user.")
+@click.option("--group", "group", metavar="NAME", default=None, help="Only events about this group.")
+@click.option("--action", default=None, help="Only this action (create-user, deactivate-user, reject...).")
+@click.option("--outcome", default=None, help="Only this outcome (applied, noop, rejected, conflict, failed, staged).")
+@click.option("--reason", default=None, help="Only this reason code (left-scope, name-too-long...).")
+@click.option("--since", type=click.DateTime(), default=None, help="Only events at or after this time (UTC).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most this many (default: all of one run; the newest 100 across runs).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def events(ctx: Context, run_id: int, as_json: bool) -> None:
-    """What one run did, operation by operation, with reasons for rejections."""
-    from store import get_run, list_events
+def events(ctx: Context, run_id: int | None, directory: str | None, user: str | None, group: str | None,
+           action: str | None, outcome: str | None, reason: str | None, since: datetime | None,
+           limit: int | None, as_json: bool) -> None:
+    """What happened, operation by operation: of one run, or across runs for one user or group."""
+    from service import history
 
-    with ctx.store.session() as session:
-        if get_run(session, run_id) is None:
-            raise Exit(EXIT_USAGE, f"no run {run_id}")
-        rows = [_event_dict(e) for e in list_events(session, run_id)]
+    if run_id is not None and not history.run_exists(ctx.store, run_id):
+        raise Exit(EXIT_USAGE, f"no run {run_id}")
+    where = history.EventFilter(run_id=run_id, directory=directory, user=user, group=group, action=action,
+                                outcome=outcome, reason=reason,
+                                since=since.replace(tzinfo=UTC) if since is not None else None)
+    if limit is None and run_id is None:
+        limit = history.DEFAULT_LIMIT
+    rows = history.events(ctx.store, where, limit=limit)
     if as_json:
-        echo_json(rows)
+        echo_json([render.event_json(e) for e in rows])
         return
     if not rows:
-        click.echo(f"run {run_id} recorded no events")
-    for row in rows:
-        detail = f": {row['detail']}" if row["detail"] else ""
-        reason = f"  {row['reason']}{detail}" if row["reason"] else ""
-        change = ""
-        if row["old"] or row["new"]:
-            change = f"  {row['old'] or {}} -> {row['new'] or {}}"
-        click.echo(f"{row['seq']:>6}  {row['outcome']:<8} {row['action']:<16} {row['target']}{change}{reason}")
+        click.echo(f"run {run_id} recorded no events" if run_id is not None and where == history.EventFilter(run_id)
+                   else "no events match")
+        return
+    for line in render.events_table(rows, with_run=run_id is None):
+        click.echo(line)
 
 
 @click.command()
@@ -244,17 +259,6 @@ def upgrade(ctx: Context) -> None:
         click.echo(f"store at {store.url} is at revision {store.revision()}")
     finally:
         store.dispose()
-
-
-def _run_dict(run: object) -> dict[str, object]:
-    return {name: getattr(run, name) for name in (
-        "id", "directory", "trigger", "mode", "dry_run", "status", "started_at", "finished_at",
-        "counts", "error", "allow_deactivations")}
-
-
-def _event_dict(event: object) -> dict[str, object]:
-    return {name: getattr(event, name) for name in (
-        "seq", "action", "kind", "target", "outcome", "reason", "detail", "old", "new", "at")}
 
 
 COMMANDS = [sync, sync_user_command, export, runs, events, enable, disable, db]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from reconcile.cycle import RunResult
+from service.history import EventView, RunView
 from reconcile.model import Action, Operation, Plan, Rejection
 
 _SIGNS = {
@@ -146,3 +148,74 @@ def store_lines(state: dict[str, Any]) -> Iterator[str]:
     yield f"invites ({len(invites)})"
     for i in invites:
         yield f"  {i['email']:<40} {i['status']}"
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def when(at: datetime | None) -> str:
+    """Every timestamp the CLI prints, in one format (UTC)."""
+    if at is None:
+        return "-"
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC)
+    return at.strftime(TIME_FORMAT)
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterator[str]:
+    """Aligned columns under a header; the last column is not padded."""
+    cells = [[str(c) for c in header]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        yield "  ".join(c.ljust(w) if i < len(row) - 1 else c for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+
+def runs_table(rows: Sequence[RunView]) -> Iterator[str]:
+    def changes(run: RunView) -> str:
+        parts = [f"{k}={v}" for k, v in sorted(run.counts.items()) if not k.startswith("outcome:")]
+        text = ", ".join(parts) or "-"
+        return f"{text}; {run.error}" if run.error else text
+
+    yield from table(
+        ("RUN", "STARTED (UTC)", "DIRECTORY", "STATUS", "MODE", "TRIGGER", "CHANGES"),
+        ((r.id, when(r.started_at), r.directory, r.status, r.mode, r.trigger, changes(r)) for r in rows),
+    )
+
+
+def events_table(rows: Sequence[EventView], *, with_run: bool) -> Iterator[str]:
+    def change(e: EventView) -> str:
+        if not (e.old or e.new):
+            return ""
+        return f"{_pairs(e.old)} -> {_pairs(e.new)}"
+
+    def why(e: EventView) -> str:
+        if e.reason and e.detail:
+            return f"{e.reason}: {e.detail}"
+        return e.reason or e.detail or ""
+
+    header = ("RUN", "AT (UTC)") if with_run else ("SEQ",)
+    yield from table(
+        (*header, "OUTCOME", "ACTION", "TARGET", "CHANGE", "REASON"),
+        (((e.run_id if e.run_id is not None else "-", when(e.at)) if with_run else (e.seq,))
+         + (e.outcome, e.action, e.target, change(e), why(e)) for e in rows),
+    )
+
+
+def _pairs(values: dict[str, Any] | None) -> str:
+    if not values:
+        return "{}"
+    return "{" + ", ".join(f"{k}={v!r}" for k, v in sorted(values.items())) + "}"
+
+
+def run_json(run: RunView) -> dict[str, Any]:
+    return {name: getattr(run, name) for name in (
+        "id", "directory", "trigger", "mode", "dry_run", "status", "started_at", "finished_at",
+        "counts", "error", "allow_deactivations")}
+
+
+def event_json(event: EventView) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in (
+        "id", "run_id", "directory", "seq", "action", "kind", "target", "outcome", "reason", "detail",
+        "old", "new", "at")}
