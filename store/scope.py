@@ -49,9 +49,9 @@ def load_scope(
 
     `user_ids`, `group_ids`, `complete_group_ids` and `deactivating` are external ids
     (`deactivating` ⊆ `user_ids`: users that left or were disabled); `emails` and
-    `group_names` are compared by their keys (`reconcile.rules.email_key`, `name_key`). A bound group the changes name
-    without its complete member list lists only the scoped users among its members: the
-    plan changes only those.
+    `group_names` are compared by their keys (`reconcile.rules.email_key`, `name_key`).
+    A bound group the changes name without its complete member list lists only the
+    scoped users among its members: the plan changes only those.
     """
     conn = session.connection()
     u, g, m = users.c, groups.c, memberships.c

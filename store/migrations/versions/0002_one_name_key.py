@@ -29,12 +29,15 @@ depends_on: str | Sequence[str] | None = None
 
 Key = Callable[[str], str]
 
-# The tables as this revision knows them, not as store.models may describe them later.
-_USERS = sa.table("users", sa.column("id", sa.Integer), sa.column("email", sa.String), sa.column("email_key", sa.String))
-_GROUPS = sa.table("groups", sa.column("id", sa.Integer), sa.column("name", sa.String), sa.column("name_key", sa.String))
-_INVITES = sa.table(
-    "invites", sa.column("id", sa.Integer), sa.column("email", sa.String), sa.column("email_key", sa.String)
-)
+
+def _keyed(name: str, text: str, key: str) -> sa.TableClause:
+    """A table as this revision knows it, not as store.models may describe it later."""
+    return sa.table(name, sa.column("id", sa.Integer), sa.column(text, sa.String), sa.column(key, sa.String))
+
+
+_USERS = _keyed("users", "email", "email_key")
+_GROUPS = _keyed("groups", "name", "name_key")
+_INVITES = _keyed("invites", "email", "email_key")
 # (table, noun, column keyed, key column); only users and groups have unique keys.
 _UNIQUE = ((_USERS, "user", "email", "email_key"), (_GROUPS, "group", "name", "name_key"))
 _CHUNK = 2000
@@ -69,14 +72,17 @@ def _rekey(key: Key, target: str, rule: str, retry: str) -> None:
     _move(conn, _INVITES, "email_key", _moves(conn, _INVITES, "email", "email_key", key), park=False)
 
 
-def _moves(conn: sa.Connection, table: sa.TableClause, column: str, natural: str, key: Key) -> dict[int, tuple[str, str]]:
+def _moves(
+    conn: sa.Connection, table: sa.TableClause, column: str, natural: str, key: Key
+) -> dict[int, tuple[str, str]]:
     """Rows whose key changes: id -> (text, new key). Streamed: usually few rows move."""
     query = sa.select(table.c.id, table.c[column], table.c[natural]).execution_options(yield_per=5000)
-    return {
-        row_id: (text, key(text))
-        for row_id, text, current in conn.execute(query)
-        if key(text) != current
-    }
+    moves: dict[int, tuple[str, str]] = {}
+    for row_id, text, current in conn.execute(query):
+        new_key = key(text)
+        if new_key != current:
+            moves[row_id] = (text, new_key)
+    return moves
 
 
 def _collisions(
@@ -95,7 +101,9 @@ def _collisions(
     return [sorted(rows) for _, rows in sorted(sharing.items()) if len(rows) > 1]
 
 
-def _move(conn: sa.Connection, table: sa.TableClause, natural: str, moves: dict[int, tuple[str, str]], park: bool) -> None:
+def _move(
+    conn: sa.Connection, table: sa.TableClause, natural: str, moves: dict[int, tuple[str, str]], park: bool
+) -> None:
     """Set the new keys. With `park`, every moving row first steps aside to a key no text
     can have (a leading space never survives trimming), so keys may trade places."""
     if not moves:
