@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 from reconcile import clock
 from reconcile.expect import BINDING, USER_ACTIONS, written_ref
 from reconcile.model import Action, Operation, Plan, Ref
+from reconcile.rules import email_key, name_key, text_key
 from store.bulk import insert_many
 from store.engine import SQLITE_BEGIN, Store
 from store.models import InviteStatus, Outcome, directories, groups, invites, memberships, users
@@ -521,7 +522,7 @@ def _lookup_keys(
     """Rows a key names when this apply did not create them: `local:<name>` and every key
     of a local plan by natural key, other keys of a directory plan by external id."""
     by_external = {k for k in keys if directory is not None and not k.startswith(LOCAL_PREFIX)}
-    by_natural = {k.removeprefix(LOCAL_PREFIX).strip().lower(): k for k in keys - by_external}
+    by_natural = {text_key(k.removeprefix(LOCAL_PREFIX)): k for k in keys - by_external}
     found: dict[str, int] = {}
     if by_external:
         rows = _select_in(conn, (table.c.external_id, table.c.id), table.c.external_id, by_external,
@@ -565,7 +566,7 @@ def _find_cycle(conn: Connection, ops: Sequence[Operation]) -> list[int]:
         (users, "email_key", "email") if ops[0].action is Action.UPDATE_USER else (groups, "name_key", "name")
     )
     row_of = [_ref_of(op).local_id for op in ops]
-    wanted = [str(op.value(field_name)).strip().lower() for op in ops]
+    wanted = [text_key(str(op.value(field_name))) for op in ops]
     holders = {k: i for k, i in _select_in(conn, (table.c[natural], table.c.id), table.c[natural], wanted)}
     position = {row: n for n, row in enumerate(row_of)}
     following = [position.get(holders.get(key)) for key in wanted]
@@ -600,7 +601,7 @@ def _create_users(applier: _Applier, conn: Connection, ops: list[Operation]) -> 
         rows.append(
             {
                 "email": email,
-                "email_key": email.lower(),
+                "email_key": email_key(email),
                 "given_name": v.get("given_name"),
                 "family_name": v.get("family_name"),
                 "display_name": v.get("display_name"),
@@ -621,7 +622,7 @@ def _create_groups(applier: _Applier, conn: Connection, ops: list[Operation]) ->
         rows.append(
             {
                 "name": name,
-                "name_key": name.lower(),
+                "name_key": name_key(name),
                 "managed_by": v.get("managed_by"),
                 "external_id": v.get("external_id"),
                 "reserved": bool(v.get("reserved", False)),
@@ -704,20 +705,20 @@ def _create(
 def _create_invites(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
     """An open invite per email, unless one is open already (case-insensitively)."""
     emails = [str(op.value("email") or "").strip() for op in ops]
-    found = _select_in(conn, (invites.c.email_key,), invites.c.email_key, {e.lower() for e in emails},
+    found = _select_in(conn, (invites.c.email_key,), invites.c.email_key, {email_key(e) for e in emails},
                        invites.c.status == InviteStatus.OPEN.value)
     open_keys = {row[0] for row in found}
     results: list[_Result] = []
     rows = []
     for email in emails:
-        if email.lower() in open_keys:
+        if email_key(email) in open_keys:
             results.append((Outcome.NOOP, None))
             continue
-        open_keys.add(email.lower())
+        open_keys.add(email_key(email))
         rows.append(
             {
                 "email": email,
-                "email_key": email.lower(),
+                "email_key": email_key(email),
                 "status": InviteStatus.OPEN.value,
                 "created_at": applier.at,
                 "updated_at": applier.at,
@@ -743,11 +744,11 @@ def _wanted(op: Operation) -> dict[str, Any] | str:
             wanted = dict(values)
             if "email" in wanted:
                 email = str(wanted["email"]).strip()
-                wanted |= {"email": email, "email_key": email.lower()}
+                wanted |= {"email": email, "email_key": email_key(email)}
             return wanted
         case Action.RENAME_GROUP:
             name = str(values.get("name") or "").strip()
-            return {"name": name, "name_key": name.lower()}
+            return {"name": name, "name_key": name_key(name)}
         case Action.LINK_USER | Action.LINK_GROUP:
             return {"managed_by": values.get("managed_by"), "external_id": values.get("external_id")}
         case Action.UNLINK_USER | Action.UNLINK_GROUP:

@@ -25,6 +25,7 @@ from reconcile.apply import apply
 from reconcile.merge import reported_users
 from reconcile.model import Changes, LocalState, Plan, RuleSettings, Snapshot
 from reconcile.plan import plan
+from reconcile.rules import email_key
 from store import (
     Store,
     close_interrupted_runs,
@@ -364,10 +365,10 @@ def _partial_error(failed: int, conflicts: int, run_id: int | None) -> str:
 
 def _one_user(snapshot: Snapshot, key: str) -> Changes:
     """Narrow a full read to one user and the groups that list them."""
-    wanted = key.strip().lower()
+    wanted = email_key(key)
     user = next(
         (u for u in snapshot.users
-         if u.external_id == key or (isinstance(u.email, str) and u.email.strip().lower() == wanted)),
+         if u.external_id == key or (isinstance(u.email, str) and email_key(u.email) == wanted)),
         None,
     )
     if user is None:

@@ -29,9 +29,13 @@ _LOOKALIKES = str.maketrans(
     "аbсdеһіјӏорԛѕսԝхуАВСЕНІЈКМНОРЅТХУЬαβεικνορτυχАΒΕΗΙΚΜΝΟΡΤΥΧΖ",
     "abcdehijlopqsuwxyABCEHIJKMHOPSTXYbaBeiKvopTuxABEHIKMNOPTYXZ",
 )
-# C0/C1 control characters (Unicode category Cc), and the bidirectional marks, overrides
-# and isolates that can make a name display as something else.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0/C1 control characters (Unicode category Cc), and the bidirectional embeddings,
+# overrides and isolates that reorder how a name displays ("Ana \u202egnp.exe").
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Invisible format characters (category Cf: zero-width space, soft hyphen, BOM, bidi
+# marks, ...) that a display field loses. The zero-width joiner and non-joiner stay: they
+# are part of the spelling of Persian and Indic names and of emoji sequences.
+_KEPT_IN_TEXT = frozenset("\u200c\u200d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,18 +44,37 @@ class Violation:
     detail: str
 
 
+def text_key(text: str) -> str:
+    """The one key emails and group names are matched and kept unique by, in the planner,
+    the store's unique columns and every lookup: NFKC (fullwidth forms and ligatures fold
+    to their plain letters), full case folding ("Straße" and "STRASSE" are one name), NFKC
+    again (folding can leave unnormalised text, as for "ǰ"), then trimmed.
+
+    No language-specific folding: "İ" (Turkish capital dotted I) keys as "i" plus a
+    combining dot, so "İSTANBUL" and "istanbul" are two names, and so are "ı" and "i".
+    Idempotent: `text_key(text_key(t)) == text_key(t)`.
+    """
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    return folded.strip()
+
+
 def email_key(email: str) -> str:
-    """The case-insensitive key users are matched and kept unique by (R1)."""
-    return email.strip().lower()
+    """The key users are matched and kept unique by (R1): `text_key`."""
+    return text_key(email)
 
 
 def name_key(name: str) -> str:
-    """The case-insensitive key groups are matched and kept unique by (R6)."""
-    return name.strip().casefold()
+    """The key groups are matched and kept unique by (R6): `text_key`."""
+    return text_key(name)
 
 
 def check_email(raw: object) -> str | Violation:
-    """R1: the trimmed email, or why it cannot be a user's key."""
+    """R1: the trimmed email, or why it cannot be a user's key.
+
+    Compatibility forms fold to plain ASCII first (NFKC: a fullwidth "ＡＮＡ@example.com"
+    is "ANA@example.com", the same user as "ana@example.com"); what is still not ASCII
+    after that (a Cyrillic "а") is refused.
+    """
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return Violation("missing-email", "the user has no email address")
     if not isinstance(raw, str):
@@ -61,6 +84,11 @@ def check_email(raw: object) -> str | Violation:
         return Violation("invalid-email", f"the email is {len(email)} characters long")
     if _has_control(email):
         return Violation("control-characters", "the email contains control characters")
+    if _has_format(email):
+        return Violation("invisible-characters", f"the email {email!r} contains invisible format characters")
+    email = unicodedata.normalize("NFKC", email).strip()
+    if len(email) > MAX_EMAIL_LENGTH:  # some compatibility characters expand
+        return Violation("invalid-email", f"the email is {len(email)} characters long")
     if not email.isascii():
         return Violation("invalid-email", f"the email {email!r} contains non-ASCII characters")
     if not _EMAIL.match(email):
@@ -74,14 +102,14 @@ def check_text(value: object, field: str, rules: RuleSettings) -> str | None | V
         return None
     if not isinstance(value, str):
         return Violation("invalid-field", f"{field} is a {type(value).__name__}, not text")
-    text = value.strip()
+    if _has_control(value):
+        return Violation("control-characters", f"{field} contains control characters")
+    text = strip_format(value).strip()
     if len(text) > rules.max_field_length:
         return Violation(
             "field-too-long",
             f"{field} is {len(text)} characters long (at most {rules.max_field_length})",
         )
-    if _has_control(text):
-        return Violation("control-characters", f"{field} contains control characters")
     return text or None
 
 
@@ -112,16 +140,31 @@ def check_group_name(raw: object, rules: RuleSettings) -> str | Violation:
     if not name.isascii() and looks_like(name, rules.admin_group):
         return Violation(
             "reserved-name",
-            f"{name!r} looks like the reserved {rules.admin_group!r} but is spelt with other letters",
+            f"{name!r} looks like the reserved {rules.admin_group!r} but is spelt with other"
+            " letters or invisible characters",
+        )
+    if _has_format(name):
+        return Violation(
+            "invisible-characters",
+            f"the group name {name!r} contains invisible format characters (zero-width space,"
+            " soft hyphen, bidi mark, ...)",
         )
     return name
 
 
 def looks_like(name: str, other: str) -> bool:
-    """Whether `name` reads as `other` once look-alike letters of other scripts and
-    compatibility forms (fullwidth, ligatures) are folded."""
-    folded = unicodedata.normalize("NFKC", name).translate(_LOOKALIKES)
+    """Whether `name` reads as `other` once invisible format characters are removed and
+    look-alike letters of other scripts and compatibility forms (fullwidth, ligatures)
+    are folded."""
+    visible = "".join(c for c in name if not _is_format(c))
+    folded = unicodedata.normalize("NFKC", visible).translate(_LOOKALIKES)
     return name_key(folded) == name_key(other)
+
+
+def strip_format(text: str) -> str:
+    """`text` without its invisible format characters (category Cf), except the zero-width
+    joiner and non-joiner that some scripts and emoji are spelt with."""
+    return "".join(c for c in text if c in _KEPT_IN_TEXT or not _is_format(c))
 
 
 def is_admin_alias(name: str, rules: RuleSettings) -> bool:
@@ -161,3 +204,11 @@ def entra_active(account_enabled: object, soft_deleted: bool = False) -> bool:
 
 def _has_control(text: str) -> bool:
     return _CONTROL.search(text) is not None
+
+
+def _is_format(char: str) -> bool:
+    return unicodedata.category(char) == "Cf"
+
+
+def _has_format(text: str) -> bool:
+    return any(_is_format(c) for c in text)

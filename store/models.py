@@ -142,8 +142,8 @@ class Directory(Base):
 
 
 class User(Base):
-    """A local user. `email_key` (trimmed, lower-cased email) makes email unique
-    case-insensitively on every backend; `(managed_by, external_id)` binds it to an IdP."""
+    """A local user. `email_key` (`reconcile.rules.email_key` of the email) makes email
+    unique case-insensitively on every backend; `(managed_by, external_id)` binds it to an IdP."""
 
     __tablename__ = "users"
     __table_args__ = (UniqueConstraint("managed_by", "external_id"),)
@@ -162,7 +162,8 @@ class User(Base):
 
 
 class Group(Base):
-    """A local group; `name_key` (lower-cased name) makes names unique case-insensitively."""
+    """A local group; `name_key` (`reconcile.rules.name_key` of the name) makes names
+    unique case-insensitively."""
 
     __tablename__ = "groups"
     __table_args__ = (UniqueConstraint("managed_by", "external_id"),)

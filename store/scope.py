@@ -28,6 +28,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from reconcile.model import LocalGroup, LocalInvite, LocalState, LocalUser
+from reconcile.rules import email_key, name_key
 from store.models import InviteStatus, groups, invites, memberships, users
 
 # Bound parameters per IN list: well under SQLite's and PostgreSQL's limits.
@@ -49,9 +50,9 @@ def load_scope(
 
     `user_ids`, `group_ids`, `complete_group_ids` and `deactivating` are external ids
     (`deactivating` ⊆ `user_ids`: users that left or were disabled); `emails` and
-    `group_names` are compared by their lower-cased keys. A bound group the changes name
-    without its complete member list lists only the scoped users among its members: the
-    plan changes only those.
+    `group_names` are compared by their keys (`reconcile.rules.email_key`, `name_key`).
+    A bound group the changes name without its complete member list lists only the
+    scoped users among its members: the plan changes only those.
     """
     conn = session.connection()
     u, g, m = users.c, groups.c, memberships.c
@@ -61,14 +62,14 @@ def load_scope(
     user_rows: dict[int, Any] = {}
     for chunk in _chunks(user_ids):
         _collect(user_rows, conn, select(*columns).where(u.managed_by == directory, u.external_id.in_(chunk)))
-    for chunk in _chunks({e.strip().lower() for e in emails}):
+    for chunk in _chunks({email_key(e) for e in emails}):
         _collect(user_rows, conn, select(*columns).where(u.email_key.in_(chunk)))
 
     bound_rows: dict[int, Any] = {}
     for chunk in _chunks(group_ids):
         _collect(bound_rows, conn, select(*group_columns).where(g.managed_by == directory, g.external_id.in_(chunk)))
     group_rows: dict[int, Any] = {}
-    for chunk in _chunks({n.strip().lower() for n in group_names}):
+    for chunk in _chunks({name_key(n) for n in group_names}):
         _collect(group_rows, conn, select(*group_columns).where(g.name_key.in_(chunk)))
     _collect(group_rows, conn, select(*group_columns).where(g.reserved.is_(True)))
     complete = set(complete_group_ids)

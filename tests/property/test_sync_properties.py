@@ -17,15 +17,17 @@ from sqlalchemy import delete
 
 import config
 from reconcile.cycle import run_cycle
+from reconcile.rules import name_key
 from store import Store, export_state
 from store.models import Directory, Group, Invite, Lease, Membership, SyncEvent, SyncRun, User
 
 USER_IDS = [f"u{i}" for i in range(6)]
 # Each group id has its own family of names, so groups never collide with each other; the
-# families include names the rules refuse (25+ characters, empty) and case changes.
+# families include names the rules refuse (25+ characters, empty) and changes of case and
+# width that keep the name key.
 GROUP_NAMES = {
-    "g0": ["Engineering", "ENGINEERING", "Eng"],
-    "g1": ["Sales", "S" * 25, "Sales EMEA"],
+    "g0": ["Engineering", "ＥＮＧＩＮＥＥＲＩＮＧ", "Eng"],
+    "g1": ["Straße", "S" * 25, "STRASSE"],
     "g2": ["Ops", "", "Operations " + "x" * 30],
 }
 
@@ -91,19 +93,19 @@ class Expected:
             valid = bool(name.strip()) and len(name) <= 24  # R2
             if gid in self.groups:
                 current = self.groups[gid]
-                taken = name.lower() != current["name"].lower() and name.lower() in self.local_groups  # R6
+                taken = name_key(name) != name_key(current["name"]) and name_key(name) in self.local_groups  # R6
                 if not valid or taken:
                     name = current["name"]  # the new name is refused; the group keeps its own
             elif not valid:
                 continue  # never created
             else:  # first sight: link to a local group of that name (R6), else create
-                current = self.local_groups.pop(name.lower(), {"members": set()})
+                current = self.local_groups.pop(name_key(name), {"members": set()})
             # Members follow the record; a held user counts as stored.
             wanted = {m for m in members if m in self.users and self.users[m]["active"]}
             self.groups[gid] = {"name": name, "members": wanted}
         for gid in [g for g in self.groups if g not in {x[0] for x in groups}]:
             group = self.groups.pop(gid)  # R7: left scope, unlinked, members kept
-            self.local_groups[group["name"].lower()] = group
+            self.local_groups[name_key(group["name"])] = group
 
     def export(self) -> dict[str, Any]:
         users = sorted(

@@ -5,8 +5,10 @@ Revises: 0004
 Create Date: 2026-12-01
 
 Earlier events get keys from their target where the target is the object itself (user,
-group and invite events; the group of a membership event); a membership event's user
-is in its JSON values only, so such older events are found by their group.
+group and invite events; the group of a membership event), lower-cased by the database
+(the product's key also folds width and compatibility forms, which older ASCII targets
+do not need); a membership event's user is in its JSON values only, so such older events
+are found by their group.
 """
 
 from collections.abc import Sequence
