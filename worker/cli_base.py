@@ -14,6 +14,8 @@ import config
 from config import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_HALTED, EXIT_REFUSED = 0, 1, 2, 3, 4
+# What the command was asked about does not exist (a user, a group, a staged plan).
+EXIT_NOT_FOUND = EXIT_REFUSED
 
 
 class Exit(Exception):

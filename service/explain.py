@@ -1,0 +1,171 @@
+"""`explain`: the decision trace of one user or group, from what the store recorded.
+
+Answers what an on-call admin asks about one object (Entra's "provision on demand" and
+Okta's per-user provisioning errors are the anchors): which directory manages it and
+since when, how it was matched, its current state and groups, the last decision a rule
+made about it (with the reason), staged operations waiting on it, and its recent events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from reconcile.rules import email_key, name_key
+from service.history import EventFilter, EventView, events
+from store import Store
+from store.models import RunStatus, SyncRun, groups, memberships, users
+
+RECENT = 20
+
+# How the first event binding an object to its directory says it was matched (§3, R6).
+_MATCHED_BY = {
+    "create-user": "created from the directory record (no local user had this email)",
+    "link-user": "linked to the existing local user with this email",
+    "create-group": "created from the directory group (no local group had this name)",
+    "link-group": "linked to the existing local group with this name, or by an explicit link",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    kind: str  # "user" or "group"
+    query: str
+    found: bool
+    state: dict[str, Any] = field(default_factory=dict)
+    managed_by: str | None = None
+    external_id: str | None = None
+    managed_since: datetime | None = None
+    matched_by: str | None = None
+    groups: tuple[str, ...] = ()  # a user's groups, or a group's members
+    last_decision: EventView | None = None
+    staged: tuple[EventView, ...] = ()
+    recent: tuple[EventView, ...] = ()
+
+    @property
+    def steps(self) -> list[str]:
+        """The trace as sentences, in the order a person reads it."""
+        if not self.found:
+            out = [f"no {self.kind} {self.query!r} in the store"]
+            if self.last_decision is not None:
+                out.append(_decision(self.last_decision))
+            return out
+        who = self.state.get("email") or self.state.get("name")
+        if self.managed_by is None:
+            out = [f"{self.kind} {who!r} is local: no directory manages it (admin actions may change it)"]
+        else:
+            since = f" since {self.managed_since:%Y-%m-%d %H:%M:%S}" if self.managed_since else ""
+            out = [f"managed by directory {self.managed_by!r} (its id {self.external_id!r}){since}: read-only here (R5)"]
+        if self.matched_by:
+            out.append(f"matched: {self.matched_by}")
+        if self.kind == "user":
+            out.append("state: " + ("active" if self.state.get("active") else "inactive"))
+            out.append("groups: " + (", ".join(self.groups) or "none"))
+        else:
+            out.append(f"members: {len(self.groups)}")
+        if self.last_decision is not None:
+            out.append(_decision(self.last_decision))
+        for event in self.staged:
+            out.append(f"staged in run {event.run_id}, awaiting approval: {event.action} {event.target}")
+        return out
+
+
+def explain(store: Store, query: str, *, directory: str | None = None, kind: str | None = None) -> Explanation:
+    """The trace of the user with email `query`, else of the group named `query`
+    (`kind` forces one). `directory` narrows the events to that directory's runs."""
+    if kind in (None, "user") and ("@" in query or kind == "user"):
+        return _explain_user(store, query, directory)
+    return _explain_group(store, query, directory)
+
+
+def _explain_user(store: Store, email: str, directory: str | None) -> Explanation:
+    u = users.c
+    with store.session() as session:
+        conn = session.connection()
+        row = conn.execute(select(u.id, u.email, u.given_name, u.family_name, u.display_name, u.active,
+                                  u.managed_by, u.external_id).where(u.email_key == email_key(email))).first()
+        names: list[str] = []
+        if row is not None:
+            query = (select(groups.c.name).join(memberships, memberships.c.group_id == groups.c.id)
+                     .where(memberships.c.user_id == row.id).order_by(groups.c.name))
+            names = list(conn.execute(query).scalars())
+    history = events(store, EventFilter(user=email, directory=directory), limit=None)
+    if row is None:
+        return Explanation("user", email, False, last_decision=_last_decision(history), recent=tuple(history[:RECENT]))
+    state = {"email": row.email, "given_name": row.given_name, "family_name": row.family_name,
+             "display_name": row.display_name, "active": bool(row.active)}
+    return _explained("user", email, state, row.managed_by, row.external_id, tuple(names), history, store)
+
+
+def _explain_group(store: Store, name: str, directory: str | None) -> Explanation:
+    g = groups.c
+    with store.session() as session:
+        conn = session.connection()
+        row = conn.execute(select(g.id, g.name, g.managed_by, g.external_id, g.reserved)
+                           .where(g.name_key == name_key(name))).first()
+        members: list[str] = []
+        if row is not None:
+            query = (select(users.c.email).join(memberships, memberships.c.user_id == users.c.id)
+                     .where(memberships.c.group_id == row.id).order_by(users.c.email))
+            members = list(conn.execute(query).scalars())
+    history = events(store, EventFilter(group=name, directory=directory), limit=None)
+    if row is None:
+        return Explanation("group", name, False, last_decision=_last_decision(history), recent=tuple(history[:RECENT]))
+    state = {"name": row.name, "reserved": bool(row.reserved)}
+    return _explained("group", name, state, row.managed_by, row.external_id, tuple(members), history, store)
+
+
+def _explained(kind: str, query: str, state: dict[str, Any], managed_by: str | None, external_id: str | None,
+               related: tuple[str, ...], history: list[EventView], store: Store) -> Explanation:
+    bound = _binding_event(history, managed_by) if managed_by else None
+    return Explanation(
+        kind, query, True, state, managed_by, external_id,
+        managed_since=bound.at if bound else None,
+        matched_by=_MATCHED_BY.get(bound.action) if bound else None,
+        groups=related,
+        last_decision=_last_decision(history),
+        staged=tuple(_open_staged(store, history)),
+        recent=tuple(history[:RECENT]),
+    )
+
+
+def _binding_event(history: list[EventView], directory: str) -> EventView | None:
+    """The latest applied create or link that bound the object to `directory`."""
+    for event in history:  # newest first
+        if event.directory == directory and event.outcome == "applied" and event.action in _MATCHED_BY:
+            return event
+    return None
+
+
+def _last_decision(history: list[EventView]) -> EventView | None:
+    """The newest event a rule decided: a rejection, a conflict or a failure, else the
+    newest applied change."""
+    for event in history:
+        if event.outcome in ("rejected", "conflict", "failed"):
+            return event
+        if event.outcome == "applied":
+            return event
+    return None
+
+
+def _open_staged(store: Store, history: list[EventView]) -> list[EventView]:
+    """Staged events of runs that are still halted (their plan awaits a decision)."""
+    staged = [e for e in history if e.outcome == "staged" and e.run_id is not None]
+    if not staged:
+        return []
+    with store.session() as session:
+        halted = set(session.execute(
+            select(SyncRun.id).where(SyncRun.id.in_({e.run_id for e in staged}),
+                                     SyncRun.status == RunStatus.HALTED.value)).scalars())
+    return [e for e in staged if e.run_id in halted]
+
+
+def _decision(event: EventView) -> str:
+    where = f"run {event.run_id}" if event.run_id is not None else "an admin action"
+    if event.outcome in ("rejected", "conflict", "failed"):
+        detail = f" ({event.detail})" if event.detail else ""
+        return f"last decision ({where}, {event.at:%Y-%m-%d %H:%M:%S}): {event.outcome} {event.action}: {event.reason}{detail}"
+    return f"last change ({where}, {event.at:%Y-%m-%d %H:%M:%S}): {event.action} applied"
