@@ -51,6 +51,8 @@ log = logging.getLogger("dirsync.cycle")
 MAX_REGAINED_USERS = 200
 
 Lock = Callable[[str], AbstractContextManager[bool]]
+# How a dry run says a safety limit would halt its plan.
+DRY_RUN_HALT = "halted: "
 Progress = Callable[[str, int, int], None]
 
 
@@ -71,6 +73,11 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.status in ("succeeded", "skipped", "dry-run")
+
+    @property
+    def would_halt(self) -> bool:
+        """A dry run whose plan a safety limit would stage."""
+        return self.status == "dry-run" and self.error is not None and self.error.startswith(DRY_RUN_HALT)
 
 
 def run_cycle(
@@ -227,7 +234,7 @@ class _Cycle:
             )
             if self.dry_run:
                 return self._result(None, "dry-run", mode, counts=the_plan.counts(), plan=the_plan,
-                                    error=f"halted: {verdict.reason}" if verdict.halted else None)
+                                    error=f"{DRY_RUN_HALT}{verdict.reason}" if verdict.halted else None)
             if verdict.halted:
                 with self.store.session(write=True) as session:
                     record_staged(session, run_id, the_plan)

@@ -22,12 +22,16 @@ from worker.cli_base import (
 )
 
 
+# A dry run shows this many operations of each kind (`--all`: every one).
+DRY_RUN_LINES = 20
+
+
 def exit_code(results: list[RunResult]) -> int:
     """The worst outcome decides: failed (or partial, or aborted), then halted, then refused."""
     statuses = {r.status for r in results}
     if statuses & {"failed", "partial", "aborted"}:
         return EXIT_FAILED
-    if "halted" in statuses:
+    if "halted" in statuses or any(r.would_halt for r in results):
         return EXIT_HALTED
     if "refused" in statuses:
         return EXIT_REFUSED
@@ -37,7 +41,8 @@ def exit_code(results: list[RunResult]) -> int:
 @click.command()
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--full", is_flag=True, help="Read everything, not only changes since the last cycle.")
-@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing (exit 3 if a safety limit would halt it).")
+@click.option("--all", "show_all", is_flag=True, help="With --dry-run: every operation, not the first 20 of each kind.")
 @click.option("--allow-deactivations", is_flag=True, help="Approve a plan a safety limit halted.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @click.option("--async", "use_async", is_flag=True, help="Enqueue on the Celery workers instead of running here.")
@@ -45,8 +50,8 @@ def exit_code(results: list[RunResult]) -> int:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3600.0, show_default=True,
               help="With --async --wait: give up waiting after this many seconds (the cycle goes on).")
 @pass_ctx
-def sync(ctx: Context, names: tuple[str, ...], full: bool, dry_run: bool, allow_deactivations: bool,
-         as_json: bool, use_async: bool, wait: bool, timeout: float) -> None:
+def sync(ctx: Context, names: tuple[str, ...], full: bool, dry_run: bool, show_all: bool,
+         allow_deactivations: bool, as_json: bool, use_async: bool, wait: bool, timeout: float) -> None:
     """Run a cycle for each NAME (default: every configured directory)."""
     targets = list(names) or sorted(ctx.settings.directories)
     if not targets:
@@ -63,16 +68,17 @@ def sync(ctx: Context, names: tuple[str, ...], full: bool, dry_run: bool, allow_
                                allow_deactivations=allow_deactivations, store=ctx.store, progress=progress)
             results.append(result)
             if not as_json:
-                _print_result(result, dry_run)
+                _print_result(result, dry_run, show_all)
     if as_json:
         echo_json([render.result_json(r) for r in results])
     raise Exit(exit_code(results))
 
 
-def _print_result(result: RunResult, dry_run: bool) -> None:
+def _print_result(result: RunResult, dry_run: bool, show_all: bool = False) -> None:
     if dry_run and result.plan is not None:
-        click.echo(f"plan for {result.directory} ({result.mode}):")
-        lines = list(render.plan_lines(result.plan))
+        counts = ", ".join(f"{n} {action}" for action, n in result.plan.counts().items() if n)
+        click.echo(f"plan for {result.directory} ({result.mode}): {counts or 'nothing to do'}")
+        lines = list(render.plan_lines(result.plan, per_action=None if show_all else DRY_RUN_LINES))
         for line in lines or ["  (nothing to do)"]:
             click.echo(f"  {line}")
     elif result.plan is not None and result.plan.rejections:

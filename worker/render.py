@@ -108,11 +108,16 @@ def summary(result: RunResult) -> str:
         n = result.counts.get(f"outcome:{outcome}")
         if n:
             parts.append(f"{n} {'failed' if outcome == 'failed' else 'conflicted'}")
-    changes = ", ".join(parts) if parts else "no changes"
+    # "no changes" only where that is the news: a failed or skipped run changed nothing
+    # because it did not get that far.
+    quiet = result.status in ("succeeded", "dry-run")
+    changes = ", ".join(parts) if parts else ("no changes" if quiet else "")
     run = f"; run {result.run_id}" if result.run_id is not None else ""
-    line = f"{result.directory}: {result.status} ({result.mode}, {result.duration_seconds:.1f}s) - {changes}{run}"
+    head = f"{result.directory}: {result.status} ({result.mode}, {result.duration_seconds:.1f}s)"
+    line = f"{head} - {changes}{run}" if changes else f"{head}{run}"
     if result.error:
-        line += f"\n{result.directory}: {result.error}"
+        # Errors may already name the directory ("entra: ..."): say it once.
+        line += f"\n{result.directory}: {result.error.removeprefix(f'{result.directory}: ')}"
     return line
 
 

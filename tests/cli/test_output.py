@@ -1,0 +1,42 @@
+"""What `dirsync sync` prints: dry runs that stay readable, failures that don't say "no changes"."""
+
+from __future__ import annotations
+
+from tests.cli.conftest import Workspace, user
+
+
+def test_a_dry_run_shows_counts_and_the_first_twenty_of_each_kind(ws: Workspace) -> None:
+    ws.write_directory([user(f"u{n}", f"user{n}@example.com") for n in range(45)])
+
+    short = ws.run("sync", "--dry-run")
+    full = ws.run("sync", "--dry-run", "--all")
+
+    assert short.code == 0
+    assert "plan for hr (full): 1 create-group, 45 create-user" in short.out
+    assert sum(1 for line in short.out.splitlines() if line.strip().startswith("+ user")) == 20
+    assert "... and 25 more create-user operations" in short.out
+    assert sum(1 for line in full.out.splitlines() if line.strip().startswith("+ user")) == 45
+
+
+def test_a_dry_run_that_a_safety_limit_would_halt_exits_3_and_changes_nothing(ws: Workspace) -> None:
+    ws.write_directory([user(f"u{n}", f"user{n}@example.com") for n in range(20)])
+    assert ws.run("sync").code == 0
+    ws.write_directory([user(f"u{n}", f"user{n}@example.com") for n in range(5)])
+
+    result = ws.run("sync", "--dry-run")
+
+    assert result.code == 3, result.out + result.err
+    assert "halted" in result.out
+    assert all(u["active"] for u in ws.export()["users"])
+
+
+def test_a_failed_run_does_not_say_no_changes(ws: Workspace) -> None:
+    ws.directory_file.write_text("{not json")
+
+    result = ws.run("sync")
+
+    assert result.code == 1
+    assert "no changes" not in result.out
+    first = result.out.splitlines()[0]
+    assert first.startswith("hr: failed (")
+    assert "hr: hr:" not in result.out
