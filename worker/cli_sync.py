@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 
 import click
@@ -206,46 +207,35 @@ def events(ctx: Context, run_id: int | None, directory: str | None, user: str | 
 @pass_ctx
 def enable(ctx: Context, name: str) -> None:
     """Turn sync on for NAME: open invites are revoked (R8); the next cycle links by email and name."""
-    from reconcile.apply import apply
-    from reconcile.plan import revoke_invites
-    from reconcile.model import Plan
-    from store import ensure_directory, load_local_state, set_enabled
+    from service.directories import enable as turn_on
 
-    directory = ctx.settings.directory(name)
-    with ctx.store.session() as session:
-        ensure_directory(session, name, directory.kind)
-        set_enabled(session, name, True)
-        local = load_local_state(session)
-    revoked = revoke_invites(local)
-    apply(ctx.store, Plan(name, tuple(revoked)), run_id=None, directory=name)
-    click.echo(f"{name}: sync enabled; {len(revoked)} open invites revoked; run `dirsync sync {name}` to link")
+    done = turn_on(ctx.settings, ctx.store, name)
+    click.echo(f"{name}: sync enabled; {done.invites_revoked} open invites revoked; run `dirsync sync {name}` to link")
 
 
 @click.command()
 @click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts).")
+@click.option("--dry-run", is_flag=True, help="Only say what would be converted.")
 @pass_ctx
-def disable(ctx: Context, name: str) -> None:
+def disable(ctx: Context, name: str, yes: bool, dry_run: bool) -> None:
     """Turn sync off for NAME: its users and groups become local, nothing is lost (R8)."""
-    from reconcile.apply import apply
-    from reconcile.plan import plan_disable
-    from store import ensure_directory, load_local_state, set_enabled
+    from service.directories import disable as turn_off
+    from service.directories import disable_preview
 
-    directory = ctx.settings.directory(name)
-    with ctx.store.session() as session:
-        ensure_directory(session, name, directory.kind)
-        # Off first, so no cycle links objects again while they are converted.
-        row = set_enabled(session, name, False)
-        row.watermark = None  # turning it on again re-reads everything and relinks by match
-    with ctx.store.session() as session:
-        local = load_local_state(session)
-    the_plan = plan_disable(local, name)
-    result = apply(ctx.store, the_plan, run_id=None, directory=name)
-    users = sum(1 for op in the_plan.operations if op.user is not None)
-    groups = len(the_plan.operations) - users
-    failed = result.failed
-    click.echo(f"{name}: sync disabled; {users} users and {groups} groups are local now")
-    if failed:
-        raise Exit(EXIT_FAILED, f"{failed} conversions failed; run `dirsync disable {name}` again")
+    preview = disable_preview(ctx.settings, ctx.store, name)
+    what = f"{preview.users} users and {preview.groups} groups managed by {name} would become local"
+    if dry_run:
+        click.echo(f"{name}: {what}; nothing changed (--dry-run)")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise Exit(EXIT_USAGE, f"{what}; confirm with --yes (no terminal to ask on)")
+        click.confirm(f"{what}. Turn sync off for {name}?", abort=True, err=True)
+    done = turn_off(ctx.settings, ctx.store, name)
+    click.echo(f"{name}: sync disabled; {done.users} users and {done.groups} groups are local now")
+    if done.failed:
+        raise Exit(EXIT_FAILED, f"{done.failed} conversions failed; run `dirsync disable {name} --yes` again")
 
 
 @click.group()

@@ -117,7 +117,7 @@ def test_group_of_25_characters_is_refused_locally_too(ws):
 def test_invite_is_refused_while_sync_is_on_and_revoked_when_it_is_turned_on(ws):
     assert ws.run("admin", "invite", "new@example.com").code == 4
     ws.write_directory([user("u1", "ana@example.com")])
-    assert ws.run("disable", "hr").code == 0
+    assert ws.run("disable", "hr", "--yes").code == 0
     assert ws.run("admin", "invite", "new@example.com").code == 0
     assert ws.export()["invites"] == [{"email": "new@example.com", "status": "open"}]
     assert ws.run("enable", "hr").code == 0
@@ -127,7 +127,7 @@ def test_invite_is_refused_while_sync_is_on_and_revoked_when_it_is_turned_on(ws)
 def test_disable_converts_managed_objects_to_local_and_sync_refuses_until_enabled(ws):
     ws.write_directory([user("u1", "ana@example.com")], [{"id": "g1", "name": "Eng", "members": ["u1"]}])
     ws.run("sync")
-    assert ws.run("disable", "hr").code == 0
+    assert ws.run("disable", "hr", "--yes").code == 0
     state = ws.export()
     assert state["users"][0]["managed_by"] is None and state["users"][0]["active"] is True
     [eng] = [g for g in state["groups"] if g["name"] == "Eng"]
@@ -166,3 +166,16 @@ def test_a_configured_store_password_never_reaches_an_error(ws):
     result = ws.run("export")
     assert result.code == 1
     assert "hunter2secret" not in result.err + result.out
+
+
+def test_disable_says_what_it_would_convert_and_needs_a_confirmation(ws):
+    ws.write_directory([user("u1", "ana@example.com"), user("u2", "bo@example.com")],
+                       [{"id": "g1", "name": "Eng", "members": ["u1"]}])
+    ws.run("sync")
+
+    looked = ws.run("disable", "hr", "--dry-run")
+    unconfirmed = ws.run("disable", "hr")
+
+    assert looked.code == 0 and "2 users and 1 groups managed by hr would become local" in looked.out
+    assert unconfirmed.code == 2 and "confirm with --yes" in unconfirmed.err
+    assert {u["managed_by"] for u in ws.export()["users"]} == {"hr"}

@@ -1,0 +1,68 @@
+"""Turning a directory's sync on and off (R8), for every face."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from config import Settings
+from reconcile.apply import apply
+from reconcile.model import Plan
+from reconcile.plan import plan_disable, revoke_invites
+from store import Store, ensure_directory, load_local_state, set_enabled
+
+
+@dataclass(frozen=True, slots=True)
+class Enabled:
+    directory: str
+    invites_revoked: int
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """What disabling converts to local (or converted), and what did not convert."""
+
+    directory: str
+    users: int
+    groups: int
+    failed: int = 0
+
+
+def enable(settings: Settings, store: Store, name: str) -> Enabled:
+    """Turn sync on for `name`: a new generation starts and open invites are revoked (R8);
+    the next cycle links by email and name."""
+    directory = settings.directory(name)
+    with store.session(write=True) as session:
+        ensure_directory(session, name, directory.kind)
+        set_enabled(session, name, True)
+        local = load_local_state(session)
+    revoked = revoke_invites(local)
+    apply(store, Plan(name, tuple(revoked)), run_id=None, directory=name)
+    return Enabled(name, len(revoked))
+
+
+def disable_preview(settings: Settings, store: Store, name: str) -> Conversion:
+    """What `disable` would convert now, changing nothing."""
+    settings.directory(name)
+    with store.session() as session:
+        the_plan = plan_disable(load_local_state(session), name)
+    return _counted(name, the_plan)
+
+
+def disable(settings: Settings, store: Store, name: str) -> Conversion:
+    """Turn sync off for `name`: off first (a new generation, so a running cycle stops
+    writing), the watermark cleared (turning it on again reads everything), then every
+    user and group it manages converted to local, losing nothing (R8)."""
+    directory = settings.directory(name)
+    with store.session(write=True) as session:
+        ensure_directory(session, name, directory.kind)
+        set_enabled(session, name, False).watermark = None
+    with store.session() as session:
+        the_plan = plan_disable(load_local_state(session), name)
+    result = apply(store, the_plan, run_id=None, directory=name)
+    done = _counted(name, the_plan)
+    return Conversion(name, done.users, done.groups, failed=result.failed + result.conflicts)
+
+
+def _counted(name: str, the_plan: Plan) -> Conversion:
+    users = sum(1 for op in the_plan.operations if op.user is not None)
+    return Conversion(name, users, len(the_plan.operations) - users)
