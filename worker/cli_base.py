@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -41,6 +42,27 @@ class Context:
 
             self._store = open_store(self.settings.store.url)
         return self._store
+
+    @property
+    def reader(self) -> Any:
+        """The store for commands that only read: an embedded store that does not exist
+        yet is not created (an empty one stands in), so looking never leaves a file behind."""
+        if self._store is None and self._missing_sqlite_file():
+            from store import open_store
+
+            self._store = open_store("sqlite://")
+        return self.store
+
+    def _missing_sqlite_file(self) -> bool:
+        from sqlalchemy.engine import make_url
+
+        try:
+            url = make_url(self.settings.store.url)
+        except Exception:
+            return False  # `store` says what is wrong with it
+        database = url.database
+        return url.get_backend_name() == "sqlite" and bool(database) and database != ":memory:" and not (
+            Path(database).exists())
 
     def close(self) -> None:
         if self._store is not None:

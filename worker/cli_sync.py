@@ -131,7 +131,7 @@ def export(ctx: Context, as_json: bool) -> None:
     """Print the store: users, groups with members, invites — sorted."""
     from store import export_state
 
-    with ctx.store.session() as session:
+    with ctx.reader.session() as session:
         state = export_state(session)
     if as_json:
         echo_json(state)
@@ -153,7 +153,7 @@ def runs(ctx: Context, limit: int, directory: str | None, statuses: tuple[str, .
     """The newest cycles: when, which directory, how it ended, what it changed."""
     from service import history
 
-    rows = history.runs(ctx.store, directory=directory, status=statuses, hide_noop=hide_noop, limit=limit)
+    rows = history.runs(ctx.reader, directory=directory, status=statuses, hide_noop=hide_noop, limit=limit)
     if as_json:
         echo_json([render.run_json(r) for r in rows])
         return
@@ -183,14 +183,14 @@ def events(ctx: Context, run_id: int | None, directory: str | None, user: str | 
     """What happened, operation by operation: of one run, or across runs for one user or group."""
     from service import history
 
-    if run_id is not None and not history.run_exists(ctx.store, run_id):
+    if run_id is not None and not history.run_exists(ctx.reader, run_id):
         raise Exit(EXIT_USAGE, f"no run {run_id}")
     where = history.EventFilter(run_id=run_id, directory=directory, user=user, group=group, action=action,
                                 outcome=outcome, reason=reason,
                                 since=since.replace(tzinfo=UTC) if since is not None else None)
     if limit is None and run_id is None:
         limit = history.DEFAULT_LIMIT
-    rows = history.events(ctx.store, where, limit=limit)
+    rows = history.events(ctx.reader, where, limit=limit)
     if as_json:
         echo_json([render.event_json(e) for e in rows])
         return

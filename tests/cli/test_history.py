@@ -77,3 +77,18 @@ def test_a_reader_that_stops_early_is_not_an_error(ws: Workspace) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert done.stdout.split()[0] == "SEQ"
+
+
+def test_looking_at_an_embedded_store_that_does_not_exist_creates_no_file(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIRSYNC_CONFIG", raising=False)
+    monkeypatch.delenv("DIRSYNC_STORE_URL", raising=False)
+    ws = Workspace(tmp_path, capsys, monkeypatch)
+    ws.write_config('[store]\nurl = "sqlite:///never.db"\n')
+
+    outputs = [ws.run(*command) for command in (["runs"], ["events", "--user", "a@example.com"],
+                                                ["export", "--json"], ["explain", "a@example.com"])]
+
+    assert [r.code for r in outputs] == [0, 0, 0, 4]
+    assert outputs[0].out.strip() == "no runs yet"
+    assert not (tmp_path / "never.db").exists()

@@ -22,7 +22,7 @@ def explain(ctx: Context, query: str, directory: str | None, as_group: bool, as_
     it and its last 20 events."""
     from service.explain import explain as trace
 
-    found = trace(ctx.store, query, directory=directory, kind="group" if as_group else None)
+    found = trace(ctx.reader, query, directory=directory, kind="group" if as_group else None)
     if as_json:
         echo_json({**asdict(found), "steps": found.steps})
     else:
