@@ -12,22 +12,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.script.revision import RevisionError
-from alembic.util import CommandError
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+if TYPE_CHECKING:  # alembic is imported only to migrate or to diagnose a schema
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 ALEMBIC_INI = PACKAGE_DIR / "alembic.ini"
+VERSIONS_DIR = PACKAGE_DIR / "migrations" / "versions"
 
 # Execution option naming how a SQLite transaction begins. "IMMEDIATE" takes the write
 # lock up front, so a transaction that reads before it writes waits for another writer
@@ -195,19 +194,28 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     return Config(str(ALEMBIC_INI))
 
 
 def _scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config())
 
 
 def _current(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     heads = MigrationContext.configure(conn).get_current_heads()
     return heads[0] if heads else None
 
 
 def _known(revision: str) -> bool:
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
     try:
         return _scripts().get_revision(revision) is not None
     except (CommandError, RevisionError):
@@ -215,12 +223,32 @@ def _known(revision: str) -> bool:
 
 
 def _upgrade(conn: Connection, revision: str) -> None:
+    from alembic import command
+
     config = _alembic_config()
     config.attributes["connection"] = conn
     command.upgrade(config, revision)
 
 
+def newest_revision_file() -> str:
+    """The head revision by the versions folder's naming (`NNNN_*.py`, each revising the
+    one before it; tests hold this to alembic's own head): known without importing alembic."""
+    return max(p.name.split("_", 1)[0] for p in VERSIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+def _at_newest(store: Store) -> bool:
+    """The common case, answered with one query and no alembic: the schema is current."""
+    try:
+        with store.engine.connect() as conn:
+            current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    except SQLAlchemyError:
+        return False  # no version table yet, or unreadable: the full check says which
+    return current == newest_revision_file()
+
+
 def _ensure_current(store: Store) -> None:
+    if _at_newest(store):
+        return
     head = store.head()
     with store.engine.connect() as conn:
         current = _current(conn)

@@ -137,3 +137,27 @@ def test_upgrade_of_an_unreachable_database_is_one_clear_line() -> None:
 
     assert str(caught.value).startswith("database at postgresql+psycopg://postgres:***@127.0.0.1:1/nowhere cannot be upgraded: ")
     assert "hunter2" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_versions_folder_names_the_head_alembic_knows(store: Store) -> None:
+    # Opening a store compares the database with this, without importing alembic.
+    from store.engine import newest_revision_file
+
+    assert newest_revision_file() == store.head() == store.revision()
+
+
+def test_a_command_that_only_opens_a_current_store_does_not_import_alembic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'current.db'}"
+    open_store(url).dispose()  # created and migrated
+    probe = (
+        "import sys\nfrom store import open_store\n"
+        f"open_store({url!r}).dispose()\n"
+        "print('alembic' in sys.modules)\n"
+    )
+
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+
+    assert done.stdout.strip() == "False", done.stderr
