@@ -6,7 +6,7 @@ found dead. On PostgreSQL the upsert locks the conflicting row and re-checks the
 on SQLite the statement runs under the database write lock. Either way two processes can
 never both be told True.
 
-The holder id is `host:pid:since:random` (`store.locking.new_holder`). A refused caller
+The holder id is `host:pid:since:pidns:random` (`store.locking.new_holder`). A refused caller
 reads who holds the lease; when that holder ran on this host and its process is gone
 (SIGKILL, OOM), the lease is taken over at once. A holder on another host is replaced only
 after its lease expires: a short TTL (60 s by default) that a heartbeat renews every

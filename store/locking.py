@@ -1,9 +1,11 @@
 """What the directory locks share: who holds a lock, and what entering one yields.
 
 Both locks (the store lease, `store.lease`, and the Redis lock, `worker.locks`) name their
-holder with the id `new_holder()` makes, `host:pid:since:random`, so that anyone refused
-can say who holds the lock, and a holder whose process is gone from this host can be
-replaced at once instead of after the TTL.
+holder with the id `new_holder()` makes, `host:pid:since:pidns:random`, so that anyone
+refused can say who holds the lock, and a holder whose process is gone from this host can
+be replaced at once instead of after the TTL. "This host" means the same host name and the
+same PID namespace: containers that share a host name (host networking) cannot see each
+other's processes, so they never judge each other's holders dead.
 
 Entering a lock yields a `LockHandle`: truthy when this caller holds the lock (so
 `if not acquired:` reads as before), with `holder` saying who holds it, and `check()`,
@@ -31,49 +33,55 @@ class LockLost(Exception):
 
 
 def new_holder(*, now: datetime | None = None) -> str:
-    """A holder id unique to this attempt: host, process, when, and a random part."""
+    """A holder id unique to this attempt: host, process, when, PID namespace, random."""
     since = (now or clock.now()).astimezone(UTC).strftime(SINCE_FORMAT)
-    return f"{socket.gethostname()}:{os.getpid()}:{since}:{uuid.uuid4().hex[:8]}"
+    return f"{socket.gethostname()}:{os.getpid()}:{since}:{pid_namespace()}:{uuid.uuid4().hex[:8]}"
+
+
+def pid_namespace() -> str:
+    """This process's PID namespace (Linux), or "-" where there is none to read."""
+    try:
+        link = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return "-"
+    return link.rsplit("[", 1)[-1].rstrip("]") or "-"
 
 
 @dataclass(frozen=True)
 class LockHolder:
     """Who holds a lock, read from its holder id. Ids in another shape (older versions,
-    hand-made ones) keep `host`, `pid` and `since` None: shown as they are, never taken over."""
+    hand-made ones) keep `host`, `pid` and `since` None: shown as they are, and replaced
+    only when their lock expires."""
 
     id: str
     host: str | None = None
     pid: int | None = None
     since: datetime | None = None
+    namespace: str | None = None
 
     @classmethod
     def parse(cls, holder_id: str) -> LockHolder:
-        parts = holder_id.rsplit(":", 3)
-        if len(parts) == 4 and parts[1].isdigit():
-            try:
-                since = datetime.strptime(parts[2], SINCE_FORMAT).replace(tzinfo=UTC)
-            except ValueError:
-                return cls(holder_id)
-            return cls(holder_id, parts[0], int(parts[1]), since)
-        parts = holder_id.rsplit(":", 2)
-        if len(parts) == 3 and parts[1].isdigit():  # host:pid:random, before `since` was added
-            return cls(holder_id, parts[0], int(parts[1]))
-        return cls(holder_id)
+        parts = holder_id.rsplit(":", 4)
+        if len(parts) != 5 or not parts[1].isdigit():
+            return cls(holder_id)
+        host, pid, since, namespace, _ = parts
+        try:
+            started = datetime.strptime(since, SINCE_FORMAT).replace(tzinfo=UTC)
+        except ValueError:
+            return cls(holder_id)
+        return cls(holder_id, host, int(pid), started, namespace)
 
     def describe(self) -> str:
         """`host web-1, pid 4242, since 2026-12-01 12:00:03 UTC`, or the raw id."""
-        if self.host is None or self.pid is None:
+        if self.since is None:
             return f"holder {self.id}"
-        text = f"host {self.host}, pid {self.pid}"
-        if self.since is not None:
-            text += f", since {self.since:%Y-%m-%d %H:%M:%S} UTC"
-        return text
+        return f"host {self.host}, pid {self.pid}, since {self.since:%Y-%m-%d %H:%M:%S} UTC"
 
     def process_gone(self) -> bool:
         """True only when the holder ran on this host and its process no longer runs.
         Anything else (another host, an id without a pid, a pid in use) counts as alive:
         such a holder is replaced only when its lock expires."""
-        if self.host != socket.gethostname() or self.pid is None:
+        if self.pid is None or (self.host, self.namespace) != (socket.gethostname(), pid_namespace()):
             return False
         return not _process_runs(self.pid)
 

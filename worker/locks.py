@@ -5,7 +5,7 @@
 directory's lock, falsy at once, with the other holder, when someone else does (DESIGN §2:
 a held lock means "skipped", never a wait).
 
-The key's value is the holder id (`host:pid:since:random`), so a refused caller can say who
+The key's value is the holder id (`host:pid:since:pidns:random`), so a refused caller can say who
 holds the lock, and a holder whose process is gone from this host (SIGKILL, OOM) is
 replaced at once. A holder on another host is replaced when the key expires: a short TTL
 (`lock_ttl_seconds`, 60 s by default) that a heartbeat thread renews every quarter TTL

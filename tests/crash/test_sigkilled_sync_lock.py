@@ -163,7 +163,8 @@ def test_a_sigkilled_holder_on_another_host_is_replaced_once_its_lease_expires(
     store = ws.open()
     try:
         with store.begin_write() as conn:  # as if that process had run on another host
-            conn.execute(update(leases).where(leases.c.name == LEASE).values(holder=f"elsewhere:{pid}:20261201T000000Z:ab"))
+            elsewhere = f"elsewhere:{pid}:20261201T000000Z:1:ab"
+            conn.execute(update(leases).where(leases.c.name == LEASE).values(holder=elsewhere))
         with store.session() as session:
             expires = session.scalars(select(Lease.expires_at).where(Lease.name == LEASE)).one()
     finally:

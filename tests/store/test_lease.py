@@ -31,6 +31,7 @@ from store import (
     release,
     skipped_message,
 )
+from store.locking import pid_namespace
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
@@ -144,8 +145,8 @@ def test_concurrent_processes_get_the_lease_exactly_once(store: Store) -> None:
 HOST = socket.gethostname()
 
 
-def _holder_id(host: str, pid: int) -> str:
-    return f"{host}:{pid}:20261123T060000Z:0123abcd"
+def _holder_id(host: str, pid: int, namespace: str | None = None) -> str:
+    return f"{host}:{pid}:20261123T060000Z:{namespace or pid_namespace()}:0123abcd"
 
 
 def _finished_pid() -> int:
@@ -181,7 +182,7 @@ def test_a_refused_caller_is_told_the_host_pid_and_since_of_the_holder(store: St
 
 
 def test_the_skip_message_names_the_holder() -> None:
-    holder = LockHolder.parse("web-1:4242:20261123T060003Z:0123abcd")
+    holder = LockHolder.parse("web-1:4242:20261123T060003Z:4026531836:0123abcd")
 
     assert skipped_message(holder) == (
         "skipped: a cycle of this directory is already running (host web-1, pid 4242, since 2026-11-23 06:00:03 UTC)"
@@ -192,10 +193,11 @@ def test_the_skip_message_without_a_known_holder_is_the_plain_one() -> None:
     assert skipped_message(None) == "skipped: a cycle of this directory is already running"
 
 
-def test_a_holder_id_of_another_shape_is_shown_as_it_is() -> None:
-    holder = LockHolder.parse("dead-process")
+@pytest.mark.parametrize("holder_id", ["dead-process", "web-1:4242:0123abcd", "web-1:4242:not-a-time:1:ab"])
+def test_a_holder_id_of_another_shape_is_shown_as_it_is(holder_id: str) -> None:
+    holder = LockHolder.parse(holder_id)
 
-    assert (holder.host, holder.pid, holder.describe()) == (None, None, "holder dead-process")
+    assert (holder.host, holder.pid, holder.describe()) == (None, None, f"holder {holder_id}")
 
 
 def test_a_lease_whose_process_is_gone_from_this_host_is_taken_over_at_once(store: Store) -> None:
@@ -221,6 +223,15 @@ def test_a_live_holder_on_this_host_is_not_taken_over(store: Store) -> None:
     with held_lease(store, "cycle:okta", 3600) as lease:
         assert not lease
         assert lease.holder is not None and lease.holder.pid == os.getpid()
+
+
+def test_a_holder_in_another_pid_namespace_of_this_host_is_not_taken_over(store: Store) -> None:
+    # A container sharing this host name (host networking) cannot see the holder's process.
+    other = _holder_id(HOST, _finished_pid(), namespace=f"not-{pid_namespace()}")
+    assert acquire(store, "cycle:okta", other, 3600)
+
+    with held_lease(store, "cycle:okta", 3600) as lease:
+        assert not lease
 
 
 def test_a_holder_on_another_host_is_taken_over_only_after_its_lease_expires(store: Store) -> None:
@@ -274,7 +285,7 @@ def test_check_of_a_refused_lease_raises(store: Store) -> None:
 def test_a_lease_taken_over_while_held_makes_check_raise_naming_the_new_holder(store: Store) -> None:
     with held_lease(store, "cycle:okta", 60, heartbeat_seconds=0.01) as lease:
         with store.begin_write() as conn:  # another host took it (after a long pause of ours)
-            conn.execute(update(Lease.__table__).values(holder="web-2:77:20261123T060000Z:0123abcd"))
+            conn.execute(update(Lease.__table__).values(holder="web-2:77:20261123T060000Z:4026531836:0123abcd"))
         for _ in range(1000):
             if lease.lost is not None:
                 break

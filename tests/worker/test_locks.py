@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from store import LockHandle, LockHolder, LockLost
+from store.locking import pid_namespace
 from tests.worker.conftest import REDIS_URL
 from worker.locks import KEY_PREFIX, all_of, redis_lock
 
@@ -157,8 +158,8 @@ def test_heartbeat_stops_when_the_lock_was_taken_over(
 HOST = socket.gethostname()
 
 
-def _holder_id(host: str, pid: int) -> str:
-    return f"{host}:{pid}:20261123T060000Z:0123abcd"
+def _holder_id(host: str, pid: int, namespace: str | None = None) -> str:
+    return f"{host}:{pid}:20261123T060000Z:{namespace or pid_namespace()}:0123abcd"
 
 
 def _finished_pid() -> int:
@@ -249,7 +250,7 @@ def _refused_by(holder: str) -> Iterator[LockHandle]:
 
 
 def test_all_of_yields_the_refusal_with_its_holder_and_releases_what_it_took(redis_client: redis.Redis) -> None:
-    lock = all_of(redis_lock(redis_client, ttl=30), lambda name: _refused_by("web-2:77:20261123T060000Z:ab"))
+    lock = all_of(redis_lock(redis_client, ttl=30), lambda name: _refused_by("web-2:77:20261123T060000Z:4026531836:ab"))
 
     with lock("hr") as both:
         assert not both
