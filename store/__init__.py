@@ -33,9 +33,14 @@ Runs and events (in the caller's session; the caller commits)
     close_interrupted_runs(session, directory) (runs a dead process left `running`; under the lock)
 
 Leases ("one cycle per directory at a time" without Redis; their own short transactions)
-    acquire(store, name, holder, ttl_seconds) -> bool, release(store, name, holder) -> bool,
-    extend(store, name, holder, ttl_seconds) -> bool, new_holder(),
-    held_lease(store, name, ttl_seconds) -> ContextManager[bool]   (kept alive while held)
+    acquire(store, name, holder, ttl_seconds, *, replacing=None) -> bool,
+    release(store, name, holder) -> bool, extend(store, name, holder, ttl_seconds) -> bool,
+    current_holder(store, name) -> LockHolder | None, new_holder(),
+    held_lease(store, name, ttl_seconds) -> ContextManager[LockHandle]
+        kept alive by a heartbeat every quarter TTL; a holder whose process is gone from
+        this host is taken over at once
+    LockHandle (truthy when held; .holder; .check() raises LockLost), LockHolder
+    (host, pid, since; .describe()), LockLost, skipped_message(holder) (see store.locking)
 
 Values: Outcome, RunStatus, RunMode, InviteStatus. Models: User, Group, Membership, Invite,
 Directory, SyncRun, SyncEvent, Lease. Writes to users, groups, memberships and invites go
@@ -55,7 +60,8 @@ from store.directories import (
 )
 from store.engine import Store, StoreError, open_store, safe_url
 from store.export import export_state
-from store.lease import acquire, extend, held_lease, new_holder, release
+from store.lease import acquire, current_holder, extend, held_lease, release
+from store.locking import LockHandle, LockHolder, LockLost, new_holder, skipped_message
 from store.models import (
     Directory,
     Group,
@@ -87,6 +93,7 @@ from store.state import load_local_state
 __all__ = [
     "count_memberships",
     "count_users",
+    "current_holder",
     "load_scope",
     "INTERRUPTED",
     "close_interrupted_runs",
@@ -95,6 +102,9 @@ __all__ = [
     "Invite",
     "InviteStatus",
     "Lease",
+    "LockHandle",
+    "LockHolder",
+    "LockLost",
     "Membership",
     "Outcome",
     "RunMode",
@@ -128,5 +138,6 @@ __all__ = [
     "reset_failures",
     "safe_url",
     "set_enabled",
+    "skipped_message",
     "start_run",
 ]

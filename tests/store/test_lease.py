@@ -4,13 +4,34 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.synchronize
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from freezegun import freeze_time
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from store import Lease, Store, acquire, extend, held_lease, open_store, release
+from store import (
+    Lease,
+    LockHolder,
+    LockLost,
+    Store,
+    acquire,
+    current_holder,
+    extend,
+    held_lease,
+    open_store,
+    release,
+    skipped_message,
+)
+from store.locking import pid_namespace
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
@@ -61,10 +82,10 @@ def test_extending_pushes_the_expiry(store: Store) -> None:
     assert acquire(store, "cycle:okta", "b", 60, now=T0 + timedelta(seconds=110))
 
 
-def test_held_lease_yields_false_while_someone_else_holds_it(store: Store) -> None:
+def test_held_lease_is_falsy_while_someone_else_holds_it(store: Store) -> None:
     with held_lease(store, "cycle:okta", 60) as first:
         with held_lease(store, "cycle:okta", 60) as second:
-            assert (first, second) == (True, False)
+            assert (bool(first), bool(second)) == (True, False)
 
 
 def test_held_lease_is_released_at_the_end(store: Store) -> None:
@@ -117,3 +138,168 @@ def test_concurrent_processes_get_the_lease_exactly_once(store: Store) -> None:
         racer.join(timeout=60)
 
     assert sum(took for _, took in results) == 1
+
+
+# --- who holds it, and holders whose process is gone ---------------------------------------
+
+HOST = socket.gethostname()
+
+
+def _holder_id(host: str, pid: int, namespace: str | None = None) -> str:
+    return f"{host}:{pid}:20261123T060000Z:{namespace or pid_namespace()}:0123abcd"
+
+
+def _finished_pid() -> int:
+    """The pid of a process that ran on this host and has ended (and was reaped)."""
+    done = subprocess.Popen([sys.executable, "-c", ""])
+    done.wait()
+    return done.pid
+
+
+@contextmanager
+def _killed_unreaped_child() -> Iterator[int]:
+    """A SIGKILLed child its parent (this process) has not reaped yet: a zombie."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        os.kill(child.pid, signal.SIGKILL)
+        for _ in range(1000):  # wait until it has died, without reaping it
+            with open(f"/proc/{child.pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            threading.Event().wait(0.01)
+        yield child.pid
+    finally:
+        child.wait()
+
+
+def test_a_refused_caller_is_told_the_host_pid_and_since_of_the_holder(store: Store) -> None:
+    with freeze_time(T0), held_lease(store, "cycle:okta", 60):
+        with held_lease(store, "cycle:okta", 60) as refused:
+            holder = refused.holder
+
+    assert holder is not None
+    assert (holder.host, holder.pid, holder.since) == (HOST, os.getpid(), T0)
+
+
+def test_the_skip_message_names_the_holder() -> None:
+    holder = LockHolder.parse("web-1:4242:20261123T060003Z:4026531836:0123abcd")
+
+    assert skipped_message(holder) == (
+        "skipped: a cycle of this directory is already running (host web-1, pid 4242, since 2026-11-23 06:00:03 UTC)"
+    )
+
+
+def test_the_skip_message_without_a_known_holder_is_the_plain_one() -> None:
+    assert skipped_message(None) == "skipped: a cycle of this directory is already running"
+
+
+@pytest.mark.parametrize("holder_id", ["dead-process", "web-1:4242:0123abcd", "web-1:4242:not-a-time:1:ab"])
+def test_a_holder_id_of_another_shape_is_shown_as_it_is(holder_id: str) -> None:
+    holder = LockHolder.parse(holder_id)
+
+    assert (holder.host, holder.pid, holder.describe()) == (None, None, f"holder {holder_id}")
+
+
+def test_a_lease_whose_process_is_gone_from_this_host_is_taken_over_at_once(store: Store) -> None:
+    dead = _holder_id(HOST, _finished_pid())
+    assert acquire(store, "cycle:okta", dead, 3600)
+
+    with held_lease(store, "cycle:okta", 3600) as lease:
+        assert lease
+        assert current_holder(store, "cycle:okta") == lease.holder
+
+
+def test_a_killed_holder_not_yet_reaped_counts_as_gone(store: Store) -> None:
+    with _killed_unreaped_child() as pid:
+        assert acquire(store, "cycle:okta", _holder_id(HOST, pid), 3600)
+
+        with held_lease(store, "cycle:okta", 3600) as lease:
+            assert lease
+
+
+def test_a_live_holder_on_this_host_is_not_taken_over(store: Store) -> None:
+    assert acquire(store, "cycle:okta", _holder_id(HOST, os.getpid()), 3600)
+
+    with held_lease(store, "cycle:okta", 3600) as lease:
+        assert not lease
+        assert lease.holder is not None and lease.holder.pid == os.getpid()
+
+
+def test_a_holder_in_another_pid_namespace_of_this_host_is_not_taken_over(store: Store) -> None:
+    # A container sharing this host name (host networking) cannot see the holder's process.
+    other = _holder_id(HOST, _finished_pid(), namespace=f"not-{pid_namespace()}")
+    assert acquire(store, "cycle:okta", other, 3600)
+
+    with held_lease(store, "cycle:okta", 3600) as lease:
+        assert not lease
+
+
+def test_a_holder_on_another_host_is_taken_over_only_after_its_lease_expires(store: Store) -> None:
+    other = _holder_id(f"not-{HOST}", _finished_pid())  # that pid means nothing here
+    assert acquire(store, "cycle:okta", other, 60, now=T0)
+
+    with freeze_time(T0 + timedelta(seconds=59)), held_lease(store, "cycle:okta", 60) as early:
+        assert not early
+        assert early.holder is not None and early.holder.host == f"not-{HOST}"
+    with freeze_time(T0 + timedelta(seconds=60)), held_lease(store, "cycle:okta", 60) as late:
+        assert late
+
+
+def test_a_holder_id_without_a_pid_is_never_taken_over_before_expiry(store: Store) -> None:
+    assert acquire(store, "cycle:okta", "dead-process", 3600)
+
+    with held_lease(store, "cycle:okta", 3600) as lease:
+        assert not lease
+
+
+def test_a_dead_holder_replaced_meanwhile_by_a_live_one_is_not_taken(store: Store) -> None:
+    dead = _holder_id(HOST, _finished_pid())
+    assert acquire(store, "cycle:okta", _holder_id(HOST, os.getpid()), 3600)
+
+    assert not acquire(store, "cycle:okta", "me", 3600, replacing=dead)
+
+
+# --- heartbeat and losing the lease ---------------------------------------------------------
+
+
+def test_the_default_heartbeat_keeps_a_lease_past_its_ttl(store: Store) -> None:
+    # Real time: a 2 s lease, renewed every quarter TTL (0.5 s), outlives its TTL.
+    with held_lease(store, "cycle:okta", 2) as lease:
+        for _ in range(4):
+            threading.Event().wait(0.75)
+            assert not acquire(store, "cycle:okta", "intruder", 2)
+        lease.check()
+
+
+def test_check_passes_while_the_lease_is_held(store: Store) -> None:
+    with held_lease(store, "cycle:okta", 60) as lease:
+        lease.check()
+
+
+def test_check_of_a_refused_lease_raises(store: Store) -> None:
+    with held_lease(store, "cycle:okta", 60), held_lease(store, "cycle:okta", 60) as refused:
+        with pytest.raises(LockLost, match="never acquired"):
+            refused.check()
+
+
+def test_a_lease_taken_over_while_held_makes_check_raise_naming_the_new_holder(store: Store) -> None:
+    with held_lease(store, "cycle:okta", 60, heartbeat_seconds=0.01) as lease:
+        with store.begin_write() as conn:  # another host took it (after a long pause of ours)
+            conn.execute(update(Lease.__table__).values(holder="web-2:77:20261123T060000Z:4026531836:0123abcd"))
+        for _ in range(1000):
+            if lease.lost is not None:
+                break
+            threading.Event().wait(0.01)
+
+        with pytest.raises(LockLost, match="lease cycle:okta lost: taken over by host web-2, pid 77"):
+            lease.check()
+
+
+def test_a_lease_left_unrenewed_past_its_expiry_makes_check_raise(store: Store) -> None:
+    with freeze_time(T0) as frozen, held_lease(store, "cycle:okta", 60, heartbeat_seconds=3600) as lease:
+        frozen.tick(timedelta(seconds=59))
+        lease.check()
+        frozen.tick(timedelta(seconds=1))
+
+        with pytest.raises(LockLost, match="expired at 2026-11-23 06:01:00 UTC"):
+            lease.check()
