@@ -27,6 +27,8 @@ from reconcile.model import Changes, LocalState, Plan, RuleSettings, Snapshot
 from reconcile.plan import plan
 from reconcile.rules import email_key
 from store import (
+    LockHandle,
+    LockLost,
     Store,
     close_interrupted_runs,
     count_memberships,
@@ -41,6 +43,7 @@ from store import (
     record_run_started,
     record_staged,
     record_success,
+    skipped_message,
     start_run,
 )
 
@@ -50,7 +53,8 @@ log = logging.getLogger("dirsync.cycle")
 # past this, the periodic full cycle restores the rest.
 MAX_REGAINED_USERS = 200
 
-Lock = Callable[[str], AbstractContextManager[bool]]
+# Entering a lock yields a handle that is truthy when held (see `store.LockHandle`).
+Lock = Callable[[str], AbstractContextManager[LockHandle]]
 # How a dry run says a safety limit would halt its plan.
 DRY_RUN_HALT = "halted: "
 Progress = Callable[[str, int, int], None]
@@ -132,7 +136,7 @@ def lease_lock(store: Store, ttl: int) -> Lock:
     """The store lease that keeps one cycle per directory at a time without Redis; the
     worker takes it too (after its Redis lock), so CLI and worker cycles never overlap."""
 
-    def lock(name: str) -> AbstractContextManager[bool]:
+    def lock(name: str) -> AbstractContextManager[LockHandle]:
         return held_lease(store, f"cycle:{name}", ttl)
 
     return lock
@@ -179,7 +183,7 @@ class _Cycle:
             self.checkpoint = getattr(acquired, "check", None)
             if not acquired:
                 run_id = None if self.dry_run else self._start(mode)
-                return self._finish(run_id, "skipped", mode, error="skipped: a cycle of this directory is already running")
+                return self._finish(run_id, "skipped", mode, error=skipped_message(getattr(acquired, "holder", None)))
             if not self.dry_run:
                 with self.store.session(write=True) as session:
                     # Holding the lock, no live cycle owns a `running` row: a dead one left it.
@@ -188,6 +192,11 @@ class _Cycle:
                     log.warning("closed %d interrupted run(s) of directory %s", closed, self.name,
                                 extra={"directory": self.name})
             return self._locked(mode, watermark, connector, user_key)
+
+    def _still_locked(self) -> None:
+        """Raise `LockLost` when this cycle no longer holds its directory's lock."""
+        if self.checkpoint is not None:
+            self.checkpoint()
 
     def _mode(self, full: bool, watermark: str | None, last_full: object) -> str:
         if full or watermark is None or last_full is None:
@@ -236,12 +245,15 @@ class _Cycle:
                 return self._result(None, "dry-run", mode, counts=the_plan.counts(), plan=the_plan,
                                     error=f"{DRY_RUN_HALT}{verdict.reason}" if verdict.halted else None)
             if verdict.halted:
+                self._still_locked()
                 with self.store.session(write=True) as session:
                     record_staged(session, run_id, the_plan)
                 log.warning("cycle halted directory=%s reason=%s", self.name, verdict.reason)
                 return self._finish(run_id, "halted", mode, counts=the_plan.counts(), plan=the_plan,
                                     error=f"halted by a safety limit: {verdict.reason}; approve with"
                                           f" `dirsync sync {self.name} --allow-deactivations`")
+        except LockLost as exc:
+            return self._fail(run_id, mode, str(exc))
         except Exception as exc:  # a planning or staging bug ends the run failed, not running
             log.exception("planning failed directory=%s", self.name)
             return self._fail(run_id, mode, f"internal error while planning: {type(exc).__name__}: {exc}")
@@ -249,6 +261,9 @@ class _Cycle:
             outcome = apply(self.store, the_plan, run_id=run_id, directory=self.name,
                             progress=lambda done, total: self.progress("apply", done, total),
                             generation=self.generation, checkpoint=self.checkpoint)
+            self._still_locked()  # the watermark and the run's end are writes too
+        except LockLost as exc:
+            return self._fail(run_id, mode, str(exc))
         except Exception as exc:
             log.exception("apply failed directory=%s", self.name)
             return self._fail(run_id, mode, f"apply failed: {type(exc).__name__}: {exc}")

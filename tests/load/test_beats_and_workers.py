@@ -158,7 +158,7 @@ def test_two_beats_and_three_workers_account_for_every_scheduled_cycle_and_never
     assert beat_rows == set(claimed), f"beat run rows no published task explains: {sorted(beat_rows - set(claimed))}"
     assert overlaps(ran) == 0
     assert {r.status for r in ran} == {"succeeded"}, [(r.id, r.status, r.error) for r in ran if r.status != "succeeded"]
-    assert {r.error for r in skipped} == {ALREADY_RUNNING}
+    assert all((r.error or "").startswith(ALREADY_RUNNING) for r in skipped)
     assert min(Counter(r.directory for r in ran).values()) >= RUN_SECONDS / (READ_DELAY + BEAT_SECONDS)
     assert len(Counter(r.directory for r in ran)) == 2
     assert active_users(store_url) == {"hr": 30, "corp": 22}
