@@ -12,6 +12,7 @@ from worker import render
 from worker.cli_base import (
     EXIT_FAILED,
     EXIT_HALTED,
+    EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_USAGE,
@@ -114,13 +115,19 @@ def _sync_async(ctx: Context, targets: list[str], full: bool, dry_run: bool, all
 def sync_user_command(ctx: Context, name: str, key: str, as_json: bool) -> None:
     """Provision one user now (by email or directory id), with the groups that list them."""
     result = sync_user(ctx.settings, name, key, store=ctx.store)
+    outcome = result.user_outcome
     if as_json:
-        echo_json(render.result_json(result))
+        echo_json({**render.result_json(result),
+                   "user": {"found": outcome.found, "outcome": outcome.text} if outcome else None})
     else:
         if result.plan is not None:
             for line in render.plan_lines(result.plan):
                 click.echo(f"  {line}")
+        if outcome is not None:
+            click.echo(outcome.text)
         click.echo(render.summary(result))
+    if outcome is not None and not outcome.found and result.ok:
+        raise Exit(EXIT_NOT_FOUND)
     raise Exit(exit_code([result]))
 
 
