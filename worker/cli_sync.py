@@ -95,11 +95,17 @@ def _sync_async(ctx: Context, targets: list[str], full: bool, dry_run: bool, all
 
     results = submit_sync(ctx.settings, targets, full=full, dry_run=dry_run,
                           allow_deactivations=allow, wait=wait, timeout=timeout)
-    if as_json or not wait:
+    if as_json:
         echo_json(results)
+    elif not wait:
+        for item in results:
+            click.echo(f"{item.get('directory')}: queued as task {item.get('task_id')}")
     else:
         for item in results:
-            click.echo(f"{item.get('directory')}: {item.get('status')} {item.get('error') or ''}".rstrip())
+            if item.get("status") == "timeout":
+                click.echo(f"{item.get('directory')}: {item.get('error')}")
+            else:
+                click.echo(render.summary(render.result_from_task(item)))
     statuses = {str(item.get("status")) for item in results}
     # No result in time is not success: the caller asked to wait and cannot know.
     code = EXIT_FAILED if statuses & {"failed", "partial", "aborted", "timeout"} else EXIT_HALTED if "halted" in statuses else (

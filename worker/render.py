@@ -121,6 +121,13 @@ def summary(result: RunResult) -> str:
     return line
 
 
+def result_from_task(item: dict[str, Any]) -> RunResult:
+    """A cycle's result as a Celery task returned it, for the same summary as `sync`."""
+    return RunResult(str(item.get("directory")), item.get("run_id"), str(item.get("status")), str(item.get("mode")),
+                     dict(item.get("counts") or {}), item.get("error"), bool(item.get("auth_failure")),
+                     float(item.get("duration_seconds") or 0.0))
+
+
 def result_json(result: RunResult) -> dict[str, Any]:
     return {
         "directory": result.directory,

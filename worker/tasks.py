@@ -259,9 +259,16 @@ def submit_sync(
         try:
             value = r.get(timeout=timeout, propagate=False)
         except CeleryTimeout:
-            out.append({"directory": name, "task_id": r.id, "status": "timeout",
-                        "error": f"no result within {timeout}s; the cycle continues on its worker"})
+            # PENDING: no worker took the task (tasks report STARTED when one does).
+            error = (f"no worker answered within {timeout:g} s: is `dirsync worker` running? The cycle stays"
+                     " queued until one does" if r.state == "PENDING"
+                     else f"no result within {timeout:g} s; the cycle continues on its worker")
+            out.append({"directory": name, "task_id": r.id, "status": "timeout", "error": error})
             continue
+        finally:
+            # Stop listening for the result now, not in a finaliser at interpreter exit
+            # (which fails noisily once the process is shutting down).
+            r.backend.remove_pending_result(r)
         if isinstance(value, dict):
             out.append({**value, "task_id": r.id})
         else:  # the task itself raised (e.g. killed by its time limit)
