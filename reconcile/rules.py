@@ -164,6 +164,8 @@ def looks_like(name: str, other: str) -> bool:
 def strip_format(text: str) -> str:
     """`text` without its invisible format characters (category Cf), except the zero-width
     joiner and non-joiner that some scripts and emoji are spelt with."""
+    if text.isascii():  # no format character is ASCII; most names are, at C speed
+        return text
     return "".join(c for c in text if c in _KEPT_IN_TEXT or not _is_format(c))
 
 
@@ -211,4 +213,4 @@ def _is_format(char: str) -> bool:
 
 
 def _has_format(text: str) -> bool:
-    return any(_is_format(c) for c in text)
+    return not text.isascii() and any(_is_format(c) for c in text)
