@@ -54,6 +54,8 @@ def text_key(text: str) -> str:
     combining dot, so "İSTANBUL" and "istanbul" are two names, and so are "ı" and "i".
     Idempotent: `text_key(text_key(t)) == text_key(t)`.
     """
+    if text.isascii():  # NFKC leaves ASCII alone and folds it as lower() does; far faster
+        return text.lower().strip()
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
     return folded.strip()
 
