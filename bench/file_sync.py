@@ -39,14 +39,16 @@ def make_directory(path: Path, users: int, groups: int, memberships: int, seed: 
     path.write_text(json.dumps(data))
 
 
-# Runs `dirsync` in a child that reports its own peak RSS (KiB) as its last stderr line.
+# Runs `dirsync` in a child that reports its own CPU seconds and peak RSS (KiB) as its
+# last stderr line.
 CHILD = (
     "import resource, runpy, sys\n"
     "sys.argv = ['dirsync'] + sys.argv[1:]\n"
     "try:\n"
     "    runpy.run_module('worker.cli', run_name='__main__')\n"
     "finally:\n"
-    "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "    usage = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "    print(usage.ru_utime + usage.ru_stime, usage.ru_maxrss, file=sys.stderr)\n"
 )
 
 
@@ -56,12 +58,13 @@ def run_cycle(config: Path, label: str, *args: str) -> None:
     proc = subprocess.run([sys.executable, "-c", CHILD, "sync", "--json", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     wall = time.perf_counter() - start
-    *_, peak_kib = proc.stderr.split()
+    *_, cpu, peak_kib = proc.stderr.split()
     if proc.returncode != 0:
         raise SystemExit(f"{label}: exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
     [result] = json.loads(proc.stdout)
     changes = sum(v for k, v in result["counts"].items() if not k.startswith("outcome:") and k != "rejected")
-    print(f"{label:<30} wall {wall:6.2f} s   peak RSS {int(peak_kib) / 1024:7.1f} MiB   "
+    # CPU seconds (user + system) move far less than wall time when the machine is busy.
+    print(f"{label:<30} wall {wall:6.2f} s   cpu {float(cpu):6.2f} s   peak RSS {int(peak_kib) / 1024:7.1f} MiB   "
           f"operations {changes:>6}   {result['status']} ({result['mode']})")
 
 
