@@ -31,14 +31,21 @@ Runs and events (in the caller's session; the caller commits)
     list_runs(session, *, directory=None, limit=20) (newest first), get_run, list_events(session, run_id)
     close_interrupted_runs(session, directory) (runs a dead process left `running`; under the lock)
 
+Staged plans (a halted run's plan until someone decides; in the caller's session)
+    stage_plan(session, *, run_id, directory, plan, reason) (supersedes the older open plan),
+    record_approved(session, *, run_id, directory, plan, reason, by) (`--allow-deactivations`),
+    decide(session, run_id, StagedStatus.APPROVED|REJECTED, *, by, decided_run_id) -> bool,
+    supersede_open(session, directory, *, by_run), get_staged, open_plans(session, directory=None),
+    has_open_plan(session, directory), staged_operations(row) -> tuple[Operation, ...]
+
 Leases ("one cycle per directory at a time" without Redis; their own short transactions)
     acquire(store, name, holder, ttl_seconds) -> bool, release(store, name, holder) -> bool,
     extend(store, name, holder, ttl_seconds) -> bool, new_holder(),
     held_lease(store, name, ttl_seconds) -> ContextManager[bool]   (kept alive while held)
 
-Values: Outcome, RunStatus, RunMode, InviteStatus. Models: User, Group, Membership, Invite,
-Directory, SyncRun, SyncEvent, Lease. Writes to users, groups, memberships and invites go
-through `reconcile.apply.apply` only.
+Values: Outcome, RunStatus, RunMode, InviteStatus, StagedStatus. Models: User, Group,
+Membership, Invite, Directory, SyncRun, SyncEvent, Lease, StagedPlan. Writes to users,
+groups, memberships and invites go through `reconcile.apply.apply` only.
 """
 
 from store.directories import (
@@ -65,6 +72,8 @@ from store.models import (
     Outcome,
     RunMode,
     RunStatus,
+    StagedPlan,
+    StagedStatus,
     SyncEvent,
     SyncRun,
     User,
@@ -79,6 +88,16 @@ from store.runs import (
     record_rejections,
     record_staged,
     start_run,
+)
+from store.staged import (
+    decide,
+    get_staged,
+    has_open_plan,
+    open_plans,
+    record_approved,
+    stage_plan,
+    staged_operations,
+    supersede_open,
 )
 from store.scope import count_users, load_scope
 from store.state import load_local_state
@@ -97,6 +116,8 @@ __all__ = [
     "Outcome",
     "RunMode",
     "RunStatus",
+    "StagedPlan",
+    "StagedStatus",
     "Store",
     "StoreError",
     "SyncEvent",
@@ -104,18 +125,23 @@ __all__ = [
     "User",
     "acquire",
     "ensure_directory",
+    "decide",
     "export_state",
     "extend",
     "finish_run",
     "get_directory",
     "get_run",
+    "get_staged",
+    "has_open_plan",
     "held_lease",
     "list_directories",
     "list_events",
     "list_runs",
     "load_local_state",
     "new_holder",
+    "open_plans",
     "open_store",
+    "record_approved",
     "record_failure",
     "record_rejections",
     "record_run_started",
@@ -126,5 +152,8 @@ __all__ = [
     "reset_failures",
     "safe_url",
     "set_enabled",
+    "stage_plan",
+    "staged_operations",
     "start_run",
+    "supersede_open",
 ]
