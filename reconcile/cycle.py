@@ -31,16 +31,20 @@ from store import (
     count_users,
     ensure_directory,
     finish_run,
+    has_open_plan,
     held_lease,
     load_local_state,
     load_scope,
     open_store,
     record_failure,
+    record_approved,
     record_run_started,
-    record_staged,
     record_success,
+    stage_plan,
     start_run,
+    supersede_open,
 )
+from store.staged import EMPTY_READ
 
 log = logging.getLogger("dirsync.cycle")
 
@@ -156,6 +160,9 @@ class _Cycle:
             row = ensure_directory(session, self.name, self.directory.kind)
             enabled, watermark = row.enabled, row.watermark
             last_full = row.last_full_sync_at
+            # An open staged plan is decided only by a full read (S2), and an approval by
+            # `--allow-deactivations` only approves what a full read plans.
+            full = full or self.allow or has_open_plan(session, self.name)
         if not enabled:
             return self._result(None, "refused", "full" if full else "incremental",
                                 error=f"directory {self.name!r} is disabled; run `dirsync enable {self.name}`")
@@ -206,23 +213,37 @@ class _Cycle:
             mode = "full"  # the connector had to resync (expired cursor or delta link)
 
         the_plan = plan(source, local, self.rules, directory=self.name, links=self.directory.links)
+        reported = reported_users(source, local, self.name, bound)
+        limits = self.settings.safety.to_limits()
         verdict = guard.check(
             the_plan,
             active_users=active,
-            reported_users=reported_users(source, local, self.name, bound),
-            limits=self.settings.safety.to_limits(),
-            allow_deactivations=self.allow or user_key is not None,
+            reported_users=reported,
+            limits=limits,
+            allow_deactivations=user_key is not None,
         )
         if self.dry_run:
             return self._result(None, "dry-run", mode, counts=the_plan.counts(), plan=the_plan,
                                 error=f"halted: {verdict.reason}" if verdict.halted else None)
+        assert run_id is not None
         if verdict.halted:
+            reason = verdict.reason or "a safety limit tripped"
+            # The guard's own empty-read test: with nothing to do, only an empty read trips it.
+            empty = guard.check(Plan(self.name), active_users=active, reported_users=reported, limits=limits).halted
+            if not self.allow or empty:  # an empty read is applied only by `dirsync approve RUN_ID`
+                with self.store.session(write=True) as session:
+                    stage_plan(session, run_id=run_id, directory=self.name, plan=the_plan, reason=reason,
+                               limit=EMPTY_READ if empty else None)
+                log.warning("cycle halted directory=%s reason=%s", self.name, reason)
+                return self._finish(run_id, "halted", mode, counts=the_plan.counts(), plan=the_plan,
+                                    error=_halt_message(self.name, run_id, reason, self.allow and empty))
             with self.store.session(write=True) as session:
-                record_staged(session, run_id, the_plan)
-            log.warning("cycle halted directory=%s reason=%s", self.name, verdict.reason)
-            return self._finish(run_id, "halted", mode, counts=the_plan.counts(), plan=the_plan,
-                                error=f"halted by a safety limit: {verdict.reason}; approve with"
-                                      f" `dirsync sync {self.name} --allow-deactivations`")
+                record_approved(session, run_id=run_id, directory=self.name, plan=the_plan, reason=reason)
+        elif mode == "full" and user_key is None:
+            # A full read within the limits says what the directory wants now: it decides
+            # instead of any plan staged before (superseded, and listed as such).
+            with self.store.session(write=True) as session:
+                supersede_open(session, self.name, by_run=run_id)
         try:
             outcome = apply(self.store, the_plan, run_id=run_id, directory=self.name,
                             progress=lambda done, total: self.progress("apply", done, total))
@@ -329,6 +350,12 @@ class _Cycle:
                 error: str | None = None, plan: Plan | None = None, auth: bool = False) -> RunResult:
         return RunResult(self.name, run_id, status, mode, counts or {}, error, auth,
                          time.monotonic() - self.started, plan)
+
+
+def _halt_message(name: str, run_id: int, reason: str, refused_approval: bool) -> str:
+    note = "; --allow-deactivations does not apply an empty read" if refused_approval else ""
+    return (f"halted by a safety limit: {reason}{note}; nothing applied. Review with `dirsync staged {name}`,"
+            f" then `dirsync approve {run_id}` or `dirsync reject {run_id}`")
 
 
 def _one_user(snapshot: Snapshot, key: str) -> Changes:
