@@ -88,7 +88,14 @@ def run_cycle(
     lock: Lock | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Run one cycle of directory `name` and record it. See the module docstring."""
+    """Run one cycle of directory `name` and record it. See the module docstring.
+
+    While `name` has an open staged plan the cycle reads in full whatever `full` says.
+    `allow_deactivations` approves the plan this run computes even over a safety limit
+    (recorded as an approved staged plan), except an empty read of a directory that has
+    users, which only `reconcile.staging.approve` applies; a caller acting for a person
+    passes `full=True` with it.
+    """
     directory = settings.directory(name)
     own_store = store is None
     store = store or open_store(settings.store.url)
@@ -160,9 +167,8 @@ class _Cycle:
             row = ensure_directory(session, self.name, self.directory.kind)
             enabled, watermark = row.enabled, row.watermark
             last_full = row.last_full_sync_at
-            # An open staged plan is decided only by a full read (S2), and an approval by
-            # `--allow-deactivations` only approves what a full read plans.
-            full = full or self.allow or has_open_plan(session, self.name)
+            # An open staged plan is decided only by a full read (S2), never an incremental one.
+            full = full or has_open_plan(session, self.name)
         if not enabled:
             return self._result(None, "refused", "full" if full else "incremental",
                                 error=f"directory {self.name!r} is disabled; run `dirsync enable {self.name}`")

@@ -112,7 +112,7 @@ def approve(
     store = store or open_store(settings.store.url)
     try:
         directory_name = _open_plan_directory(store, run_id)
-        directory = settings.directory(directory_name)
+        settings.directory(directory_name)  # one no longer configured is a configuration error
         with store.session() as session:
             row = get_directory(session, directory_name)
             enabled = row is None or row.enabled
@@ -124,9 +124,7 @@ def approve(
                 return Decision(run_id, directory_name, "skipped", who,
                                 error="a cycle of this directory is running; approve again when it ends")
             _open_plan_directory(store, run_id)  # a cycle may have superseded it meanwhile
-            return _Approval(settings, store, run_id, directory_name, who).run(
-                connector or build_connector(settings, directory), own_connector=connector is None
-            )
+            return _Approval(settings, store, run_id, directory_name, who).run(connector)
     finally:
         if own_store:
             store.dispose()
@@ -170,17 +168,23 @@ class _Approval:
         self.name = directory
         self.by = by
 
-    def run(self, connector: Connector, *, own_connector: bool) -> Decision:
+    def run(self, connector: Connector | None) -> Decision:
         with self.store.session(write=True) as session:
             close_interrupted_runs(session, self.name)  # we hold the lock: a dead process left them
             run_id = start_run(session, directory=self.name, trigger=APPROVAL_TRIGGER, mode="full",
                                allow_deactivations=True)
+        directory = self.settings.directory(self.name)
+        own_connector = connector is None
         try:
+            connector = connector or build_connector(self.settings, directory)
             source = connector.read(None)
         except ConnectorError as exc:
             return self._fail(run_id, f"the directory could not be read, nothing applied: {exc}")
+        except Exception as exc:  # a bug must not leave the approval run "running" forever
+            log.exception("approval read crashed directory=%s", self.name)
+            return self._fail(run_id, f"internal error: {type(exc).__name__}: {exc}")
         finally:
-            if own_connector:
+            if own_connector and connector is not None:
                 connector.close()
         if not isinstance(source, Snapshot):
             return self._fail(run_id, "the connector did not return a full read; nothing applied")
@@ -189,7 +193,6 @@ class _Approval:
             row = get_staged(session, self.staged_run_id)
             assert row is not None
             staged = staged_operations(row)
-        directory = self.settings.directory(self.name)
         fresh = plan(source, local, self.settings.rules.to_rules(), directory=self.name, links=directory.links)
         kept, dropped = still_valid(staged, fresh)
         self._record_dropped(run_id, dropped)

@@ -125,6 +125,17 @@ def test_sync_allow_deactivations_approves_what_it_computes(ws: Workspace, halte
     assert ws.run("staged", "--json").json() == []
 
 
+def test_allow_deactivations_always_reads_in_full(ws: Workspace) -> None:
+    ws.write_directory([user("u1", "ana@example.com")])
+    ws.run("sync")
+
+    result = ws.run("sync", "--allow-deactivations", "--json")
+
+    assert result.code == 0
+    assert result.json()[0]["mode"] == "full"
+    assert ws.run("sync", "--json").json()[0]["mode"] == "incremental"
+
+
 def test_an_empty_read_is_applied_by_approve_never_by_allow_deactivations(ws: Workspace) -> None:
     ws.write_directory([user("u1", "ana@example.com")])
     ws.run("sync")
