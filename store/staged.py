@@ -16,6 +16,7 @@ import getpass
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -145,37 +146,37 @@ def operator_name() -> str:
 
 
 def operation_json(op: Operation) -> dict[str, Any]:
-    """An operation as JSON; `operation_from_json` gives back an equal one. Values are
-    the planner's scalars (text, booleans, numbers, None)."""
-    return {
-        "action": op.action.value,
-        "target": op.target,
-        "user": _ref_json(op.user),
-        "group": _ref_json(op.group),
-        "invite_id": op.invite_id,
-        "values": [[name, value] for name, value in op.values],
-        "old": [[name, value] for name, value in op.old],
-    }
+    """An operation as JSON, every field of it; `operation_from_json` gives back an equal
+    one. Values are the planner's scalars (text, booleans, numbers, None)."""
+    out: dict[str, Any] = {}
+    for spec in fields(Operation):
+        value = getattr(op, spec.name)
+        if isinstance(value, Action):
+            out[spec.name] = value.value
+        elif isinstance(value, Ref):
+            out[spec.name] = {"local_id": value.local_id, "key": value.key}
+        elif isinstance(value, tuple):  # (field, value) pairs: values, old, expected binding
+            out[spec.name] = [[name, item] for name, item in value]
+        else:
+            out[spec.name] = value
+    return out
 
 
 def operation_from_json(item: Mapping[str, Any]) -> Operation:
-    return Operation(
-        action=Action(item["action"]),
-        target=item["target"],
-        user=_ref(item.get("user")),
-        group=_ref(item.get("group")),
-        invite_id=item.get("invite_id"),
-        values=tuple((str(name), value) for name, value in item.get("values", ())),
-        old=tuple((str(name), value) for name, value in item.get("old", ())),
-    )
-
-
-def _ref_json(ref: Ref | None) -> dict[str, Any] | None:
-    return None if ref is None else {"local_id": ref.local_id, "key": ref.key}
-
-
-def _ref(item: Mapping[str, Any] | None) -> Ref | None:
-    return None if item is None else Ref(local_id=item.get("local_id"), key=item.get("key"))
+    known = {spec.name for spec in fields(Operation)}
+    args: dict[str, Any] = {}
+    for name, value in item.items():
+        if name not in known:
+            continue  # written by a newer dirsync: the fields this one knows still apply
+        if name == "action":
+            args[name] = Action(value)
+        elif isinstance(value, dict):
+            args[name] = Ref(local_id=value.get("local_id"), key=value.get("key"))
+        elif isinstance(value, list):
+            args[name] = tuple((str(pair[0]), pair[1]) for pair in value)
+        else:
+            args[name] = value
+    return Operation(**args)
 
 
 def _add(
