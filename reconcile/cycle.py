@@ -35,17 +35,21 @@ from store import (
     count_users,
     ensure_directory,
     finish_run,
+    has_open_plan,
     held_lease,
     load_local_state,
     load_scope,
     open_store,
     record_failure,
+    record_approved,
     record_run_started,
-    record_staged,
     record_success,
     skipped_message,
+    stage_plan,
     start_run,
+    supersede_open,
 )
+from store.staged import EMPTY_READ
 
 log = logging.getLogger("dirsync.cycle")
 
@@ -107,7 +111,14 @@ def run_cycle(
     lock: Lock | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Run one cycle of directory `name` and record it. See the module docstring."""
+    """Run one cycle of directory `name` and record it. See the module docstring.
+
+    While `name` has an open staged plan the cycle reads in full whatever `full` says.
+    `allow_deactivations` approves the plan this run computes even over a safety limit
+    (recorded as an approved staged plan), except an empty read of a directory that has
+    users, which only `reconcile.staging.approve` applies; a caller acting for a person
+    passes `full=True` with it.
+    """
     directory = settings.directory(name)
     own_store = store is None
     store = store or open_store(settings.store.url)
@@ -186,6 +197,8 @@ class _Cycle:
             enabled, watermark = row.enabled, row.watermark
             last_full = row.last_full_sync_at
             self.generation = row.generation
+            # An open staged plan is decided only by a full read (S2), never an incremental one.
+            full = full or has_open_plan(session, self.name)
         if not enabled:
             return self._result(None, "refused", "full" if full else "incremental",
                                 error=f"directory {self.name!r} is disabled; run `dirsync enable {self.name}`")
@@ -246,25 +259,39 @@ class _Cycle:
             the_plan = plan(source, local, self.rules, directory=self.name, links=self.directory.links)
             if user_key is not None:
                 self.user_outcome = user_outcome(user_key, source, the_plan)
+            reported = reported_users(source, local, self.name, bound)
+            limits = self.settings.safety.to_limits()
             verdict = guard.check(
                 the_plan,
                 active_users=active,
-                reported_users=reported_users(source, local, self.name, bound),
-                limits=self.settings.safety.to_limits(),
+                reported_users=reported,
+                limits=limits,
                 managed_memberships=managed_memberships,
-                allow_deactivations=self.allow or user_key is not None,
+                allow_deactivations=user_key is not None,
             )
             if self.dry_run:
                 return self._result(None, "dry-run", mode, counts=the_plan.counts(), plan=the_plan,
                                     error=f"{DRY_RUN_HALT}{verdict.reason}" if verdict.halted else None)
+            assert run_id is not None
             if verdict.halted:
                 self._still_locked()
+                reason = verdict.reason or "a safety limit tripped"
+                # The guard's own empty-read test: with nothing to do, only an empty read trips it.
+                empty = guard.check(Plan(self.name), active_users=active, reported_users=reported, limits=limits).halted
+                if not self.allow or empty:  # an empty read is applied only by `dirsync approve RUN_ID`
+                    with self.store.session(write=True) as session:
+                        stage_plan(session, run_id=run_id, directory=self.name, plan=the_plan, reason=reason,
+                                   limit=EMPTY_READ if empty else None)
+                    log.warning("cycle halted directory=%s reason=%s", self.name, reason)
+                    return self._finish(run_id, "halted", mode, counts=the_plan.counts(), plan=the_plan,
+                                        error=_halt_message(self.name, run_id, reason, self.allow and empty))
                 with self.store.session(write=True) as session:
-                    record_staged(session, run_id, the_plan)
-                log.warning("cycle halted directory=%s reason=%s", self.name, verdict.reason)
-                return self._finish(run_id, "halted", mode, counts=the_plan.counts(), plan=the_plan,
-                                    error=f"halted by a safety limit: {verdict.reason}; approve with"
-                                          f" `dirsync sync {self.name} --allow-deactivations`")
+                    record_approved(session, run_id=run_id, directory=self.name, plan=the_plan, reason=reason)
+            elif mode == "full" and user_key is None:
+                # A full read within the limits says what the directory wants now: it decides
+                # instead of any plan staged before (superseded, and listed as such).
+                with self.store.session(write=True) as session:
+                    supersede_open(session, self.name, by_run=run_id)
         except LockLost as exc:
             return self._fail(run_id, mode, str(exc))
         except Exception as exc:  # a planning or staging bug ends the run failed, not running
@@ -426,6 +453,12 @@ def _partial_error(failed: int, conflicts: int, run_id: int | None) -> str:
     parts = [f"{failed} failed" if failed else "", f"{conflicts} conflicted" if conflicts else ""]
     return (f"{' and '.join(p for p in parts if p)} of this cycle's operations; the rest applied and"
             f" the next cycle plans again; see `dirsync events {run_id}`")
+
+
+def _halt_message(name: str, run_id: int, reason: str, refused_approval: bool) -> str:
+    note = "; --allow-deactivations does not apply an empty read" if refused_approval else ""
+    return (f"halted by a safety limit: {reason}{note}; nothing applied. Review with `dirsync staged {name}`,"
+            f" then `dirsync approve {run_id}` or `dirsync reject {run_id}`")
 
 
 def _one_user(snapshot: Snapshot, key: str) -> Changes:

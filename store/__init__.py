@@ -32,6 +32,13 @@ Runs and events (in the caller's session; the caller commits)
     list_runs(session, *, directory=None, limit=20) (newest first), get_run, list_events(session, run_id)
     close_interrupted_runs(session, directory) (runs a dead process left `running`; under the lock)
 
+Staged plans (a halted run's plan until someone decides; in the caller's session)
+    stage_plan(session, *, run_id, directory, plan, reason) (supersedes the older open plan),
+    record_approved(session, *, run_id, directory, plan, reason, by) (`--allow-deactivations`),
+    decide(session, run_id, StagedStatus.APPROVED|REJECTED, *, by, decided_run_id) -> bool,
+    supersede_open(session, directory, *, by_run), get_staged, open_plans(session, directory=None),
+    has_open_plan(session, directory), staged_operations(row) -> tuple[Operation, ...]
+
 Leases ("one cycle per directory at a time" without Redis; their own short transactions)
     acquire(store, name, holder, ttl_seconds, *, replacing=None) -> bool,
     release(store, name, holder) -> bool, extend(store, name, holder, ttl_seconds) -> bool,
@@ -42,9 +49,9 @@ Leases ("one cycle per directory at a time" without Redis; their own short trans
     LockHandle (truthy when held; .holder; .check() raises LockLost), LockHolder
     (host, pid, since; .describe()), LockLost, skipped_message(holder) (see store.locking)
 
-Values: Outcome, RunStatus, RunMode, InviteStatus. Models: User, Group, Membership, Invite,
-Directory, SyncRun, SyncEvent, Lease. Writes to users, groups, memberships and invites go
-through `reconcile.apply.apply` only.
+Values: Outcome, RunStatus, RunMode, InviteStatus, StagedStatus. Models: User, Group,
+Membership, Invite, Directory, SyncRun, SyncEvent, Lease, StagedPlan. Writes to users,
+groups, memberships and invites go through `reconcile.apply.apply` only.
 """
 
 from store.directories import (
@@ -72,6 +79,8 @@ from store.models import (
     Outcome,
     RunMode,
     RunStatus,
+    StagedPlan,
+    StagedStatus,
     SyncEvent,
     SyncRun,
     User,
@@ -86,6 +95,16 @@ from store.runs import (
     record_rejections,
     record_staged,
     start_run,
+)
+from store.staged import (
+    decide,
+    get_staged,
+    has_open_plan,
+    open_plans,
+    record_approved,
+    stage_plan,
+    staged_operations,
+    supersede_open,
 )
 from store.scope import count_memberships, count_users, load_scope
 from store.state import load_local_state
@@ -109,6 +128,8 @@ __all__ = [
     "Outcome",
     "RunMode",
     "RunStatus",
+    "StagedPlan",
+    "StagedStatus",
     "Store",
     "StoreError",
     "SyncEvent",
@@ -116,18 +137,23 @@ __all__ = [
     "User",
     "acquire",
     "ensure_directory",
+    "decide",
     "export_state",
     "extend",
     "finish_run",
     "get_directory",
     "get_run",
+    "get_staged",
+    "has_open_plan",
     "held_lease",
     "list_directories",
     "list_events",
     "list_runs",
     "load_local_state",
     "new_holder",
+    "open_plans",
     "open_store",
+    "record_approved",
     "record_failure",
     "record_rejections",
     "record_run_started",
@@ -139,5 +165,8 @@ __all__ = [
     "safe_url",
     "set_enabled",
     "skipped_message",
+    "stage_plan",
+    "staged_operations",
     "start_run",
+    "supersede_open",
 ]

@@ -115,6 +115,15 @@ class Outcome(str, enum.Enum):
     CONFLICT = "conflict"
 
 
+class StagedStatus(str, enum.Enum):
+    """Where a staged plan stands: open until approved, rejected or superseded."""
+
+    OPEN = "open"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+
+
 class Directory(Base):
     """One configured directory: its sync switch, watermark and health."""
 
@@ -253,6 +262,31 @@ class Lease(Base):
     expires_at: Mapped[datetime] = mapped_column()
 
 
+class StagedPlan(Base):
+    """The plan of a run a safety limit halted (S2), kept until someone decides.
+
+    `operations` are the serialised operations (see `store.staged`); `deactivations`
+    (emails) and `removals` ({"group", "email"}) are what a person reads before deciding.
+    `decided_run_id` is the run that applied it (approved) or replaced it (superseded).
+    """
+
+    __tablename__ = "staged_plans"
+    __table_args__ = (Index(None, "directory", "status"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id"), primary_key=True, autoincrement=False)
+    directory: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default=StagedStatus.OPEN.value)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    safety_limit: Mapped[str] = mapped_column(String(50))
+    reason: Mapped[str] = mapped_column(String)
+    operations: Mapped[list[Any]] = mapped_column(JsonType)
+    deactivations: Mapped[list[Any]] = mapped_column(JsonType)
+    removals: Mapped[list[Any]] = mapped_column(JsonType)
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    decided_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    decided_run_id: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
 users = cast(Table, User.__table__)
 groups = cast(Table, Group.__table__)
 memberships = cast(Table, Membership.__table__)
@@ -261,3 +295,4 @@ directories = cast(Table, Directory.__table__)
 sync_runs = cast(Table, SyncRun.__table__)
 sync_events = cast(Table, SyncEvent.__table__)
 leases = cast(Table, Lease.__table__)
+staged_plans = cast(Table, StagedPlan.__table__)

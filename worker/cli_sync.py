@@ -45,7 +45,8 @@ def exit_code(results: list[RunResult]) -> int:
 @click.option("--full", is_flag=True, help="Read everything, not only changes since the last cycle.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing (exit 3 if a safety limit would halt it).")
 @click.option("--all", "show_all", is_flag=True, help="With --dry-run: every operation, not the first 20 of each kind.")
-@click.option("--allow-deactivations", is_flag=True, help="Approve a plan a safety limit halted.")
+@click.option("--allow-deactivations", is_flag=True,
+              help="Approve the plan this run computes from a full read, even over a safety limit (never an empty read).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @click.option("--async", "use_async", is_flag=True, help="Enqueue on the Celery workers instead of running here.")
 @click.option("--wait/--no-wait", default=True, help="With --async: wait for the results (default).")
@@ -60,6 +61,7 @@ def sync(ctx: Context, names: tuple[str, ...], full: bool, dry_run: bool, show_a
         raise Exit(EXIT_USAGE, "no directories configured: add a [directories.NAME] table to the config")
     for name in targets:
         ctx.settings.directory(name)  # unknown names fail before anything runs
+    full = full or allow_deactivations  # an admin approves only what a full read plans
     if use_async:
         _sync_async(ctx, targets, full, dry_run, allow_deactivations, wait, timeout, as_json)
         return

@@ -9,7 +9,7 @@ from `worker.schedule`, the same rules the task obeys.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,10 @@ class DirectoryStatus:
     last_error: str | None
     next_attempt: datetime | None
     halted: bool
+    # The open staged plan (S2) that `halted` waits on: its run, since when, how many deactivations.
+    staged_run_id: int | None = None
+    staged_since: datetime | None = None
+    staged_deactivations: int = 0
 
 
 def build_status(
@@ -116,10 +120,9 @@ def render_text(statuses: list[DirectoryStatus], now: datetime) -> str:
         elif s.consecutive_failures:
             lines.append(f"  failing:     {s.consecutive_failures} failed cycle(s) in a row; last error: {s.last_error}")
         if s.halted:
-            lines.append(
-                f"  halted:      too many deactivations; approve with `dirsync sync {s.name} --allow-deactivations`"
-                " or fix the directory"
-            )
+            lines.append(f"  halted:      {s.staged_deactivations} deactivations awaiting approval"
+                         f" (run {s.staged_run_id}, since {_when(s.staged_since, now)})")
+            lines.append(f"  decide:      dirsync staged {s.name}, then dirsync approve|reject {s.staged_run_id}")
         r = s.last_run
         if r is None:
             lines.append("  last run:    never")
@@ -236,10 +239,12 @@ def collect(settings: Settings, store: Store, now: datetime) -> list[DirectorySt
     still holds that the config no longer names."""
     from sqlalchemy import func, select
 
+    from store import open_plans
     from store.models import Directory, SyncRun
 
     with store.session() as session:
         rows = {row.name: row for row in session.scalars(select(Directory))}
+        staged = {p.directory: p for p in open_plans(session)}
         # The latest run of each directory that did something: a "skipped" attempt says
         # little about the directory, so it only shows when nothing else ever ran.
         latest = (
@@ -258,7 +263,8 @@ def collect(settings: Settings, store: Store, now: datetime) -> list[DirectorySt
         configured = name in settings.directories
         kind = settings.directories[name].kind if configured else (row.kind if row is not None else "?")
         run = runs.get(name)
-        out.append(
+        plan = staged.get(name)
+        out.append(replace(
             build_status(
                 name,
                 kind,
@@ -269,8 +275,13 @@ def collect(settings: Settings, store: Store, now: datetime) -> list[DirectorySt
                 last_run=_last_run(run) if run is not None else None,
                 watermark_at=row.watermark_at if row is not None and row.watermark is not None else None,
                 last_error=row.last_error if row is not None else None,
-            )
-        )
+            ),
+            # Halted while a staged plan is open, whatever ran since; a decision ends it.
+            halted=plan is not None,
+            staged_run_id=plan.run_id if plan else None,
+            staged_since=plan.created_at if plan else None,
+            staged_deactivations=len(plan.deactivations) if plan else 0,
+        ))
     return out
 
 

@@ -9,11 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.file import parse
-from reconcile.cycle import run_cycle
 from reconcile.model import Changes, MembershipDelta, Snapshot
 from store import export_state, open_store
 
-from tests.property.test_sync_properties import PROPERTY, export_file, reset, settings_for, state_st
+from tests.property.test_sync_properties import PROPERTY, export_file, reset, settings_for, state_st, sync_approved
 
 
 class DiffConnector:
@@ -82,9 +81,9 @@ def test_incremental_cycles_end_where_full_cycles_do(tmp_path, states):
         for state in states:
             current = export_file(state)
             path.write_text(json.dumps(current))
-            inc = run_cycle(cfg, "hr", store=store, connector=DiffConnector(previous, current), allow_deactivations=True)
-            full = run_cycle(cfg, "hr", store=full_store, allow_deactivations=True)
-            assert (inc.status, full.status) == ("succeeded", "succeeded")
+            inc, inc_status = sync_approved(cfg, store, DiffConnector(previous, current))
+            _, full_status = sync_approved(cfg, full_store)
+            assert {inc_status, full_status} <= {"succeeded", "approved"}
             assert inc.mode == ("full" if previous is None else "incremental")
             with store.session() as a, full_store.session() as b:
                 assert export_state(a) == export_state(b)

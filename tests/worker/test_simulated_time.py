@@ -284,7 +284,7 @@ def test_halted_run_waits_for_approval(tmp_path: Path, frozen: Any) -> None:
     assert active_users(app) == 200
     view = status.collect(app.settings, app.store(), clock.now())[0]
     assert view.halted and not view.quarantined
-    assert "--allow-deactivations" in status.render_text([view], clock.now())
+    assert "100 deactivations awaiting approval" in status.render_text([view], clock.now())
 
     approved = app.tasks[SYNC_DIRECTORY].apply(args=("hr",), kwargs={"allow_deactivations": True}).get()
     assert approved["status"] == "succeeded"

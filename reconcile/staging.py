@@ -1,0 +1,267 @@
+"""Deciding a staged plan (DESIGN.md S2, section 11): approve exactly what still holds, or reject.
+
+`approve(settings, run_id, by=...)` works under the directory's cycle lock, as a new run
+(trigger `approval`, mode `full`): it reads the directory in full through its connector,
+plans again, and applies, through `reconcile.apply`, the staged operations that the fresh
+plan still contains (in the fresh plan's form, so the write-time checks compare against
+today's store). A staged operation the fresh plan no longer contains is dropped with an
+event (outcome `rejected`, reason `no-longer-confirmed`): a deactivation the directory no
+longer confirms is never applied. Operations the fresh plan adds are left to the next
+cycle. The plan is closed as approved (who, when, by which run).
+
+`reject(settings, run_id, by=...)` closes the plan without applying anything.
+
+Both raise `NotStaged` when `run_id` is not an open staged plan, and never raise for a
+failed read or a busy lock: the result says so and the plan stays open.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from config import Settings
+from connectors import Connector, build_connector
+from connectors.errors import ConnectorError
+from reconcile.apply import ApplyResult, apply
+from reconcile.cycle import Lock, lease_lock
+from reconcile.model import Action, Operation, Plan, Snapshot
+from reconcile.plan import plan
+from store import (
+    Outcome,
+    StagedStatus,
+    Store,
+    close_interrupted_runs,
+    decide,
+    finish_run,
+    get_directory,
+    get_staged,
+    load_local_state,
+    open_store,
+    record_success,
+    staged_operations,
+    start_run,
+)
+from store.runs import insert_events, next_seq, operation_event
+from store.staged import operator_name
+
+log = logging.getLogger("dirsync.staging")
+
+NO_LONGER_CONFIRMED = "no-longer-confirmed"
+APPROVAL_TRIGGER = "approval"
+
+
+class NotStaged(Exception):
+    """`run_id` names no open staged plan (never staged, or already decided)."""
+
+    def __init__(self, run_id: int, detail: str) -> None:
+        super().__init__(f"run {run_id} is not an open staged plan: {detail}")
+        self.run_id = run_id
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What `approve` or `reject` did. `status`: approved, rejected, failed (the read or
+    the apply failed; the plan stays open unless it was approved), skipped (a cycle of the
+    directory holds its lock) or refused (the directory is disabled)."""
+
+    staged_run_id: int
+    directory: str
+    status: str
+    by: str
+    run_id: int | None = None
+    applied: ApplyResult | None = None
+    dropped: tuple[Operation, ...] = field(default=())
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("approved", "rejected")
+
+
+def still_valid(staged: Iterable[Operation], fresh: Plan) -> tuple[tuple[Operation, ...], tuple[Operation, ...]]:
+    """(the operations of `fresh` that carry out a staged operation, in `fresh`'s order;
+    the staged operations `fresh` no longer contains).
+
+    A staged operation holds when the fresh plan makes the same change to the same rows
+    (action, references, new values); what it expects to find may have moved on, and the
+    fresh form carries today's expectations.
+    """
+    wanted = {_change(op): op for op in staged}
+    kept = tuple(op for op in fresh.operations if _change(op) in wanted)
+    found = {_change(op) for op in kept}
+    dropped = tuple(op for key, op in wanted.items() if key not in found)
+    return kept, dropped
+
+
+def approve(
+    settings: Settings,
+    run_id: int,
+    *,
+    by: str | None = None,
+    store: Store | None = None,
+    connector: Connector | None = None,
+    lock: Lock | None = None,
+) -> Decision:
+    """Apply the staged operations of run `run_id` that still hold (see the module notes)."""
+    who = by or operator_name()
+    own_store = store is None
+    store = store or open_store(settings.store.url)
+    try:
+        directory_name = _open_plan_directory(store, run_id)
+        settings.directory(directory_name)  # one no longer configured is a configuration error
+        with store.session() as session:
+            row = get_directory(session, directory_name)
+            enabled = row is None or row.enabled
+        if not enabled:
+            return Decision(run_id, directory_name, "refused", who,
+                            error=f"directory {directory_name!r} is disabled; the plan stays open")
+        with (lock or lease_lock(store, settings.worker.lock_ttl_seconds))(directory_name) as acquired:
+            if not acquired:
+                return Decision(run_id, directory_name, "skipped", who,
+                                error="a cycle of this directory is running; approve again when it ends")
+            _open_plan_directory(store, run_id)  # a cycle may have superseded it meanwhile
+            return _Approval(settings, store, run_id, directory_name, who).run(connector)
+    finally:
+        if own_store:
+            store.dispose()
+
+
+def reject(
+    settings: Settings,
+    run_id: int,
+    *,
+    by: str | None = None,
+    store: Store | None = None,
+    lock: Lock | None = None,
+) -> Decision:
+    """Close the staged plan of run `run_id` without applying anything. It takes the
+    directory's cycle lock, so an approval under way is never overtaken."""
+    who = by or operator_name()
+    own_store = store is None
+    store = store or open_store(settings.store.url)
+    try:
+        directory_name = _open_plan_directory(store, run_id)
+        with (lock or lease_lock(store, settings.worker.lock_ttl_seconds))(directory_name) as acquired:
+            if not acquired:
+                return Decision(run_id, directory_name, "skipped", who,
+                                error="a cycle of this directory is running; reject again when it ends")
+            with store.session(write=True) as session:
+                if not decide(session, run_id, StagedStatus.REJECTED, by=who):
+                    raise NotStaged(run_id, _state(session, run_id))
+        log.info("staged plan rejected run=%s directory=%s by=%s", run_id, directory_name, who,
+                 extra={"directory": directory_name, "run_id": run_id})
+        return Decision(run_id, directory_name, "rejected", who)
+    finally:
+        if own_store:
+            store.dispose()
+
+
+class _Approval:
+    def __init__(self, settings: Settings, store: Store, staged_run_id: int, directory: str, by: str) -> None:
+        self.settings = settings
+        self.store = store
+        self.staged_run_id = staged_run_id
+        self.name = directory
+        self.by = by
+
+    def run(self, connector: Connector | None) -> Decision:
+        with self.store.session(write=True) as session:
+            close_interrupted_runs(session, self.name)  # we hold the lock: a dead process left them
+            run_id = start_run(session, directory=self.name, trigger=APPROVAL_TRIGGER, mode="full",
+                               allow_deactivations=True)
+        directory = self.settings.directory(self.name)
+        own_connector = connector is None
+        try:
+            connector = connector or build_connector(self.settings, directory)
+            source = connector.read(None)
+        except ConnectorError as exc:
+            return self._fail(run_id, f"the directory could not be read, nothing applied: {exc}")
+        except Exception as exc:  # a bug must not leave the approval run "running" forever
+            log.exception("approval read crashed directory=%s", self.name)
+            return self._fail(run_id, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            if own_connector and connector is not None:
+                connector.close()
+        if not isinstance(source, Snapshot):
+            return self._fail(run_id, "the connector did not return a full read; nothing applied")
+        with self.store.session() as session:
+            local = load_local_state(session)
+            row = get_staged(session, self.staged_run_id)
+            assert row is not None
+            staged = staged_operations(row)
+        fresh = plan(source, local, self.settings.to_rules(), directory=self.name, links=directory.links)
+        kept, dropped = still_valid(staged, fresh)
+        self._record_dropped(run_id, dropped)
+        try:
+            outcome = apply(self.store, Plan(self.name, kept, fresh.rejections), run_id=run_id, directory=self.name)
+        except Exception as exc:
+            log.exception("approval apply failed directory=%s", self.name)
+            return self._fail(run_id, f"apply failed: {type(exc).__name__}: {exc}")
+        with self.store.session(write=True) as session:
+            decide(session, self.staged_run_id, StagedStatus.APPROVED, by=self.by, decided_run_id=run_id)
+            if len(kept) == len(fresh.operations) and not (outcome.failed or outcome.conflicts):
+                # Nothing of the fresh read is left undone: it counts as this directory's full sync.
+                record_success(session, self.name, watermark=source.watermark, full=True)
+        counts = {**Plan(self.name, kept, fresh.rejections).counts(),
+                  **{f"outcome:{k}": v for k, v in outcome.outcomes.items()}, "dropped": len(dropped)}
+        unapplied = outcome.failed + outcome.conflicts
+        error = (f"{outcome.failed} failed and {outcome.conflicts} conflicted of the approved operations;"
+                 f" see `dirsync events {run_id}`") if unapplied else None
+        with self.store.session(write=True) as session:
+            finish_run(session, run_id, "partial" if unapplied else "succeeded", counts, error)
+        log.info("staged plan approved run=%s directory=%s by=%s applied_in=%s dropped=%d",
+                 self.staged_run_id, self.name, self.by, run_id, len(dropped),
+                 extra={"directory": self.name, "run_id": run_id})
+        return Decision(self.staged_run_id, self.name, "approved", self.by, run_id, outcome, dropped, error)
+
+    def _record_dropped(self, run_id: int, dropped: Sequence[Operation]) -> None:
+        with self.store.session(write=True) as session:
+            start = next_seq(session, run_id)
+            insert_events(session, [
+                operation_event(run_id, start + i, op, Outcome.REJECTED, reason=NO_LONGER_CONFIRMED,
+                                detail=_why_dropped(op))
+                for i, op in enumerate(dropped)
+            ])
+
+    def _fail(self, run_id: int, error: str) -> Decision:
+        with self.store.session(write=True) as session:
+            finish_run(session, run_id, "failed", {}, error)
+        log.error("approval failed run=%s directory=%s error=%s", self.staged_run_id, self.name, error,
+                  extra={"directory": self.name, "run_id": run_id, "status": "failed"})
+        return Decision(self.staged_run_id, self.name, "failed", self.by, run_id, error=error)
+
+
+def _open_plan_directory(store: Store, run_id: int) -> str:
+    with store.session() as session:
+        row = get_staged(session, run_id)
+        if row is None or row.status != StagedStatus.OPEN.value:
+            raise NotStaged(run_id, _state(session, run_id))
+        return row.directory
+
+
+def _state(session: Session, run_id: int) -> str:
+    row = get_staged(session, run_id)
+    if row is None:
+        return "no such staged plan (see `dirsync staged`)"
+    by = f" by {row.decided_by}" if row.decided_by else ""
+    later = f" (run {row.decided_run_id})" if row.decided_run_id is not None else ""
+    return f"{row.status}{by}{later} at {row.decided_at:%Y-%m-%d %H:%M:%SZ}" if row.decided_at else row.status
+
+
+def _change(op: Operation) -> tuple[object, ...]:
+    return (op.action, op.user, op.group, op.invite_id, op.values)
+
+
+def _why_dropped(op: Operation) -> str:
+    if op.action is Action.DEACTIVATE_USER:
+        return "the directory no longer confirms this deactivation; not applied"
+    if op.action is Action.REMOVE_MEMBER:
+        return "the directory no longer confirms this removal; not applied"
+    return "the directory's fresh plan no longer contains this change; not applied"
+
+
+__all__ = ["APPROVAL_TRIGGER", "Decision", "NO_LONGER_CONFIRMED", "NotStaged", "approve", "reject", "still_valid"]
