@@ -95,6 +95,7 @@ def test_the_docs_name_the_variables_this_test_walks():
 def test_every_documented_variable_works_with_the_cli(cli, name):
     store = cli.folder / "walk.db"
     config = cli.write_config(f'[store]\nurl = "sqlite:///{store}"\n')
+    assert cli.run("admin", "add-user", "walk@example.com").code == 0
     target = env_setting(name)
     if name == "DIRSYNC_CONFIG":
         config = config.rename(cli.folder / "elsewhere.toml")  # found only through the variable
@@ -108,7 +109,8 @@ def test_every_documented_variable_works_with_the_cli(cli, name):
     cli.monkeypatch.setenv(name, value)
     result = cli.run("export", "--json")
     assert result.code == 0, result.err
-    assert store.exists()  # the configured store was used, so the file was read
+    # The configured store was used: it holds the user added before the variable was set.
+    assert [u["email"] for u in result.json()["users"]] == ["walk@example.com"]
 
 
 def test_an_unknown_variable_is_still_refused_as_a_likely_typo(cli):
