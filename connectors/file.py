@@ -6,8 +6,9 @@
 
 A read is a complete snapshot, except that an incremental read of a file whose content
 has not changed since the watermark (its SHA-256) reports no changes without parsing it.
-A missing, unreadable or malformed file fails the read (S1); one record of the wrong
-shape becomes a rejection and the rest is read. Fields other than those above are
+A missing, unreadable or malformed file fails the read (S1), and so does one nested deeper
+than JSON parsing allows (about a thousand levels); one record of the wrong shape becomes a
+rejection and the rest is read. Fields other than those above are
 ignored, so a richer export reads as it is.
 """
 
@@ -45,6 +46,9 @@ class FileConnector:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise PartialReadError(f"directory file {self.path} is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise PartialReadError(f"directory file {self.path} is not a directory export: it nests arrays "
+                                   "or objects too deeply to read") from None
         return parse(data, watermark=digest)
 
     def close(self) -> None:
