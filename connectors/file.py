@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from config import FileDirectorySettings, Settings
+from connectors.base import ReadProgress
 from connectors.errors import PartialReadError, PermanentError
 from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Rejection, Snapshot
 
@@ -32,7 +33,9 @@ class FileConnector:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def read(self, watermark: str | None) -> Snapshot | Changes:
+    def read(self, watermark: str | None, progress: ReadProgress | None = None) -> Snapshot | Changes:
+        """The file as a Snapshot, or no Changes when it is the one `watermark` names;
+        `progress("read", 1, records)` once it is parsed."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -49,7 +52,10 @@ class FileConnector:
         except RecursionError:
             raise PartialReadError(f"directory file {self.path} is not a directory export: it nests arrays "
                                    "or objects too deeply to read") from None
-        return parse(data, watermark=digest)
+        snapshot = parse(data, watermark=digest)
+        if progress is not None:
+            progress("read", 1, len(snapshot.users) + len(snapshot.groups) + len(snapshot.rejections))
+        return snapshot
 
     def close(self) -> None:
         pass
