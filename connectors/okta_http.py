@@ -312,7 +312,8 @@ class OktaPager:
         if not isinstance(exc, BaseException):
             return Retryable(TransientError(f"{where}: no answer"), no_answer=True)
         failure = describe_transport_failure(exc, host=self.host, timeout=self._timeout,
-                                             timed_out=isinstance(exc, asyncio.TimeoutError))
+                                             timed_out=isinstance(exc, asyncio.TimeoutError),
+                                             dns_failed=isinstance(exc, aiohttp.ClientConnectorDNSError))
         return Retryable(TransientError(f"{where} {failure.text}"), no_answer=failure.no_answer)
 
     def _page(self, url: str, where: str, response: Any, body: str | None) -> Page:

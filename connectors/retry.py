@@ -168,11 +168,12 @@ def _errno_in(chain: list[BaseException], numbers: set[int]) -> OSError | None:
 
 
 def describe_transport_failure(exc: BaseException, *, host: str, timeout: float,
-                               timed_out: bool = False) -> TransportFailure:
-    """Name a failure that left no HTTP answer. `timed_out` lets a caller that knows its
-    library's timeout types say so; builtin `TimeoutError`s anywhere in the chain count too."""
+                               timed_out: bool = False, dns_failed: bool = False) -> TransportFailure:
+    """Name a failure that left no HTTP answer. `timed_out` and `dns_failed` let a caller
+    that knows its library's types say so; builtin `TimeoutError`s and `socket.gaierror`s
+    anywhere in the chain count too."""
     chain = list(_causes(exc))
-    if any(isinstance(e, socket.gaierror) for e in chain):
+    if dns_failed or any(isinstance(e, socket.gaierror) for e in chain):
         return TransportFailure(f"DNS lookup of {host} failed", True)
     if any(isinstance(e, ConnectionRefusedError) for e in chain) or _errno_in(chain, _REFUSED):
         return TransportFailure("connection refused", True)
