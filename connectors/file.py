@@ -6,8 +6,9 @@
 
 A read is a complete snapshot, except that an incremental read of a file whose content
 has not changed since the watermark (its SHA-256) reports no changes without parsing it.
-A missing, unreadable or malformed file fails the read (S1); one record of the wrong
-shape becomes a rejection and the rest is read. Fields other than those above are
+A missing, unreadable or malformed file fails the read (S1), and so does one nested deeper
+than JSON parsing allows (about a thousand levels); one record of the wrong shape becomes a
+rejection and the rest is read. Fields other than those above are
 ignored, so a richer export reads as it is.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from config import FileDirectorySettings, Settings
+from connectors.base import ReadProgress
 from connectors.errors import PartialReadError, PermanentError
 from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Rejection, Snapshot
 
@@ -31,7 +33,9 @@ class FileConnector:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def read(self, watermark: str | None) -> Snapshot | Changes:
+    def read(self, watermark: str | None, progress: ReadProgress | None = None) -> Snapshot | Changes:
+        """The file as a Snapshot, or no Changes when it is the one `watermark` names;
+        `progress("read", 1, records)` once it is parsed."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -45,7 +49,13 @@ class FileConnector:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise PartialReadError(f"directory file {self.path} is not valid JSON: {exc}") from None
-        return parse(data, watermark=digest)
+        except RecursionError:
+            raise PartialReadError(f"directory file {self.path} is not a directory export: it nests arrays "
+                                   "or objects too deeply to read") from None
+        snapshot = parse(data, watermark=digest)
+        if progress is not None:
+            progress("read", 1, len(snapshot.users) + len(snapshot.groups) + len(snapshot.rejections))
+        return snapshot
 
     def close(self) -> None:
         pass

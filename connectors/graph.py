@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from config import ConfigError, DirectorySettings, EntraDirectorySettings, Settings, read_secret
+from connectors.base import PageCounter, ReadProgress
 from connectors.errors import PermanentError
 from connectors.graph_auth import Credential, TokenSource
 from connectors.graph_http import GraphClient, ResyncNeeded, make_session
@@ -51,6 +52,7 @@ from connectors.graph_rounds import (
     read_users,
     split,
 )
+from connectors.retry import DEFAULT_MAX_RETRY_WAIT_SECONDS, configured_max_retry_wait
 from reconcile import clock
 from reconcile.model import Changes, ExternalGroup, MembershipDelta, Snapshot
 
@@ -124,8 +126,8 @@ class GraphConnector:
     """Reads one Entra directory; see the module docstring for what each read returns."""
 
     def __init__(self, directory: EntraDirectorySettings, *, credential: Credential,
-                 ca_bundle: str | None = None, sleep: Callable[[float], object] | None = None
-                 ) -> None:
+                 ca_bundle: str | None = None, sleep: Callable[[float], object] | None = None,
+                 max_retry_wait_seconds: float = DEFAULT_MAX_RETRY_WAIT_SECONDS) -> None:
         self.directory = directory
         # Set when one request of a read fails: the read's other requests stop at once
         # (also mid-backoff) instead of retrying in the background after the read is over.
@@ -141,13 +143,16 @@ class GraphConnector:
 
         self.tokens = TokenSource(directory=directory.name, authority=authority,
                                   client_id=directory.client_id, credential=credential,
-                                  scope=f"{self._graph}/.default", session=session)
+                                  scope=f"{self._graph}/.default", session=session,
+                                  timeout=directory.request_timeout_seconds)
         self._session = session()
         self.client = GraphClient(directory=directory.name, graph_url=self._graph,
                                   session=self._session, tokens=self.tokens,
                                   max_retries=directory.max_retries,
                                   sleep=sleep if sleep is not None else self._cancel.wait,
-                                  cancelled=self._cancel)
+                                  cancelled=self._cancel,
+                                  timeout=directory.request_timeout_seconds,
+                                  max_retry_wait=max_retry_wait_seconds)
         self._pool = ThreadPoolExecutor(max_workers=directory.max_concurrency,
                                         thread_name_prefix=f"graph-{directory.name}")
 
@@ -160,8 +165,17 @@ class GraphConnector:
 
     # --- the contract ---------------------------------------------------------------------
 
-    def read(self, watermark: str | None) -> Snapshot | Changes:
-        """A Snapshot (full read) or Changes since `watermark`; raises a ConnectorError."""
+    def read(self, watermark: str | None, progress: ReadProgress | None = None
+             ) -> Snapshot | Changes:
+        """A Snapshot (full read) or Changes since `watermark`; raises a ConnectorError.
+        `progress("read", pages, records)` is called after every page."""
+        self.client.on_page = PageCounter(progress).json_page
+        try:
+            return self._read(watermark)
+        finally:
+            self.client.on_page = None
+
+    def _read(self, watermark: str | None) -> Snapshot | Changes:
         now = clock.now()
         mark = Watermark.load(watermark) if watermark else None
         reason = self._full_reason(watermark, mark, now)
@@ -471,4 +485,5 @@ def build(settings: Settings, directory: DirectorySettings) -> GraphConnector:
             raise PermanentError(f"directories.{directory.name}.ca_bundle: {path} does not exist")
         ca_bundle = str(path)
     return GraphConnector(directory, credential=load_credential(settings, directory),
-                          ca_bundle=ca_bundle)
+                          ca_bundle=ca_bundle,
+                          max_retry_wait_seconds=configured_max_retry_wait(settings))

@@ -23,6 +23,7 @@ import requests
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS  # type: ignore[import-untyped]
 
 from connectors.errors import AuthError, PermanentError, TransientError
+from connectors.retry import describe_transport_failure
 
 log = logging.getLogger("connectors.graph")
 
@@ -46,6 +47,10 @@ AADSTS_MEANINGS: dict[int, str] = {
 }
 _AUTH_ERRORS = {"invalid_client", "unauthorized_client", "invalid_tenant", "access_denied"}
 _TRANSIENT_ERRORS = {"temporarily_unavailable", "server_error"}
+
+
+class TokenEndpointUnreachable(TransientError):
+    """The identity platform gave no answer (timed out, refused, DNS): tried fewer times."""
 
 
 @dataclass(frozen=True)
@@ -121,8 +126,9 @@ class TokenSource:
 
     def __init__(self, *, directory: str, authority: str, client_id: str,
                  credential: Credential, scope: str,
-                 session: Callable[[], requests.Session]) -> None:
+                 session: Callable[[], requests.Session], timeout: float = 30.0) -> None:
         self._directory = directory
+        self._timeout = timeout
         self._authority = authority
         self._client_id = client_id
         self._credential = credential
@@ -143,8 +149,12 @@ class TokenSource:
                 result = app.acquire_token_for_client(scopes=[self._scope])
         except requests.exceptions.SSLError:
             raise PermanentError(f"{where}: TLS verification failed (check ca_bundle)") from None
-        except (requests.ConnectionError, requests.Timeout):
-            raise TransientError(f"{where}: connection failed or timed out") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            host = urlsplit(self._authority).hostname or self._authority
+            failure = describe_transport_failure(exc, host=host, timeout=self._timeout,
+                                                 timed_out=isinstance(exc, requests.Timeout))
+            kind = TokenEndpointUnreachable if failure.no_answer else TransientError
+            raise kind(f"{where}: {failure.text}") from None
         except requests.HTTPError as exc:  # discovery answered 5xx
             status = exc.response.status_code if exc.response is not None else "?"
             raise TransientError(f"{where}: discovery failed with HTTP {status}") from None

@@ -14,9 +14,12 @@ configured bundle". Proxies from the environment are still honoured, but explici
 host (`HTTPS_PROXY` / `NO_PROXY`), since `trust_env = False` also turns those off.
 
 Retries (S4) follow `connectors.retry`, the policy every connector shares: 429 and 503
-wait for `Retry-After`; other 5xx, timeouts, dropped connections and malformed or
-truncated pages back off exponentially with jitter; attempts are bounded by `max_retries`
-and by a total delay, whichever comes first. Every request has a timeout.
+wait for `Retry-After` (a wait longer than `max_retry_wait` seconds fails the read at once
+as transient, never retried early); other 5xx, timeouts, refused connections, DNS failures,
+dropped connections and malformed or truncated pages back off exponentially with jitter;
+attempts are bounded by `max_retries` (three for a request that got no answer at all) and
+by a total delay, whichever comes first. Every request has a timeout. Every retry is
+announced on the `connectors.graph` logger; the final error names the URL and the attempts.
 """
 
 from __future__ import annotations
@@ -41,8 +44,15 @@ from connectors.errors import (
     PermanentError,
     TransientError,
 )
-from connectors.graph_auth import TokenSource
-from connectors.retry import Retryable, policy
+from connectors.graph_auth import TokenEndpointUnreachable, TokenSource
+from connectors.retry import (
+    DEFAULT_MAX_RETRY_WAIT_SECONDS,
+    Retryable,
+    RetryPolicy,
+    describe_transport_failure,
+    gave_up,
+    too_long_to_wait,
+)
 
 log = logging.getLogger("connectors.graph")
 
@@ -132,15 +142,19 @@ class GraphClient:
     def __init__(self, *, directory: str, graph_url: str, session: requests.Session,
                  tokens: TokenSource, max_retries: int, max_total_seconds: float = 300.0,
                  sleep: Callable[[float], object] = time.sleep,
-                 cancelled: threading.Event | None = None) -> None:
+                 cancelled: threading.Event | None = None, timeout: float = 30.0,
+                 max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT_SECONDS) -> None:
         self._directory = directory
         self._graph_url = graph_url.rstrip("/")
+        self._host = urlsplit(self._graph_url).hostname or self._graph_url
         self._session = session
         self._tokens = tokens
-        self._max_retries = max_retries
-        self._max_total = max_total_seconds
+        self._policy = RetryPolicy(max_retries, max_total_seconds, log)
         self._sleep = sleep
         self._cancelled = cancelled or threading.Event()
+        self._timeout = timeout
+        self._max_wait = max_retry_wait
+        self.on_page: Callable[[dict[str, Any]], None] | None = None  # read progress
         self.retries = 0  # retried requests so far (for logs and tests)
 
     def __repr__(self) -> str:
@@ -151,14 +165,22 @@ class GraphClient:
         if not url.startswith(self._graph_url + "/"):
             # A nextLink elsewhere would carry our bearer token to another host.
             raise PartialReadError(f"{self._where(url)}: link points outside graph_url")
-        retrying = tenacity.Retrying(**policy(self._max_retries, self._max_total),
-                                     sleep=self._pause, before_sleep=self._before_sleep)
+        args = self._policy.tenacity_args()
+        announce = args.pop("before_sleep")
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            self.retries += 1
+            announce(state)
+
+        retrying = tenacity.Retrying(**args, sleep=self._pause, before_sleep=before_sleep)
         refreshed = [False]
         try:
-            return retrying(self._attempt, url, headers or {}, refreshed)
+            body = retrying(self._attempt, url, headers or {}, refreshed)
         except Retryable as exc:
-            attempts = retrying.statistics.get("attempt_number", 1)
-            raise type(exc.error)(f"{exc.error} (gave up after {attempts} attempts)") from None
+            raise gave_up(exc, retrying.statistics.get("attempt_number", 1)) from None
+        if self.on_page is not None:
+            self.on_page(body)
+        return body
 
     def _attempt(self, url: str, headers: dict[str, str], refreshed: list[bool]
                  ) -> dict[str, Any]:
@@ -168,22 +190,26 @@ class GraphClient:
         try:
             token = self._tokens.token()
         except TransientError as exc:
-            raise Retryable(exc) from None
+            raise Retryable(exc, no_answer=isinstance(exc, TokenEndpointUnreachable)) from None
         try:
             response = self._session.get(
                 url, headers={**headers, "Authorization": f"Bearer {token}",
                               "Accept": "application/json"})
         except requests.exceptions.SSLError:
-            raise PermanentError(f"{where}: TLS verification failed (check ca_bundle)") from None
-        except requests.Timeout:
-            raise Retryable(TransientError(f"{where}: timed out")) from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
-            raise Retryable(TransientError(f"{where}: connection dropped")) from None
+            raise PermanentError(f"{where}: TLS verification of {self._host} failed "
+                                 "(check ca_bundle)") from None
+        except (requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            failure = describe_transport_failure(exc, host=self._host, timeout=self._timeout,
+                                                 timed_out=isinstance(exc, requests.Timeout))
+            raise Retryable(TransientError(f"{where} {failure.text}"),
+                            no_answer=failure.no_answer) from None
         status = response.status_code
         if status < 400:
             try:
                 body = response.json()
-            except (ValueError, requests.exceptions.ChunkedEncodingError):
+            except (ValueError, RecursionError, requests.exceptions.ChunkedEncodingError):
+                # RecursionError: nested past what JSON parsing allows, malformed too
                 raise Retryable(PartialReadError(f"{where}: malformed JSON page")) from None
             if not isinstance(body, dict):
                 raise Retryable(PartialReadError(f"{where}: page is not a JSON object"))
@@ -202,6 +228,8 @@ class GraphClient:
                             "Graph application permissions and admin consent)")
         if status in (429, 503):
             wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if wait is not None and wait > self._max_wait:
+                raise too_long_to_wait(f"{where}: {label}", wait, self._max_wait, "Retry-After")
             raise Retryable(TransientError(f"{where}: {label}"), delay=wait)
         if status >= 500:
             raise Retryable(TransientError(f"{where}: {label}"))
@@ -210,15 +238,10 @@ class GraphClient:
     def _pause(self, seconds: float) -> None:
         self._sleep(seconds)
 
-    def _before_sleep(self, state: tenacity.RetryCallState) -> None:
-        self.retries += 1
-        exc = state.outcome.exception() if state.outcome else None
-        log.warning("%s; retry %d in %.1fs", exc, state.attempt_number,
-                    state.next_action.sleep if state.next_action else 0.0)
-
     def _where(self, url: str) -> str:
-        # The path only: query strings hold paging and delta tokens, noise in a log line.
-        return f"entra {self._directory}: GET {urlsplit(url).path}"
+        # Host and path only: query strings hold paging and delta tokens, noise in a log line.
+        parts = urlsplit(url)
+        return f"entra {self._directory}: GET {parts.scheme}://{parts.netloc}{parts.path}"
 
 
 def _graph_error(response: requests.Response) -> tuple[str, str]:

@@ -154,7 +154,8 @@ def batched_filter_urls(base: str, ids: Iterable[str], select: str) -> list[str]
 def normalise_user(item: dict[str, Any], email_source: str
                    ) -> ExternalUser | Rejection:
     """An ExternalUser, or a Rejection carrying the external id: `malformed-record` when a
-    field has the wrong type, `missing-email` when `email_source` is empty."""
+    field has the wrong type or `accountEnabled` is missing, `missing-email` when
+    `email_source` is empty."""
     uid = str(item["id"])
     label = next((v for v in (item.get("userPrincipalName"), item.get("displayName"))
                   if isinstance(v, str) and v.strip()), uid)
@@ -162,9 +163,11 @@ def normalise_user(item: dict[str, Any], email_source: str
         if item.get(key) is not None and not isinstance(item[key], str):
             return Rejection(Kind.USER, label, "malformed-record", f"{key} is not text", external_id=uid)
     enabled = item.get("accountEnabled")
-    if enabled is not None and not isinstance(enabled, bool):
-        return Rejection(Kind.USER, label, "malformed-record", "accountEnabled is not true or false",
-                         external_id=uid)
+    if not isinstance(enabled, bool):
+        # Missing or null: whether the account may sign in is unknown, so it is never
+        # taken as active (fail closed); the local user is held as it is.
+        problem = "accountEnabled is missing" if enabled is None else "accountEnabled is not true or false"
+        return Rejection(Kind.USER, label, "malformed-record", problem, external_id=uid)
     email = item.get(email_source)
     if email is None or not email.strip():
         return Rejection(Kind.USER, label, "missing-email", f"the user has no {email_source}", external_id=uid)
@@ -174,7 +177,7 @@ def normalise_user(item: dict[str, Any], email_source: str
         given_name=item.get("givenName"),
         family_name=item.get("surname"),
         display_name=item.get("displayName"),
-        active=enabled is not False,
+        active=enabled,
     )
 
 

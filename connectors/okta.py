@@ -40,8 +40,10 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from config import ConfigError, DirectorySettings, OktaDirectorySettings, Settings, read_secret
+from connectors.base import PageCounter, ReadProgress
 from connectors.errors import AuthError, ConnectorError, PartialReadError, PermanentError, TransientError
 from connectors.okta_http import ApiToken, Credentials, CursorRejected, NotFound, OktaPager, Page, ServiceApp, Sleep
+from connectors.retry import DEFAULT_MAX_RETRY_WAIT_SECONDS, configured_max_retry_wait
 from connectors.okta_map import is_built_in, is_member_in_scope, map_group, map_user, user_id_of
 from reconcile import clock as default_clock
 from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, MembershipDelta, Rejection, Snapshot
@@ -136,12 +138,16 @@ class OktaConnector:
         ssl_context: ssl.SSLContext,
         clock: Callable[[], datetime] = default_clock.now,
         sleep: Sleep | None = None,
+        max_retry_wait_seconds: float = DEFAULT_MAX_RETRY_WAIT_SECONDS,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self.directory = directory
         self._credentials = credentials
         self._ssl_context = ssl_context
         self._clock = clock
         self._sleep = sleep
+        self._max_retry_wait = max_retry_wait_seconds
+        self._monotonic = monotonic
         self.scope = (f"app:{directory.app_id}" if directory.app_id else "org") + (
             "+everyone" if directory.include_everyone else "")
         self.last_request_count = 0
@@ -149,10 +155,11 @@ class OktaConnector:
     def __repr__(self) -> str:
         return f"OktaConnector(org_url={self.directory.org_url!r}, scope={self.scope!r})"
 
-    def read(self, watermark: str | None) -> Snapshot | Changes:
-        """A `Snapshot` (full read) or `Changes` since `watermark`; raises `ConnectorError`."""
+    def read(self, watermark: str | None, progress: ReadProgress | None = None) -> Snapshot | Changes:
+        """A `Snapshot` (full read) or `Changes` since `watermark`; raises `ConnectorError`.
+        `progress("read", pages, records)` is called after every page."""
         try:
-            result: Snapshot | Changes = _run(self._read(watermark))
+            result: Snapshot | Changes = _run(self._read(watermark, PageCounter(progress)))
             return result
         except ConnectorError:
             raise
@@ -163,7 +170,7 @@ class OktaConnector:
     def close(self) -> None:
         """Nothing is held between reads: each read opens and closes its own HTTP session."""
 
-    async def _read(self, watermark: str | None) -> Snapshot | Changes:
+    async def _read(self, watermark: str | None, counter: PageCounter) -> Snapshot | Changes:
         state = Watermark.parse(watermark)
         now = self._clock()
         full_due = state is None or state.scope != self.scope or (
@@ -177,6 +184,10 @@ class OktaConnector:
             retry_budget_seconds=self.directory.retry_budget_seconds,
             max_concurrency=self.directory.max_concurrency,
             sleep=self._sleep,
+            max_retry_wait=self._max_retry_wait,
+            label=f"okta {self.directory.name}",
+            on_page=counter.json_page,
+            monotonic=self._monotonic,
         )
         async with pager:
             reader = _Reader(self.directory, pager, now)
@@ -573,4 +584,5 @@ def build(settings: Settings, directory: DirectorySettings) -> OktaConnector:
     if not isinstance(directory, OktaDirectorySettings):
         raise PermanentError(f"directories.{directory.name}: not an okta directory")
     return OktaConnector(directory, credentials_for(settings, directory),
-                         ssl_context=ssl_context_for(settings, directory))
+                         ssl_context=ssl_context_for(settings, directory),
+                         max_retry_wait_seconds=configured_max_retry_wait(settings))

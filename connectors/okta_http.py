@@ -11,6 +11,8 @@ handling is unsafe for a sync (research notes, sdks.md §1):
   AttributeError when a 429 lacks `Date`/`X-Rate-Limit-Reset`: we set its retries to 0 and
   retry with tenacity (exponential backoff with jitter, bounded by attempts AND time);
 - it has no timeout by default: every request carries `request_timeout_seconds`;
+- every retry is announced on the `connectors.okta` logger and the final error names the
+  URL (so the host) and the attempts made (`connectors.retry`);
 - it reads `HTTP(S)_PROXY` itself and ignores `NO_PROXY`: we give it an HTTP client that
   never sets a proxy and an aiohttp session with `trust_env=True`, which applies the
   standard proxy variables including `NO_PROXY`;
@@ -18,9 +20,11 @@ handling is unsafe for a sync (research notes, sdks.md §1):
   SDK's default) and the handler each `Client()` adds is removed again.
 
 Rate limits: each answer's `X-Rate-Limit-Remaining`/`-Reset` (compared with the answer's
-`Date`, so clock skew does not matter) is kept per bucket; when a bucket is nearly empty the
-next request waits for its reset. A 429 waits until the reset it announces; one without
-headers backs off exponentially.
+`Date`, so clock skew does not matter) is kept per bucket; while a bucket has no more
+requests left than we may have in flight, every request to it waits for its reset, so none
+is ever sent at remaining 0 before the reset. A 429 waits until the reset it announces; one
+without headers backs off exponentially. A reset further away than `max_retry_wait` seconds
+fails the read at once as transient: it is never waited for partly and retried early.
 
 Every failure leaves as a `connectors.errors` type: 401/403 -> AuthError; 404 ->
 NotFound (internal; callers decide); other 4xx -> PermanentError (a rejected cursor ->
@@ -52,12 +56,21 @@ from connectors.errors import (
     PermanentError,
     TransientError,
 )
-from connectors.retry import Retryable, policy
+from connectors.retry import (
+    DEFAULT_MAX_RETRY_WAIT_SECONDS,
+    Retryable,
+    RetryPolicy,
+    describe_transport_failure,
+    gave_up,
+    seconds,
+    too_long_to_wait,
+)
 
 log = logging.getLogger("connectors.okta")
 
 OKTA_LOGGER = "okta-sdk-python"
 Sleep = Callable[[float], Awaitable[None]]
+PageSeen = Callable[[Any], None]  # called with each page's parsed JSON (read progress)
 
 
 @dataclass(frozen=True)
@@ -99,9 +112,8 @@ class Page:
 
 @dataclass
 class _BucketState:
-    remaining: int
-    seconds_to_reset: float
-    seen_at: float  # time.monotonic() when the headers arrived
+    remaining: int  # as the last answer said, less the requests we sent since
+    reset_at: float  # on the pager's monotonic clock
 
 
 def bucket_of(path: str) -> str:
@@ -165,15 +177,23 @@ class OktaPager:
         retry_budget_seconds: float,
         max_concurrency: int,
         sleep: Sleep | None = None,
+        max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT_SECONDS,
+        monotonic: Callable[[], float] | None = None,
+        label: str = "okta",
+        on_page: PageSeen | None = None,
     ) -> None:
         self.org_url = org_url.rstrip("/")
+        self.host = urlsplit(self.org_url).hostname or self.org_url
         self._credentials = credentials
         self._ssl_context = ssl_context
         self._timeout = request_timeout
-        self._max_retries = max_retries
-        self._budget = retry_budget_seconds
         self._max_concurrency = max_concurrency
         self._sleep: Sleep = sleep or asyncio.sleep
+        self._max_wait = max_retry_wait
+        self._monotonic = monotonic or time.monotonic
+        self._label = label
+        self._on_page = on_page
+        self._policy = RetryPolicy(max_retries, retry_budget_seconds, log, server_jitter=0.5)
         self._buckets: dict[str, _BucketState] = {}
         self._secrets = [s for s in self._secret_values() if s]
         self._session: aiohttp.ClientSession | None = None
@@ -214,16 +234,21 @@ class OktaPager:
     async def get(self, url: str) -> Page:
         """The page at `url` (a path or an absolute link from a `next` header)."""
         assert self._slots is not None, "use OktaPager as an async context manager"
-        # Okta's reset is a whole second: a little jitter keeps clients apart after it.
-        retrying = AsyncRetrying(**policy(self._max_retries, self._budget, server_jitter=0.5), sleep=self._sleep)
+        # Okta's reset is a whole second: the policy's jitter keeps clients apart after it.
+        retrying = AsyncRetrying(**self._policy.tenacity_args(), sleep=self._sleep)
+        attempts = 0
         try:
             async for attempt in retrying:
                 with attempt:
+                    attempts = attempt.retry_state.attempt_number
                     async with self._slots:
-                        return await self._get_once(url)
+                        page = await self._get_once(url)
+                    if self._on_page is not None:
+                        self._on_page(page.data)
+                    return page
         except Retryable as failure:
-            raise failure.error from None
-        raise TransientError("Okta request was not attempted")  # unreachable: tenacity raises
+            raise gave_up(failure, attempts) from None
+        raise TransientError(f"{self._where(url)}: not attempted")  # unreachable: tenacity raises
 
     async def get_optional(self, url: str) -> Page | None:
         """Like `get`, but a 404 answers None."""
@@ -239,76 +264,92 @@ class OktaPager:
         bucket = bucket_of(path)
         await self._pace(bucket)
         self.requests += 1
+        where = self._where(url)
         try:
             request, error = await self._executor.create_request("GET", url, None, {})
             if error is not None:
-                self._raise_for_auth_error(error)
+                self._raise_for_auth_error(error, where)
             # fire_request_helper, not fire_request: the latter JSON-parses every 2xx body a
             # second time only to decide whether to cache it (the cache is off).
             _, response, body, error = await self._executor.fire_request_helper(request, 0, time.time())
         except (Retryable, ConnectorError):
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise self._transport_failure(exc) from None
+            raise self._transport_failure(exc, where) from None
         except Exception as exc:  # the SDK failing in its own code: never let it escape
-            raise Retryable(TransientError(f"Okta request failed in the SDK ({type(exc).__name__})")) from None
+            raise Retryable(TransientError(f"{where}: failed in the Okta SDK ({type(exc).__name__})")) from None
         if response is None:
-            raise self._transport_failure(error)
+            raise self._transport_failure(error, where)
         if response.status == 429:
             self._buckets.pop(bucket, None)  # the retry itself waits for the reset
         else:
             self._observe(bucket, response)
-        return self._page(url, path, response, body)
+        return self._page(url, where, response, body)
 
-    def _raise_for_auth_error(self, error: object) -> None:
+    def _where(self, url: str) -> str:
+        """`okta NAME: GET https://host/path`: the query is left out (cursors, filters)."""
+        parts = urlsplit(url)
+        path = parts.path or url
+        return f"{self._label}: GET {self.org_url}{path}"
+
+    def _raise_for_auth_error(self, error: object, where: str) -> None:
         """`create_request` failed: in OAuth mode, fetching the access token did."""
         status = getattr(error, "status", None)
         code, summary = getattr(error, "error_code", ""), getattr(error, "error_summary", "")
         detail = self._scrub(f"{code} {summary}".strip()[:200])
+        token = f"{where}: access token request"
         if status in (400, 401, 403):
-            raise AuthError(f"Okta refused the service app's credentials (HTTP {status} {detail})".strip())
+            raise AuthError(f"{token}: Okta refused the service app's credentials (HTTP {status} {detail})".strip())
         if isinstance(error, (aiohttp.ClientError, asyncio.TimeoutError)):
-            raise self._transport_failure(error)
+            raise self._transport_failure(error, token)
         if status == 429 or (isinstance(status, int) and status >= 500):
-            raise Retryable(TransientError(f"Okta token endpoint answered HTTP {status}"))
-        raise Retryable(TransientError(f"could not get an Okta access token ({type(error).__name__})"))
+            raise Retryable(TransientError(f"{token}: HTTP {status}"))
+        raise Retryable(TransientError(f"{token} failed ({type(error).__name__})"))
 
-    def _transport_failure(self, exc: object) -> Exception:
+    def _transport_failure(self, exc: object, where: str) -> Exception:
         if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
-            return PermanentError(f"TLS verification of {self.org_url} failed; check ca_bundle")
-        if isinstance(exc, asyncio.TimeoutError):
-            return Retryable(TransientError(f"Okta request timed out after {self._timeout:g} s"))
-        reason = type(exc).__name__ if exc is not None else "no answer"
-        return Retryable(TransientError(f"Okta connection failed ({self._scrub(reason)})"))
+            return PermanentError(f"{where}: TLS verification of {self.host} failed; check ca_bundle")
+        if not isinstance(exc, BaseException):
+            return Retryable(TransientError(f"{where}: no answer"), no_answer=True)
+        failure = describe_transport_failure(exc, host=self.host, timeout=self._timeout,
+                                             timed_out=isinstance(exc, asyncio.TimeoutError),
+                                             dns_failed=isinstance(exc, aiohttp.ClientConnectorDNSError))
+        return Retryable(TransientError(f"{where} {failure.text}"), no_answer=failure.no_answer)
 
-    def _page(self, url: str, path: str, response: Any, body: str | None) -> Page:
+    def _page(self, url: str, where: str, response: Any, body: str | None) -> Page:
         status = int(response.status)
         server_time = _http_date(response.headers.get("Date"))
         if 200 <= status < 300:
             try:
                 data = json.loads(body or "")
-            except ValueError:
-                raise Retryable(PartialReadError(f"Okta sent a malformed or truncated page for {path}")) from None
+            except (ValueError, RecursionError):  # nested past what JSON parsing allows: malformed too
+                raise Retryable(PartialReadError(f"{where}: malformed or truncated page")) from None
             link = response.links.get("next")
             next_url = str(link.get("url")) if link and link.get("url") else None
             return Page(data, next_url, server_time)
         detail = self._scrub(_okta_error(body))
-        where = f"{path}: HTTP {status} {detail}".strip()
+        answer = f"{where}: HTTP {status} {detail}".strip()
         if status in (401, 403):
-            raise AuthError(f"Okta refused the credentials ({where})")
+            raise AuthError(f"{answer}: Okta refused the credentials")
         if status == 429:
-            reset = _int_header(response.headers, "X-Rate-Limit-Reset")
-            delay = None
-            if reset is not None and server_time is not None:
-                delay = max(0.0, reset - server_time.timestamp()) + 1.0
-            raise Retryable(TransientError(f"Okta rate limit still exceeded ({where})"), delay)
+            raise self._rate_limited(answer, response.headers, server_time)
         if status >= 500 or status == 408:
-            raise Retryable(TransientError(f"Okta failed ({where})"))
+            raise Retryable(TransientError(answer))
         if status == 404:
-            raise NotFound(f"Okta has no such resource ({where})")
+            raise NotFound(f"{answer}: no such resource")
         if status == 400 and "after=" in url:
-            raise CursorRejected(f"Okta rejected a page cursor ({where})")
-        raise PermanentError(f"Okta rejected the request ({where})")
+            raise CursorRejected(f"{answer}: Okta rejected a page cursor")
+        raise PermanentError(f"{answer}: Okta rejected the request")
+
+    def _rate_limited(self, answer: str, headers: Any, server_time: datetime | None) -> Exception:
+        """A 429: wait for the reset it announces, unless that is too far away."""
+        reset = _int_header(headers, "X-Rate-Limit-Reset")
+        if reset is None or server_time is None:
+            return Retryable(TransientError(f"{answer} (rate limited)"))  # back off instead
+        delay = max(0.0, reset - server_time.timestamp()) + 1.0  # Date is rounded to the second
+        if delay > self._max_wait:
+            return too_long_to_wait(answer, delay, self._max_wait, "X-Rate-Limit-Reset")
+        return Retryable(TransientError(f"{answer} (rate limited)"), delay)
 
     # -- pacing
 
@@ -318,21 +359,28 @@ class OktaPager:
         server_time = _http_date(response.headers.get("Date"))
         if remaining is None or reset is None or server_time is None:
             return
-        self._buckets[bucket] = _BucketState(remaining, max(0.0, reset - server_time.timestamp()) + 1.0,
-                                             time.monotonic())
+        seconds_to_reset = max(0.0, reset - server_time.timestamp()) + 1.0  # Date is rounded to the second
+        self._buckets[bucket] = _BucketState(remaining, self._monotonic() + seconds_to_reset)
 
     async def _pace(self, bucket: str) -> None:
-        """Wait for the bucket's reset when it has no more requests than we may have in flight."""
-        state = self._buckets.get(bucket)
-        if state is None or state.remaining > self._max_concurrency:
-            if state is not None:
+        """Before a request: while the bucket has no more requests left than we may have in
+        flight, wait for its reset (every request to it, not only the first)."""
+        while (state := self._buckets.get(bucket)) is not None:
+            wait = state.reset_at - self._monotonic()
+            if wait <= 0:
+                del self._buckets[bucket]  # a new window: unknown until the next answer
+                return
+            if state.remaining > self._max_concurrency:
                 state.remaining -= 1  # count our own request until the next answer says
-            return
-        wait = state.seconds_to_reset - (time.monotonic() - state.seen_at)
-        del self._buckets[bucket]  # unknown until the next answer
-        if wait > 0:
-            log.info("okta rate limit: bucket %s nearly empty, waiting %.1f s", bucket, wait)
-            await self._sleep(min(wait, self._budget))
+                return
+            where = f"{self._label}: {self.host} rate limit bucket {bucket}"
+            if wait > self._max_wait:
+                raise too_long_to_wait(where, wait, self._max_wait, "X-Rate-Limit-Reset")
+            log.warning("%s has %d requests left, waiting %s s for its reset", where, max(state.remaining, 0),
+                        seconds(wait))
+            await self._sleep(wait)
+            if self._buckets.get(bucket) is state:
+                del self._buckets[bucket]  # waited until its reset: a new window
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:

@@ -67,11 +67,17 @@ with `at` hits that many consecutive matching requests. `seconds` sets the hold 
     HTTP_503        `error_response(request, 503)`
     TIMEOUT         holds the request `seconds` (default `timeout_hold_seconds`), then answers
                     normally; set it longer than the client timeout. `stop()` ends the hold.
+    HANG            accepts the request and never answers: holds it until `stop()`, then
+                    closes the connection. `hang()` does this to every later request (an IdP
+                    that accepts connections and never answers).
     RESET           closes the TCP connection abruptly (RST) without an answer
     MALFORMED_JSON  the normal status and headers (Link included) with a body that is not JSON
     TRUNCATED       the normal answer with its body cut in half (a valid start of JSON)
     VENDOR          `vendor_fault(request, normal_response, detail)` rewrites the answer
                     (reordered Link headers, an expired cursor or delta link, ...)
+
+`refusing_port()` gives a local port that refuses connections (an IdP that is down), for
+pointing a connector at; nothing listens there while it is held.
 
 `latency(seconds)` delays every request (outside the lock). Faults never run the handler
 except TIMEOUT, MALFORMED_JSON, TRUNCATED and VENDOR, which transform its answer.
@@ -94,6 +100,7 @@ is the server `ssl.SSLContext`; `TestCA.client_context()` trusts the test CA onl
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import enum
 import functools
@@ -106,7 +113,7 @@ import struct
 import tempfile
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -119,6 +126,7 @@ import trustme
 
 __all__ = [
     "Fault",
+    "refusing_port",
     "ManualClock",
     "Request",
     "RequestRecord",
@@ -144,6 +152,7 @@ class Fault(enum.Enum):
     MALFORMED_JSON = "malformed-json"
     TRUNCATED = "truncated"
     VENDOR = "vendor"
+    HANG = "hang"
 
 
 # --- TLS -------------------------------------------------------------------------------
@@ -454,6 +463,10 @@ class SimulatorServer:
                 _PendingFault(fault, endpoint, (at - 1) if at is not None else 0, times, seconds, detail)
             )
 
+    def hang(self) -> None:
+        """From now on, accept every request and never answer it (until `stop()`)."""
+        self.inject(Fault.HANG, times=1_000_000_000)
+
     def clear_faults(self) -> None:
         with self.lock:
             self._faults.clear()
@@ -521,8 +534,10 @@ class SimulatorServer:
             self._stopping.wait(delay)
         fault = pending.fault if pending else None
         response: Response
-        if fault is Fault.RESET:
+        if fault in (Fault.RESET, Fault.HANG):
             self._record(request, fault, None)
+            if fault is Fault.HANG:
+                self._stopping.wait()  # until stop(): then the connection closes unanswered
             abort()  # raises: nothing is sent
             return None, fault
         if fault in (Fault.HTTP_429, Fault.HTTP_429_BARE, Fault.HTTP_500, Fault.HTTP_503):
@@ -577,6 +592,15 @@ class SimulatorServer:
 
     def http_date(self) -> str:
         return email.utils.format_datetime(self.clock().astimezone(UTC), usegmt=True)
+
+
+@contextlib.contextmanager
+def refusing_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections while the block runs: a socket is bound
+    to it (so no other server takes it) but never listens, so a connect gets a reset."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
 
 
 class _HTTPServer(ThreadingHTTPServer):

@@ -35,20 +35,22 @@ class SimUser:
     given_name: str | None
     surname: str | None
     display_name: str | None
-    account_enabled: bool = True
+    account_enabled: bool | None = True  # None: the property is left out of every answer
     deleted: bool = False  # soft-deleted: in the recycle bin, restorable
     saved_groups: set[str] = field(default_factory=set)  # memberships held while deleted
 
     def to_graph(self) -> dict[str, object]:
-        return {
+        record: dict[str, object] = {
             "id": self.id,
             "userPrincipalName": self.user_principal_name,
             "mail": self.mail,
             "givenName": self.given_name,
             "surname": self.surname,
             "displayName": self.display_name,
-            "accountEnabled": self.account_enabled,
         }
+        if self.account_enabled is not None:
+            record["accountEnabled"] = self.account_enabled
+        return record
 
 
 @dataclass

@@ -68,3 +68,24 @@ def test_changed_file_is_read_in_full(tmp_path):
 def test_unknown_fields_are_ignored(tmp_path):
     snap = write(tmp_path / "d.json", {"users": [{"id": "u1", "email": "a@example.com", "department": "R&D"}]}).read(None)
     assert len(snap.users) == 1 and not snap.rejections
+
+
+def test_a_file_nested_ten_thousand_levels_deep_fails_the_read_in_one_line(tmp_path):
+    depth = 10_000
+    conn = write(tmp_path / "d.json", '{"users": ' + "[" * depth + "]" * depth + "}")
+
+    with pytest.raises(PartialReadError) as failure:
+        conn.read(None)
+
+    assert "nests arrays or objects too deeply" in str(failure.value)
+    assert "\n" not in str(failure.value)
+
+
+def test_a_read_reports_its_records_as_progress(tmp_path):
+    seen = []
+    conn = write(tmp_path / "d.json", {"users": [{"id": "u1", "email": "a@example.com"}, {"id": "u2"}],
+                                       "groups": [{"id": "g1", "name": "Eng"}]})
+
+    conn.read(None, progress=lambda phase, pages, records: seen.append((phase, pages, records)))
+
+    assert seen == [("read", 1, 3)]

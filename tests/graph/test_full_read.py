@@ -117,3 +117,43 @@ def test_read_user_in_assigned_scope_keeps_only_assigned_groups(sim: GraphSimula
     changes = connect(sim, assigned=True).read_user(uid)
 
     assert [g.external_id for g in changes.groups] == [assigned_group]
+
+
+def test_user_without_account_enabled_is_a_malformed_record_never_taken_as_active(
+    sim: GraphSimulator,
+) -> None:
+    uid = sim.tenant.user_order[3]
+    sim.tenant.update_user(uid, account_enabled=None)  # the property is left out of answers
+
+    snapshot = connect(sim).read(None)
+
+    assert uid not in {u.external_id for u in snapshot.users}
+    (rejection,) = [r for r in snapshot.rejections if r.external_id == uid]
+    assert (rejection.reason, rejection.detail) == ("malformed-record", "accountEnabled is missing")
+
+
+def test_user_whose_account_enabled_becomes_missing_is_held_by_an_incremental_read(
+    sim: GraphSimulator,
+) -> None:
+    connector = connect(sim)
+    mark = connector.read(None).watermark
+    uid = sim.tenant.user_order[4]
+    sim.tenant.update_user(uid, account_enabled=None)
+
+    changes = connector.read(mark)
+
+    assert isinstance(changes, Changes)
+    assert uid not in {u.external_id for u in changes.users}
+    assert [r.reason for r in changes.rejections if r.external_id == uid] == ["malformed-record"]
+
+
+def test_a_read_reports_pages_and_records_as_it_goes(sim: GraphSimulator) -> None:
+    seen: list[tuple[str, int, int]] = []
+
+    snapshot = connect(sim).read(None, progress=lambda *step: seen.append(step))
+
+    pages = sim.counts()["users.delta"] + sim.counts()["groups.delta"]
+    assert [pages for _, pages, _ in seen] == list(range(1, pages + 1))
+    assert {phase for phase, _, _ in seen} == {"read"}
+    assert seen[-1][2] >= len(snapshot.users) + len(snapshot.groups)
+    assert [records for _, _, records in seen] == sorted(records for _, _, records in seen)

@@ -168,3 +168,14 @@ def test_next_links_are_followed_in_any_header_order(
 
 def test_a_full_read_never_returns_changes(make_connector: MakeConnector) -> None:
     assert not isinstance(make_connector().read(None), Changes)
+
+
+def test_a_read_reports_pages_and_records_as_it_goes(make_connector: MakeConnector, sim: OktaSimulator) -> None:
+    seen: list[tuple[str, int, int]] = []
+
+    snapshot = make_connector().read(None, progress=lambda *step: seen.append(step))
+
+    assert [pages for _, pages, _ in seen] == list(range(1, sum(sim.counts().values()) + 1))
+    assert {phase for phase, _, _ in seen} == {"read"}
+    assert seen[-1][2] >= len(snapshot.users) + len(snapshot.groups)
+    assert [records for _, _, records in seen] == sorted(records for _, _, records in seen)

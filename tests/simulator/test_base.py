@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from connectors.simulator.base import Fault, ManualClock, Request, Response, SimulatorServer
+from connectors.simulator.base import Fault, ManualClock, Request, Response, SimulatorServer, refusing_port
 
 
 class EchoSimulator(SimulatorServer):
@@ -145,6 +145,36 @@ def test_timeout_holds_longer_than_the_client_waits(sim: EchoSimulator) -> None:
     with pytest.raises(TimeoutError):
         fetch(sim, "GET", "/items", timeout=0.3)
     assert read(sim, "/items")[0] == 200
+
+
+def test_a_hanging_simulator_accepts_every_request_and_answers_none(sim: EchoSimulator) -> None:
+    sim.hang()
+    for _ in range(2):
+        with pytest.raises(TimeoutError):
+            fetch(sim, "GET", "/items", timeout=0.3)
+    assert sim.counts() == {"items.list": 2}
+
+
+def test_a_hang_injected_once_holds_one_request_only(sim: EchoSimulator) -> None:
+    sim.inject(Fault.HANG, endpoint="items.list")
+    with pytest.raises(TimeoutError):
+        fetch(sim, "GET", "/items", timeout=0.3)
+    assert read(sim, "/items")[0] == 200
+
+
+def test_a_hanging_request_is_logged_without_an_answer(sim: EchoSimulator) -> None:
+    sim.hang()
+    with pytest.raises(TimeoutError):
+        fetch(sim, "GET", "/items", timeout=0.3)
+    assert [(r.fault, r.status) for r in sim.requests()] == [(Fault.HANG, None)]
+
+
+def test_a_refusing_port_refuses_connections() -> None:
+    import socket
+
+    with refusing_port() as port:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 def test_vendor_fault_rewrites_the_normal_answer(sim: EchoSimulator) -> None:
