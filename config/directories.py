@@ -34,7 +34,7 @@ class HttpDirectorySettings(DirectorySettings):
     """Keys of directories read over HTTPS."""
 
     ca_bundle: str | None = None  # an extra CA bundle; TLS verification is never turned off
-    request_timeout_seconds: float = 30.0
+    request_timeout_seconds: float = 10.0
     max_retries: int = 6
     max_concurrency: int = 4
 

@@ -48,8 +48,8 @@ _BACKOFF = tenacity.wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5
 
 
 def configured_max_retry_wait(settings: Settings) -> float:
-    """`[safety] max_retry_wait_seconds`, or its default for settings without that key."""
-    return float(getattr(settings.safety, "max_retry_wait_seconds", DEFAULT_MAX_RETRY_WAIT_SECONDS))
+    """`[safety] max_retry_wait_seconds`: a server asking to wait longer fails the cycle."""
+    return float(settings.safety.max_retry_wait_seconds)
 
 
 class Retryable(Exception):

@@ -385,7 +385,7 @@ class _Cycle:
                 result: Changes = read_user(user_key)
                 return result
             return _one_user(connector.read(None), user_key)
-        return connector.read(None if mode == "full" else watermark)
+        return connector.read(None if mode == "full" else watermark, progress=self.progress)
 
     def _start(self, mode: str) -> int:
         with self.store.session(write=True) as session:

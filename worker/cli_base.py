@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,15 +77,30 @@ def echo_json(value: object) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
+# The read phase says how far it got at most this often (a silent sync looks hung).
+READ_PROGRESS_SECONDS = 2.0
+CLEAR = "\r\033[K"
+
+
 @contextmanager
 def progress_printer(enabled: bool, min_total: int = 1000) -> Iterator[Callable[[str, int, int], None]]:
     """A cycle progress callback: a live bar on a terminal, a line per tenth otherwise.
-    Work smaller than `min_total` steps shows none."""
+    Work smaller than `min_total` steps shows none. The read phase (pages and records so
+    far, no total) says where it is every couple of seconds once it has taken that long."""
     tty = sys.stderr.isatty()
     last: dict[str, int] = {}
+    said_read = [time.monotonic()]  # a read that ends within the first seconds says nothing
 
     def show(phase: str, done: int, total: int) -> None:
-        if not enabled or total < min_total:
+        if not enabled:
+            return
+        if phase == "read":  # pages and records so far: there is no total to count down
+            now = time.monotonic()
+            if now - said_read[0] >= READ_PROGRESS_SECONDS:
+                said_read[0] = now
+                click.echo(f"{CLEAR if tty else ''}  read: {done} pages, {total} records", err=True, nl=not tty)
+            return
+        if total < min_total:
             return
         step = done * 10 // total
         if tty:

@@ -66,7 +66,7 @@ class ArmAfterRead:
         self.inner = inner
         self.switch = switch
 
-    def read(self, watermark: str | None) -> Snapshot | Changes:
+    def read(self, watermark: str | None, progress: object = None) -> Snapshot | Changes:
         source = self.inner.read(watermark)
         self.switch.armed = True
         return source

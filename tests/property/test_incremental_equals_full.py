@@ -26,7 +26,7 @@ class DiffConnector:
     def __init__(self, previous: dict[str, Any] | None, current: dict[str, Any]) -> None:
         self.previous, self.current = previous, current
 
-    def read(self, watermark: str | None) -> Snapshot | Changes:
+    def read(self, watermark: str | None, progress: object = None) -> Snapshot | Changes:
         now = parse(self.current, watermark="w")
         if self.previous is None or watermark is None:
             return now

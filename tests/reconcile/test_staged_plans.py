@@ -38,7 +38,7 @@ class IncrementalFile:
     def __init__(self, path: Path) -> None:
         self.inner = FileConnector(path)
 
-    def read(self, watermark: str | None) -> Snapshot | Changes:
+    def read(self, watermark: str | None, progress: object = None) -> Snapshot | Changes:
         snapshot = self.inner.read(None)
         assert isinstance(snapshot, Snapshot)
         if watermark is None:

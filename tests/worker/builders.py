@@ -96,7 +96,7 @@ class SlowConnector:
         self.inner = inner
         self.delay = delay
 
-    def read(self, watermark: str | None) -> Snapshot | Changes:
+    def read(self, watermark: str | None, progress: object = None) -> Snapshot | Changes:
         time.sleep(self.delay)
         result: Snapshot | Changes = self.inner.read(watermark)
         return result

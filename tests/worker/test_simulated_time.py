@@ -51,7 +51,7 @@ class IncrementalFile:
     def __init__(self, path: Path) -> None:
         self.inner = FileConnector(path)
 
-    def read(self, watermark: str | None) -> Snapshot | Changes:
+    def read(self, watermark: str | None, progress: object = None) -> Snapshot | Changes:
         snapshot = self.inner.read(None)
         if watermark is None:
             return snapshot
@@ -70,7 +70,7 @@ class IncrementalFile:
 class Refusing:
     """A connector whose IdP refuses the credentials."""
 
-    def read(self, watermark: str | None) -> Snapshot:
+    def read(self, watermark: str | None, progress: object = None) -> Snapshot:
         raise AuthError("HTTP 401 from the identity provider: invalid token")
 
     def close(self) -> None:
