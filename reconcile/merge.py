@@ -33,23 +33,7 @@ def project(local: LocalState, directory: str, rules: RuleSettings) -> Snapshot:
         for u in local.users
         if u.managed_by == directory and u.external_id is not None
     )
-    external_of = {
-        u.id: u.external_id
-        for u in local.users
-        if u.managed_by == directory and u.external_id is not None
-    }
-    groups = tuple(
-        ExternalGroup(
-            external_id=g.external_id,
-            # The admin group is bound through its alias (R3): that is the name the
-            # directory knows it by.
-            name=rules.admin_alias if g.reserved else g.name,
-            member_ids=frozenset(external_of[m] for m in g.members if m in external_of),
-        )
-        for g in local.groups
-        if g.managed_by == directory and g.external_id is not None
-    )
-    return Snapshot(users=users, groups=groups)
+    return Snapshot(users=users, groups=tuple(_bound_groups(local, directory, rules).values()))
 
 
 def merge(changes: Changes, local: LocalState, directory: str, rules: RuleSettings) -> Snapshot:
@@ -60,22 +44,10 @@ def merge(changes: Changes, local: LocalState, directory: str, rules: RuleSettin
         users[user.external_id] = user
     for external_id in changes.removed_user_ids:
         users.pop(external_id, None)
-
     groups = {g.external_id: g for g in base.groups}
-    for group in changes.groups:
-        previous = groups.get(group.external_id)
-        complete = group.external_id in changes.members_complete or previous is None
-        members = group.member_ids if complete else previous.member_ids  # type: ignore[union-attr]
-        groups[group.external_id] = ExternalGroup(group.external_id, group.name, members)
-    for delta in changes.memberships:
-        current = groups.get(delta.group_external_id)
-        if current is None:
-            continue  # the group left scope or was never read: nothing to change
-        members = (current.member_ids - delta.removed) | delta.added
-        groups[delta.group_external_id] = ExternalGroup(current.external_id, current.name, members)
+    groups.update(_changed_groups(changes, groups))
     for external_id in changes.removed_group_ids:
         groups.pop(external_id, None)
-
     return Snapshot(
         users=tuple(users.values()),
         groups=tuple(groups.values()),
@@ -87,41 +59,61 @@ def merge(changes: Changes, local: LocalState, directory: str, rules: RuleSettin
 def touched_groups(
     changes: Changes, local: LocalState, directory: str, rules: RuleSettings
 ) -> tuple[ExternalGroup, ...]:
-    """The complete current record of every group `changes` touches (members merged)."""
+    """The complete current record of every group `changes` touches (members merged):
+    what `merge` gives for those groups, without projecting the others."""
     touched = {g.external_id for g in changes.groups} | {d.group_external_id for d in changes.memberships}
     if not touched:
         return ()
-    bound = {
-        g.external_id: g
-        for g in local.groups
-        if g.managed_by == directory and g.external_id in touched
-    }
-    wanted_members = {m for g in bound.values() for m in g.members}
+    return tuple(_changed_groups(changes, _bound_groups(local, directory, rules, only=touched)).values())
+
+
+def _bound_groups(
+    local: LocalState, directory: str, rules: RuleSettings, only: set[str] | None = None
+) -> dict[str, ExternalGroup]:
+    """The groups bound to `directory` (those of `only`, when given) as the directory last
+    reported them: by external id, with their bound members' external ids."""
+    bound = [
+        g for g in local.groups
+        if g.managed_by == directory and g.external_id is not None and (only is None or g.external_id in only)
+    ]
+    wanted = {m for g in bound for m in g.members}
     external_of = {
         u.id: u.external_id
         for u in local.users
-        if u.id in wanted_members and u.managed_by == directory and u.external_id is not None
+        if u.id in wanted and u.managed_by == directory and u.external_id is not None
     }
-    groups: dict[str, ExternalGroup] = {}
-    for ext, g in bound.items():
-        groups[ext] = ExternalGroup(
-            ext,
+    return {
+        g.external_id: ExternalGroup(
+            g.external_id,
+            # The admin group is bound through its alias (R3): that is the name the
+            # directory knows it by.
             rules.admin_alias if g.reserved else g.name,
             frozenset(external_of[m] for m in g.members if m in external_of),
         )
+        for g in bound
+        if g.external_id is not None
+    }
+
+
+def _changed_groups(changes: Changes, known: dict[str, ExternalGroup]) -> dict[str, ExternalGroup]:
+    """Every group `changes` names, as it is now: its new record with its complete
+    members (or the members `known` had), then its membership deltas; groups that left
+    scope are left out. The one place that says how changes merge."""
     result: dict[str, ExternalGroup] = {}
     for group in changes.groups:
-        previous = groups.get(group.external_id)
+        previous = known.get(group.external_id)
         complete = group.external_id in changes.members_complete or previous is None
         members = group.member_ids if complete else previous.member_ids  # type: ignore[union-attr]
         result[group.external_id] = ExternalGroup(group.external_id, group.name, members)
     for delta in changes.memberships:
-        current = result.get(delta.group_external_id) or groups.get(delta.group_external_id)
+        current = result.get(delta.group_external_id) or known.get(delta.group_external_id)
         if current is None:
-            continue  # a group never read: its record arrives with a full read
+            continue  # the group left scope or was never read: its record comes with a full read
         members = (current.member_ids - delta.removed) | delta.added
         result[delta.group_external_id] = ExternalGroup(current.external_id, current.name, members)
-    return tuple(g for ext, g in result.items() if ext not in changes.removed_group_ids)
+    for external_id in changes.removed_group_ids:
+        result.pop(external_id, None)
+    return result
 
 
 def reported_users(source: Snapshot | Changes, local: LocalState, directory: str, bound_total: int) -> int:
