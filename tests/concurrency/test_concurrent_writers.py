@@ -35,7 +35,7 @@ from tests.concurrency.invariants import (
     replay_log,
     run_accounting,
 )
-from tests.concurrency.world import DIRECTORIES, ROOT, World, config_text
+from tests.concurrency.world import DIRECTORIES, LOCALS, ROOT, World, config_text
 
 ROUNDS = int(os.environ.get("CONCURRENCY_ROUNDS", "30"))
 SEED = int(os.environ.get("CONCURRENCY_SEED", "20261201"))
@@ -60,7 +60,9 @@ def test_cycles_of_two_directories_and_admin_actions_at_once(store_url: str, tmp
 
     codes: Counter[str] = Counter()
     deadlocks = 0
-    for n, args in enumerate((["admin", "add-user", ROOT], ["admin", "add-member", "Administrators", ROOT])):
+    setup = [["admin", "add-user", e] for e in (ROOT, *LOCALS)]
+    setup += [["admin", "add-member", "Administrators", e] for e in (ROOT, *LOCALS)]
+    for n, args in enumerate(setup):
         setup = _finish([dirsync(args, 0.0, f"setup-{n}")])
         assert setup[0]["code"] == 0, setup
 
@@ -98,7 +100,9 @@ def test_cycles_of_two_directories_and_admin_actions_at_once(store_url: str, tmp
     operations = sum(1 for e in events if e["action"] != "reject")
     print(f"\n{store_url.split(':')[0]}: {ROUNDS} rounds, seed {SEED}, {len(runs)} runs {dict(statuses)},"
           f" {operations} operation events, {Counter(e['outcome'] for e in events)},"
-          f" conflicts {dict(conflict_reasons(events))}, observer snapshots {seen['snapshots']},"
+          f" conflicts {dict(conflict_reasons(events))},"
+          f" failed {dict(Counter((e['action'], str(e['reason'])[:40]) for e in events if e['outcome'] == 'failed'))},"
+          f" observer snapshots {seen['snapshots']},"
           f" commands {dict(sorted(codes.items()))}, runs ended by the known deadlock {deadlocks}")
     store.dispose()
 
