@@ -71,7 +71,7 @@ class Case:
         self.store = open_store(url, check_schema=False)
         self.store.upgrade()
         assert run_cycle(self.settings, NAME, store=self.store).status == "succeeded"
-        assert self._admins() == [A]
+        assert self.admins() == [A]
         self.file.write_text(json.dumps(_org(swapped=True)))
 
     def positions(self) -> tuple[int, int]:
@@ -107,13 +107,13 @@ class Case:
         with freeze_time(later, tick=True):
             return run_cycle(self.settings, NAME, store=self.store).status
 
-    def _admins(self) -> list[str]:
+    def admins(self) -> list[str]:
         with self.store.session() as session:
             exported = export_state(session)
         return next(g["members"] for g in exported["groups"] if g["name"] == "Administrators")
 
     def assert_swapped(self) -> None:
-        assert self._admins() == [B]
+        assert self.admins() == [B]
         assert read_snapshot(self.store).admin_active == 1
 
     def assert_log(self) -> None:
@@ -209,7 +209,7 @@ def test_a_failing_add_keeps_the_old_administrator(case: Case) -> None:
     reasons = {(e["action"], e["target"]): (e["outcome"], e["reason"]) for e in mine}
     assert reasons[("create-user", B)] == ("conflict", "changed-since-planned")
     assert reasons[("remove-member", "Administrators")] == ("conflict", "admin-group-would-be-empty")
-    assert case._admins() == [A]
+    assert case.admins() == [A]
     case.assert_log()
     # The next cycle links B (now a local user with B's email) and finishes the swap.
     assert case.next_cycle() == "succeeded"
