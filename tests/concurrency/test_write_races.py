@@ -1,0 +1,213 @@
+"""Fixed interleavings of two writers on PostgreSQL, where transactions run side by side.
+
+The random rounds of test_concurrent_writers meet these only by chance; here the first
+writer is held inside its transaction (just before a chosen statement) until the second
+one is waiting on a row lock, so each interleaving happens on every run. On SQLite every
+write transaction takes the database write lock first, so these interleavings cannot
+happen there.
+
+Two local removals of the last two administrators show R4 held at write time under the
+admin group's lock; the other tests pin bugs (`xfail(strict=True)`, with the reason).
+
+The writers are real plans: a directory's plan made by `plan()` from a snapshot, and a
+local admin action made by `reconcile.admin`, applied by `apply` as a cycle and the CLI do.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select, text
+
+from reconcile import admin
+from reconcile.apply import ApplyResult, apply
+from reconcile.model import ExternalGroup, ExternalUser, Plan, RuleSettings, Snapshot
+from reconcile.plan import plan
+from store import Store, load_local_state, open_store
+from store.models import users
+from tests.concurrency.invariants import read_snapshot
+
+RULES = RuleSettings()
+LOCAL = "lee@example.com"
+ROOT = "root@example.com"
+
+
+@pytest.fixture
+def pg(store_url: str) -> Iterator[str]:
+    if store_url.startswith("sqlite"):
+        pytest.skip("SQLite write transactions take the write lock first: they never interleave")
+    setup = open_store(store_url, check_schema=False)
+    setup.upgrade()
+    for build in (lambda s: admin.add_user(s, ROOT, "Root", RULES), lambda s: admin.add_user(s, LOCAL, "Lee", RULES),
+                  lambda s: admin.add_member(s, "Administrators", ROOT, RULES)):
+        apply(setup, build(_local(setup)), run_id=None)
+    setup.dispose()
+    yield store_url
+
+
+def _local(store: Store) -> Any:
+    with store.session() as session:
+        return load_local_state(session)
+
+
+def _directory_plan(store: Store, directory: str, *, alias: bool) -> Plan:
+    """`directory` lists the local user (and, with `alias`, root too and the admin alias
+    with both): its plan links them, and the alias links `Administrators`."""
+    people = [ExternalUser(f"{directory}-lee", LOCAL, display_name="Lee")]
+    groups: list[ExternalGroup] = []
+    if alias:
+        people.append(ExternalUser(f"{directory}-root", ROOT, display_name="Root"))
+        groups.append(ExternalGroup(f"{directory}-admins", "Split_Administrators",
+                                    frozenset({f"{directory}-lee", f"{directory}-root"})))
+    return plan(Snapshot(tuple(people), tuple(groups), (), None), _local(store), RULES, directory=directory)
+
+
+# Where the first writer is held: before its transaction commits, once it has written
+# something (its events go by COPY on PostgreSQL, which statement hooks do not see).
+COMMIT = "COMMIT"
+
+
+@contextmanager
+def held_before(store: Store, statement: str) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """While active, the first statement on `store` that starts with `statement` (or, for
+    COMMIT, the first commit after a write) waits: it sets the first event
+    when it gets there and goes on once the second is set."""
+    arrived, go = threading.Event(), threading.Event()
+    wrote = threading.Event()
+
+    def hold() -> None:
+        if not arrived.is_set():
+            arrived.set()
+            go.wait(30)
+
+    def before_statement(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        if sql.startswith(("UPDATE", "DELETE", "INSERT")):
+            wrote.set()
+        if statement != COMMIT and sql.startswith(statement):
+            hold()
+
+    def before_commit(conn: Any) -> None:
+        if statement == COMMIT and wrote.is_set():
+            hold()
+
+    event.listen(store.engine, "before_cursor_execute", before_statement)
+    event.listen(store.engine, "commit", before_commit)
+    try:
+        yield arrived, go
+    finally:
+        go.set()
+        event.remove(store.engine, "before_cursor_execute", before_statement)
+        event.remove(store.engine, "commit", before_commit)
+
+
+def _wait_until_a_writer_waits_on_a_lock(store: Store) -> None:
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                 " AND wait_event_type = 'Lock'")
+    deadline = time.monotonic() + 30
+    with store.engine.connect() as conn:
+        while conn.execute(query).scalar() == 0:
+            assert time.monotonic() < deadline, "the second writer never waited on a lock"
+            time.sleep(0.01)
+            conn.rollback()
+
+
+def _race(first: Store, first_plan: Plan, statement: str, second: Store, second_plan: Plan) -> list[Any]:
+    """`first_plan` held before `statement`; meanwhile `second_plan` starts and waits on
+    a lock; then both go on. Each result is an ApplyResult or the exception raised."""
+    results: list[Any] = [None, None]
+
+    def run(n: int, store: Store, the_plan: Plan) -> None:
+        try:
+            results[n] = apply(store, the_plan, run_id=None, directory=the_plan.directory)
+        except Exception as exc:  # what the test reports
+            results[n] = exc
+
+    with held_before(first, statement) as (arrived, go):
+        one = threading.Thread(target=run, args=(0, first, first_plan))
+        one.start()
+        assert arrived.wait(30), f"the first writer never reached {statement!r}"
+        two = threading.Thread(target=run, args=(1, second, second_plan))
+        two.start()
+        _wait_until_a_writer_waits_on_a_lock(first)
+        go.set()
+        one.join(60)
+        two.join(60)
+    return results
+
+
+@contextmanager
+def stores(url: str, n: int) -> Iterator[list[Store]]:
+    opened = [open_store(url) for _ in range(n)]
+    try:
+        yield opened
+    finally:
+        for store in opened:
+            store.dispose()
+
+
+def _binding(store: Store, email: str) -> tuple[Any, ...]:
+    with store.engine.connect() as conn:
+        row = conn.execute(select(users.c.managed_by, users.c.active).where(users.c.email_key == email)).one()
+    return tuple(row)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "reconcile/apply.py _change_rows reads the row (plain SELECT, READ COMMITTED) and then"
+    " updates it by id alone: a second directory's link that read the row before the first"
+    " link committed waits on the row lock, then overwrites the binding (a takeover)"))
+def test_two_directories_link_one_local_user(pg: str) -> None:
+    with stores(pg, 3) as (east, west, check):
+        east_plan = _directory_plan(east, "east", alias=False)
+        west_plan = _directory_plan(west, "west", alias=False)
+        results = _race(east, east_plan, COMMIT, west, west_plan)
+        assert all(isinstance(r, ApplyResult) for r in results), results
+        # East committed first: the user is east's, west's link is refused at write time.
+        assert _binding(check, LOCAL)[0] == "east"
+        assert [f.reason for f in results[1].failures] == ["owned-by-other-directory"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "reconcile/apply.py _change_rows: a local deactivate-user that read the user as local"
+    " waits on the row lock of a cycle's link, then deactivates the now managed user (R5)"))
+def test_a_local_deactivation_racing_a_link(pg: str) -> None:
+    with stores(pg, 3) as (east, local, check):
+        link = _directory_plan(east, "east", alias=False)
+        deactivate = admin.deactivate_user(_local(local), LOCAL, RULES)
+        results = _race(east, link, COMMIT, local, deactivate)
+        assert all(isinstance(r, ApplyResult) for r in results), results
+        assert _binding(check, LOCAL) == ("east", True)
+        assert [f.reason for f in results[1].failures] == ["managed"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "reconcile/apply.py _guarded/_AdminGuard.open: only a transaction with a remove-member or"
+    " deactivate-user locks the admin group row first; a cycle whose transaction links the"
+    " alias (updates the group row) after updating user rows takes the locks in the other"
+    " order, and a concurrent deactivate-user of one of those users (or another directory's"
+    " cycle that removes an administrator and updates one of those users) deadlocks with it"
+    " (PostgreSQL aborts one: the cycle ends 'failed' with a traceback)"))
+def test_a_local_deactivation_racing_an_alias_link_does_not_deadlock(pg: str) -> None:
+    with stores(pg, 3) as (east, local, check):
+        link = _directory_plan(east, "east", alias=True)
+        deactivate = admin.deactivate_user(_local(local), LOCAL, RULES)
+        results = _race(east, link, "UPDATE groups", local, deactivate)
+        assert all(isinstance(r, ApplyResult) for r in results), results
+
+
+def test_two_local_removals_of_the_last_two_administrators(pg: str) -> None:
+    """Each removal, planned alone, leaves the other administrator; the second to write
+    waits on the admin group's lock and then finds it would leave the group empty."""
+    with stores(pg, 3) as (first, second, check):
+        apply(first, admin.add_member(_local(first), "Administrators", LOCAL, RULES), run_id=None)
+        remove_root = admin.remove_member(_local(first), "Administrators", ROOT, RULES)
+        remove_lee = admin.remove_member(_local(second), "Administrators", LOCAL, RULES)
+        results = _race(first, remove_root, COMMIT, second, remove_lee)
+        assert all(isinstance(r, ApplyResult) for r in results), results
+        assert results[0].applied == 1
+        assert [f.reason for f in results[1].failures] == ["admin-group-would-be-empty"]
+        assert read_snapshot(check).admin_active == 1
