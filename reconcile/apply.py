@@ -33,6 +33,8 @@ The session's pending work is committed first: `apply` owns the transactions fro
 
 from __future__ import annotations
 
+import random
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,7 +43,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, delete, func, select, update
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from reconcile import clock
@@ -121,7 +123,7 @@ def apply(
     run_id: int | None,
     directory: str | None = None,
     progress: Progress | None = None,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
     generation: int | None = None,
     checkpoint: Callable[[], None] | None = None,
 ) -> ApplyResult:
@@ -135,6 +137,7 @@ def apply(
     stops (`ApplyResult.aborted`). `checkpoint`: called before each transaction (a cycle
     checks it still holds its lock there); what it raises stops the apply.
     """
+    chunk_size = CHUNK_SIZE if chunk_size is None else chunk_size  # read now: tests may change it
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
     if isinstance(target, Store):
@@ -258,6 +261,7 @@ class _Applier:
         member is redone without the operations that would (R4)."""
         excluded: set[int] = set()
         one_by_one = False
+        retries = 0
         while True:
             self.at = clock.now()
             self._journal = []
@@ -276,6 +280,15 @@ class _Applier:
                 if one_by_one:
                     raise
                 one_by_one = True
+                continue
+            except DBAPIError as exc:
+                # Two writers that locked rows in opposite orders: the database chose this
+                # one to give way (nothing of it was written). Run the chunk again.
+                self._forget_new_keys()
+                if not _must_retry(exc) or retries >= _RETRIES:
+                    raise
+                retries += 1
+                time.sleep(random.uniform(0.01, 0.05) * retries)
                 continue
             except BaseException:
                 self._forget_new_keys()
@@ -473,13 +486,17 @@ class _AdminGuard:
 
     @staticmethod
     def open(conn: Connection, chunk: list[_Indexed]) -> _AdminGuard | None:
-        if not any(op.action in _MAY_EMPTY_ADMIN for _, op in chunk):
+        # Every transaction that may write the admin group's row or its members, or
+        # deactivate one of them, takes the group's lock first: one lock order for all
+        # writers (a link of the alias taken after user rows would otherwise deadlock
+        # with an admin action that holds the group and waits for a user).
+        if not any(op.action in _TOUCH_ADMIN for _, op in chunk):
             return None
         query = select(groups.c.id).where(groups.c.reserved.is_(True)).order_by(groups.c.id).limit(1)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
         group_id = conn.execute(query).scalar()
-        if group_id is None:
+        if group_id is None or not any(op.action in _MAY_EMPTY_ADMIN for _, op in chunk):
             return None
         active = frozenset(conn.execute(_active_members(group_id, users.c.id)).scalars())
         return _AdminGuard(group_id, active) if active else None
@@ -500,6 +517,10 @@ class _AdminGuard:
 
 
 _MAY_EMPTY_ADMIN = (Action.REMOVE_MEMBER, Action.DEACTIVATE_USER)
+_TOUCH_ADMIN = frozenset({
+    *_MAY_EMPTY_ADMIN, Action.ADD_MEMBER, Action.CREATE_GROUP, Action.RENAME_GROUP, Action.LINK_GROUP,
+    Action.UNLINK_GROUP,
+})
 
 
 def _active_members(group_id: int, column: ColumnElement[Any]) -> Any:
@@ -544,13 +565,31 @@ def _select_in(
     column: ColumnElement[Any],
     values: Iterable[Any],
     *where: ColumnElement[bool],
+    lock: str | None = None,
 ) -> Iterator[Any]:
     """Rows of `columns` whose `column` is one of `values` (and matching `where`), queried
-    in slices so that any number of values fits a statement."""
+    in slices so that any number of values fits a statement.
+
+    `lock` ("update" or "share") locks the rows on PostgreSQL until the transaction ends,
+    in the order of `values`: a check made on them then still holds when the transaction
+    writes (READ COMMITTED would otherwise let a concurrent commit slip in between).
+    SQLite's write transactions hold the database lock already.
+    """
     ordered = sorted(set(values))
     for start in range(0, len(ordered), _IN_SLICE):
         query = select(*columns).where(column.in_(ordered[start : start + _IN_SLICE]), *where)
+        if lock is not None and conn.dialect.name == "postgresql":
+            query = query.order_by(column).with_for_update(read=lock == "share")
         yield from conn.execute(query)
+
+
+# Deadlock detected, serialization failure: the transaction was rolled back and may run again.
+_RETRY_STATES = frozenset({"40P01", "40001"})
+_RETRIES = 5
+
+
+def _must_retry(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in _RETRY_STATES
 
 
 def _reason(exc: Exception) -> str:
@@ -772,7 +811,7 @@ def _change_rows(applier: _Applier, conn: Connection, ops: list[Operation]) -> l
     known = {i for i in ids if i is not None}
     current: dict[int, dict[str, Any]] = {}
     if known:
-        rows = _select_in(conn, (table.c.id, *(table.c[c] for c in columns)), table.c.id, known)
+        rows = _select_in(conn, (table.c.id, *(table.c[c] for c in columns)), table.c.id, known, lock="update")
         current = {row[0]: dict(zip(columns, row[1:])) for row in rows}
     original_keys = {i: row[natural] for i, row in current.items()}
 
@@ -861,7 +900,8 @@ def _members(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[
     wanted_users = {u for u in user_ids if u is not None}
     bindings: dict[int, dict[str, Any]] = {}
     if wanted_groups:
-        rows = _select_in(conn, (groups.c.id, groups.c.managed_by, groups.c.external_id), groups.c.id, wanted_groups)
+        rows = _select_in(conn, (groups.c.id, groups.c.managed_by, groups.c.external_id), groups.c.id,
+                          wanted_groups, lock="share")
         bindings = {i: {"managed_by": owner, "external_id": ext} for i, owner, ext in rows}
     present: set[tuple[int, int]] = set()
     if wanted_groups and wanted_users:

@@ -56,25 +56,10 @@ def _start_cycle(config: Path, url: str, folder: Path, chunk_size: int, pause_af
 
 def _disable(config: Path, folder: Path, delay: float = 0.0) -> dict[str, Any]:
     report = folder / "disable.json"
-    process = actors.start(actors.run_cli, ["--config", str(config), "disable", NAME], delay, str(report))
+    process = actors.start(actors.run_cli, ["--config", str(config), "disable", NAME, "--yes"], delay, str(report))
     process.join(120)
     assert process.exitcode == 0
     return dict(json.loads(report.read_text()))
-
-
-# On SQLite, `dirsync disable` fails now and then while a cycle commits (see
-# test_disable_survives_a_commit_between_its_read_and_its_write); what disable promises
-# once it has run is what these tests check, so the operator's retry is made here.
-LOCKED = "database is locked"
-
-
-def _disable_until_done(config: Path, folder: Path, delay: float = 0.0) -> dict[str, Any]:
-    for _ in range(5):
-        result = _disable(config, folder, delay)
-        if not (result["code"] == 1 and LOCKED in result["err"]):
-            return result
-        delay = 0.0
-    return result
 
 
 def _assert_disabled_and_local(url: str) -> dict[str, Any]:
@@ -119,7 +104,7 @@ def test_disable_at_a_random_moment_of_the_apply(setup: tuple[Path, str], tmp_pa
     # Once the cycle has committed something, disable at a random moment of the rest.
     first = Path(hooks["commits"])
     assert actors.wait_for(first, cycle), "the cycle ended before its first commit"
-    disabled = _disable_until_done(config, tmp_path, delay=random.Random(seed).uniform(0, 1.5))
+    disabled = _disable(config, tmp_path, random.Random(seed).uniform(0, 1.5))
     cycle.join(120)
 
     assert disabled["code"] == 0, disabled
@@ -139,12 +124,8 @@ def test_disable_survives_a_commit_between_its_read_and_its_write(
     writes it (the fixed interleaving of what the random test above meets by chance)."""
     config, url = setup
     if url.startswith("sqlite"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "worker/cli_sync.py disable (and enable): the first session is `ctx.store.session()`, a"
-            " deferred read transaction that then writes; on SQLite in WAL mode a commit by another"
-            " writer in between makes the write fail at once with 'database is locked'"
-            " (SQLITE_BUSY_SNAPSHOT; the busy timeout does not apply): exit 1, internal error."
-            " `session(write=True)` takes the write lock first.")))
+        pytest.skip("on SQLite disable takes the write lock before it reads the directory row:"
+                    " no other commit can come between its read and its write")
     import store as store_package
     from worker.cli import main
 
@@ -158,8 +139,10 @@ def test_disable_survives_a_commit_between_its_read_and_its_write(
             store_package.record_run_started(other, name)
         return real_set_enabled(session, name, enabled)
 
-    monkeypatch.setattr(store_package, "set_enabled", a_chunk_commits_first)
-    monkeypatch.setattr("sys.argv", ["dirsync", "--config", str(config), "disable", NAME])
+    import service.directories
+
+    monkeypatch.setattr(service.directories, "set_enabled", a_chunk_commits_first)
+    monkeypatch.setattr("sys.argv", ["dirsync", "--config", str(config), "disable", NAME, "--yes"])
     try:
         with pytest.raises(SystemExit) as done:
             main()

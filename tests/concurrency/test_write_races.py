@@ -7,7 +7,9 @@ write transaction takes the database write lock first, so these interleavings ca
 happen there.
 
 Two local removals of the last two administrators show R4 held at write time under the
-admin group's lock; the other tests pin bugs (`xfail(strict=True)`, with the reason).
+admin group's lock; two links of one user, a deactivation racing a link and a
+deactivation racing a link of the alias show that a writer checks rows under their lock
+and that every writer takes the admin group's lock first (no deadlock).
 
 The writers are real plans: a directory's plan made by `plan()` from a snapshot, and a
 local admin action made by `reconcile.admin`, applied by `apply` as a cycle and the CLI do.
@@ -156,10 +158,6 @@ def _binding(store: Store, email: str) -> tuple[Any, ...]:
     return tuple(row)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reconcile/apply.py _change_rows reads the row (plain SELECT, READ COMMITTED) and then"
-    " updates it by id alone: a second directory's link that read the row before the first"
-    " link committed waits on the row lock, then overwrites the binding (a takeover)"))
 def test_two_directories_link_one_local_user(pg: str) -> None:
     with stores(pg, 3) as (east, west, check):
         east_plan = _directory_plan(east, "east", alias=False)
@@ -171,9 +169,6 @@ def test_two_directories_link_one_local_user(pg: str) -> None:
         assert [f.reason for f in results[1].failures] == ["owned-by-other-directory"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reconcile/apply.py _change_rows: a local deactivate-user that read the user as local"
-    " waits on the row lock of a cycle's link, then deactivates the now managed user (R5)"))
 def test_a_local_deactivation_racing_a_link(pg: str) -> None:
     with stores(pg, 3) as (east, local, check):
         link = _directory_plan(east, "east", alias=False)
@@ -184,13 +179,6 @@ def test_a_local_deactivation_racing_a_link(pg: str) -> None:
         assert [f.reason for f in results[1].failures] == ["managed"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reconcile/apply.py _guarded/_AdminGuard.open: only a transaction with a remove-member or"
-    " deactivate-user locks the admin group row first; a cycle whose transaction links the"
-    " alias (updates the group row) after updating user rows takes the locks in the other"
-    " order, and a concurrent deactivate-user of one of those users (or another directory's"
-    " cycle that removes an administrator and updates one of those users) deadlocks with it"
-    " (PostgreSQL aborts one: the cycle ends 'failed' with a traceback)"))
 def test_a_local_deactivation_racing_an_alias_link_does_not_deadlock(pg: str) -> None:
     with stores(pg, 3) as (east, local, check):
         link = _directory_plan(east, "east", alias=True)
