@@ -144,6 +144,15 @@ class DirsyncCelery(Celery):  # type: ignore[misc]
             self._lock = (os.getpid(), factory)
         return self._lock[1]
 
+    def cycle_running(self, name: str) -> bool:
+        """True while a cycle of `name` holds its Redis lock (False without Redis)."""
+        client = self.redis()
+        if client is None:
+            return False
+        from worker.locks import KEY_PREFIX
+
+        return bool(client.exists(KEY_PREFIX + name))
+
     def dispatch_log(self) -> DispatchLog:
         """Where the due tick notes what it sent: Redis, shared by every worker; in memory
         for a broker in memory (then there is only this process)."""

@@ -13,7 +13,8 @@ Beat keeps no per-directory timetable. Its schedule has two entries:
 
 A dispatched cycle may wait in the queue; until it starts, the store still says "due", so
 `DispatchLog` remembers when each directory was last sent and the tick does not send it
-again within its interval. `options.expires` is that interval: a cycle still queued when
+again within its interval. A directory whose cycle is running (its lock is held) is not
+sent either: that cycle would only be skipped; the tick after the lock is free sends it. `options.expires` is that interval: a cycle still queued when
 the next one would be sent is discarded (and recorded as a `skipped` run) instead of piling
 up. The task itself re-checks the schedule when it starts (`worker.schedule.decide`), so a
 second beat or a repeated message never runs a directory twice in one interval.
@@ -152,15 +153,17 @@ def due_directories(
 
 def dispatch_due(
     settings: Settings, store: Store, now: datetime, *, dispatched: DispatchLog, send: SendFn,
-    every: timedelta | None = None,
+    every: timedelta | None = None, running: Callable[[str], bool] = lambda name: False,
 ) -> list[str]:
-    """Send one scheduled cycle for each due directory not already sent within its
-    interval; return the names sent."""
+    """Send one scheduled cycle for each due directory that is not `running` and was not
+    already sent within its interval; return the names sent."""
     from worker.status import cadence_of, read_states
 
     sent = []
     states = read_states(store)
     for name in due_directories(settings, states, now, every):
+        if running(name):
+            continue
         interval = cadence_of(settings, name, every).interval
         started = states[name].last_run_at if name in states else None
         if dispatched.claim(name, now, interval, started):

@@ -205,7 +205,7 @@ def sync_due(self: Any) -> list[str]:
         cycle.apply_async(args=(name,), kwargs={"trigger": "beat"}, expires=expires)
 
     return dispatch_due(app.settings, app.store(), clock.now(), dispatched=app.dispatch_log(), send=send,
-                        every=app.every)
+                        every=app.every, running=app.cycle_running)
 
 
 @shared_task(name=PRUNE, bind=True)

@@ -362,7 +362,7 @@ def test_halted_run_waits_for_approval(tmp_path: Path, frozen: Any) -> None:
     assert all_runs(app, "hr")[-1].status == "succeeded"
 
 
-def test_redis_lock_of_a_dead_worker_skips_cycles_until_it_expires(
+def test_a_directory_whose_lock_is_held_is_not_sent_and_shows_overdue_until_the_lock_goes(
     tmp_path: Path, frozen: Any, redis_client: redis.Redis
 ) -> None:
     directory(tmp_path / "hr.json")
@@ -370,11 +370,24 @@ def test_redis_lock_of_a_dead_worker_skips_cycles_until_it_expires(
     redis_client.set(KEY_PREFIX + "hr", "dead-worker", px=600_000)
     beat = Beat(app, frozen)
     beat.run_until(T0 + timedelta(minutes=41))
-    assert [r.status for r in all_runs(app, "hr")] == ["skipped", "skipped"]  # at 0 and 40
-    assert "already running" in (all_runs(app, "hr")[0].error or "")
+    assert all_runs(app, "hr") == []  # a cycle sent now would only be skipped
+    view = status.collect(app.settings, app.store(), clock.now())[0]
+    assert view.overdue_seconds is not None and view.overdue_seconds >= 40 * 60
     redis_client.delete(KEY_PREFIX + "hr")  # its TTL ran out (frozen time cannot expire a Redis key)
-    beat.run_until(T0 + timedelta(minutes=81))
-    assert all_runs(app, "hr")[-1].status == "succeeded"
+    beat.run_until(T0 + timedelta(minutes=43))
+    runs = all_runs(app, "hr")
+    assert [(m, r.status) for m, r in zip(minutes(runs), runs)] == [(41, "succeeded")]  # the next tick
+
+
+def test_a_scheduled_cycle_that_finds_the_lock_held_is_skipped_with_the_reason(
+    tmp_path: Path, frozen: Any, redis_client: redis.Redis
+) -> None:
+    directory(tmp_path / "hr.json")
+    app = make_app(tmp_path, {"hr": {"kind": "file", "path": "hr.json", "cycle_minutes": 40}})
+    redis_client.set(KEY_PREFIX + "hr", "another-worker", px=600_000)  # taken after the tick sent it
+    result = app.tasks[SYNC_DIRECTORY].apply(args=("hr",), kwargs={"trigger": "beat"}).get()
+    assert result["status"] == "skipped"
+    assert "already running" in (all_runs(app, "hr")[0].error or "")
 
 
 def test_store_lease_of_a_dead_process_expires_and_its_run_is_closed(tmp_path: Path, frozen: Any) -> None:
