@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 # A due cycle not started this long after its due time is overdue: beat's tick (30 s) and
 # a free worker's pickup fit well inside it.
 OVERDUE_GRACE = timedelta(minutes=2)
+DAEMON_REPORTING = "workers and beat are reporting"
 # A heartbeat older than this means the process has stopped reporting (3 missed beats).
 HEARTBEAT_STALE = timedelta(seconds=3 * HEARTBEAT_EVERY)
 
@@ -107,8 +108,23 @@ def build_status(
         next_attempt=schedule.next_attempt(state, cadence) if quarantined else None,
         halted=last_run is not None and last_run.status == "halted",
         overdue_seconds=late.total_seconds() if late is not None else None,
-        overdue_reason=daemon_reason(heartbeats, now) if late is not None else None,
+        overdue_reason=_late_reason(state, configured, late, heartbeats, now),
     )
+
+
+def _late_reason(
+    state: schedule.DirectoryState, configured: bool, late: timedelta | None,
+    heartbeats: Heartbeats | None, now: datetime,
+) -> str | None:
+    """Why a due cycle has not started: for an overdue one, always; for one that never ran
+    and that the store has never seen (so how late it is cannot be told), only when the
+    daemon is not reporting."""
+    if late is not None:
+        return daemon_reason(heartbeats, now)
+    if configured and state.enabled and state.last_run_at is None and state.known_since is None:
+        reason = daemon_reason(heartbeats, now)
+        return None if reason.startswith(DAEMON_REPORTING) else reason
+    return None
 
 
 def overdue(state: schedule.DirectoryState, cadence: schedule.Cadence, now: datetime) -> timedelta | None:
@@ -134,7 +150,7 @@ def daemon_reason(heartbeats: Heartbeats | None, now: datetime) -> str:
         return "beat has never reported"
     if now - heartbeats.beat > HEARTBEAT_STALE:
         return f"beat has not reported since {_clock(heartbeats.beat, now)}"
-    return "workers and beat are reporting: the workers are busy or the cycle waits in the queue"
+    return f"{DAEMON_REPORTING}: the workers are busy or the cycle waits in the queue"
 
 
 def _clock(at: datetime, now: datetime) -> str:
@@ -171,6 +187,8 @@ def render_text(statuses: list[DirectoryStatus], now: datetime) -> str:
             lines.append(f"  failing:     {s.consecutive_failures} failed cycle(s) in a row; last error: {s.last_error}")
         if s.overdue_seconds is not None:
             lines.append(f"  overdue by {_age(s.overdue_seconds)}: {s.overdue_reason}")
+        elif s.overdue_reason is not None:
+            lines.append(f"  overdue:     never run, due since it was configured; {s.overdue_reason}")
         if s.halted:
             lines.append(f"  halted:      {s.staged_deactivations} deactivations awaiting approval"
                          f" (run {s.staged_run_id}, since {_when(s.staged_since, now)})")
@@ -214,7 +232,7 @@ def _headline(s: DirectoryStatus) -> str:
         return "HALTED (waiting for approval)"
     if s.consecutive_failures:
         return "FAILING"
-    if s.overdue_seconds is not None:
+    if s.overdue_seconds is not None or s.overdue_reason is not None:
         return "OVERDUE"
     if s.last_run is None:
         return "never run"

@@ -118,6 +118,21 @@ def test_a_directory_that_never_ran_is_overdue_from_when_the_store_first_saw_it(
     store.dispose()
 
 
+def test_a_configured_directory_the_store_never_saw_is_overdue_when_no_worker_reports(tmp_path: Path) -> None:
+    path = settings_file(tmp_path, {"hr": {"kind": "file", "path": "hr.json"}})
+    settings = load(path)
+    store = open_store(settings.store.url)  # a fresh store: no row for hr yet
+    (view,) = collect(settings, store, NOW, heartbeats=Heartbeats())
+    assert (view.overdue_seconds, view.overdue_reason) == (None, "no worker has ever reported")
+    text = render_text([view], NOW)
+    assert text.splitlines()[0] == "hr (file): OVERDUE"
+    assert "  overdue:     never run, due since it was configured; no worker has ever reported" in text
+    healthy = Heartbeats(workers={"w1": NOW}, beat=NOW)
+    (view,) = collect(settings, store, NOW, heartbeats=healthy)  # the tick will send it
+    assert view.overdue_reason is None and render_text([view], NOW).splitlines()[0] == "hr (file): never run"
+    store.dispose()
+
+
 @pytest.mark.redis
 def test_status_and_metrics_with_no_worker_running_report_overdue(tmp_path: Path, redis_client: redis.Redis) -> None:
     path, settings, store = setup(tmp_path, corp={"kind": "file", "path": "corp.json"})
