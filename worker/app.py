@@ -79,7 +79,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         # dirsync configures logging itself (worker.logs): one format, redaction included.
         "worker_hijack_root_logger": False,
-        "beat_schedule": build_schedule(settings),
+        "beat_schedule": build_schedule(),
     }
 
 

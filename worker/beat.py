@@ -9,7 +9,7 @@ Beat keeps no per-directory timetable. Its schedule has two entries:
   so a directory that never ran, or whose last run is older than its interval, starts
   within a minute of beat starting, and a restart neither postpones nor repeats a cycle.
 - `prune-runs`, daily at 03:30 UTC: `dirsync.prune` deletes runs older than
-  `[store] keep_runs_days` (none when it is 0).
+  `[store] keep_runs_days`.
 
 A dispatched cycle may wait in the queue; until it starts, the store still says "due", so
 `DispatchLog` remembers when each directory was last sent and the tick does not send it
@@ -43,22 +43,17 @@ DUE_ENTRY = "sync-due"
 PRUNE_ENTRY = "prune-runs"
 TICK = timedelta(seconds=30)
 PRUNE_AT = {"hour": 3, "minute": 30}
-DEFAULT_KEEP_RUNS_DAYS = 90
 # Older than any tick: beat's first tick fires the entry at once instead of one TICK later.
 _LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def keep_runs_days(settings: Settings) -> int:
-    """`[store] keep_runs_days` (default 90; 0 keeps every run)."""
-    return int(getattr(settings.store, "keep_runs_days", DEFAULT_KEEP_RUNS_DAYS))
-
-
-def build_schedule(settings: Settings, *, tick: timedelta = TICK) -> dict[str, dict[str, Any]]:
-    """Celery `beat_schedule`: the due tick and, unless runs are kept forever, the daily prune.
+def build_schedule(tick: timedelta = TICK) -> dict[str, dict[str, Any]]:
+    """Celery `beat_schedule`: the due tick and the daily prune (the same for every
+    configuration: the workers' tick reads the directories).
 
     `tick` replaces the 30 s tick (integration tests use a second).
     """
-    entries: dict[str, dict[str, Any]] = {
+    return {
         DUE_ENTRY: {
             "task": SYNC_DUE,
             "schedule": tick,
@@ -66,10 +61,8 @@ def build_schedule(settings: Settings, *, tick: timedelta = TICK) -> dict[str, d
             # A tick nobody took in time is worthless: the next one asks the store afresh.
             "options": {"expires": tick.total_seconds()},
         },
+        PRUNE_ENTRY: {"task": PRUNE, "schedule": crontab(**PRUNE_AT), "options": {"expires": 3600.0}},
     }
-    if keep_runs_days(settings) > 0:
-        entries[PRUNE_ENTRY] = {"task": PRUNE, "schedule": crontab(**PRUNE_AT), "options": {"expires": 3600.0}}
-    return entries
 
 
 # --- what the tick sends -----------------------------------------------------------------

@@ -27,7 +27,7 @@ from config.errors import ConfigError
 from config.settings import Settings
 from reconcile import clock
 from worker import schedule
-from worker.beat import PRUNE, SYNC_DUE, dispatch_due, keep_runs_days
+from worker.beat import PRUNE, SYNC_DUE, dispatch_due
 from worker.locks import LockFactory, all_of
 from worker.status import cadence_of, read_state
 
@@ -212,16 +212,14 @@ def sync_due(self: Any) -> list[str]:
 def prune(self: Any) -> dict[str, int]:
     """Beat's daily entry: delete runs (and their events) older than `keep_runs_days`."""
     app = _app(self)
-    return prune_store(app.store(), keep_runs_days(app.settings), clock.now())
+    return prune_store(app.store(), app.settings.store.keep_runs_days, clock.now())
 
 
 def prune_store(store: Store, days: int, now: datetime) -> dict[str, int]:
-    """`store.runs.prune_runs` for runs started more than `days` days before `now`
-    (nothing when `days` is 0); one log line with what went."""
+    """`store.runs.prune_runs` for runs started more than `days` days before `now`; one
+    log line with what went."""
     from store.runs import prune_runs
 
-    if days <= 0:
-        return {"runs": 0, "events": 0}
     with store.session(write=True) as session:
         runs, events = prune_runs(session, before=now - timedelta(days=days))
     log.info("pruned %d run(s) and %d event(s) older than %d days", runs, events, days)

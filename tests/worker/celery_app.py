@@ -20,6 +20,6 @@ settings = config.load()
 app = create_app(settings, cycle=slow_cycle(float(os.environ.get("TEST_READ_DELAY", "0"))))
 if os.environ.get("TEST_BEAT_SECONDS"):
     app.every = timedelta(seconds=float(os.environ["TEST_BEAT_SECONDS"]))
-    app.conf.beat_schedule = build_schedule(settings, tick=app.every / 4)
+    app.conf.beat_schedule = build_schedule(tick=app.every / 4)
 elif os.environ.get("TEST_TICK_SECONDS"):
-    app.conf.beat_schedule = build_schedule(settings, tick=timedelta(seconds=float(os.environ["TEST_TICK_SECONDS"])))
+    app.conf.beat_schedule = build_schedule(tick=timedelta(seconds=float(os.environ["TEST_TICK_SECONDS"])))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 from celery.beat import ScheduleEntry
 from celery.schedules import crontab
@@ -31,7 +30,7 @@ def settings(**dirs: dict[str, object]) -> config.Settings:
 
 
 def test_the_tick_runs_every_30_seconds_and_expires_with_the_next_one() -> None:
-    entry = build_schedule(settings(hr={"kind": "file", "path": "hr.json"}))[DUE_ENTRY]
+    entry = build_schedule()[DUE_ENTRY]
     assert entry["task"] == SYNC_DUE
     assert entry["schedule"] == TICK == timedelta(seconds=30)
     assert entry["options"]["expires"] == 30
@@ -39,26 +38,24 @@ def test_the_tick_runs_every_30_seconds_and_expires_with_the_next_one() -> None:
 
 def test_the_tick_fires_at_beats_first_tick_not_one_interval_later() -> None:
     app = create_app(settings(hr={"kind": "file", "path": "hr.json"}), cycle=lambda *a, **k: None)
-    fresh = ScheduleEntry(**dict(build_schedule(app.settings)[DUE_ENTRY], name=DUE_ENTRY, app=app))
+    fresh = ScheduleEntry(**dict(build_schedule()[DUE_ENTRY], name=DUE_ENTRY, app=app))
     assert fresh.is_due().is_due
 
 
 def test_the_schedule_does_not_depend_on_the_directories() -> None:
     """Adding a directory or changing its cycle_minutes needs no beat restart: the tick
     reads the configuration the workers loaded."""
-    before = build_schedule(settings(hr={"kind": "file", "path": "a.json"}))
-    after = build_schedule(settings(hr={"kind": "file", "path": "a.json", "cycle_minutes": 5},
-                                    new={"kind": "file", "path": "b.json"}))
-    assert set(before) == set(after) == {DUE_ENTRY, PRUNE_ENTRY}
+    before = celery_config(settings(hr={"kind": "file", "path": "a.json"}))["beat_schedule"]
+    after = celery_config(settings(hr={"kind": "file", "path": "a.json", "cycle_minutes": 5},
+                                   new={"kind": "file", "path": "b.json"}))["beat_schedule"]
+    assert before == after and set(after) == {DUE_ENTRY, PRUNE_ENTRY}
 
 
-def test_runs_are_pruned_daily_unless_kept_forever() -> None:
-    entry = build_schedule(settings())[PRUNE_ENTRY]
+def test_runs_are_pruned_daily() -> None:
+    entry = build_schedule()[PRUNE_ENTRY]
     assert entry["task"] == PRUNE
     assert isinstance(entry["schedule"], crontab)
-    # `[store] keep_runs_days = 0` keeps every run (a stand-in until the key is configurable).
-    forever = SimpleNamespace(store=SimpleNamespace(url="sqlite://", keep_runs_days=0))
-    assert PRUNE_ENTRY not in build_schedule(forever)  # type: ignore[arg-type]
+    assert (entry["schedule"].hour, entry["schedule"].minute) == ({3}, {30})  # 03:30 UTC
 
 
 def test_due_directories_are_the_never_run_and_the_overdue() -> None:
