@@ -14,9 +14,9 @@ Beat keeps no per-directory timetable. Its schedule has two entries:
 A dispatched cycle may wait in the queue; until it starts, the store still says "due", so
 `DispatchLog` remembers when each directory was last sent and the tick does not send it
 again within its interval. A directory whose cycle is running (its lock is held) is not
-sent either: that cycle would only be skipped; the tick after the lock is free sends it. `options.expires` is that interval: a cycle still queued when
-the next one would be sent is discarded (and recorded as a `skipped` run) instead of piling
-up. The task itself re-checks the schedule when it starts (`worker.schedule.decide`), so a
+sent either: that cycle would only be skipped; the tick after the lock is free sends it.
+A cycle's `expires` is its interval: one still queued when the next one would be sent is
+discarded (and recorded as a `skipped` run) instead of piling up. The task itself re-checks the schedule when it starts (`worker.schedule.decide`), so a
 second beat or a repeated message never runs a directory twice in one interval.
 """
 

@@ -13,7 +13,7 @@ derives the metrics from them; any worker's endpoint shows the same numbers.
     dirsync_quarantined{directory}                         1 while quarantined (S3)
     dirsync_consecutive_failures{directory}
     dirsync_overdue_seconds{directory}                     how late a due cycle is (0: on time)
-    dirsync_staged_plans{directory}                        halted plans awaiting approval
+    dirsync_staged_plans{directory}                        open staged plans awaiting a decision
     dirsync_rejections_total{directory,reason}             records refused, by reason
     dirsync_idp_requests_total{directory,code}             IdP requests by HTTP status code
     dirsync_idp_retries_total{directory}                   requests retried
@@ -105,8 +105,12 @@ def families(facts: Facts) -> list[Metric]:
         buckets = [(_go_string(b), float(sum(1 for v in values if v <= b))) for b in DURATION_BUCKETS]
         buckets.append(("+Inf", float(len(values))))
         duration.add_metric([directory], buckets, sum_value=sum(values))
-    overdue = GaugeMetricFamily("dirsync_overdue_seconds", "How late the due cycle is (0: on time)", labels=["directory"])
-    staged = GaugeMetricFamily("dirsync_staged_plans", "Halted plans awaiting approval", labels=["directory"])
+    overdue = GaugeMetricFamily(
+        "dirsync_overdue_seconds", "How late the due cycle is (0: on time)", labels=["directory"]
+    )
+    staged = GaugeMetricFamily(
+        "dirsync_staged_plans", "Open staged plans awaiting approve or reject", labels=["directory"]
+    )
     for d in facts.directories:
         # 0 for a directory that never succeeded: the series exists, so `time() - x > N` fires.
         last_success.add_metric([d.name], d.last_success_at.timestamp() if d.last_success_at else 0.0)
@@ -122,7 +126,9 @@ def _rejection_and_idp_families(facts: Facts) -> list[Metric]:
     rejections = CounterMetricFamily("dirsync_rejections", "Records refused, by reason", labels=["directory", "reason"])
     for (directory, reason), n in sorted(facts.rejections.items()):
         rejections.add_metric([directory, reason], n)
-    requests = CounterMetricFamily("dirsync_idp_requests", "IdP requests by HTTP status code", labels=["directory", "code"])
+    requests = CounterMetricFamily(
+        "dirsync_idp_requests", "IdP requests by HTTP status code", labels=["directory", "code"]
+    )
     retries = CounterMetricFamily("dirsync_idp_retries", "IdP requests retried", labels=["directory"])
     waits = CounterMetricFamily("dirsync_idp_rate_limit_waits", "Waits for an IdP rate limit", labels=["directory"])
     waited = CounterMetricFamily(

@@ -391,27 +391,13 @@ def _last_run(run: Any) -> LastRun:
 
 
 def staged_plans_awaiting(session: Session) -> dict[str, int]:
-    """Open staged plans per directory: for now, its halted runs since its last success.
+    """Open staged plans (awaiting `approve` or `reject`) per directory."""
+    from store import open_plans
 
-    The one place to switch to the staged-plans table once it exists.
-    """
-    from sqlalchemy import func, select
-
-    from store.models import SyncRun
-
-    last_success = (
-        select(SyncRun.directory, func.max(SyncRun.id).label("id"))
-        .where(SyncRun.status == "succeeded")
-        .group_by(SyncRun.directory)
-        .subquery()
-    )
-    query = (
-        select(SyncRun.directory, func.count())
-        .outerjoin(last_success, last_success.c.directory == SyncRun.directory)
-        .where(SyncRun.status == "halted", (last_success.c.id.is_(None)) | (SyncRun.id > last_success.c.id))
-        .group_by(SyncRun.directory)
-    )
-    return {d: int(n) for d, n in session.execute(query)}
+    counts: dict[str, int] = {}
+    for plan in open_plans(session):
+        counts[plan.directory] = counts.get(plan.directory, 0) + 1
+    return counts
 
 
 def metrics_facts(

@@ -8,9 +8,9 @@ drive them without Celery.
 
 Beat's tick (`sync_due`, see `worker.beat`) sends a cycle for each directory the store
 says is due. A beat-triggered run first asks `worker.schedule.decide` again: a disabled,
-quarantined or not-yet-due directory is not cycled, and a `skipped` run records why. Any other trigger (an admin's
-`sync_directory.delay()`, `dirsync sync --async`) runs the cycle: an admin asking for a
-cycle is how a quarantined directory is tried early.
+quarantined or not-yet-due directory is not cycled, and a `skipped` run records why. Any
+other trigger (an admin's `sync_directory.delay()`, `dirsync sync --async`) runs the
+cycle: an admin asking for a cycle is how a quarantined directory is tried early.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from config.settings import Settings
 from reconcile.cycle import run_cycle
 from store import Store, open_store
 from store.directories import record_failure
-from store.models import Directory, SyncEvent, SyncRun
+from store.models import Directory, StagedPlan, SyncEvent, SyncRun
 from tests.worker.builders import directory, load, prepare_store, settings_file
 from tests.worker.conftest import REDIS_URL
 from worker import heartbeat
@@ -61,6 +61,16 @@ def add_run(store: Store, name: str, status: str, started: datetime, *, trigger:
             session.add(SyncEvent(run_id=run.id, seq=i + 1, action="reject", kind="user", target=f"u{i}",
                                   outcome="rejected", reason="invalid-email", at=started))
         return int(run.id)
+
+
+def stage(store: Store, run_id: int, name: str = "hr") -> None:
+    """An open staged plan for halted run `run_id` (superseding an older open one)."""
+    from reconcile.model import Plan
+    from store.staged import stage_plan
+
+    with store.session(write=True) as session:
+        stage_plan(session, run_id=run_id, directory=name, plan=Plan(name),
+                   reason="3 deactivations exceed max_deactivations = 2", limit="max_deactivations")
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -193,12 +203,12 @@ def test_metrics_show_staged_plans_rejections_idp_requests_and_a_never_succeeded
     _, settings, store = setup(tmp_path, corp={"kind": "file", "path": "corp.json"})
     add_run(store, "hr", "succeeded", NOW - 3 * MIN, events=2,
             counts={"idp:requests:200": 5, "idp:requests:429": 1, "idp:retries": 1, "idp:rate_limit_waits": 1})
-    add_run(store, "hr", "halted", NOW - 2 * MIN, counts={"idp:requests:200": 4})
-    add_run(store, "hr", "halted", NOW - MIN)
+    stage(store, add_run(store, "hr", "halted", NOW - 2 * MIN, counts={"idp:requests:200": 4}))
+    stage(store, add_run(store, "hr", "halted", NOW - MIN))  # supersedes the first
     set_row(store, "hr", last_success_at=NOW - 3 * MIN, last_run_at=NOW - MIN)
     values = samples(exposition(metrics_facts(settings, store, NOW, Heartbeats(workers={"w1": NOW - MIN}))).decode())
 
-    assert values[("dirsync_staged_plans", (("directory", "hr"),))] == 2
+    assert values[("dirsync_staged_plans", (("directory", "hr"),))] == 1
     assert values[("dirsync_staged_plans", (("directory", "corp"),))] == 0
     assert values[("dirsync_rejections_total", (("directory", "hr"), ("reason", "invalid-email")))] == 2
     assert values[("dirsync_idp_requests_total", (("code", "200"), ("directory", "hr")))] == 9
@@ -211,10 +221,15 @@ def test_metrics_show_staged_plans_rejections_idp_requests_and_a_never_succeeded
     store.dispose()
 
 
-def test_a_success_closes_the_staged_plans_before_it(tmp_path: Path) -> None:
+def test_a_rejected_plan_no_longer_awaits_approval(tmp_path: Path) -> None:
+    from store.models import StagedStatus
+    from store.staged import decide
+
     _, settings, store = setup(tmp_path)
-    add_run(store, "hr", "halted", NOW - 3 * MIN)
-    add_run(store, "hr", "succeeded", NOW - 2 * MIN)
+    run_id = add_run(store, "hr", "halted", NOW - 3 * MIN)
+    stage(store, run_id)
+    with store.session(write=True) as session:
+        assert decide(session, run_id, StagedStatus.REJECTED, by="admin")
     values = samples(exposition(metrics_facts(settings, store, NOW, Heartbeats())).decode())
     assert values[("dirsync_staged_plans", (("directory", "hr"),))] == 0
     store.dispose()
@@ -269,21 +284,23 @@ def runs_left(store: Store) -> list[tuple[str, str]]:
         return [(r.directory, r.status) for r in session.scalars(select(SyncRun).order_by(SyncRun.id))]
 
 
-def test_prune_keeps_the_last_run_of_every_directory_and_every_halted_run(tmp_path: Path) -> None:
+def test_prune_keeps_the_last_run_of_every_directory_and_every_staged_plans_run(tmp_path: Path) -> None:
     _, _, store = setup(tmp_path, corp={"kind": "file", "path": "corp.json"})
     old = NOW - timedelta(days=100)
     add_run(store, "hr", "succeeded", old, events=3)
-    add_run(store, "hr", "halted", old + MIN, events=1)
+    stage(store, add_run(store, "hr", "halted", old + MIN, events=1))
+    add_run(store, "hr", "halted", old + MIN)  # an old halt without a plan goes
     add_run(store, "hr", "failed", old + 2 * MIN, events=2)
     add_run(store, "hr", "succeeded", NOW - timedelta(days=1), events=1)
     add_run(store, "corp", "succeeded", old, events=1)  # corp's only run: kept however old
     add_run(store, "corp", "succeeded", old + MIN)
     add_run(store, "corp", "skipped", old + 2 * MIN)
 
-    assert prune_store(store, 90, NOW) == {"runs": 3, "events": 6}
+    assert prune_store(store, 90, NOW) == {"runs": 4, "events": 6}
     assert runs_left(store) == [("hr", "halted"), ("hr", "succeeded"), ("corp", "succeeded"), ("corp", "skipped")]
     with store.session() as session:
         assert len(list(session.scalars(select(SyncEvent)))) == 2
+        assert [p.run_id for p in session.scalars(select(StagedPlan))] == [2]
     assert prune_store(store, 90, NOW) == {"runs": 0, "events": 0}
     store.dispose()
 

@@ -1,7 +1,8 @@
 """`dirsync prune [--days N] [--json]`: delete old runs and their events now.
 
 What beat's daily `prune-runs` entry does, on demand. The newest run of every directory,
-every `halted` run and every `running` one are kept (see `store.runs.prune_runs`).
+every run a staged plan belongs to and every `running` one are kept (see
+`store.runs.prune_runs`).
 
 Exit codes: 0 (also when nothing was old enough), 2 for a `--days` below 1.
 """
