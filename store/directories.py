@@ -107,6 +107,11 @@ def record_success(
     return require_directory(session, name)
 
 
+# Runs started by a person at a shell: their failures are theirs to see, not the
+# schedule's business (a mistyped token must not pause the daemon for an hour).
+MANUAL_TRIGGERS = frozenset({"cli"})
+
+
 def record_failure(
     session: Session,
     name: str,
@@ -115,17 +120,19 @@ def record_failure(
     auth: bool = False,
     at: datetime | None = None,
     generation: int | None = None,
+    trigger: str | None = None,
 ) -> Directory:
-    """A cycle of `name` failed (or ended partial): count it, keep the error text; `auth`
+    """A cycle of `name` failed (or ended partial): keep the error text and, unless
+    `trigger` is a manual one (`MANUAL_TRIGGERS`), count it towards quarantine; `auth`
     marks an authentication failure (quarantine at once). The watermark is left alone.
     With `generation`, nothing is written unless the directory is still enabled at it."""
     table = Directory.__table__
-    row = require_directory(session, name)
+    require_directory(session, name)
     when = at or clock.now()
-    _still_current(session, name, generation, {
-        "consecutive_failures": table.c.consecutive_failures + 1, "last_failure_at": when,
-        "last_error": error, "auth_failure": auth, "updated_at": when,
-    })
+    values: dict[str, Any] = {"last_error": error, "updated_at": when}
+    if trigger not in MANUAL_TRIGGERS:
+        values.update(consecutive_failures=table.c.consecutive_failures + 1, last_failure_at=when, auth_failure=auth)
+    _still_current(session, name, generation, values)
     return require_directory(session, name)
 
 

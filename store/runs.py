@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from reconcile import clock
@@ -22,7 +22,7 @@ from reconcile.model import Action, Kind, Operation, Plan, Rejection
 from reconcile.rules import email_key, name_key
 from store.bulk import insert_many
 from store.engine import StoreError
-from store.models import Outcome, RunMode, RunStatus, SyncEvent, SyncRun, sync_events
+from store.models import Outcome, RunMode, RunStatus, StagedPlan, SyncEvent, SyncRun, sync_events
 
 REJECT_ACTION = "reject"
 
@@ -119,6 +119,36 @@ def close_interrupted_runs(session: Session, directory: str, at: datetime | None
         .values(status=RunStatus.FAILED.value, finished_at=at or clock.now(), error=INTERRUPTED)
     )
     return int(getattr(done, "rowcount", 0) or 0)
+
+
+# Runs retention never deletes: `running` ones belong to a live cycle (or wait for
+# `close_interrupted_runs`).
+KEPT_STATUSES = (RunStatus.RUNNING.value,)
+
+
+def prune_runs(session: Session, *, before: datetime) -> tuple[int, int]:
+    """Delete runs started before `before`, and their events; `(runs, events)` deleted.
+
+    Promise: the newest run of every directory stays (and its newest one that was not
+    `skipped`, which `dirsync status` shows), and so does every run in `KEPT_STATUSES` and
+    every run a staged plan belongs to (open or decided: the plans are kept); events
+    without a run (local admin actions) stay.
+    """
+    newest = select(func.max(SyncRun.id)).group_by(SyncRun.directory)
+    newest_ran = (
+        select(func.max(SyncRun.id)).where(SyncRun.status != RunStatus.SKIPPED.value).group_by(SyncRun.directory)
+    )
+    doomed = select(SyncRun.id).where(
+        SyncRun.started_at < before,
+        SyncRun.status.not_in(KEPT_STATUSES),
+        SyncRun.id.not_in(newest),
+        SyncRun.id.not_in(newest_ran),
+        SyncRun.id.not_in(select(StagedPlan.run_id)),
+    )
+    events = session.execute(delete(SyncEvent).where(SyncEvent.run_id.in_(doomed)))
+    runs = session.execute(delete(SyncRun).where(SyncRun.id.in_(doomed)))
+    session.flush()
+    return int(getattr(runs, "rowcount", 0) or 0), int(getattr(events, "rowcount", 0) or 0)
 
 
 def get_run(session: Session, run_id: int) -> SyncRun | None:

@@ -13,18 +13,21 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
-from celery.signals import setup_logging, worker_init
+from celery.signals import before_task_publish, beat_init, setup_logging, worker_init, worker_ready, worker_shutdown
 
 import config
 from config.errors import ConfigError
 from config.settings import Settings
-from worker.beat import build_schedule
+from worker.beat import SYNC_DUE, DispatchLog, MemoryDispatchLog, RedisDispatchLog, build_schedule
 from worker.locks import LockFactory, redis_lock
 
 if TYPE_CHECKING:
+    import redis
+
     from store import Store
 
 log = logging.getLogger("dirsync.worker")
@@ -76,7 +79,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         # dirsync configures logging itself (worker.logs): one format, redaction included.
         "worker_hijack_root_logger": False,
-        "beat_schedule": build_schedule(settings),
+        "beat_schedule": build_schedule(),
     }
 
 
@@ -96,8 +99,12 @@ class DirsyncCelery(Celery):  # type: ignore[misc]
         super().__init__("dirsync", include=["worker.tasks"], **kwargs)
         self.settings = settings
         self._cycle = cycle
+        # Replaces every directory's cycle_minutes when set (integration tests use seconds).
+        self.every: timedelta | None = None
         self._store: tuple[int, Store] | None = None
         self._lock: tuple[int, LockFactory | None] | None = None
+        self._redis: tuple[int, redis.Redis | None] | None = None
+        self._dispatched: DispatchLog | None = None
         self.conf.update(celery_config(settings))
 
     @property
@@ -117,17 +124,44 @@ class DirsyncCelery(Celery):  # type: ignore[misc]
             self._store = (os.getpid(), open_store(self.settings.store.url))
         return self._store[1]
 
-    def directory_lock(self) -> LockFactory | None:
-        """The Redis lock when the broker is Redis; None lets the cycle use its DB lease."""
-        if self._lock is None or self._lock[0] != os.getpid():
+    def redis(self) -> redis.Redis | None:
+        """This process's client on the broker when it is Redis (locks, heartbeats, dispatch log)."""
+        if self._redis is None or self._redis[0] != os.getpid():
             url = self.settings.worker.broker_url
-            factory: LockFactory | None = None
+            client = None
             if url.startswith(("redis://", "rediss://", "unix://")):
                 import redis
 
-                factory = redis_lock(redis.Redis.from_url(url), ttl=self.settings.worker.lock_ttl_seconds)
+                client = redis.Redis.from_url(url)
+            self._redis = (os.getpid(), client)
+        return self._redis[1]
+
+    def directory_lock(self) -> LockFactory | None:
+        """The Redis lock when the broker is Redis; None lets the cycle use its DB lease."""
+        if self._lock is None or self._lock[0] != os.getpid():
+            client = self.redis()
+            factory = redis_lock(client, ttl=self.settings.worker.lock_ttl_seconds) if client is not None else None
             self._lock = (os.getpid(), factory)
         return self._lock[1]
+
+    def cycle_running(self, name: str) -> bool:
+        """True while a cycle of `name` holds its Redis lock (False without Redis)."""
+        client = self.redis()
+        if client is None:
+            return False
+        from worker.locks import KEY_PREFIX
+
+        return bool(client.exists(KEY_PREFIX + name))
+
+    def dispatch_log(self) -> DispatchLog:
+        """Where the due tick notes what it sent: Redis, shared by every worker; in memory
+        for a broker in memory (then there is only this process)."""
+        client = self.redis()
+        if client is not None:
+            return RedisDispatchLog(client)
+        if self._dispatched is None:
+            self._dispatched = MemoryDispatchLog()
+        return self._dispatched
 
 
 def create_app(settings: Settings | None = None, *, cycle: CycleFn | None = None) -> DirsyncCelery:
@@ -175,6 +209,55 @@ def _start_metrics(sender: Any = None, **_: Any) -> None:
         from worker.metrics import serve
 
         serve(app.settings, app.settings.worker.metrics_port, store=app.store)
+
+
+_heartbeat: Any = None
+
+
+@worker_ready.connect
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    """The worker's main process reports every 30 s that it is alive (worker.heartbeat)."""
+    global _heartbeat
+    app = getattr(sender, "app", None)
+    client = app.redis() if isinstance(app, DirsyncCelery) else None
+    if client is None:
+        return
+    from worker.heartbeat import WorkerHeartbeat
+
+    _heartbeat = WorkerHeartbeat(client, str(getattr(sender, "hostname", None) or os.getpid()))
+    _heartbeat.start()
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop()
+
+
+@beat_init.connect
+def _beat_started(sender: Any = None, **_: Any) -> None:
+    _beat_heartbeat(getattr(sender, "app", None))
+
+
+@before_task_publish.connect
+def _beat_ticked(sender: Any = None, **_: Any) -> None:
+    """Beat is alive each time it sends its due tick (only beat sends that task)."""
+    if sender == SYNC_DUE:
+        from celery import current_app
+
+        _beat_heartbeat(current_app._get_current_object())
+
+
+def _beat_heartbeat(app: Any) -> None:
+    client = app.redis() if isinstance(app, DirsyncCelery) else None
+    if client is None:
+        return
+    from worker.heartbeat import BEAT_KEY, write
+
+    try:
+        write(client, BEAT_KEY)
+    except Exception as exc:  # beat keeps ticking without Redis; the send itself will say why
+        log.warning("beat heartbeat not written (%s)", type(exc).__name__)
 
 
 def _current_settings() -> Settings:

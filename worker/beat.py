@@ -1,44 +1,165 @@
-"""The beat schedule, built from the configured directories (changing the config changes it
-on the next beat restart, with no code change).
+"""The beat schedule, and what beat's tick dispatches.
 
-One entry per directory: `sync_directory(name, trigger="beat")` every `cycle_minutes`, as a
-`timedelta` interval. The entry does not say "full" or "incremental": the cycle chooses
-(no watermark, or `full_every_hours` since the last full read, means full), so the periodic
-full cycle needs no entry of its own and cannot collide with the incremental one.
+Beat keeps no per-directory timetable. Its schedule has two entries:
 
-`options.expires` is the interval: a run still queued when the next one is sent (workers
-down or busy) is discarded instead of piling up behind it. The task itself skips disabled
-and quarantined directories, recording a `skipped` run with the reason.
+- `sync-due`, every `TICK` (30 s): the task `dirsync.sync_due`, run by a worker, asks the
+  store which directories are due (`worker.schedule.is_due`: last cycle's start plus
+  `cycle_minutes`, a full read falling due, quarantine, disabled) and sends one
+  `sync_directory(name, trigger="beat")` for each. The entry fires at beat's first tick,
+  so a directory that never ran, or whose last run is older than its interval, starts
+  within a minute of beat starting, and a restart neither postpones nor repeats a cycle.
+- `prune-runs`, daily at 03:30 UTC: `dirsync.prune` deletes runs older than
+  `[store] keep_runs_days`.
+
+A dispatched cycle may wait in the queue; until it starts, the store still says "due", so
+`DispatchLog` remembers when each directory was last sent and the tick does not send it
+again within its interval. A directory whose cycle is running (its lock is held) is not
+sent either: that cycle would only be skipped; the tick after the lock is free sends it.
+A cycle's `expires` is its interval: one still queued when the next one would be sent is
+discarded (and recorded as a `skipped` run) instead of piling up. The task itself re-checks the schedule when it starts (`worker.schedule.decide`), so a
+second beat or a repeated message never runs a directory twice in one interval.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from celery.schedules import crontab
 
 from config.settings import Settings
+from worker import schedule
 
-TASK = "dirsync.sync_directory"
-ENTRY_PREFIX = "sync-directory:"
+if TYPE_CHECKING:
+    import redis
+
+    from store import Store
+
+SYNC_DUE = "dirsync.sync_due"
+PRUNE = "dirsync.prune"
+DUE_ENTRY = "sync-due"
+PRUNE_ENTRY = "prune-runs"
+TICK = timedelta(seconds=30)
+PRUNE_AT = {"hour": 3, "minute": 30}
+# Older than any tick: beat's first tick fires the entry at once instead of one TICK later.
+_LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def entry_name(directory: str) -> str:
-    return ENTRY_PREFIX + directory
+def build_schedule(tick: timedelta = TICK) -> dict[str, dict[str, Any]]:
+    """Celery `beat_schedule`: the due tick and the daily prune (the same for every
+    configuration: the workers' tick reads the directories).
 
-
-def build_schedule(settings: Settings, *, interval: timedelta | None = None) -> dict[str, dict[str, Any]]:
-    """Celery `beat_schedule` for every configured directory.
-
-    `interval` replaces every directory's `cycle_minutes` (integration tests use seconds).
+    `tick` replaces the 30 s tick (integration tests use a second).
     """
-    schedule: dict[str, dict[str, Any]] = {}
-    for name, directory in sorted(settings.directories.items()):
-        every = interval if interval is not None else timedelta(minutes=directory.cycle_minutes)
-        schedule[entry_name(name)] = {
-            "task": TASK,
-            "schedule": every,
-            "args": (name,),
-            "kwargs": {"trigger": "beat"},
-            "options": {"expires": every.total_seconds()},
-        }
-    return schedule
+    return {
+        DUE_ENTRY: {
+            "task": SYNC_DUE,
+            "schedule": tick,
+            "last_run_at": _LONG_AGO,
+            # A tick nobody took in time is worthless: the next one asks the store afresh.
+            "options": {"expires": tick.total_seconds()},
+        },
+        PRUNE_ENTRY: {"task": PRUNE, "schedule": crontab(**PRUNE_AT), "options": {"expires": 3600.0}},
+    }
+
+
+# --- what the tick sends -----------------------------------------------------------------
+
+
+class DispatchLog(Protocol):
+    """Remembers when each directory's scheduled cycle was last sent."""
+
+    def claim(self, name: str, now: datetime, interval: timedelta, started: datetime | None) -> bool:
+        """True (and `now` recorded) unless `name` was sent less than `interval` ago and
+        after `started`, its last cycle's start (so the cycle sent has not started yet)."""
+        ...
+
+
+class MemoryDispatchLog:
+    """For a broker in memory (one process): a dict under a lock."""
+
+    def __init__(self) -> None:
+        self._sent: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, name: str, now: datetime, interval: timedelta, started: datetime | None) -> bool:
+        with self._lock:
+            last = self._sent.get(name)
+            if last is not None and last > _pending_after(now, interval, started):
+                return False
+            self._sent[name] = now
+            return True
+
+
+# Atomic check-and-set: two ticks on two workers never both send one directory.
+_CLAIM = """
+local old = redis.call('GET', KEYS[1])
+if old and tonumber(old) > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+class RedisDispatchLog:
+    """In Redis, shared by every worker: `dirsync:dispatched:<name>` holds the Unix time.
+
+    Times come from the caller (the application clock), so the window follows the clock
+    the schedule reads; the key's own expiry only removes it once it no longer matters.
+    """
+
+    KEY_PREFIX = "dirsync:dispatched:"
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._claim = client.register_script(_CLAIM)
+
+    def claim(self, name: str, now: datetime, interval: timedelta, started: datetime | None) -> bool:
+        keep = int(interval.total_seconds()) + 60
+        after = _pending_after(now, interval, started).timestamp()
+        done = self._claim(keys=[self.KEY_PREFIX + name], args=[after, now.timestamp(), keep])
+        return bool(done)
+
+
+def _pending_after(now: datetime, interval: timedelta, started: datetime | None) -> datetime:
+    """A cycle sent after this time is still pending: sent within the interval, and after
+    the directory's last cycle started."""
+    return max(now - interval, started) if started is not None else now - interval
+
+
+SendFn = Callable[[str, float], None]  # (directory, expires seconds)
+
+
+def due_directories(
+    settings: Settings, states: Mapping[str, schedule.DirectoryState], now: datetime,
+    every: timedelta | None = None,
+) -> list[str]:
+    """The configured directories whose scheduled cycle is due at `now`, by name
+    (`every` replaces `cycle_minutes`, for integration tests)."""
+    from worker.status import cadence_of
+
+    return [
+        name for name in sorted(settings.directories)
+        if schedule.is_due(states.get(name, schedule.DirectoryState()), cadence_of(settings, name, every), now)
+    ]
+
+
+def dispatch_due(
+    settings: Settings, store: Store, now: datetime, *, dispatched: DispatchLog, send: SendFn,
+    every: timedelta | None = None, running: Callable[[str], bool] = lambda name: False,
+) -> list[str]:
+    """Send one scheduled cycle for each due directory that is not `running` and was not
+    already sent within its interval; return the names sent."""
+    from worker.status import cadence_of, read_states
+
+    sent = []
+    states = read_states(store)
+    for name in due_directories(settings, states, now, every):
+        if running(name):
+            continue
+        interval = cadence_of(settings, name, every).interval
+        started = states[name].last_run_at if name in states else None
+        if dispatched.claim(name, now, interval, started):
+            send(name, interval.total_seconds())
+            sent.append(name)
+    return sent

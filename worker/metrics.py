@@ -8,9 +8,23 @@ derives the metrics from them; any worker's endpoint shows the same numbers.
     dirsync_cycles_total{directory,status}                 runs recorded, by final status
     dirsync_cycle_duration_seconds{directory}              histogram of finished cycles
     dirsync_operations_total{directory,action,outcome}     from the runs' sync_events
-    dirsync_last_success_timestamp_seconds{directory}      Unix time of the last success
+    dirsync_last_success_timestamp_seconds{directory}      Unix time of the last success; 0 for a
+                                                           directory that never succeeded
     dirsync_quarantined{directory}                         1 while quarantined (S3)
     dirsync_consecutive_failures{directory}
+    dirsync_overdue_seconds{directory}                     how late a due cycle is (0: on time)
+    dirsync_staged_plans{directory}                        open staged plans awaiting a decision
+    dirsync_rejections_total{directory,reason}             records refused, by reason
+    dirsync_idp_requests_total{directory,code}             IdP requests by HTTP status code
+    dirsync_idp_retries_total{directory}                   requests retried
+    dirsync_idp_rate_limit_waits_total{directory}          waits for a rate limit to reset
+    dirsync_idp_rate_limit_wait_seconds_total{directory}   seconds spent in those waits
+    dirsync_worker_heartbeat_age_seconds{worker}           since each worker last reported
+    dirsync_beat_heartbeat_age_seconds                     since beat last reported (absent: never)
+
+The IdP series come from keys of each run's `counts` ("idp:requests:<code>", "idp:retries",
+"idp:rate_limit_waits", "idp:rate_limit_wait_seconds"); they appear once a connector
+reports them through its cycle's counts, and are absent until then.
 """
 
 from __future__ import annotations
@@ -43,6 +57,8 @@ class DirectoryFact:
     last_success_at: datetime | None = None
     quarantined: bool = False
     consecutive_failures: int = 0
+    overdue_seconds: float = 0.0
+    staged_plans: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +69,10 @@ class Facts:
     durations: Mapping[str, Sequence[float]] = field(default_factory=dict)  # directory -> seconds
     operations: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # (dir, action, outcome)
     directories: tuple[DirectoryFact, ...] = ()
+    rejections: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (directory, reason)
+    idp: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (directory, "requests:200" ...)
+    worker_heartbeat_ages: Mapping[str, float] = field(default_factory=dict)  # hostname -> seconds
+    beat_heartbeat_age: float | None = None
 
 
 def _go_string(value: float) -> str:
@@ -85,12 +105,56 @@ def families(facts: Facts) -> list[Metric]:
         buckets = [(_go_string(b), float(sum(1 for v in values if v <= b))) for b in DURATION_BUCKETS]
         buckets.append(("+Inf", float(len(values))))
         duration.add_metric([directory], buckets, sum_value=sum(values))
+    overdue = GaugeMetricFamily(
+        "dirsync_overdue_seconds", "How late the due cycle is (0: on time)", labels=["directory"]
+    )
+    staged = GaugeMetricFamily(
+        "dirsync_staged_plans", "Open staged plans awaiting approve or reject", labels=["directory"]
+    )
     for d in facts.directories:
-        if d.last_success_at is not None:
-            last_success.add_metric([d.name], d.last_success_at.timestamp())
+        # 0 for a directory that never succeeded: the series exists, so `time() - x > N` fires.
+        last_success.add_metric([d.name], d.last_success_at.timestamp() if d.last_success_at else 0.0)
         quarantined.add_metric([d.name], 1.0 if d.quarantined else 0.0)
         failures.add_metric([d.name], float(d.consecutive_failures))
-    return [cycles, ops, duration, last_success, quarantined, failures]
+        overdue.add_metric([d.name], d.overdue_seconds)
+        staged.add_metric([d.name], float(d.staged_plans))
+    return [cycles, ops, duration, last_success, quarantined, failures, overdue, staged,
+            *_rejection_and_idp_families(facts), *_heartbeat_families(facts)]
+
+
+def _rejection_and_idp_families(facts: Facts) -> list[Metric]:
+    rejections = CounterMetricFamily("dirsync_rejections", "Records refused, by reason", labels=["directory", "reason"])
+    for (directory, reason), n in sorted(facts.rejections.items()):
+        rejections.add_metric([directory, reason], n)
+    requests = CounterMetricFamily(
+        "dirsync_idp_requests", "IdP requests by HTTP status code", labels=["directory", "code"]
+    )
+    retries = CounterMetricFamily("dirsync_idp_retries", "IdP requests retried", labels=["directory"])
+    waits = CounterMetricFamily("dirsync_idp_rate_limit_waits", "Waits for an IdP rate limit", labels=["directory"])
+    waited = CounterMetricFamily(
+        "dirsync_idp_rate_limit_wait_seconds", "Seconds spent waiting for IdP rate limits", labels=["directory"]
+    )
+    simple = {"retries": retries, "rate_limit_waits": waits, "rate_limit_wait_seconds": waited}
+    for (directory, key), n in sorted(facts.idp.items()):
+        if key.startswith("requests:"):
+            requests.add_metric([directory, key[len("requests:"):]], n)
+        elif key in simple:
+            simple[key].add_metric([directory], n)
+    return [rejections, requests, retries, waits, waited]
+
+
+def _heartbeat_families(facts: Facts) -> list[Metric]:
+    workers = GaugeMetricFamily(
+        "dirsync_worker_heartbeat_age_seconds", "Seconds since each worker last reported", labels=["worker"]
+    )
+    for worker, age in sorted(facts.worker_heartbeat_ages.items()):
+        workers.add_metric([worker], age)
+    out: list[Metric] = [workers]
+    if facts.beat_heartbeat_age is not None:
+        out.append(GaugeMetricFamily(
+            "dirsync_beat_heartbeat_age_seconds", "Seconds since beat last reported", value=facts.beat_heartbeat_age
+        ))
+    return out
 
 
 class StoreCollector(Collector):

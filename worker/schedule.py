@@ -9,6 +9,11 @@ Quarantine (DESIGN §5 S3): after `quarantine_after` consecutive failed cycles, 
 attempt waits 1 h after the last failure, then 6 h, then 12 h, then a day for every later
 failure. An authentication failure quarantines at once (the first gap is 1 h). A successful
 cycle, or `dirsync resume`, resets the failure count and so ends the quarantine.
+
+Due times (what beat dispatches, what `status` calls overdue) come from the record alone:
+the last cycle's start plus `cycle_minutes`, earlier when a full read falls due first, later
+while quarantined. A directory that never ran is due at once. Nothing depends on when beat
+started, so restarting beat neither postpones a cycle nor repeats one.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ QUARANTINE_GAPS: tuple[timedelta, ...] = (
     timedelta(days=1),
 )
 
+# A scheduled cycle that starts this much before its due time still runs: the host that
+# dispatched it and the one running it may disagree on the time by a few seconds.
+EARLY_TOLERANCE = timedelta(seconds=30)
+
 
 class Mode(str, enum.Enum):
     FULL = "full"
@@ -37,10 +46,11 @@ class Cadence:
     cycle_minutes: int = 40
     full_every_hours: int = 24
     quarantine_after: int = 3
+    every: timedelta | None = None  # replaces cycle_minutes (integration tests use seconds)
 
     @property
     def interval(self) -> timedelta:
-        return timedelta(minutes=self.cycle_minutes)
+        return self.every if self.every is not None else timedelta(minutes=self.cycle_minutes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,7 @@ class DirectoryState:
     consecutive_failures: int = 0
     last_failure_at: datetime | None = None
     auth_failure: bool = False
+    known_since: datetime | None = None  # when the store first saw it (overdue of a never-run one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,25 +124,67 @@ def next_mode(state: DirectoryState, cadence: Cadence, now: datetime) -> Mode:
     return Mode.INCREMENTAL
 
 
+def due_at(state: DirectoryState, cadence: Cadence) -> datetime | None:
+    """When the next cycle falls due by the record alone; None when disabled or never run
+    (a never-run directory is due at once, with no time to be late from).
+
+    Promise: the last run's start plus the interval, or the time the next full read falls
+    due when that comes first and no cycle started since; never before a quarantine's next
+    attempt.
+    """
+    if not state.enabled or state.last_run_at is None:
+        return None
+    due = state.last_run_at + cadence.interval
+    if state.last_full_sync_at is not None:
+        full_due = state.last_full_sync_at + timedelta(hours=cadence.full_every_hours)
+        # Only when no cycle started since the full read fell due: a failing full cycle
+        # must wait its interval like any other, not be retried on every tick.
+        if state.last_run_at < full_due < due:
+            due = full_due
+    attempt = next_attempt(state, cadence)
+    return attempt if attempt is not None and attempt > due else due
+
+
 def next_due(state: DirectoryState, cadence: Cadence, now: datetime) -> datetime | None:
     """When the next cycle is due: None if disabled; the quarantine's next attempt if later
     than the regular cadence; `now` when overdue or never run.
     """
     if not state.enabled:
         return None
-    due = now if state.last_run_at is None else max(now, state.last_run_at + cadence.interval)
-    attempt = next_attempt(state, cadence)
-    if attempt is not None and attempt > due:
-        return attempt
-    return due
+    due = due_at(state, cadence)
+    if due is None:
+        attempt = next_attempt(state, cadence)
+        return attempt if attempt is not None and attempt > now else now
+    return max(now, due)
+
+
+def is_due(state: DirectoryState, cadence: Cadence, now: datetime) -> bool:
+    """True when a scheduled cycle should start now (what beat's tick dispatches)."""
+    due = next_due(state, cadence, now)
+    return due is not None and due <= now
+
+
+def overdue_since(state: DirectoryState, cadence: Cadence) -> datetime | None:
+    """Since when the next cycle has been due: its due time, or for a directory that never
+    ran, when the store first saw it. None when disabled or unknown."""
+    if not state.enabled:
+        return None
+    if state.last_run_at is None:
+        attempt = next_attempt(state, cadence)
+        if state.known_since is None:
+            return attempt
+        return max(state.known_since, attempt) if attempt is not None else state.known_since
+    return due_at(state, cadence)
 
 
 def decide(state: DirectoryState, cadence: Cadence, now: datetime) -> Decision:
     """Should a scheduled trigger run a cycle now?
 
     Promise: a disabled directory never runs ("disabled"); a quarantined one runs only once
-    its next attempt time has come ("quarantined until ..."); anything else runs. Beat's
-    interval is the cadence, so this never second-guesses the regular due time.
+    its next attempt time has come ("quarantined until ..."); one whose last cycle started
+    less than an interval ago does not run again ("not due until ...", e.g. a second beat or
+    a repeated message), allowing `EARLY_TOLERANCE` (at most a quarter interval) for clocks
+    of different hosts; anything else runs.
     """
     if not state.enabled:
         return Decision(run=False, reason="disabled")
@@ -142,6 +195,9 @@ def decide(state: DirectoryState, cadence: Cadence, now: datetime) -> Decision:
             reason=f"quarantined until {attempt.isoformat(timespec='seconds')}",
             next_attempt=attempt,
         )
+    due = due_at(state, cadence)
+    if due is not None and now + min(EARLY_TOLERANCE, cadence.interval / 4) < due:
+        return Decision(run=False, reason=f"not due until {due.isoformat(timespec='seconds')}", next_attempt=attempt)
     return Decision(run=True, next_attempt=attempt)
 
 

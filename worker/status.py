@@ -15,10 +15,21 @@ from typing import TYPE_CHECKING, Any
 
 from config.settings import Settings
 from worker import schedule
+from worker.heartbeat import EVERY as HEARTBEAT_EVERY
+from worker.heartbeat import Heartbeats
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from store import Store
     from worker.metrics import Facts
+
+# A due cycle not started this long after its due time is overdue: beat's tick (30 s) and
+# a free worker's pickup fit well inside it.
+OVERDUE_GRACE = timedelta(minutes=2)
+DAEMON_REPORTING = "workers and beat are reporting"
+# A heartbeat older than this means the process has stopped reporting (3 missed beats).
+HEARTBEAT_STALE = timedelta(seconds=3 * HEARTBEAT_EVERY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +66,8 @@ class DirectoryStatus:
     staged_run_id: int | None = None
     staged_since: datetime | None = None
     staged_deactivations: int = 0
+    overdue_seconds: float | None = None
+    overdue_reason: str | None = None
 
 
 def build_status(
@@ -68,10 +81,15 @@ def build_status(
     last_run: LastRun | None = None,
     watermark_at: datetime | None = None,
     last_error: str | None = None,
+    heartbeats: Heartbeats | None = None,
 ) -> DirectoryStatus:
-    """One directory's status from its recorded state (pure: no store, no clock)."""
+    """One directory's status from its recorded state (pure: no store, no clock).
+
+    `heartbeats` (what workers and beat last reported) explains an overdue cycle.
+    """
     quarantined = schedule.is_quarantined(state, cadence)
     due = schedule.next_due(state, cadence, now) if configured else None
+    late = overdue(state, cadence, now) if configured else None
     return DirectoryStatus(
         name=name,
         kind=kind,
@@ -89,7 +107,55 @@ def build_status(
         last_error=last_error,
         next_attempt=schedule.next_attempt(state, cadence) if quarantined else None,
         halted=last_run is not None and last_run.status == "halted",
+        overdue_seconds=late.total_seconds() if late is not None else None,
+        overdue_reason=_late_reason(state, configured, late, heartbeats, now),
     )
+
+
+def _late_reason(
+    state: schedule.DirectoryState, configured: bool, late: timedelta | None,
+    heartbeats: Heartbeats | None, now: datetime,
+) -> str | None:
+    """Why a due cycle has not started: for an overdue one, always; for one that never ran
+    and that the store has never seen (so how late it is cannot be told), only when the
+    daemon is not reporting."""
+    if late is not None:
+        return daemon_reason(heartbeats, now)
+    if configured and state.enabled and state.last_run_at is None and state.known_since is None:
+        reason = daemon_reason(heartbeats, now)
+        return None if reason.startswith(DAEMON_REPORTING) else reason
+    return None
+
+
+def overdue(state: schedule.DirectoryState, cadence: schedule.Cadence, now: datetime) -> timedelta | None:
+    """How late the next cycle is (beyond `OVERDUE_GRACE`); None when it is not late."""
+    since = schedule.overdue_since(state, cadence)
+    if since is None or now - since <= OVERDUE_GRACE:
+        return None
+    return now - since
+
+
+def daemon_reason(heartbeats: Heartbeats | None, now: datetime) -> str:
+    """Why a due cycle may not have started, from the daemon's heartbeats."""
+    if heartbeats is None:
+        return "the daemon's heartbeats were not read"
+    if heartbeats.error:
+        return heartbeats.error
+    latest = heartbeats.latest_worker
+    if latest is None:
+        return "no worker has ever reported"
+    if now - latest > HEARTBEAT_STALE:
+        return f"no worker has reported since {_clock(latest, now)}"
+    if heartbeats.beat is None:
+        return "beat has never reported"
+    if now - heartbeats.beat > HEARTBEAT_STALE:
+        return f"beat has not reported since {_clock(heartbeats.beat, now)}"
+    return f"{DAEMON_REPORTING}: the workers are busy or the cycle waits in the queue"
+
+
+def _clock(at: datetime, now: datetime) -> str:
+    """A time of day ("10:02Z"), with the date when it is not today."""
+    return at.strftime("%H:%MZ") if at.date() == now.date() else at.strftime("%Y-%m-%d %H:%MZ")
 
 
 def as_json(statuses: list[DirectoryStatus]) -> str:
@@ -119,6 +185,10 @@ def render_text(statuses: list[DirectoryStatus], now: datetime) -> str:
             lines.append(f"  next try:    {_when(s.next_attempt, now)}   (dirsync resume {s.name} to retry now)")
         elif s.consecutive_failures:
             lines.append(f"  failing:     {s.consecutive_failures} failed cycle(s) in a row; last error: {s.last_error}")
+        if s.overdue_seconds is not None:
+            lines.append(f"  overdue by {_age(s.overdue_seconds)}: {s.overdue_reason}")
+        elif s.overdue_reason is not None:
+            lines.append(f"  overdue:     never run, due since it was configured; {s.overdue_reason}")
         if s.halted:
             lines.append(f"  halted:      {s.staged_deactivations} deactivations awaiting approval"
                          f" (run {s.staged_run_id}, since {_when(s.staged_since, now)})")
@@ -132,6 +202,8 @@ def render_text(statuses: list[DirectoryStatus], now: datetime) -> str:
             lines.append(f"  last run:    {r.status}{mode}, {_when(r.finished_at or r.started_at, now)} ({counts})")
             if r.error and r.status not in ("succeeded",) and not s.quarantined:
                 lines.append(f"  reason:      {r.error}")
+            if r.status == "failed" and r.trigger == "cli":
+                lines.append("  (a manual run: its failure does not count towards quarantine)")
         lines.append(f"  succeeded:   {_when(s.last_success_at, now) if s.last_success_at else 'never'}")
         if s.next_due is not None:
             lines.append(f"  next cycle:  {s.next_mode}, {_when(s.next_due, now)}")
@@ -160,8 +232,12 @@ def _headline(s: DirectoryStatus) -> str:
         return "HALTED (waiting for approval)"
     if s.consecutive_failures:
         return "FAILING"
+    if s.overdue_seconds is not None or s.overdue_reason is not None:
+        return "OVERDUE"
     if s.last_run is None:
         return "never run"
+    if s.last_run.status == "failed":
+        return "ok (last manual run failed)" if s.last_run.trigger == "cli" else "LAST RUN FAILED"
     return "ok"
 
 
@@ -208,6 +284,7 @@ def state_of(row: Any) -> schedule.DirectoryState:
         consecutive_failures=int(row.consecutive_failures or 0),
         last_failure_at=row.last_failure_at,
         auth_failure=bool(row.auth_failure),
+        known_since=row.created_at,
     )
 
 
@@ -222,21 +299,35 @@ def read_state(store: Store, name: str) -> schedule.DirectoryState:
         return state_of(row)
 
 
-def cadence_of(settings: Settings, name: str) -> schedule.Cadence:
-    """The cadence of a configured directory (defaults for one the config no longer names)."""
+def read_states(store: Store) -> dict[str, schedule.DirectoryState]:
+    """The scheduling state of every directory the store holds, by name (one query)."""
+    from sqlalchemy import select
+
+    from store.models import Directory
+
+    with store.session() as session:
+        return {row.name: state_of(row) for row in session.scalars(select(Directory))}
+
+
+def cadence_of(settings: Settings, name: str, every: timedelta | None = None) -> schedule.Cadence:
+    """The cadence of a configured directory (defaults for one the config no longer names);
+    `every` replaces its `cycle_minutes` (integration tests use seconds)."""
     directory = settings.directories.get(name)
     if directory is None:
-        return schedule.Cadence(quarantine_after=settings.safety.quarantine_after)
+        return schedule.Cadence(quarantine_after=settings.safety.quarantine_after, every=every)
     return schedule.Cadence(
         cycle_minutes=directory.cycle_minutes,
         full_every_hours=directory.full_every_hours,
         quarantine_after=settings.safety.quarantine_after,
+        every=every,
     )
 
 
-def collect(settings: Settings, store: Store, now: datetime) -> list[DirectoryStatus]:
+def collect(
+    settings: Settings, store: Store, now: datetime, heartbeats: Heartbeats | None = None
+) -> list[DirectoryStatus]:
     """Every directory's status, sorted by name: the configured ones, and any the store
-    still holds that the config no longer names."""
+    still holds that the config no longer names. `heartbeats` explain overdue cycles."""
     from sqlalchemy import func, select
 
     from store import open_plans
@@ -275,6 +366,7 @@ def collect(settings: Settings, store: Store, now: datetime) -> list[DirectorySt
                 last_run=_last_run(run) if run is not None else None,
                 watermark_at=row.watermark_at if row is not None and row.watermark is not None else None,
                 last_error=row.last_error if row is not None else None,
+                heartbeats=heartbeats,
             ),
             # Halted while a staged plan is open, whatever ran since; a decision ends it.
             halted=plan is not None,
@@ -298,13 +390,33 @@ def _last_run(run: Any) -> LastRun:
     )
 
 
-def metrics_facts(settings: Settings, store: Store) -> Facts:
-    """What the metrics collector needs, read in one pass (aggregated in the database)."""
+def staged_plans_awaiting(session: Session) -> dict[str, int]:
+    """Open staged plans (awaiting `approve` or `reject`) per directory."""
+    from store import open_plans
+
+    counts: dict[str, int] = {}
+    for plan in open_plans(session):
+        counts[plan.directory] = counts.get(plan.directory, 0) + 1
+    return counts
+
+
+def metrics_facts(
+    settings: Settings, store: Store, now: datetime | None = None, heartbeats: Heartbeats | None = None
+) -> Facts:
+    """What the metrics collector needs, read in one pass (aggregated in the database).
+
+    `heartbeats` default to what the broker holds; `now` to the clock.
+    """
     from sqlalchemy import func, select
 
+    from reconcile import clock
     from store.models import Directory, SyncEvent, SyncRun
+    from store.runs import REJECT_ACTION
+    from worker.heartbeat import read_for
     from worker.metrics import DirectoryFact, Facts
 
+    at = now or clock.now()
+    beats = heartbeats if heartbeats is not None else read_for(settings)
     with store.session() as session:
         cycles = {
             (d, s): int(n)
@@ -313,27 +425,50 @@ def metrics_facts(settings: Settings, store: Store) -> Facts:
             )
         }
         durations: dict[str, list[float]] = {}
-        finished = select(SyncRun.directory, SyncRun.started_at, SyncRun.finished_at).where(
+        idp: dict[tuple[str, str], int] = {}
+        finished = select(SyncRun.directory, SyncRun.started_at, SyncRun.finished_at, SyncRun.counts).where(
             SyncRun.finished_at.is_not(None), SyncRun.status.not_in(("skipped", "running"))
         )
-        for d, started, ended in session.execute(finished):
+        for d, started, ended, counts in session.execute(finished):
             if ended is not None:
                 durations.setdefault(d, []).append(max((ended - started).total_seconds(), 0.0))
-        operations = {
-            (d, a, o): int(n)
-            for d, a, o, n in session.execute(
-                select(SyncRun.directory, SyncEvent.action, SyncEvent.outcome, func.count())
-                .join(SyncRun, SyncEvent.run_id == SyncRun.id)
-                .group_by(SyncRun.directory, SyncEvent.action, SyncEvent.outcome)
-            )
-        }
-        directories = tuple(
-            DirectoryFact(
-                name=row.name,
-                last_success_at=row.last_success_at,
-                quarantined=schedule.is_quarantined(state_of(row), cadence_of(settings, row.name)),
-                consecutive_failures=int(row.consecutive_failures or 0),
-            )
-            for row in session.scalars(select(Directory).order_by(Directory.name))
+            for key, n in (counts or {}).items():
+                if key.startswith(IDP_COUNT_PREFIX):
+                    idp[(d, key[len(IDP_COUNT_PREFIX):])] = idp.get((d, key[len(IDP_COUNT_PREFIX):]), 0) + int(n)
+        operations: dict[tuple[str, str, str], int] = {}
+        rejections: dict[tuple[str, str], int] = {}
+        by_outcome = (
+            select(SyncRun.directory, SyncEvent.action, SyncEvent.outcome, SyncEvent.reason, func.count())
+            .join(SyncRun, SyncEvent.run_id == SyncRun.id)
+            .group_by(SyncRun.directory, SyncEvent.action, SyncEvent.outcome, SyncEvent.reason)
         )
-    return Facts(cycles=cycles, durations=durations, operations=operations, directories=directories)
+        for d, a, o, reason, n in session.execute(by_outcome):
+            operations[(d, a, o)] = operations.get((d, a, o), 0) + int(n)
+            if a == REJECT_ACTION:
+                rejections[(d, reason or "unknown")] = rejections.get((d, reason or "unknown"), 0) + int(n)
+        staged = staged_plans_awaiting(session)
+        rows = {row.name: row for row in session.scalars(select(Directory))}
+    directories = []
+    for name in sorted(set(settings.directories) | set(rows)):
+        state, cadence = state_of(rows.get(name)), cadence_of(settings, name)
+        late = overdue(state, cadence, at) if name in settings.directories else None
+        directories.append(DirectoryFact(
+            name=name,
+            last_success_at=state.last_success_at,
+            quarantined=schedule.is_quarantined(state, cadence),
+            consecutive_failures=state.consecutive_failures,
+            overdue_seconds=late.total_seconds() if late is not None else 0.0,
+            staged_plans=staged.get(name, 0),
+        ))
+    return Facts(
+        cycles=cycles, durations=durations, operations=operations, directories=tuple(directories),
+        rejections=rejections, idp=idp,
+        worker_heartbeat_ages={w: max((at - t).total_seconds(), 0.0) for w, t in beats.workers.items()},
+        beat_heartbeat_age=max((at - beats.beat).total_seconds(), 0.0) if beats.beat is not None else None,
+    )
+
+
+# A run's `counts` keys that carry the connector's request statistics, e.g.
+# "idp:requests:200", "idp:retries", "idp:rate_limit_waits", "idp:rate_limit_wait_seconds"
+# (see worker.metrics); status text leaves out every key with a colon.
+IDP_COUNT_PREFIX = "idp:"

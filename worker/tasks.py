@@ -1,21 +1,23 @@
-"""Celery tasks: `sync_directory`, `sync_all`, `sync_user`, and `submit_sync` for the CLI.
+"""Celery tasks: `sync_directory`, `sync_all`, `sync_user`, beat's `sync_due` and `prune`,
+and `submit_sync` for the CLI.
 
 Tasks are shared (registered on every app), and find their settings, store, lock and
 cycle runner on the app that runs them (`worker.app.DirsyncCelery`). The work itself is in
 plain functions (`run_directory`, `run_user`) that take everything as arguments, so tests
 drive them without Celery.
 
-A beat-triggered run first asks `worker.schedule.decide`: a disabled or quarantined
-directory is not cycled, and a `skipped` run records why. Any other trigger (an admin's
-`sync_directory.delay()`, `dirsync sync --async`) runs the cycle: an admin asking for a
-cycle is how a quarantined directory is tried early.
+Beat's tick (`sync_due`, see `worker.beat`) sends a cycle for each directory the store
+says is due. A beat-triggered run first asks `worker.schedule.decide` again: a disabled,
+quarantined or not-yet-due directory is not cycled, and a `skipped` run records why. Any
+other trigger (an admin's `sync_directory.delay()`, `dirsync sync --async`) runs the
+cycle: an admin asking for a cycle is how a quarantined directory is tried early.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from celery import shared_task
@@ -25,6 +27,7 @@ from config.errors import ConfigError
 from config.settings import Settings
 from reconcile import clock
 from worker import schedule
+from worker.beat import PRUNE, SYNC_DUE, dispatch_due
 from worker.locks import LockFactory, all_of
 from worker.status import cadence_of, read_state
 
@@ -62,6 +65,7 @@ def run_directory(
     dry_run: bool = False,
     allow_deactivations: bool = False,
     now: Callable[[], datetime] = clock.now,
+    every: timedelta | None = None,
 ) -> dict[str, Any]:
     """Run (or, for beat, maybe skip) one cycle of `name`; return its result as a dict.
 
@@ -75,7 +79,7 @@ def run_directory(
         log.error("cycle refused: %s", exc, extra={"directory": name, "trigger": trigger})
         return _refused(name, str(exc))
     if trigger == "beat" and store is not None:
-        state, cadence = read_state(store, name), cadence_of(settings, name)
+        state, cadence = read_state(store, name), cadence_of(settings, name, every)
         decision = schedule.decide(state, cadence, now())
         if not decision.run:
             reason = decision.reason or "not due"
@@ -166,7 +170,7 @@ def sync_directory(
     return run_directory(
         app.settings, name, cycle=app.cycle, store=store,
         lock=cycle_lock(app.settings, store, app.directory_lock()),
-        trigger=trigger, full=full, dry_run=dry_run, allow_deactivations=allow_deactivations,
+        trigger=trigger, full=full, dry_run=dry_run, allow_deactivations=allow_deactivations, every=app.every,
     )
 
 
@@ -189,6 +193,37 @@ def sync_user(self: Any, name: str, key: str) -> dict[str, Any]:
     store = app.store()
     lock = cycle_lock(app.settings, store, app.directory_lock())
     return run_user(app.settings, name, key, sync_user=lambda s, n, k: cycle_sync_user(s, n, k, store=store, lock=lock))
+
+
+@shared_task(name=SYNC_DUE, bind=True)
+def sync_due(self: Any) -> list[str]:
+    """Beat's tick: send one scheduled cycle for each directory that is due; their names."""
+    app = _app(self)
+    cycle = app.tasks[SYNC_DIRECTORY]
+
+    def send(name: str, expires: float) -> None:
+        cycle.apply_async(args=(name,), kwargs={"trigger": "beat"}, expires=expires)
+
+    return dispatch_due(app.settings, app.store(), clock.now(), dispatched=app.dispatch_log(), send=send,
+                        every=app.every, running=app.cycle_running)
+
+
+@shared_task(name=PRUNE, bind=True)
+def prune(self: Any) -> dict[str, int]:
+    """Beat's daily entry: delete runs (and their events) older than `keep_runs_days`."""
+    app = _app(self)
+    return prune_store(app.store(), app.settings.store.keep_runs_days, clock.now())
+
+
+def prune_store(store: Store, days: int, now: datetime) -> dict[str, int]:
+    """`store.runs.prune_runs` for runs started more than `days` days before `now`; one
+    log line with what went."""
+    from store.runs import prune_runs
+
+    with store.session(write=True) as session:
+        runs, events = prune_runs(session, before=now - timedelta(days=days))
+    log.info("pruned %d run(s) and %d event(s) older than %d days", runs, events, days)
+    return {"runs": runs, "events": events}
 
 
 EXPIRED = ("skipped: the queued cycle expired before a worker took it (workers busier than the"

@@ -1,13 +1,14 @@
 """The app the load test starts as `celery -A tests.load.celery_app worker|beat`.
 
 It is the worker tests' app (`tests.worker.celery_app`: `TEST_READ_DELAY` makes each
-read take that long, `TEST_BEAT_SECONDS` replaces `cycle_minutes`), plus a ledger of what
-beat publishes. With `LOAD_LEDGER` set (the test sets it for beats only), every
-`sync_directory` message is recorded in Redis, on the broker's database, twice: in
-`<ledger>:before` just before it is handed to the broker and in `<ledger>:after` once the
-broker has it. The signals fire in the publishing process for every message, whatever the
-schedule entry, so the ledger holds every message beat sent; a message in `before` only was
-cut short by the beat's shutdown and never reached the broker.
+read take that long, `TEST_BEAT_SECONDS` replaces `cycle_minutes`), plus a ledger of the
+scheduled cycles. Beat sends a due tick; the worker that runs it publishes one
+`sync_directory` message per due directory. With `LOAD_LEDGER` set (the test sets it for
+workers), every `sync_directory` message is recorded in Redis, on the broker's database,
+twice: in `<ledger>:before` just before it is handed to the broker and in `<ledger>:after`
+once the broker has it. The signals fire in the publishing process for every message, so
+the ledger holds every scheduled cycle sent; a message in `before` only was cut short by a
+shutdown and never reached the broker.
 """
 
 from __future__ import annotations

@@ -41,21 +41,26 @@ class Cluster:
             env={**base, "DIRSYNC_CONFIG": str(self.config_path), "PYTHONPATH": str(ROOT), **env},
         )
 
-    def worker(self, name: str, *, concurrency: int, read_delay: float) -> None:
+    def worker(self, name: str, *, concurrency: int, read_delay: float, seconds: float) -> None:
+        """A worker whose directories run every `seconds`. Workers run beat's due tick, so
+        they publish the scheduled `sync_directory` messages: the ledger is theirs."""
         self.workers.append(self._start(
             ["worker", f"--hostname={name}@%h", "--pool=prefork", f"--concurrency={concurrency}",
              "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-            {"TEST_READ_DELAY": str(read_delay)},
+            {"TEST_READ_DELAY": str(read_delay), "TEST_BEAT_SECONDS": str(seconds), "LOAD_LEDGER": self.ledger},
         ))
 
     def beat(self, index: int, *, seconds: float) -> None:
         self.beats.append(self._start(
             ["beat", f"--schedule={self.folder / f'beat{index}'}", "--loglevel=INFO"],
-            {"TEST_BEAT_SECONDS": str(seconds), "LOAD_LEDGER": self.ledger},
+            {"TEST_BEAT_SECONDS": str(seconds)},
         ))
 
     def stop_beats(self) -> None:
+        """Stop the beats, then give the due ticks already queued time to be taken or to
+        expire (a quarter interval), so the ledger holds every scheduled cycle."""
         _stop(self.beats)
+        time.sleep(1.0)
 
     def stop_all(self) -> None:
         _stop(self.beats + self.workers)
@@ -78,8 +83,8 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 @dataclass(frozen=True)
 class Ledger:
-    """What beat published: directory by task id, handed to the broker (`sent`) or cut
-    short by a beat's shutdown before it reached the broker (`cut_short`)."""
+    """What the due ticks published: directory by task id, handed to the broker (`sent`)
+    or cut short by a shutdown before it reached the broker (`cut_short`)."""
 
     sent: dict[str, str]
     cut_short: dict[str, str]

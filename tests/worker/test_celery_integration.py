@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from store import open_store
 from store.models import SyncRun, User
 from tests.worker.builders import directory, load, prepare_store, settings_file, slow_cycle
+from worker import heartbeat
 from worker.app import create_app
 from worker.tasks import SYNC_ALL, SYNC_DIRECTORY, SYNC_USER, submit_sync, sync_directory
 
@@ -106,7 +107,8 @@ class Processes:
         self.tmp = tmp
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, *args: str, read_delay: float = 0.0, beat_seconds: float | None = None) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, read_delay: float = 0.0, beat_seconds: float | None = None,
+              tick_seconds: float | None = None) -> subprocess.Popen[bytes]:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("DIRSYNC_")},
             "DIRSYNC_CONFIG": str(self.config_path),
@@ -115,6 +117,8 @@ class Processes:
         }
         if beat_seconds is not None:
             env["TEST_BEAT_SECONDS"] = str(beat_seconds)
+        if tick_seconds is not None:
+            env["TEST_TICK_SECONDS"] = str(tick_seconds)
         log = (self.tmp / f"proc{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "tests.worker.celery_app", *args],
@@ -123,16 +127,26 @@ class Processes:
         self.procs.append(proc)
         return proc
 
-    def worker(self, name: str, *, pool: str = "prefork", concurrency: int = 2, read_delay: float = 0.0) -> subprocess.Popen[bytes]:
+    def worker(self, name: str, *, pool: str = "prefork", concurrency: int = 2, read_delay: float = 0.0,
+               beat_seconds: float | None = None) -> subprocess.Popen[bytes]:
+        """A worker; `beat_seconds` replaces every directory's interval (the workers decide
+        what is due, so they need the same interval as the beat)."""
         return self.start(
             "worker", f"--hostname={name}@%h", f"--pool={pool}", f"--concurrency={concurrency}",
             "--without-gossip", "--without-mingle", "--loglevel=INFO", read_delay=read_delay,
+            beat_seconds=beat_seconds,
         )
 
-    def beat(self, index: int, seconds: float) -> subprocess.Popen[bytes]:
+    def beat(self, index: int, seconds: float | None = None, *, tick: float | None = None) -> subprocess.Popen[bytes]:
+        """A beat; `seconds` replaces every directory's interval, `tick` only beat's due tick."""
         return self.start(
             "beat", f"--schedule={self.tmp / f'beat{index}'}", "--loglevel=INFO", beat_seconds=seconds,
+            tick_seconds=tick,
         )
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.terminate()
+        proc.wait(timeout=15)
 
     def stop_all(self) -> None:
         for proc in self.procs:
@@ -209,7 +223,7 @@ def test_two_cycles_of_one_directory_never_run_together(pg_setup: tuple[Path, st
 
 def test_beat_runs_cycles_at_the_configured_interval(setup: tuple[Path, str], processes: Processes) -> None:
     _, store_url = setup
-    processes.worker("w1", concurrency=1)  # one writer at a time on SQLite
+    processes.worker("w1", concurrency=1, beat_seconds=1.0)  # one writer at a time on SQLite
     processes.beat(1, seconds=1.0)
 
     def finished_hr_runs() -> list[SyncRun]:
@@ -222,11 +236,60 @@ def test_beat_runs_cycles_at_the_configured_interval(setup: tuple[Path, str], pr
     assert user_count(store_url) == 9
 
 
+def test_beat_starts_overdue_directories_at_once_and_restarts_neither_repeat_nor_postpone(
+    tmp_path: Path, redis_client: redis.Redis, processes: Processes
+) -> None:
+    """Directories at their real 40-minute cadence: one overdue for hours, one that never
+    ran, one due 20 s after beat starts. Beat (ticking every 2 s) is restarted twice, each
+    time without its schedule file, before the third is due."""
+    from store.directories import require_directory
+
+    for name in ("hr", "corp", "ops"):
+        directory(tmp_path / f"{name}.json", users=2)
+    path = settings_file(tmp_path, {name: {"kind": "file", "path": f"{name}.json"} for name in ("hr", "corp", "ops")},
+                         lock_ttl_seconds=10)
+    settings = load(path)
+    prepare_store(settings)
+    store = open_store(settings.store.url)
+    now = datetime.now(UTC)
+    with store.session(write=True) as session:
+        require_directory(session, "hr").last_run_at = now - timedelta(hours=3)
+        require_directory(session, "ops").last_run_at = now - timedelta(minutes=40) + timedelta(seconds=20)
+    store.dispose()
+    ops_due = now + timedelta(seconds=20)
+
+    processes.worker("w1", concurrency=1)
+    started = datetime.now(UTC)
+    beat = processes.beat(1, tick=2.0)
+
+    def directories_ran() -> set[str]:
+        return {r.directory for r in runs(settings.store.url) if r.finished_at is not None}
+
+    assert wait_until(lambda: {"hr", "corp"} <= directories_ran(), timeout=60), processes.logs()
+    for restart in (2, 3):
+        processes.stop(beat)
+        beat = processes.beat(restart, tick=2.0)  # a fresh schedule file: beat remembers nothing
+        time.sleep(3)
+    assert wait_until(lambda: "ops" in directories_ran(), timeout=60), processes.logs()
+    time.sleep(6)  # three more ticks: nothing else is due for 40 minutes
+
+    rows = runs(settings.store.url)
+    by_dir = {r.directory: r for r in rows}
+    assert sorted((r.directory, r.status, r.trigger) for r in rows) == [
+        ("corp", "succeeded", "beat"), ("hr", "succeeded", "beat"), ("ops", "succeeded", "beat"),
+    ], processes.logs()
+    assert by_dir["hr"].started_at - started < timedelta(minutes=1)
+    assert by_dir["corp"].started_at - started < timedelta(minutes=1)
+    assert by_dir["ops"].started_at - ops_due < timedelta(minutes=1)  # not 40 minutes after a restart
+    beats = heartbeat.read(redis_client)
+    assert any(name.startswith("w1@") for name in beats.workers) and beats.beat is not None
+
+
 @pytest.mark.postgres
 def test_two_workers_and_two_beats_never_overlap_a_directory(pg_setup: tuple[Path, str], processes: Processes) -> None:
     _, store_url = pg_setup
     for i in (1, 2):
-        processes.worker(f"w{i}", concurrency=2, read_delay=0.3)
+        processes.worker(f"w{i}", concurrency=2, read_delay=0.3, beat_seconds=0.5)
     for i in (1, 2):
         processes.beat(i, seconds=0.5)
     ok = wait_until(lambda: len(runs(store_url, ran_only=True)) >= 30, timeout=60, every=0.5)

@@ -48,8 +48,8 @@ def test_celery_finds_the_app_from_the_configuration(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "celery", "-A", "worker.app", "report"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "sync-directory:hr" in out.stdout
-    assert "timedelta(seconds=420)" in out.stdout
+    assert "'dirsync.sync_due'" in out.stdout
+    assert "127.0.0.1:6379/15" in out.stdout  # the broker of the configuration named
     assert "task_acks_late: True" in out.stdout
 
 

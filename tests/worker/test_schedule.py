@@ -9,10 +9,13 @@ from worker.schedule import (
     after_failure,
     after_success,
     decide,
+    due_at,
+    is_due,
     is_quarantined,
     next_attempt,
     next_due,
     next_mode,
+    overdue_since,
     quarantine_gap,
     resumed,
 )
@@ -132,3 +135,41 @@ def test_quarantined_directory_that_never_recorded_a_time_may_run() -> None:
     assert is_quarantined(state, CADENCE)
     assert next_attempt(state, CADENCE) is None
     assert decide(state, CADENCE, T0).run
+
+
+def test_due_time_is_the_last_start_plus_the_interval_whoever_started_it() -> None:
+    state = after_success(DirectoryState(), T0, Mode.FULL)
+    assert due_at(state, CADENCE) == T0 + timedelta(minutes=40)
+    assert not is_due(state, CADENCE, T0 + timedelta(minutes=39))
+    assert is_due(state, CADENCE, T0 + timedelta(minutes=40))
+
+
+def test_a_directory_that_never_ran_is_due_at_once_with_no_due_time_to_be_late_from() -> None:
+    assert due_at(DirectoryState(), CADENCE) is None
+    assert is_due(DirectoryState(), CADENCE, T0)
+    assert overdue_since(DirectoryState(), CADENCE) is None
+    assert overdue_since(DirectoryState(known_since=T0), CADENCE) == T0
+
+
+def test_a_full_read_falling_due_brings_the_next_cycle_forward_once() -> None:
+    cadence = Cadence(cycle_minutes=50, full_every_hours=1)
+    state = after_success(after_success(DirectoryState(), T0, Mode.FULL), T0 + timedelta(minutes=50), Mode.INCREMENTAL)
+    assert due_at(state, cadence) == T0 + H  # not T0 + 100 minutes
+    failed_full = after_failure(state, T0 + H)
+    assert due_at(failed_full, cadence) == T0 + H + timedelta(minutes=50)  # a failing full waits its interval
+
+
+def test_a_second_scheduled_cycle_inside_one_interval_does_not_run() -> None:
+    state = after_success(DirectoryState(), T0, Mode.FULL)
+    early = decide(state, CADENCE, T0 + timedelta(minutes=1))
+    assert not early.run and early.reason == "not due until 2026-03-02T09:40:00+00:00"
+    assert decide(state, CADENCE, T0 + timedelta(minutes=39, seconds=31)).run  # host clocks differ a little
+
+
+def test_overdue_since_is_the_due_time_or_the_end_of_quarantine() -> None:
+    state = after_success(DirectoryState(), T0, Mode.FULL)
+    assert overdue_since(state, CADENCE) == T0 + timedelta(minutes=40)
+    quarantined = failed(3)
+    assert quarantined.last_failure_at is not None
+    assert overdue_since(quarantined, CADENCE) == quarantined.last_failure_at + H
+    assert overdue_since(DirectoryState(enabled=False, last_run_at=T0), CADENCE) is None

@@ -90,11 +90,14 @@ def test_resume_of_an_unknown_directory_is_a_usage_error(tmp_path: Path) -> None
     assert getattr(out.exception, "code", None) == 2
 
 
-def test_resume_of_a_healthy_directory_changes_nothing(tmp_path: Path) -> None:
+def test_resume_of_a_healthy_directory_runs_a_cycle_now(tmp_path: Path) -> None:
+    directory(tmp_path / "hr.json", users=2)
     path = settings_file(tmp_path, {"hr": {"kind": "file", "path": "hr.json"}})
     prepare_store(load(path))
     out = CliRunner().invoke(resume_command, ["hr"], obj=Context(str(path)))
-    assert out.exit_code == 0 and "not quarantined" in out.output
+    assert out.exit_code == 0, out.output
+    assert "hr is not quarantined; starting a cycle now." in out.output
+    assert "hr: succeeded" in out.output
 
 
 def test_metrics_expose_cycles_operations_durations_and_quarantine() -> None:

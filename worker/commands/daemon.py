@@ -5,7 +5,8 @@ configuration `dirsync` loaded (`--config`), so both ways start the same thing.
 
 Exit codes: `worker` and `beat` return Celery's (0 after a clean shutdown, 1 when Celery
 could not start, e.g. the broker is unreachable), 2 on a configuration error; `status` 0;
-`resume` 0, or 2 for a directory the configuration does not name.
+`resume` those of `dirsync sync` for the cycle it runs (0 ok, 1 failed, 3 halted, 4
+refused), 2 for a directory the configuration does not name.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import click
 
 from reconcile import clock
-from worker.cli_base import EXIT_USAGE, Context, Exit, pass_ctx
+from worker.cli_base import EXIT_USAGE, Context, Exit, pass_ctx, progress_printer
 
 
 @click.command("worker")
@@ -44,14 +45,15 @@ def worker_command(ctx: Context, concurrency: int | None, pool: str, embed_beat:
 @click.command("beat")
 @click.option(
     "-s", "--schedule", "schedule_file", default="celerybeat-schedule", show_default=True,
-    help="Where beat remembers when each entry last ran.",
+    help="Where beat remembers when its tick and the daily prune last ran.",
 )
 @pass_ctx
 def beat_command(ctx: Context, schedule_file: str) -> None:
-    """Run the scheduler: one cycle per configured directory every cycle_minutes.
+    """Run the scheduler: every 30 s, start a cycle of each directory that is due.
 
-    Run exactly one beat: a second one sends every cycle twice (the lock keeps them from
-    overlapping, but each directory then syncs twice as often).
+    Due times come from the store (last run + cycle_minutes), so a restart neither delays
+    nor repeats a cycle. Run one beat; a second one is harmless (the tick never sends a
+    directory twice in its interval) but useless.
     """
     from worker.app import create_app
 
@@ -67,8 +69,10 @@ def status_command(ctx: Context, as_json: bool) -> None:
     """Each directory: last run, next cycle and its mode, watermark age, quarantine."""
     from worker import status
 
+    from worker.heartbeat import read_for
+
     now = clock.now()
-    statuses = status.collect(ctx.settings, ctx.store, now)
+    statuses = status.collect(ctx.settings, ctx.store, now, heartbeats=read_for(ctx.settings))
     if as_json:
         click.echo(status.as_json(statuses))
     else:
@@ -77,22 +81,39 @@ def status_command(ctx: Context, as_json: bool) -> None:
 
 @click.command("resume")
 @click.argument("name")
+@click.option("--async", "use_async", is_flag=True, help="Enqueue the cycle on the workers instead of running it here.")
 @pass_ctx
-def resume_command(ctx: Context, name: str) -> None:
-    """End the quarantine of NAME: its next scheduled cycle runs as usual."""
+def resume_command(ctx: Context, name: str, use_async: bool) -> None:
+    """End the quarantine of NAME and start a cycle of it now."""
     from store.directories import get_directory, reset_failures
 
     if name not in ctx.settings.directories:
         known = ", ".join(sorted(ctx.settings.directories)) or "none configured"
         raise Exit(EXIT_USAGE, f"directories.{name}: no such directory ({known})")
-    with ctx.store.session() as session:
+    with ctx.store.session(write=True) as session:
         row = get_directory(session, name)
-        if row is None or (not row.consecutive_failures and not row.auth_failure):
-            click.echo(f"{name} is not quarantined; nothing to resume.")
-            return
-        failures = row.consecutive_failures
-        reset_failures(session, name)
-    click.echo(f"{name} resumed after {failures} failed cycle(s); its next scheduled cycle runs as usual.")
+        failures = int(row.consecutive_failures or 0) if row is not None else 0
+        if row is not None and (failures or row.auth_failure):
+            reset_failures(session, name)
+            click.echo(f"{name} resumed after {failures} failed cycle(s); starting a cycle now.")
+        else:
+            click.echo(f"{name} is not quarantined; starting a cycle now.")
+    if use_async:
+        from worker.tasks import submit_sync
+
+        (queued,) = submit_sync(ctx.settings, [name], wait=False)
+        click.echo(f"{name}: cycle queued (task {queued['task_id']})")
+        return
+    from reconcile.cycle import run_cycle
+    from worker import render
+    from worker.cli_sync import exit_code
+
+    with progress_printer(True) as progress:
+        result = run_cycle(ctx.settings, name, trigger="cli", store=ctx.store, progress=progress)
+    click.echo(render.summary(result))
+    code = exit_code([result])
+    if code:
+        raise Exit(code)
 
 
 COMMANDS = [worker_command, beat_command, status_command, resume_command]
