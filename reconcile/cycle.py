@@ -190,6 +190,7 @@ class _Cycle:
         # Called before each write transaction: raises when the cycle lost its lock.
         self.checkpoint: Callable[[], None] | None = None
         self.user_outcome: UserOutcome | None = None
+        self.open_run: int | None = None  # started, not finished yet
 
     def run(self, full: bool, connector: Connector | None, lock: Lock, user_key: str | None = None) -> RunResult:
         with self.store.session(write=True) as session:
@@ -206,7 +207,8 @@ class _Cycle:
         with lock(self.name) as acquired:
             self.checkpoint = getattr(acquired, "check", None)
             if not acquired:
-                run_id = None if self.dry_run else self._start(mode)
+                # A skipped attempt is no start: it must not push the next scheduled cycle back.
+                run_id = None if self.dry_run else self._start(mode, started=False)
                 return self._finish(run_id, "skipped", mode, error=skipped_message(getattr(acquired, "holder", None)))
             if not self.dry_run:
                 with self.store.session(write=True) as session:
@@ -215,7 +217,15 @@ class _Cycle:
                 if closed:
                     log.warning("closed %d interrupted run(s) of directory %s", closed, self.name,
                                 extra={"directory": self.name})
-            return self._locked(mode, watermark, connector, user_key)
+            try:
+                return self._locked(mode, watermark, connector, user_key)
+            except Exception as exc:
+                # Whatever escaped (a bug, the store failing in bookkeeping): the run
+                # says so instead of staying `running` until the next cycle closes it.
+                if self.open_run is None:
+                    raise
+                log.exception("cycle crashed directory=%s", self.name)
+                return self._fail(self.open_run, mode, f"internal error: {type(exc).__name__}: {exc}")
 
     def _still_locked(self) -> None:
         """Raise `LockLost` when this cycle no longer holds its directory's lock."""
@@ -321,7 +331,7 @@ class _Cycle:
             # streak counts towards quarantine like a failure.
             if user_key is None:
                 with self.store.session(write=True) as session:
-                    record_failure(session, self.name, error=error, generation=self.generation)
+                    record_failure(session, self.name, error=error, generation=self.generation, trigger=self.trigger)
             log.warning("cycle partial directory=%s %s", self.name, error)
             return self._finish(run_id, "partial", mode, counts=counts, plan=the_plan, error=error)
         if user_key is None:
@@ -387,16 +397,19 @@ class _Cycle:
             return _one_user(connector.read(None), user_key)
         return connector.read(None if mode == "full" else watermark, progress=self.progress)
 
-    def _start(self, mode: str) -> int:
+    def _start(self, mode: str, *, started: bool = True) -> int:
         with self.store.session(write=True) as session:
-            record_run_started(session, self.name)
-            return start_run(session, directory=self.name, trigger=self.trigger, mode=mode,
-                             dry_run=self.dry_run, allow_deactivations=self.allow)
+            if started:
+                record_run_started(session, self.name)
+            run_id = start_run(session, directory=self.name, trigger=self.trigger, mode=mode,
+                               dry_run=self.dry_run, allow_deactivations=self.allow)
+        self.open_run = run_id
+        return run_id
 
     def _fail(self, run_id: int | None, mode: str, error: str, auth: bool = False) -> RunResult:
         if not self.dry_run:
             with self.store.session(write=True) as session:
-                record_failure(session, self.name, error=error, auth=auth)
+                record_failure(session, self.name, error=error, auth=auth, trigger=self.trigger)
         log.error("cycle failed directory=%s error=%s", self.name, error,
                   extra={"directory": self.name, "run_id": run_id, "status": "failed"})
         return self._finish(run_id, "failed", mode, error=error, auth=auth)
@@ -406,6 +419,7 @@ class _Cycle:
         if run_id is not None:
             with self.store.session(write=True) as session:
                 finish_run(session, run_id, status, counts or {}, error)
+            self.open_run = None
         result = self._result(run_id, status, mode, counts=counts, error=error, plan=plan, auth=auth)
         log.info("cycle end directory=%s status=%s mode=%s run=%s seconds=%.2f",
                  self.name, status, mode, run_id, result.duration_seconds,

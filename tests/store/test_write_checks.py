@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from config import Settings, parse
@@ -275,7 +276,8 @@ def test_a_cycle_whose_write_meets_a_concurrent_change_ends_partial(store: Store
     settings = _file_settings(store, tmp_path, [{"id": "u1", "email": "ana@example.com"},
                                                  {"id": "u2", "email": "bo@example.com"}])
 
-    result = run_cycle(settings, "hr", store=store, lock=_LockThatRaces(lambda: local_user(store, "bo@example.com")))
+    result = run_cycle(settings, "hr", store=store, trigger="task",
+                       lock=_LockThatRaces(lambda: local_user(store, "bo@example.com")))
 
     assert result.status == "partial"
     assert result.error is not None and "1 conflicted" in result.error and f"dirsync events {result.run_id}" in result.error
@@ -304,3 +306,19 @@ def test_a_cycle_overtaken_by_disable_ends_aborted_and_keeps_the_cleared_waterma
         row = get_directory(session, "hr")
     assert row is not None and not row.enabled and row.watermark is None
     assert exported(store)["users"] == []
+
+
+def test_a_cycle_whose_bookkeeping_fails_ends_its_run_failed_not_running(store: Store, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _file_settings(store, tmp_path, [{"id": "u1", "email": "ana@example.com"}])
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the store went away")
+
+    monkeypatch.setattr("reconcile.cycle.record_success", broken)
+    result = run_cycle(settings, "hr", store=store)
+
+    assert result.status == "failed" and "the store went away" in (result.error or "")
+    with store.session() as session:
+        run = get_run(session, result.run_id)  # type: ignore[arg-type]
+    assert run is not None and run.status == "failed"
