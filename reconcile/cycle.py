@@ -86,6 +86,9 @@ def run_cycle(
 ) -> RunResult:
     """Run one cycle of directory `name` and record it. See the module docstring."""
     directory = settings.directory(name)
+    if directory.kind == "scim":
+        return RunResult(name, None, "refused", "full" if full else "incremental",
+                         error=f"directory {name!r} is pushed by its IdP over SCIM; there is nothing to pull")
     own_store = store is None
     store = store or open_store(settings.store.url)
     try:

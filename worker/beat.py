@@ -1,7 +1,7 @@
 """The beat schedule, built from the configured directories (changing the config changes it
 on the next beat restart, with no code change).
 
-One entry per directory: `sync_directory(name, trigger="beat")` every `cycle_minutes`, as a
+One entry per directory (except `kind = "scim"` ones, which the IdP pushes to): `sync_directory(name, trigger="beat")` every `cycle_minutes`, as a
 `timedelta` interval. The entry does not say "full" or "incremental": the cycle chooses
 (no watermark, or `full_every_hours` since the last full read, means full), so the periodic
 full cycle needs no entry of its own and cannot collide with the incremental one.
@@ -33,6 +33,8 @@ def build_schedule(settings: Settings, *, interval: timedelta | None = None) -> 
     """
     schedule: dict[str, dict[str, Any]] = {}
     for name, directory in sorted(settings.directories.items()):
+        if directory.kind == "scim":
+            continue  # the IdP pushes to it: there is nothing to pull
         every = interval if interval is not None else timedelta(minutes=directory.cycle_minutes)
         schedule[entry_name(name)] = {
             "task": TASK,
