@@ -129,3 +129,18 @@ def test_dirsync_disable_refuses_the_token(ws) -> None:
         assert not authenticate(store, "okta", token)
     finally:
         store.dispose()
+def test_disable_refuses_the_token_and_makes_users_local(settings: Settings, store: Store, okta) -> None:
+    created = okta.create_user("ann@example.com")
+
+    with store.session() as session:
+        set_enabled(session, "okta", False)
+        local = load_local_state(session)
+    apply(store, plan_disable(local, "okta"), run_id=None, directory="okta")
+
+    assert not authenticate(store, "okta", okta.token)
+    assert okta.get(f"/Users/{created['id']}").status_code == 401
+    with store.session() as session:
+        users = export_state(session)["users"]
+    assert [(u["email"], u["managed_by"]) for u in users] == [("ann@example.com", None)]
+
+
