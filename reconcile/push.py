@@ -91,7 +91,8 @@ class PushGroup:
 @dataclass(frozen=True, slots=True)
 class GroupChange:
     """What a PATCH or PUT asks of a group. `members` (when not None) is the complete new
-    member list; otherwise `add` and `remove` are deltas (the membership fast path)."""
+    member list; otherwise `add` and `remove` are deltas (the membership fast path).
+    `display_name` and `external_id` None: unchanged; `external_id` "": removed."""
 
     display_name: object = None
     external_id: str | None = None
@@ -381,8 +382,10 @@ def plan_update_group(directory: str, current: StoredGroup, change: GroupChange,
             ops.append(Operation(Action.RENAME_GROUP, wanted, group=ref, values=(("name", wanted),),
                                  old=(("name", current.name),), expect=_group_binding(current)))
             name = wanted
-    if change.external_id is not None and change.external_id != current.external_id:
-        ops.append(_link_group(current, directory, change.external_id, current.scim_id))
+    if change.external_id is not None:  # "" removes the IdP's id: the binding is the SCIM id again
+        wanted_id = change.external_id or current.scim_id or ""
+        if wanted_id != current.external_id:
+            ops.append(_link_group(current, directory, wanted_id, current.scim_id))
     if change.members is not None:
         wanted_members = dict(members.resolve(change.members, strict=True))
         present = dict(current_members)

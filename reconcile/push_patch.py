@@ -307,7 +307,8 @@ class _GroupPatch:
                 raise bad("displayName cannot be removed", "mutability")
             self.display_name = value
         elif parsed.attr == "externalid":
-            self.external_id = _text(value, "externalId") if op != "remove" else None
+            # "" asks to remove it: the binding falls back to the SCIM id.
+            self.external_id = (_text(value, "externalId") or "") if op != "remove" else ""
         elif parsed.attr == "members":
             self._members(op, parsed, value)
 

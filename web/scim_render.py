@@ -53,8 +53,8 @@ def group(view: GroupView, base: str) -> dict[str, Any]:
         out["externalId"] = row.idp_external_id
     out["displayName"] = view.display_name
     if view.members is not None:
-        out["members"] = [{"value": scim_id, "display": email, "$ref": f"{base}/Users/{scim_id}", "type": "User"}
-                          for scim_id, email in view.members]
+        # value and $ref only: display and type would differ from what the client wrote.
+        out["members"] = [{"value": scim_id, "$ref": f"{base}/Users/{scim_id}"} for scim_id, _ in view.members]
     out["meta"] = _meta("Group", f"{base}/Groups/{row.scim_id}", row.created_at, row.updated_at)
     return out
 
@@ -165,9 +165,7 @@ def schemas(base: str) -> list[dict[str, Any]]:
         _attr("displayName", required=True, uniqueness="server"),
         _attr("members", kind="complex", multi=True, subs=[
             _attr("value", mutability="immutable"),
-            _attr("$ref", kind="reference", mutability="immutable", refs=["User"]),
-            _attr("display", mutability="readOnly"),
-            _attr("type", mutability="immutable")]),
+            _attr("$ref", kind="reference", mutability="immutable", refs=["User"])]),
         _attr("externalId", case_exact=True),
     ]
     return [
