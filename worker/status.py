@@ -51,6 +51,9 @@ class DirectoryStatus:
     last_error: str | None
     next_attempt: datetime | None
     halted: bool
+    # SCIM directories: when the bearer token expires, and the warning due (30, 7, 1 days).
+    scim_token_expires_at: datetime | None = None
+    scim_token_warning: str | None = None
 
 
 def build_status(
@@ -115,7 +118,14 @@ def render_text(statuses: list[DirectoryStatus], now: datetime) -> str:
             lines.append(f"  next try:    {_when(s.next_attempt, now)}   (dirsync resume {s.name} to retry now)")
         elif s.consecutive_failures:
             lines.append(f"  failing:     {s.consecutive_failures} failed cycle(s) in a row; last error: {s.last_error}")
-        if s.halted:
+        if s.kind == "scim":
+            expires = _when(s.scim_token_expires_at, now) if s.scim_token_expires_at else "no token"
+            lines.append(f"  SCIM token:  expires {expires}")
+            if s.scim_token_warning:
+                lines.append(f"  warning:     {s.scim_token_warning}")
+        if s.halted and s.kind == "scim":
+            lines.append(f"  halted:      a held request; see `dirsync scim held {s.name}`")
+        elif s.halted:
             lines.append(
                 f"  halted:      too many deactivations; approve with `dirsync sync {s.name} --allow-deactivations`"
                 " or fix the directory"
@@ -252,6 +262,10 @@ def collect(settings: Settings, store: Store, now: datetime) -> list[DirectorySt
         for d, i in session.execute(skipped):
             ids.setdefault(d, i)
         runs = {r.directory: r for r in session.scalars(select(SyncRun).where(SyncRun.id.in_(list(ids.values()))))}
+    from dataclasses import replace
+
+    from service.scim_tokens import token_status
+
     out = []
     for name in sorted(set(settings.directories) | set(rows)):
         row = rows.get(name)
@@ -271,6 +285,10 @@ def collect(settings: Settings, store: Store, now: datetime) -> list[DirectorySt
                 last_error=row.last_error if row is not None else None,
             )
         )
+        if kind == "scim":  # pushed by its IdP: no cycle is ever due
+            token = token_status(store, name, now)
+            out[-1] = replace(out[-1], next_due=None, next_mode=None, scim_token_expires_at=token.expires_at,
+                              scim_token_warning=token.warning)
     return out
 
 

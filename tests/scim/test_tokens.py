@@ -144,3 +144,22 @@ def test_disable_refuses_the_token_and_makes_users_local(settings: Settings, sto
     assert [(u["email"], u["managed_by"]) for u in users] == [("ann@example.com", None)]
 
 
+
+
+def test_status_shows_the_token_expiry_and_warns_before_it(ws) -> None:
+    from datetime import UTC
+
+    import freezegun
+
+    issued = ws.run("scim", "token", "okta", "--json").json()
+    expires = datetime.fromisoformat(issued["expires_at"])
+
+    fine = ws.run("status", "--json").json()
+    with freezegun.freeze_time(expires.astimezone(UTC) - timedelta(days=6)):
+        late = ws.run("status")
+
+    okta = next(d for d in fine if d["name"] == "okta")
+    assert okta["next_due"] is None  # beat never schedules it
+    assert "within 30 days" in okta["scim_token_warning"]  # token_days = 30 in this config
+    assert okta["scim_token_expires_at"].startswith(issued["expires_at"][:19])
+    assert "SCIM token expires within 7 days" in late.out
