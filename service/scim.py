@@ -60,6 +60,7 @@ from store.push import (
     group_by_scim_id,
     groups_page,
     members_of,
+    reading,
     resolve_users,
     user_by_email,
     user_by_scim_id,
@@ -118,7 +119,7 @@ def _new_id() -> str:
 
 
 def get_user(store: Store, directory: str, scim_id: str) -> UserView:
-    with store.session() as session:
+    with reading(store) as session:
         row = user_by_scim_id(session, directory, scim_id)
     if row is None:
         raise Problem(404, f"User {scim_id} not found")
@@ -127,7 +128,7 @@ def get_user(store: Store, directory: str, scim_id: str) -> UserView:
 
 def list_users(store: Store, directory: str, where: Filter | None, start: int, count: int) -> Page[UserView]:
     start, count = max(start, 1), min(max(count, 0), MAX_RESULTS)
-    with store.session() as session:
+    with reading(store) as session:
         total, rows = users_page(session, directory, where, start, count)
     return Page(total, start, tuple(UserView(r) for r in rows))
 
@@ -139,7 +140,7 @@ def create_user(settings: Settings, store: Store, directory: str, user: PushUser
 
     def plan() -> Plan:
         email = clean_user(user, rules).email
-        with store.session() as session:
+        with reading(store) as session:
             holder = user_by_email(session, email)
             scope = UserScope(tuple(user_groups(session, holder.id))) if holder is not None \
                 and holder.managed_by == directory else UserScope()
@@ -186,7 +187,7 @@ def delete_user(settings: Settings, store: Store, directory: str, scim_id: str, 
 
     def plan() -> Plan:
         current = get_user(store, directory, scim_id).row
-        with store.session() as session:
+        with reading(store) as session:
             scope = UserScope(tuple(user_groups(session, current.id)))
         return plan_delete_user(directory, current, scope, rules)
 
@@ -202,7 +203,7 @@ def user_document(row: StoredUser) -> dict[str, object]:
 
 def _plan_update(store: Store, directory: str, current: StoredUser, user: PushUser, rules: RuleSettings) -> Plan:
     email = clean_user(user, rules).email
-    with store.session() as session:
+    with reading(store) as session:
         holder = user_by_email(session, email)
     return plan_update_user(directory, current, user, holder, rules)
 
@@ -211,7 +212,7 @@ def _plan_update(store: Store, directory: str, current: StoredUser, user: PushUs
 
 
 def get_group(settings: Settings, store: Store, directory: str, scim_id: str, *, members: bool = True) -> GroupView:
-    with store.session() as session:
+    with reading(store) as session:
         row = group_by_scim_id(session, directory, scim_id)
         if row is None:
             raise Problem(404, f"Group {scim_id} not found")
@@ -226,7 +227,7 @@ def list_groups(settings: Settings, store: Store, directory: str, where: Filter 
     if where is not None:  # the IdP looks the admin group up by the name it pushed (R3)
         where = tuple(tuple((a, target_name(v, rules) if a == "display_name" else v) for a, v in alt)
                       for alt in where)
-    with store.session() as session:
+    with reading(store) as session:
         total, rows = groups_page(session, directory, where, start, count)
         found = members_of(session, [r.id for r in rows], directory) if members else {}
     return Page(total, start, tuple(_group_view(settings, r, found.get(r.id, []) if members else None)
@@ -242,7 +243,7 @@ def create_group(settings: Settings, store: Store, directory: str, group: PushGr
     def plan() -> Plan:
         name = group_name(group.display_name, rules)
         target = target_name(name, rules)
-        with store.session() as session:
+        with reading(store) as session:
             holder = admin_group(session, rules.admin_group) if target != name else group_by_name(session, target)
             members = Members(resolve_users(session, directory, group.members))
         return plan_create_group(directory, group, scim_id, holder, members, rules)
@@ -258,7 +259,7 @@ def update_group(settings: Settings, store: Store, directory: str, scim_id: str,
     rules = _rules(settings)
 
     def plan() -> Plan:
-        with store.session() as session:
+        with reading(store) as session:
             current = group_by_scim_id(session, directory, scim_id)
             if current is None:
                 raise Problem(404, f"Group {scim_id} not found")
@@ -283,7 +284,7 @@ def replace_group(settings: Settings, store: Store, directory: str, scim_id: str
 def delete_group(settings: Settings, store: Store, directory: str, scim_id: str, *, request: str) -> None:
     """DELETE /Groups/{id}: the group becomes local, members kept (R7)."""
     def plan() -> Plan:
-        with store.session() as session:
+        with reading(store) as session:
             current = group_by_scim_id(session, directory, scim_id)
         if current is None:
             raise Problem(404, f"Group {scim_id} not found")

@@ -2,13 +2,18 @@
 (trigger `scim`), each request's operations its events (detail: "POST /Users" ...).
 
 A run's status is `succeeded` until a request of it is refused at write time (then
-`partial`); its counts add up every request's outcomes.
+`partial`); its counts add up every request's outcomes, written at most once a second
+per process (and when the app stops): the events are the record, the counts a summary.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import weakref
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -18,7 +23,8 @@ from reconcile import clock
 from reconcile.apply import ApplyResult
 from reconcile.model import Plan
 from reconcile.push import Problem
-from store import RunStatus, Store, SyncRun, get_directory, start_run
+from store import RunStatus, Store, SyncRun, start_run
+from store.push import directory_generation, reading
 
 TRIGGER = "scim"
 MODE = "push"
@@ -55,30 +61,61 @@ def hourly_run(store: Store, directory: str, at: datetime | None = None) -> int:
 def apply_request(store: Store, directory: str, plan: Plan, request: str, *, apply_plan: ApplyPlan) -> ApplyResult:
     """Apply one request's plan in the hour's run, at the directory's current generation
     (a disable that overtakes the request stops it), and add its outcomes to the run."""
-    with store.session() as session:
-        row = get_directory(session, directory)
-        if row is None or not row.enabled:
-            raise Problem(401, f"directory {directory!r} is disabled")
-        generation = row.generation
+    with reading(store) as conn:
+        generation = directory_generation(conn, directory)
+    if generation is None:
+        raise Problem(401, f"directory {directory!r} is disabled")
     run_id = hourly_run(store, directory)
     result = apply_plan(store, plan, run_id, generation, request)
-    _add_counts(store, run_id, result)
+    _tally(store, run_id, result)
     return result
 
 
-def _add_counts(store: Store, run_id: int, result: ApplyResult) -> None:
-    with store.session(write=True) as session:
-        run = session.execute(select(SyncRun).where(SyncRun.id == run_id).with_for_update()).scalar_one_or_none()
-        if run is None:
-            return
-        counts = dict(run.counts or {})
-        for name, n in result.counts().items():
-            if n:
-                counts[name] = counts.get(name, 0) + n
-        run.counts = dict(sorted(counts.items()))
-        run.finished_at = clock.now()
-        if result.failed or result.conflicts:
-            run.status = RunStatus.PARTIAL.value
+@dataclass
+class _Tally:
+    """Outcomes not yet added to a run's row: written at most once a second (the events,
+    committed with the writes, are the record; the run's counts summarise them)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    partial: bool = False
+    flushed_at: float = 0.0
+
+
+_tallies: weakref.WeakKeyDictionary[Store, dict[int, _Tally]] = weakref.WeakKeyDictionary()
+_tally_lock = threading.Lock()
+FLUSH_SECONDS = 1.0
+
+
+def _tally(store: Store, run_id: int, result: ApplyResult) -> None:
+    with _tally_lock:
+        tally = _tallies.setdefault(store, {}).setdefault(run_id, _Tally())
+        tally.counts.update({k: n for k, n in result.counts().items() if n})
+        tally.partial = tally.partial or bool(result.failed or result.conflicts)
+        due = time.monotonic() - tally.flushed_at >= FLUSH_SECONDS
+    if due:
+        flush_counts(store)
+
+
+def flush_counts(store: Store) -> None:
+    """Add every pending tally to its run's row (also called when the app stops)."""
+    with _tally_lock:
+        pending = {run_id: t for run_id, t in _tallies.get(store, {}).items() if t.counts or t.partial}
+        taken = {run_id: (Counter(t.counts), t.partial) for run_id, t in pending.items()}
+        for tally in pending.values():
+            tally.counts.clear()
+            tally.partial = False
+            tally.flushed_at = time.monotonic()
+    for run_id, (counts, partial) in taken.items():
+        with store.session(write=True) as session:
+            run = session.execute(select(SyncRun).where(SyncRun.id == run_id).with_for_update()).scalar_one_or_none()
+            if run is None:
+                continue
+            merged = Counter(run.counts or {})
+            merged.update(counts)
+            run.counts = dict(sorted(merged.items()))
+            run.finished_at = clock.now()
+            if partial:
+                run.status = RunStatus.PARTIAL.value
 
 
 def hold_deactivations(settings: Settings, store: Store, directory: str, plan: Plan, request: str) -> None:

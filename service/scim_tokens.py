@@ -21,8 +21,9 @@ from reconcile.admin import Refused
 from reconcile.apply import apply
 from reconcile.model import Plan
 from reconcile.plan import revoke_invites
-from store import Store, ensure_directory, get_directory, load_local_state, set_enabled
-from store.scim import find_token, get_token, replace_token
+from store import Store, ensure_directory, load_local_state, set_enabled
+from store.push import reading, token_holder
+from store.scim import get_token, replace_token
 
 TOKEN_PREFIX = "dsync_scim_"
 # `status` warns this many days before a token expires.
@@ -91,14 +92,12 @@ def authenticate(store: Store, name: str, token: str, now: datetime | None = Non
     if not token.startswith(TOKEN_PREFIX):
         return False
     digest = token_digest(token)
-    with store.session() as session:
-        row = find_token(session, digest)
-        if row is None or not hmac.compare_digest(row.token_hash, digest) or row.directory != name:
-            return False
-        if row.expires_at <= (now or clock.now()):
-            return False
-        directory = get_directory(session, name)
-        return directory is not None and directory.enabled
+    with reading(store) as conn:
+        found = token_holder(conn, digest)
+    if found is None:
+        return False
+    stored, directory, expires_at, enabled = found
+    return hmac.compare_digest(stored, digest) and directory == name and expires_at > (now or clock.now()) and enabled
 
 
 def token_status(store: Store, name: str, now: datetime | None = None) -> TokenStatus:

@@ -4,6 +4,9 @@ connections)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -13,6 +16,7 @@ from starlette.routing import Mount
 import config
 from config import Settings
 from service.scim import Problem
+from service.scim_runs import flush_counts
 from store import Store, open_store
 from web import scim
 from web.limits import TokenBuckets
@@ -31,10 +35,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     """The web app over `store` (opened from the settings when not given)."""
+    opened = store if store is not None else open_store(settings.store.url)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        flush_counts(opened)  # the runs' counts of the last second
+
     app = Starlette(routes=[Mount("/scim/v2/{directory}", routes=scim.routes())],
-                    exception_handlers={HTTPException: _http_error})
+                    exception_handlers={HTTPException: _http_error}, lifespan=lifespan)
     app.state.settings = settings
-    app.state.store = store if store is not None else open_store(settings.store.url)
+    app.state.store = opened
     app.state.buckets = TokenBuckets(settings.web.scim_rate_per_second, settings.web.scim_burst)
     return app
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from service.scim_runs import flush_counts
 from store import Store, export_state, list_events, list_runs
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -248,6 +249,7 @@ def test_attributes_and_excluded_attributes(okta, three) -> None:
 def test_each_change_is_an_event_of_the_hours_scim_run_with_method_and_path(okta, store: Store) -> None:
     user = okta.create_user("ann@example.com")
     okta.patch(f"/Users/{user['id']}", [{"op": "replace", "value": {"active": False}}])
+    flush_counts(store)  # run counts are a summary written once a second and when the app stops
 
     with store.session() as session:
         runs = list_runs(session)
@@ -256,3 +258,20 @@ def test_each_change_is_an_event_of_the_hours_scim_run_with_method_and_path(okta
     assert events == [("create-user", "applied", "POST /Users"),
                       ("deactivate-user", "applied", f"PATCH /Users/{user['id']}")]
     assert runs[0].counts["applied"] == 2
+
+
+def test_run_counts_are_written_when_the_app_stops(settings, store: Store) -> None:
+    from starlette.testclient import TestClient
+
+    from service.scim_tokens import issue_token
+    from tests.scim.conftest import Scim
+    from web.app import create_app
+
+    token = issue_token(settings, store, "okta").token
+    with TestClient(create_app(settings, store)) as client:
+        scim = Scim(client, "okta", token)
+        for n in range(3):
+            scim.create_user(f"u{n}@example.com")
+
+    with store.session() as session:
+        assert list_runs(session)[0].counts["create-user.applied"] == 3
