@@ -156,11 +156,15 @@ def groups_page(session: Reader, directory: str, where: Filter | None, start: in
 
 def _page(session: Reader, columns: Sequence[Any], order: Any, condition: ColumnElement[bool], start: int,
           count: int, build: Any) -> tuple[int, list[Any]]:
+    if count > 0:
+        rows = [build(r) for r in session.execute(
+            select(*columns).where(condition).order_by(order).offset(start - 1).limit(count))]
+        if start == 1 and len(rows) < count:
+            return len(rows), rows  # the whole result is here: no count needed (a filter lookup)
+    else:
+        rows = []
     total = int(session.execute(select(func.count()).select_from(order.table).where(condition)).scalar() or 0)
-    if count <= 0 or start > total:
-        return total, []
-    rows = session.execute(select(*columns).where(condition).order_by(order).offset(start - 1).limit(count))
-    return total, [build(r) for r in rows]
+    return total, rows
 
 
 def _dnf(where: Filter | None, term: Any) -> ColumnElement[bool]:
