@@ -27,9 +27,10 @@ Reader = Connection | Session
 
 @contextmanager
 def reading(store: Store) -> Iterator[Connection]:
-    """A connection for reads only; its transaction ends when the block does."""
+    """A connection for reads only, in autocommit mode: no BEGIN and ROLLBACK round trips
+    around a request's one or two lookups (each statement sees committed data)."""
     with store.engine.connect() as conn:
-        yield conn
+        yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def token_holder(reader: Reader, token_hash: str) -> tuple[str, str, Any, bool] | None:

@@ -173,7 +173,8 @@ def events(ctx: Context, run_id: int, as_json: bool) -> None:
         click.echo(f"run {run_id} recorded no events")
     for row in rows:
         detail = f": {row['detail']}" if row["detail"] else ""
-        reason = f"  {row['reason']}{detail}" if row["reason"] else ""
+        # A SCIM write's detail is its request ("PATCH /Users/..."): shown even without a reason.
+        reason = f"  {row['reason']}{detail}" if row["reason"] else (f"  ({row['detail']})" if row["detail"] else "")
         change = ""
         if row["old"] or row["new"]:
             change = f"  {row['old'] or {}} -> {row['new'] or {}}"

@@ -163,3 +163,26 @@ def test_status_shows_the_token_expiry_and_warns_before_it(ws) -> None:
     assert "within 30 days" in okta["scim_token_warning"]  # token_days = 30 in this config
     assert okta["scim_token_expires_at"].startswith(issued["expires_at"][:19])
     assert "SCIM token expires within 7 days" in late.out
+
+
+def test_runs_and_events_show_scim_requests(ws) -> None:
+    from config import load
+    from reconcile.push import PushUser
+    from service import scim
+
+    ws.run("scim", "token", "okta")
+    settings = load(ws.folder / "dirsync.toml")
+    store = open_store(settings.store.url)
+    try:
+        scim.create_user(settings, store, "okta", PushUser("ann@example.com"), request="POST /Users")
+        from service.scim_runs import flush_counts
+
+        flush_counts(store)
+    finally:
+        store.dispose()
+
+    runs = ws.run("runs", "--json").json()
+    events = ws.run("events", str(runs[0]["id"]))
+
+    assert (runs[0]["directory"], runs[0]["trigger"], runs[0]["mode"]) == ("okta", "scim", "push")
+    assert "create-user" in events.out and "(POST /Users)" in events.out
