@@ -67,6 +67,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process `pid` and its live descendants, from /proc."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _cpu_seconds(int(child))
+    except (OSError, IndexError, ValueError):
+        pass
+    return total
+
+
 def _percentiles(samples: list[float]) -> str:
     ordered = sorted(samples)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -113,7 +127,11 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.1)
+        cpu = _cpu_seconds(server.pid)
         _create_flow(base, headers, args.create, args.clients)
+        used = _cpu_seconds(server.pid) - cpu
+        print(f"  server CPU: {used:.1f} s = {used / args.create * 1000:.1f} ms per created user (GET + POST);"
+              f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         _group_patches(base, headers, group_id, ids[args.group_members:], args.patches)
         _noop_put(base, headers, ids[0], store)
     finally:

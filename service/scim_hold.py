@@ -3,7 +3,7 @@
 An IdP pushes deactivations one request at a time, so the limit counts the directory's
 deactivations applied in the last hour (by `scim` runs) plus the request's own. A
 request that would go over `[safety] max_deactivations` (or over
-`max_deactivation_ratio` of the directory's active users, above `ratio_floor` of them)
+`max_deactivation_ratio` of the directory's active users, for more than `ratio_floor`)
 is not applied: it is recorded as a halted run whose events are its operations (outcome
 `staged`, detail the request), and answered 503 with `Retry-After` (when the window will
 have room again). `approve_held(run)` applies such a run's operations that still hold,
@@ -57,7 +57,7 @@ def hold_if_over_limit(settings: Settings, store: Store, directory: str, plan: P
     if total > limits.max_deactivations:
         reason = (f"{total} deactivations in an hour exceed max_deactivations = {limits.max_deactivations}")
         allowed = limits.max_deactivations
-    elif active > 10 and total > limits.max_deactivation_ratio * active:
+    elif active > limits.to_limits().ratio_floor and total > limits.max_deactivation_ratio * active:
         allowed = int(limits.max_deactivation_ratio * active)
         reason = (f"{total} deactivations in an hour are {total / active:.0%} of {active} active users, over"
                   f" max_deactivation_ratio = {limits.max_deactivation_ratio:g}")
