@@ -146,7 +146,9 @@ class User(Base):
     case-insensitively on every backend; `(managed_by, external_id)` binds it to an IdP."""
 
     __tablename__ = "users"
-    __table_args__ = (UniqueConstraint("managed_by", "external_id"),)
+    # external_id alone: apply looks a new row's binding up by it (a SCIM request's one
+    # create must not scan every user).
+    __table_args__ = (UniqueConstraint("managed_by", "external_id"), Index(None, "external_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String)
@@ -169,7 +171,7 @@ class Group(Base):
     """A local group; `name_key` (lower-cased name) makes names unique case-insensitively."""
 
     __tablename__ = "groups"
-    __table_args__ = (UniqueConstraint("managed_by", "external_id"),)
+    __table_args__ = (UniqueConstraint("managed_by", "external_id"), Index(None, "external_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String)

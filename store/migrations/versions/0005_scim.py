@@ -40,10 +40,12 @@ def upgrade() -> None:
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("scim_id", sa.String(length=64), nullable=True))
             batch.create_unique_constraint(op.f(f"uq_{table}_scim_id"), ["scim_id"])
+        op.create_index(op.f(f"ix_{table}_external_id"), table, ["external_id"])
 
 
 def downgrade() -> None:
     for table in ("users", "groups"):
+        op.drop_index(op.f(f"ix_{table}_external_id"), table_name=table)
         with op.batch_alter_table(table) as batch:
             batch.drop_constraint(op.f(f"uq_{table}_scim_id"), type_="unique")
             batch.drop_column("scim_id")
