@@ -4,8 +4,9 @@ from config.directories import DirectorySettings, FileDirectorySettings, HttpDir
 from config.entra import EntraDirectorySettings
 from config.kinds import KINDS
 from config.okta import OktaDirectorySettings
+from config.scim import ScimDirectorySettings
 from config.errors import ConfigError
-from config.settings import Settings, load, parse, read_secret
+from config.settings import Settings, WebSettings, load, parse, read_secret
 
 __all__ = [
     "KINDS",
@@ -15,7 +16,9 @@ __all__ = [
     "FileDirectorySettings",
     "HttpDirectorySettings",
     "OktaDirectorySettings",
+    "ScimDirectorySettings",
     "Settings",
+    "WebSettings",
     "load",
     "parse",
     "read_secret",

@@ -147,6 +147,33 @@ class WorkerSettings:
             raise InvalidValue("cycle_time_limit_seconds", f"must be at least 60, got {self.cycle_time_limit_seconds}")
 
 
+@dataclass(frozen=True)
+class WebSettings:
+    """`dirsync serve`: where admins and IdPs reach it, and what one SCIM token may send."""
+
+    public_url: str = "http://127.0.0.1:8080"  # SCIM base URLs are {public_url}/scim/v2/{name}
+    scim_rate_per_second: float = 500.0  # sustained requests per token
+    scim_burst: int = 1000  # requests a token may send at once before the rate applies
+    max_body_bytes: int = 1_000_000  # larger request bodies are refused (413)
+
+    def __post_init__(self) -> None:
+        url = self.public_url.strip().rstrip("/")
+        if not url.startswith(("http://", "https://")) or "://" not in url or not url.split("://", 1)[1]:
+            raise InvalidValue("public_url", f"must be an http:// or https:// URL, got {self.public_url!r}")
+        if "?" in url or "#" in url:
+            raise InvalidValue("public_url", "must not carry a query or fragment")
+        object.__setattr__(self, "public_url", url)
+        if self.scim_rate_per_second <= 0:
+            raise InvalidValue("scim_rate_per_second", f"must be more than 0, got {self.scim_rate_per_second}")
+        if self.scim_burst < 1:
+            raise InvalidValue("scim_burst", f"must be at least 1, got {self.scim_burst}")
+        if self.max_body_bytes < 1024:
+            raise InvalidValue("max_body_bytes", f"must be at least 1024, got {self.max_body_bytes}")
+
+    def scim_base_url(self, directory: str) -> str:
+        return f"{self.public_url}/scim/v2/{directory}"
+
+
 def _valid_emails(key: str, emails: tuple[str, ...]) -> tuple[str, ...]:
     """The trimmed emails, or `InvalidValue` naming the first that is not valid (R1)."""
     cleaned = []
@@ -165,6 +192,7 @@ class Settings:
     rules: RulesSettings = field(default_factory=RulesSettings)
     safety: SafetySettings = field(default_factory=SafetySettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     directories: Mapping[str, DirectorySettings] = field(default_factory=dict)
     source: Path | None = None  # the file these came from; relative paths resolve against it
 
@@ -196,6 +224,7 @@ SECTIONS: dict[str, type] = {
     "rules": RulesSettings,
     "safety": SafetySettings,
     "worker": WorkerSettings,
+    "web": WebSettings,
 }
 
 

@@ -126,6 +126,8 @@ def apply(
     chunk_size: int | None = None,
     generation: int | None = None,
     checkpoint: Callable[[], None] | None = None,
+    atomic: bool = False,
+    detail: str | None = None,
 ) -> ApplyResult:
     """Apply `plan` to the store (see the module notes for the promises).
 
@@ -135,7 +137,9 @@ def apply(
     `plan.directory`. `generation`: the directory's generation the writer started under;
     each transaction first checks the directory is still enabled at it, else the apply
     stops (`ApplyResult.aborted`). `checkpoint`: called before each transaction (a cycle
-    checks it still holds its lock there); what it raises stops the apply.
+    checks it still holds its lock there); what it raises stops the apply. `atomic`: all
+    or nothing, in one transaction (see the module notes). `detail`: text every event of
+    this apply carries (a SCIM request's method and path).
     """
     chunk_size = CHUNK_SIZE if chunk_size is None else chunk_size  # read now: tests may change it
     if chunk_size < 1:
@@ -143,8 +147,12 @@ def apply(
     if isinstance(target, Store):
         with target.session(write=True) as session:
             return apply(session, plan, run_id=run_id, directory=directory, progress=progress,
-                         chunk_size=chunk_size, generation=generation, checkpoint=checkpoint)
+                         chunk_size=chunk_size, generation=generation, checkpoint=checkpoint,
+                         atomic=atomic, detail=detail)
     applier = _Applier(target, run_id, directory if directory is not None else plan.directory, generation)
+    applier.detail = detail
+    if atomic:
+        return applier.run_atomic(plan, checkpoint)
     return applier.run(plan, progress, chunk_size, checkpoint)
 
 
@@ -162,10 +170,16 @@ OTHER_OWNER = "owned-by-other-directory"
 MANAGED = "managed"
 DISABLED = "directory-disabled"
 ADMIN_EMPTY = "admin-group-would-be-empty"
+# An operation of an all-or-nothing plan that was not written because another one was not.
+REQUEST_REFUSED = "request-refused"
 
 
 class DirectoryChanged(Exception):
     """The directory was disabled or re-enabled since the writer started."""
+
+
+class _Refused(Exception):
+    """An all-or-nothing plan has an operation that cannot be written: roll back."""
 
 
 class _AdminWouldBeEmpty(Exception):
@@ -189,6 +203,7 @@ class _Applier:
         self.failures: list[Failure] = []
         self.at: datetime = clock.now()
         self.op_seq = 1
+        self.detail: str | None = None
         # (map, key, previous id) for every key mapped in the current chunk.
         self._journal: list[tuple[dict[str, int], str, int | None]] = []
         # Bindings this plan itself gives existing rows (its links), which its other
@@ -238,6 +253,69 @@ class _Applier:
             done += len(chunk)
             if progress is not None:
                 progress(done, total)
+        return ApplyResult(
+            outcomes=dict(self.outcomes),
+            actions={a: dict(c) for a, c in sorted(self.actions.items())},
+            failures=tuple(sorted(self.failures, key=lambda f: f.seq)),
+            aborted=aborted,
+        )
+
+    def run_atomic(self, plan: Plan, checkpoint: Callable[[], None] | None) -> ApplyResult:
+        """The whole plan in one transaction, or nothing of it (`apply(atomic=True)`)."""
+        self.session.commit()
+        ops = list(enumerate(plan.operations))
+        for _, op in ops:
+            ref = written_ref(op)
+            if op.action in (Action.LINK_USER, Action.LINK_GROUP) and ref is not None and ref.local_id is not None:
+                self.own_bindings[(op.action is Action.LINK_USER, ref.local_id)] = tuple(
+                    dict(op.values).get(c) for c in BINDING)
+        moves = [(i, op) for i, op in ops if _is_move(op)]
+        rest = [(i, op) for i, op in ops if not _is_move(op)]
+        if checkpoint is not None:
+            checkpoint()
+        self.at = clock.now()
+        self._journal = []
+        results: dict[int, _Result] = {}
+        refused: dict[int, _Result] = {}
+        aborted: str | None = None
+        try:
+            with self._transaction() as conn:
+                base = next_seq(conn, self.run_id)
+                self.op_seq = base + len(plan.rejections)
+                self._check_directory(conn)
+                admin = _AdminGuard.open(conn, ops)
+                for part in (moves, rest):
+                    if part:
+                        results.update(zip((i for i, _ in part), self._in_batches(conn, part)))
+                if admin is not None:
+                    admin.check(conn, self, ops, set())
+                refused = {i: r for i, r in results.items() if r[0] in (Outcome.FAILED, Outcome.CONFLICT)}
+                if refused:
+                    raise _Refused()
+                events = [rejection_event(self.run_id, base + n, r, at=self.at) for n, r in enumerate(plan.rejections)]
+                insert_events(conn, events + self._events(ops, [results[i] for i, _ in ops]))
+        except _Refused:
+            pass
+        except _AdminWouldBeEmpty as exc:
+            refused = {ops[n][0]: (Outcome.CONFLICT, ADMIN_EMPTY) for n in exc.offending}
+        except DirectoryChanged as exc:
+            aborted = str(exc)
+            refused = {i: (Outcome.CONFLICT, DISABLED) for i, _ in ops}
+        except _OP_ERRORS as exc:
+            refused = {i: (Outcome.FAILED, _reason(exc)) for i, _ in ops}
+        finally:
+            if refused or aborted:
+                self._forget_new_keys()
+        if refused:
+            results = {i: refused.get(i, (Outcome.CONFLICT, REQUEST_REFUSED)) for i, _ in ops}
+            with self._transaction() as conn:
+                base = next_seq(conn, self.run_id)
+                self.op_seq = base + len(plan.rejections)
+                events = [rejection_event(self.run_id, base + n, r, at=self.at) for n, r in enumerate(plan.rejections)]
+                insert_events(conn, events + self._events(ops, [results[i] for i, _ in ops]))
+        if plan.rejections:
+            self.outcomes[Outcome.REJECTED.value] += len(plan.rejections)
+        self._count(ops, [results[i] for i, _ in ops])
         return ApplyResult(
             outcomes=dict(self.outcomes),
             actions={a: dict(c) for a, c in sorted(self.actions.items())},
@@ -407,7 +485,8 @@ class _Applier:
 
     def _events(self, chunk: list[_Indexed], results: list[_Result]) -> list[dict[str, Any]]:
         return [
-            operation_event(self.run_id, self.op_seq + index, op, outcome, reason=reason, at=self.at)
+            operation_event(self.run_id, self.op_seq + index, op, outcome, reason=reason, detail=self.detail,
+                            at=self.at)
             for (index, op), (outcome, reason) in zip(chunk, results, strict=True)
         ]
 
@@ -647,6 +726,7 @@ def _create_users(applier: _Applier, conn: Connection, ops: list[Operation]) -> 
                 "active": bool(v.get("active", True)),
                 "managed_by": v.get("managed_by"),
                 "external_id": v.get("external_id"),
+                "scim_id": v.get("scim_id"),
             }
         )
     keys = [_key(op.user, r, "email") for op, r in zip(ops, rows)]
@@ -665,6 +745,7 @@ def _create_groups(applier: _Applier, conn: Connection, ops: list[Operation]) ->
                 "managed_by": v.get("managed_by"),
                 "external_id": v.get("external_id"),
                 "reserved": bool(v.get("reserved", False)),
+                "scim_id": v.get("scim_id"),
             }
         )
     keys = [_key(op.group, r, "name") for op, r in zip(ops, rows)]
@@ -789,9 +870,11 @@ def _wanted(op: Operation) -> dict[str, Any] | str:
             name = str(values.get("name") or "").strip()
             return {"name": name, "name_key": name_key(name)}
         case Action.LINK_USER | Action.LINK_GROUP:
-            return {"managed_by": values.get("managed_by"), "external_id": values.get("external_id")}
+            # A SCIM binding also names the id the SCIM client knows the row by.
+            return {"managed_by": values.get("managed_by"), "external_id": values.get("external_id"),
+                    "scim_id": values.get("scim_id")}
         case Action.UNLINK_USER | Action.UNLINK_GROUP:
-            return {"managed_by": None, "external_id": None}
+            return {"managed_by": None, "external_id": None, "scim_id": None}
         case Action.ACTIVATE_USER:
             return {"active": True}
         case Action.DEACTIVATE_USER:

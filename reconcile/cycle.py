@@ -120,6 +120,9 @@ def run_cycle(
     passes `full=True` with it.
     """
     directory = settings.directory(name)
+    if directory.kind == "scim":
+        return RunResult(name, None, "refused", "full" if full else "incremental",
+                         error=f"directory {name!r} is pushed by its IdP over SCIM; there is nothing to pull")
     own_store = store is None
     store = store or open_store(settings.store.url)
     try:

@@ -155,7 +155,9 @@ class User(Base):
     unique case-insensitively on every backend; `(managed_by, external_id)` binds it to an IdP."""
 
     __tablename__ = "users"
-    __table_args__ = (UniqueConstraint("managed_by", "external_id"),)
+    # external_id alone: apply looks a new row's binding up by it (a SCIM request's one
+    # create must not scan every user).
+    __table_args__ = (UniqueConstraint("managed_by", "external_id"), Index(None, "external_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String)
@@ -166,6 +168,10 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     managed_by: Mapped[str | None] = mapped_column(String(100), default=None)
     external_id: Mapped[str | None] = mapped_column(String, default=None)
+    # The id a SCIM client knows the row by while a `kind = "scim"` directory binds it
+    # (`external_id` is the client's own `externalId` when it sends one, so it cannot be
+    # the SCIM id too); cleared with the binding, never reused.
+    scim_id: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
@@ -175,7 +181,7 @@ class Group(Base):
     unique case-insensitively."""
 
     __tablename__ = "groups"
-    __table_args__ = (UniqueConstraint("managed_by", "external_id"),)
+    __table_args__ = (UniqueConstraint("managed_by", "external_id"), Index(None, "external_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String)
@@ -183,6 +189,7 @@ class Group(Base):
     managed_by: Mapped[str | None] = mapped_column(String(100), default=None)
     external_id: Mapped[str | None] = mapped_column(String, default=None)
     reserved: Mapped[bool] = mapped_column(Boolean, default=False)
+    scim_id: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)  # as on users
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
@@ -287,6 +294,20 @@ class StagedPlan(Base):
     decided_run_id: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
+class ScimToken(Base):
+    """The bearer token of a `kind = "scim"` directory: one at a time, stored as the
+    SHA-256 digest of a 256-bit random token (the token itself is shown once, never kept).
+    Regenerating replaces the row, so the old token stops working at once."""
+
+    __tablename__ = "scim_tokens"
+
+    directory: Mapped[str] = mapped_column(String(100), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    expires_at: Mapped[datetime] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 users = cast(Table, User.__table__)
 groups = cast(Table, Group.__table__)
 memberships = cast(Table, Membership.__table__)
@@ -296,3 +317,4 @@ sync_runs = cast(Table, SyncRun.__table__)
 sync_events = cast(Table, SyncEvent.__table__)
 leases = cast(Table, Lease.__table__)
 staged_plans = cast(Table, StagedPlan.__table__)
+scim_tokens = cast(Table, ScimToken.__table__)

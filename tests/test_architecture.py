@@ -18,6 +18,9 @@ PURE_CORE = [
     "reconcile/expect.py",
     "reconcile/guard.py",
     "reconcile/admin.py",
+    "reconcile/push.py",
+    "reconcile/push_patch.py",
+    "reconcile/push_filter.py",
 ]
 
 

@@ -139,8 +139,9 @@ def due_directories(
     from worker.status import cadence_of
 
     return [
-        name for name in sorted(settings.directories)
-        if schedule.is_due(states.get(name, schedule.DirectoryState()), cadence_of(settings, name, every), now)
+        name for name, directory in sorted(settings.directories.items())
+        if directory.kind != "scim"  # pushed by its IdP: beat never pulls it
+        and schedule.is_due(states.get(name, schedule.DirectoryState()), cadence_of(settings, name, every), now)
     ]
 
 

@@ -56,7 +56,7 @@ def exit_code(results: list[RunResult]) -> int:
 def sync(ctx: Context, names: tuple[str, ...], full: bool, dry_run: bool, show_all: bool,
          allow_deactivations: bool, as_json: bool, use_async: bool, wait: bool, timeout: float) -> None:
     """Run a cycle for each NAME (default: every configured directory)."""
-    targets = list(names) or sorted(ctx.settings.directories)
+    targets = list(names) or sorted(n for n, d in ctx.settings.directories.items() if d.kind != "scim")
     if not targets:
         raise Exit(EXIT_USAGE, "no directories configured: add a [directories.NAME] table to the config")
     for name in targets:

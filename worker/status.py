@@ -68,6 +68,9 @@ class DirectoryStatus:
     staged_deactivations: int = 0
     overdue_seconds: float | None = None
     overdue_reason: str | None = None
+    # SCIM directories: when the bearer token expires, and the warning due (30, 7, 1 days).
+    scim_token_expires_at: datetime | None = None
+    scim_token_warning: str | None = None
 
 
 def build_status(
@@ -193,6 +196,11 @@ def render_text(statuses: list[DirectoryStatus], now: datetime) -> str:
             lines.append(f"  halted:      {s.staged_deactivations} deactivations awaiting approval"
                          f" (run {s.staged_run_id}, since {_when(s.staged_since, now)})")
             lines.append(f"  decide:      dirsync staged {s.name}, then dirsync approve|reject {s.staged_run_id}")
+        if s.kind == "scim":
+            expires = _when(s.scim_token_expires_at, now) if s.scim_token_expires_at else "no token"
+            lines.append(f"  SCIM token:  expires {expires}")
+            if s.scim_token_warning:
+                lines.append(f"  warning:     {s.scim_token_warning}")
         r = s.last_run
         if r is None:
             lines.append("  last run:    never")
@@ -348,6 +356,8 @@ def collect(
         for d, i in session.execute(skipped):
             ids.setdefault(d, i)
         runs = {r.directory: r for r in session.scalars(select(SyncRun).where(SyncRun.id.in_(list(ids.values()))))}
+    from service.scim_tokens import token_status
+
     out = []
     for name in sorted(set(settings.directories) | set(rows)):
         row = rows.get(name)
@@ -374,6 +384,10 @@ def collect(
             staged_since=plan.created_at if plan else None,
             staged_deactivations=len(plan.deactivations) if plan else 0,
         ))
+        if kind == "scim":  # pushed by its IdP: no cycle is ever due, none is overdue
+            token = token_status(store, name, now)
+            out[-1] = replace(out[-1], next_due=None, next_mode=None, overdue_seconds=None, overdue_reason=None,
+                              scim_token_expires_at=token.expires_at, scim_token_warning=token.warning)
     return out
 
 

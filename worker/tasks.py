@@ -180,7 +180,8 @@ def sync_all(self: Any, full: bool = False) -> list[str]:
     app = _app(self)
     return [
         app.send_task(SYNC_DIRECTORY, args=(name,), kwargs={"full": full}).id
-        for name in sorted(app.settings.directories)
+        for name, directory in sorted(app.settings.directories.items())
+        if directory.kind != "scim"  # pushed by its IdP: nothing to pull
     ]
 
 

@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_file_has_the_production_shape() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"redis", "postgres", "migrate", "worker", "beat", "flower"}
+    assert set(services) == {"redis", "postgres", "migrate", "worker", "beat", "web", "flower"}
     assert services["migrate"]["command"] == ["dirsync", "db", "upgrade"]
-    for name in ("worker", "beat"):
+    assert services["web"]["command"][:2] == ["dirsync", "serve"]
+    for name in ("worker", "beat", "web"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["beat"]["deploy"]["replicas"] == 1
 
