@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 import config
 from config import ConfigError, ScimDirectorySettings
-from worker.beat import build_schedule
+from worker.beat import due_directories
 
 
 def test_scim_directory_has_token_days_and_no_idp_settings() -> None:
@@ -57,7 +59,8 @@ def test_bad_web_settings_are_one_line_errors(table: dict[str, object], message:
 def test_beat_never_schedules_a_scim_directory() -> None:
     settings = config.parse({"directories": {"okta": {"kind": "scim"}, "hr": {"kind": "file", "path": "x.json"}}}, {})
 
-    assert list(build_schedule(settings)) == ["sync-directory:hr"]
+    # Neither has ever run: only the pull directory is due.
+    assert due_directories(settings, {}, datetime(2026, 12, 1, tzinfo=UTC)) == ["hr"]
 
 
 def test_bad_config_exits_2_with_one_line(ws) -> None:

@@ -121,7 +121,7 @@ def test_expiry_warnings_at_30_7_and_1_days() -> None:
 def test_dirsync_disable_refuses_the_token(ws) -> None:
     token = ws.run("scim", "token", "okta", "--json").json()["token"]
 
-    result = ws.run("disable", "okta")
+    result = ws.run("disable", "okta", "--yes")
 
     assert result.code == 0, result.err
     store = _store(ws)
@@ -185,4 +185,4 @@ def test_runs_and_events_show_scim_requests(ws) -> None:
     events = ws.run("events", str(runs[0]["id"]))
 
     assert (runs[0]["directory"], runs[0]["trigger"], runs[0]["mode"]) == ("okta", "scim", "push")
-    assert "create-user" in events.out and "(POST /Users)" in events.out
+    assert "create-user" in events.out and "POST /Users" in events.out
