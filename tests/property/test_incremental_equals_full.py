@@ -13,7 +13,7 @@ from reconcile.cycle import run_cycle
 from reconcile.model import Changes, MembershipDelta, Snapshot
 from store import export_state, open_store
 
-from tests.property.test_sync_properties import PROPERTY, export_file, reset, settings_for, state_st
+from tests.property.common import PROPERTY, export_file, reset, settings_for, state_st
 
 
 class DiffConnector:

@@ -1,0 +1,77 @@
+"""What the property tests share: hypothesis settings, an emptied store, and the small
+directory states of the incremental-equals-full property.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete
+
+import config
+from store import Store
+from store.models import Directory, Group, Invite, Lease, Membership, SyncEvent, SyncRun, User
+
+USER_IDS = [f"u{i}" for i in range(6)]
+# Each group id has its own family of names, so groups never collide with each other; the
+# families include names the rules refuse (25+ characters, empty) and case changes.
+GROUP_NAMES = {
+    "g0": ["Engineering", "ENGINEERING", "Eng"],
+    "g1": ["Sales", "S" * 25, "Sales EMEA"],
+    "g2": ["Ops", "", "Operations " + "x" * 30],
+}
+
+
+def email_of(uid: str, variant: int) -> str | None:
+    """A user's address in some case, or an invalid one (the user's record is then held)."""
+    return [f"{uid}@example.com", f"{uid.upper()}@Example.COM", "not-an-email"][variant]
+
+
+users_st = st.lists(
+    st.tuples(st.sampled_from(USER_IDS), st.integers(0, 2), st.booleans(), st.sampled_from(["A", "B", None])),
+    max_size=6,
+    unique_by=lambda t: t[0],
+)
+groups_st = st.lists(
+    st.tuples(
+        st.sampled_from(sorted(GROUP_NAMES)),
+        st.integers(0, 2),
+        st.sets(st.sampled_from(USER_IDS + ["ghost"]), max_size=5),
+    ),
+    max_size=3,
+    unique_by=lambda t: t[0],
+)
+state_st = st.tuples(users_st, groups_st)
+
+
+def export_file(state: Any) -> dict[str, Any]:
+    users, groups = state
+    return {
+        "users": [
+            {"id": uid, "email": email_of(uid, v), "display_name": name, "active": active}
+            for uid, v, active, name in users
+        ],
+        "groups": [
+            {"id": gid, "name": GROUP_NAMES[gid][v], "members": sorted(members)} for gid, v, members in groups
+        ],
+    }
+
+
+def reset(store: Store) -> None:
+    with store.session() as session:
+        for model in (Membership, SyncEvent, SyncRun, Invite, User, Group, Directory, Lease):
+            session.execute(delete(model))
+
+
+def settings_for(store_url: str, path: Path) -> config.Settings:
+    return config.parse(
+        {"store": {"url": store_url}, "directories": {"hr": {"kind": "file", "path": str(path)}}}, environ={}
+    )
+
+
+PROPERTY = settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
