@@ -19,10 +19,10 @@ from tests.property.test_wide_domain import (
     CRM_GROUP_NAMES,
     Groups,
     Users,
+    config_for,
     directory_file,
     group_records,
     seed,
-    settings,
     stored,
     sync_and_compare,
     user_records,
@@ -36,7 +36,7 @@ def run_states(store: Store, tmp_path: Path, spec: Any, states: list[tuple[Users
     against the model (known departures included)."""
     reset(store)
     files = {"hr": tmp_path / "hr.json"}
-    cfg = settings(store, files, DEFAULTS)
+    cfg = config_for(store, files, DEFAULTS)
     model = Model()
     seed(store, cfg, model, spec)
     for users, groups in states:
@@ -93,7 +93,7 @@ def test_an_administrator_activated_by_the_plan_counts_for_r4(store, tmp_path):
     administrator, and deactivates it only at the next cycle."""
     reset(store)
     files = {"hr": tmp_path / "hr.json"}
-    cfg = settings(store, files, DEFAULTS)
+    cfg = config_for(store, files, DEFAULTS)
     seed(store, cfg, Model(), ([(3, False, False, None), (4, False, True, None)], [], {3, 4}))
     users = user_records([("u3", 0, "A", True), ("u4", 0, "B", False)])
     files["hr"].write_text(json.dumps(directory_file(users, group_records([("ga", 0, ["u3"])]))))
@@ -120,7 +120,7 @@ def test_an_administrator_the_plan_adds_lets_the_last_one_go(store, tmp_path):
     plans nothing. The product keeps user1 active and deactivates it at the next cycle."""
     reset(store)
     files = {"crm": tmp_path / "crm.json"}
-    cfg = settings(store, files, DEFAULTS)
+    cfg = config_for(store, files, DEFAULTS)
     seed(store, cfg, Model(), ([(1, False, True, None)], [], {1}))
     for users, groups in (([("c1", 0, "C", True)], []), ([("c0", 0, "C", True)], [("ha", 0, ["c0"])])):
         files["crm"].write_text(json.dumps(directory_file(user_records(users), group_records(groups, CRM_GROUP_NAMES))))

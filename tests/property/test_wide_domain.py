@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hypothesis import assume, example, given
+from hypothesis import assume, currently_in_test_context, event, example, given, settings
 from hypothesis import strategies as st
 
 import config
@@ -31,6 +31,9 @@ from reconcile.rules import name_key
 from store import Store, export_state, load_local_state
 from tests.property.oracle import ADMIN, GroupRecord, Limits, Model, UserRecord, key
 from tests.property.common import PROPERTY, reset
+
+# More examples than the narrow properties: the domain is wider, and each example is cheap.
+WIDE = settings(PROPERTY, max_examples=150)
 
 # Whether the product keys names by their compatibility form (NFKC) yet. Until it does,
 # fullwidth spellings stay out of the random domain; the examples marked xfail below say
@@ -134,7 +137,7 @@ def directory_file(users: Sequence[UserRecord], groups: Sequence[GroupRecord]) -
     }
 
 
-def settings(store: Store, files: Mapping[str, Path], cfg: Mapping[str, Any]) -> config.Settings:
+def config_for(store: Store, files: Mapping[str, Path], cfg: Mapping[str, Any]) -> config.Settings:
     links = cfg.get("links", {})
     return config.parse(
         {
@@ -233,6 +236,12 @@ def has_active_admin(state: Mapping[str, Any]) -> bool:
     return any(set(g["members"]) & active for g in state["groups"] if g["name"] == ADMIN)
 
 
+def note(what: str) -> None:
+    """Count `what` in hypothesis' statistics (`--hypothesis-show-statistics`)."""
+    if currently_in_test_context():
+        event(what)
+
+
 def sync_and_compare(
     store: Store,
     cfg: config.Settings,
@@ -265,10 +274,13 @@ def sync_and_compare(
         result = run_cycle(cfg, directory, store=store, full=True)
         assert result.status == ("halted" if halts else "succeeded"), result.error
         if halts:  # S2: a halted plan changes nothing; approved, the same plan applies
+            note("halted, then approved")
             assert stored(store) == before
             result = run_cycle(cfg, directory, store=store, full=True, allow_deactivations=True)
     assert result.status == "succeeded", result.error
     model.cycle(directory, users, groups, links, by_name)
+    for reason in sorted({reason for _, reason in model.rejections}):
+        note(f"refused: {reason}")
     after = stored(store)
     assert after == model.export()
     assert result.plan is not None
@@ -279,7 +291,7 @@ def sync_and_compare(
     assert again.plan is not None and again.plan.operations == ()
 
 
-@PROPERTY
+@WIDE
 @given(spec=seed_st, cfg=config_st, states=st.lists(st.tuples(users_st, groups_st), min_size=1, max_size=4))
 @example(  # a local group ENGINEERING is linked by its fullwidth spelling (R6)
     spec=([], [("engineering", set())], set()),
@@ -297,7 +309,7 @@ def test_store_follows_the_rules_from_a_seeded_store(store, tmp_path, spec, cfg,
     changes nothing and applies once approved; a second full cycle plans nothing."""
     reset(store)
     files = {"hr": tmp_path / "hr.json"}
-    settings_ = settings(store, files, cfg)
+    settings_ = config_for(store, files, cfg)
     model = Model()
     seed(store, settings_, model, spec)
     assert stored(store) == model.export()
@@ -331,7 +343,7 @@ step_st = st.one_of(
 )
 
 
-@PROPERTY
+@WIDE
 @given(spec=seed_st, steps=st.lists(step_st, min_size=2, max_size=5))
 def test_two_directories_sharing_people_never_take_over_each_others_rows(store, tmp_path, spec, steps):
     """Cycles of two directories that share people and each map an alias onto
@@ -340,7 +352,7 @@ def test_two_directories_sharing_people_never_take_over_each_others_rows(store, 
     `owned-by-other-directory`; Administrators keeps an active member once it has one."""
     reset(store)
     files = {"hr": tmp_path / "hr.json", "crm": tmp_path / "crm.json"}
-    settings_ = settings(store, files, {})
+    settings_ = config_for(store, files, {})
     model = Model()
     seed(store, settings_, model, spec)
     for directory, users, groups in steps:
