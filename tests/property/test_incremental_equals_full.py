@@ -12,7 +12,7 @@ from connectors.file import parse
 from reconcile.model import Changes, MembershipDelta, Snapshot
 from store import export_state, open_store
 
-from tests.property.test_sync_properties import PROPERTY, export_file, reset, settings_for, state_st, sync_approved
+from tests.property.common import PROPERTY, export_file, reset, settings_for, state_st, sync_approved
 
 
 class DiffConnector:

@@ -1,0 +1,132 @@
+"""Where the product departs from docs/rules.md: each case the property tests found, kept
+as a strict xfail so it turns into a failure the day the product follows the rule (then
+drop the mark and the matching `oracle` flag that keeps the case out of the random domain).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconcile.cycle import run_cycle
+from store import Store
+from tests.property.oracle import ADMIN, Model
+from tests.property.common import reset
+from tests.property.test_wide_domain import (
+    CRM_GROUP_NAMES,
+    Groups,
+    Users,
+    config_for,
+    directory_file,
+    group_records,
+    seed,
+    stored,
+    sync_and_compare,
+    user_records,
+)
+
+DEFAULTS = {"links": {}, "link_groups_by_name": True, "max_deactivations": 500, "max_member_removals": 1000}
+
+
+def run_states(store: Store, tmp_path: Path, spec: Any, states: list[tuple[Users, Groups]]) -> None:
+    """Seed the store as `spec` says, then sync `states` one after another, each checked
+    against the model (known departures included)."""
+    reset(store)
+    files = {"hr": tmp_path / "hr.json"}
+    cfg = config_for(store, files, DEFAULTS)
+    model = Model()
+    seed(store, cfg, model, spec)
+    for users, groups in states:
+        sync_and_compare(
+            store, cfg, model, "hr", user_records(users), group_records(groups), files, skip_known_defects=False
+        )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="oracle.HELD_LINK: plan._keep_last_admin marks a held administrator active by the row's"
+    " external id before the plan (None for a local row it links), so the linked row misses the"
+    " groups that list it until the next cycle",
+)
+def test_a_local_administrator_linked_while_disabled_stays_in_the_groups_that_list_it(store, tmp_path):
+    """user0 is the only, local, administrator; the directory links it as a disabled user
+    listed in Engineering. R4 holds the deactivation, so user0 is an active user of the
+    directory and a member of Engineering (as a bound user in the same position is), and a
+    second cycle plans nothing."""
+    run_states(store, tmp_path, ([(0, False, True, None)], [], {0}), [([("u0", 0, "A", False)], [("g0", 0, ["u0"])])])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="oracle.UNLINKED_LEAVE: the plan unlinks a group that left scope and removes the re-bound"
+    " row from it; apply unlinks first, then finds the removal changed-since-planned",
+)
+def test_a_reused_address_leaves_a_group_that_left_scope_in_the_same_cycle(store, tmp_path):
+    """u0 is in Engineering; then the address comes back as t0 and Engineering leaves scope.
+    R7: the group becomes local with its members, and the re-bound row (a new person) leaves
+    every group: the run succeeds and Engineering is empty. The product ends the run partial
+    and the new person keeps u0's membership for good."""
+    run_states(
+        store,
+        tmp_path,
+        ([], [], set()),
+        [([("u0", 0, "A", True)], [("g0", 0, ["u0"])]), ([("t0", 0, "A", True)], [])],
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="oracle.R4_BEFORE_PLAN: R4 is judged by the admin group before the plan"
+    " (plan_groups._admin_removals), so an administrator the plan activates does not count",
+)
+def test_an_administrator_activated_by_the_plan_counts_for_r4(store, tmp_path):
+    """user3 (inactive) and user4 (active) are local administrators. The directory links both,
+    user3 active and in Split_Administrators, user4 disabled: after the plan Administrators
+    has an active member (user3), so R4 has nothing to hold: user4 is deactivated and leaves
+    the group, and a second cycle plans nothing. The product keeps user4 active and an
+    administrator, and deactivates it only at the next cycle."""
+    reset(store)
+    files = {"hr": tmp_path / "hr.json"}
+    cfg = config_for(store, files, DEFAULTS)
+    seed(store, cfg, Model(), ([(3, False, False, None), (4, False, True, None)], [], {3, 4}))
+    users = user_records([("u3", 0, "A", True), ("u4", 0, "B", False)])
+    files["hr"].write_text(json.dumps(directory_file(users, group_records([("ga", 0, ["u3"])]))))
+    assert run_cycle(cfg, "hr", store=store, full=True).status == "succeeded"
+    state = stored(store)
+    active = {u["email"]: u["active"] for u in state["users"]}
+    [admin] = [g for g in state["groups"] if g["name"] == ADMIN]
+    assert active == {"user3@example.com": True, "user4@example.com": False}
+    assert admin["members"] == ["user3@example.com"]
+    again = run_cycle(cfg, "hr", store=store, dry_run=True, full=True)
+    assert again.plan is not None and again.plan.operations == ()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="oracle.R4_BEFORE_PLAN: plan._keep_last_admin holds the deactivation of the admin group's"
+    " last active member before the plan, though the same plan adds another",
+)
+def test_an_administrator_the_plan_adds_lets_the_last_one_go(store, tmp_path):
+    """user1 is the only administrator, linked by crm. Then crm drops c1 and lists a new
+    active c0 in Split_Administrators: after the plan Administrators has an active member
+    (user0), so R4 holds nothing: user1 is deactivated in this cycle and a second cycle
+    plans nothing. The product keeps user1 active and deactivates it at the next cycle."""
+    reset(store)
+    files = {"crm": tmp_path / "crm.json"}
+    cfg = config_for(store, files, DEFAULTS)
+    seed(store, cfg, Model(), ([(1, False, True, None)], [], {1}))
+    for users, groups in (([("c1", 0, "C", True)], []), ([("c0", 0, "C", True)], [("ha", 0, ["c0"])])):
+        files["crm"].write_text(json.dumps(directory_file(user_records(users), group_records(groups, CRM_GROUP_NAMES))))
+        assert run_cycle(cfg, "crm", store=store, full=True, allow_deactivations=True).status == "succeeded"
+    state = stored(store)
+    assert {u["email"]: u["active"] for u in state["users"]} == {"user0@example.com": True, "user1@example.com": False}
+    assert [g["members"] for g in state["groups"] if g["name"] == ADMIN] == [["user0@example.com"]]
+    again = run_cycle(cfg, "crm", store=store, dry_run=True, full=True)
+    assert again.plan is not None and again.plan.operations == ()
