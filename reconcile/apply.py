@@ -206,19 +206,16 @@ class _Applier:
         self.detail: str | None = None
         # (map, key, previous id) for every key mapped in the current chunk.
         self._journal: list[tuple[dict[str, int], str, int | None]] = []
-        # Bindings this plan itself gives existing rows (its links), which its other
-        # operations on those rows may find already in place: (is_user, row id) -> binding.
-        self.own_bindings: dict[tuple[bool, int], tuple[object, ...]] = {}
+        # Bindings this plan itself gives existing rows (its links and unlinks), which its
+        # other operations on those rows may find already in place: (is_user, row id) ->
+        # bindings.
+        self.own_bindings: defaultdict[tuple[bool, int], set[tuple[object, ...]]] = defaultdict(set)
 
     def run(self, plan: Plan, progress: Progress | None, chunk_size: int,
             checkpoint: Callable[[], None] | None) -> ApplyResult:
         self.session.commit()
         ops = list(enumerate(plan.operations))
-        for _, op in ops:
-            ref = written_ref(op)
-            if op.action in (Action.LINK_USER, Action.LINK_GROUP) and ref is not None and ref.local_id is not None:
-                values = dict(op.values)
-                self.own_bindings[(op.action is Action.LINK_USER, ref.local_id)] = tuple(values.get(c) for c in BINDING)
+        self._note_own_bindings(plan.operations)
         # User moves, then group moves: each kind must form one batch for swaps to work.
         moves = sorted(((i, op) for i, op in ops if _is_move(op)), key=lambda m: m[1].action is Action.RENAME_GROUP)
         moved = {i for i, _ in moves}
@@ -264,11 +261,7 @@ class _Applier:
         """The whole plan in one transaction, or nothing of it (`apply(atomic=True)`)."""
         self.session.commit()
         ops = list(enumerate(plan.operations))
-        for _, op in ops:
-            ref = written_ref(op)
-            if op.action in (Action.LINK_USER, Action.LINK_GROUP) and ref is not None and ref.local_id is not None:
-                self.own_bindings[(op.action is Action.LINK_USER, ref.local_id)] = tuple(
-                    dict(op.values).get(c) for c in BINDING)
+        self._note_own_bindings(plan.operations)
         moves = [(i, op) for i, op in ops if _is_move(op)]
         rest = [(i, op) for i, op in ops if not _is_move(op)]
         if checkpoint is not None:
@@ -322,6 +315,13 @@ class _Applier:
             failures=tuple(sorted(self.failures, key=lambda f: f.seq)),
             aborted=aborted,
         )
+
+    def _note_own_bindings(self, operations: Iterable[Operation]) -> None:
+        for op in operations:
+            ref = written_ref(op)
+            if op.action in _REBINDS and ref is not None and ref.local_id is not None:
+                values = dict(op.values)
+                self.own_bindings[(op.action in USER_ACTIONS, ref.local_id)].add(tuple(values.get(c) for c in BINDING))
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
@@ -509,7 +509,7 @@ class _Applier:
         if not expected:
             return None
         now = tuple(row[c] for c in BINDING)
-        if now == tuple(expected.get(c) for c in BINDING) or now == self.own_bindings.get((is_user, row_id)):
+        if now == tuple(expected.get(c) for c in BINDING) or now in self.own_bindings.get((is_user, row_id), ()):
             return None
         owner = row["managed_by"]
         if self.directory is None:
@@ -596,6 +596,7 @@ class _AdminGuard:
 
 
 _MAY_EMPTY_ADMIN = (Action.REMOVE_MEMBER, Action.DEACTIVATE_USER)
+_REBINDS = frozenset({Action.LINK_USER, Action.LINK_GROUP, Action.UNLINK_USER, Action.UNLINK_GROUP})
 _TOUCH_ADMIN = frozenset({
     *_MAY_EMPTY_ADMIN, Action.ADD_MEMBER, Action.CREATE_GROUP, Action.RENAME_GROUP, Action.LINK_GROUP,
     Action.UNLINK_GROUP,

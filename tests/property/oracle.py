@@ -29,10 +29,6 @@ LONGEST_NAME = 24  # R2: shorter than 25
 # groups that list it until the next cycle (the next cycle is not a no-op).
 HELD_LINK = "held-link"
 
-# The product unlinks a group that left scope and, in the same plan, removes a re-bound row
-# from it; apply finds the group unlinked and records a conflict, so the new person keeps
-# the old one's membership for good and the run ends partial.
-UNLINKED_LEAVE = "unlinked-leave"
 
 # The product judges R4 by the admin group as it is before the plan: a member this plan
 # adds or activates does not count, so it holds deactivations (or keeps members) the rules
@@ -475,8 +471,6 @@ class Model:
             self._set_members(gid, wanted, users, before)
         for gid, group in self.groups.items():
             if gid not in planned and group.members & users.identity_changed:
-                if gid in unlinked:
-                    self.known_defects.add(UNLINKED_LEAVE)
                 self._set_members(gid, group.members - users.identity_changed, users, before)
 
     def _set_members(self, gid: int, wanted: set[int], users: _Users, before: Mapping[int, bool]) -> None:

@@ -60,17 +60,11 @@ def test_a_local_administrator_linked_while_disabled_stays_in_the_groups_that_li
     run_states(store, tmp_path, ([(0, False, True, None)], [], {0}), [([("u0", 0, "A", False)], [("g0", 0, ["u0"])])])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="oracle.UNLINKED_LEAVE: the plan unlinks a group that left scope and removes the re-bound"
-    " row from it; apply unlinks first, then finds the removal changed-since-planned",
-)
 def test_a_reused_address_leaves_a_group_that_left_scope_in_the_same_cycle(store, tmp_path):
     """u0 is in Engineering; then the address comes back as t0 and Engineering leaves scope.
     R7: the group becomes local with its members, and the re-bound row (a new person) leaves
-    every group: the run succeeds and Engineering is empty. The product ends the run partial
-    and the new person keeps u0's membership for good."""
+    every group: the run succeeds and Engineering is empty (the plan's own unlink of the group
+    does not make its removal a conflict)."""
     run_states(
         store,
         tmp_path,
