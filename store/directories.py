@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from reconcile import clock
@@ -43,12 +44,19 @@ def ensure_directory(
     non-secret `settings` are refreshed on an existing row."""
     row = get_directory(session, name)
     if row is None:
-        row = Directory(name=name, kind=kind, settings=dict(settings or {}), enabled=True)
-        session.add(row)
-    else:
-        row.kind = kind
-        if settings is not None:
-            row.settings = dict(settings)
+        # Two processes may see it missing at once (the first cycles of a new directory):
+        # insert unless present, then read whichever row won.
+        table = Directory.__table__
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        at = clock.now()
+        session.execute(insert(table).values(
+            name=name, kind=kind, settings=dict(settings or {}), enabled=True, generation=0, watermark=None,
+            consecutive_failures=0, auth_failure=False, created_at=at, updated_at=at,
+        ).on_conflict_do_nothing(index_elements=[table.c.name]))
+        row = require_directory(session, name)
+    row.kind = kind
+    if settings is not None:
+        row.settings = dict(settings)
     session.flush()
     return row
 

@@ -2,7 +2,7 @@
 
 The module attribute `app` is created on first use from `config.load()` (honouring
 `DIRSYNC_CONFIG` and `DIRSYNC_*`), so importing `create_app` has no side effect and a
-process that never touches `app` never reads the configuration. Tests and `submit_sync`
+process that never touches `app` never reads the configuration. Tests and `worker.client.submit_sync`
 build their own app with `create_app(settings)`; the tasks (`worker.tasks`) are shared, so
 every app carries them.
 """
@@ -216,13 +216,13 @@ _heartbeat: Any = None
 
 @worker_ready.connect
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
-    """The worker's main process reports every 30 s that it is alive (worker.heartbeat)."""
+    """The worker's main process reports every 30 s that it is alive (service.heartbeat)."""
     global _heartbeat
     app = getattr(sender, "app", None)
     client = app.redis() if isinstance(app, DirsyncCelery) else None
     if client is None:
         return
-    from worker.heartbeat import WorkerHeartbeat
+    from service.heartbeat import WorkerHeartbeat
 
     _heartbeat = WorkerHeartbeat(client, str(getattr(sender, "hostname", None) or os.getpid()))
     _heartbeat.start()
@@ -252,7 +252,7 @@ def _beat_heartbeat(app: Any) -> None:
     client = app.redis() if isinstance(app, DirsyncCelery) else None
     if client is None:
         return
-    from worker.heartbeat import BEAT_KEY, write
+    from service.heartbeat import BEAT_KEY, write
 
     try:
         write(client, BEAT_KEY)

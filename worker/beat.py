@@ -3,7 +3,7 @@
 Beat keeps no per-directory timetable. Its schedule has two entries:
 
 - `sync-due`, every `TICK` (30 s): the task `dirsync.sync_due`, run by a worker, asks the
-  store which directories are due (`worker.schedule.is_due`: last cycle's start plus
+  store which directories are due (`service.schedule.is_due`: last cycle's start plus
   `cycle_minutes`, a full read falling due, quarantine, disabled) and sends one
   `sync_directory(name, trigger="beat")` for each. The entry fires at beat's first tick,
   so a directory that never ran, or whose last run is older than its interval, starts
@@ -16,7 +16,7 @@ A dispatched cycle may wait in the queue; until it starts, the store still says 
 again within its interval. A directory whose cycle is running (its lock is held) is not
 sent either: that cycle would only be skipped; the tick after the lock is free sends it.
 A cycle's `expires` is its interval: one still queued when the next one would be sent is
-discarded (and recorded as a `skipped` run) instead of piling up. The task itself re-checks the schedule when it starts (`worker.schedule.decide`), so a
+discarded (and recorded as a `skipped` run) instead of piling up. The task itself re-checks the schedule when it starts (`service.schedule.decide`), so a
 second beat or a repeated message never runs a directory twice in one interval.
 """
 
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from celery.schedules import crontab
 
 from config.settings import Settings
-from worker import schedule
+from service import schedule
 
 if TYPE_CHECKING:
     import redis
@@ -136,7 +136,7 @@ def due_directories(
 ) -> list[str]:
     """The configured directories whose scheduled cycle is due at `now`, by name
     (`every` replaces `cycle_minutes`, for integration tests)."""
-    from worker.status import cadence_of
+    from service.status import cadence_of
 
     return [
         name for name, directory in sorted(settings.directories.items())
@@ -151,7 +151,7 @@ def dispatch_due(
 ) -> list[str]:
     """Send one scheduled cycle for each due directory that is not `running` and was not
     already sent within its interval; return the names sent."""
-    from worker.status import cadence_of, read_states
+    from service.status import cadence_of, read_states
 
     sent = []
     states = read_states(store)

@@ -93,7 +93,7 @@ def _print_result(result: RunResult, dry_run: bool, show_all: bool = False) -> N
 
 def _sync_async(ctx: Context, targets: list[str], full: bool, dry_run: bool, allow: bool,
                 wait: bool, timeout: float, as_json: bool) -> None:
-    from worker.tasks import submit_sync
+    from worker.client import submit_sync
 
     results = submit_sync(ctx.settings, targets, full=full, dry_run=dry_run,
                           allow_deactivations=allow, wait=wait, timeout=timeout)

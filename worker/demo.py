@@ -145,10 +145,11 @@ def run_demo(folder: Path, *, identity_providers: bool = True) -> None:
             settings = _identity_providers(folder, config_path, store)
 
         _step("dirsync status")
-        from worker import status
+        from service import status
+        from worker import status_view
 
         now = clock.now()
-        for line in status.render_text(status.collect(settings, store, now), now).splitlines():
+        for line in status_view.render_text(status.collect(settings, store, now), now).splitlines():
             click.echo(f"  {line}")
         _step("The store now")
         _store_summary(store)

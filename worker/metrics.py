@@ -41,6 +41,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString as _untyped_go_string
 
 from config.settings import Settings
+from service.status import DirectoryFact, Facts
 
 if TYPE_CHECKING:
     from store import Store
@@ -48,32 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("dirsync.worker.metrics")
 
 DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
-
-@dataclass(frozen=True, slots=True)
-class DirectoryFact:
-    """One directory's current state as the metrics need it."""
-
-    name: str
-    last_success_at: datetime | None = None
-    quarantined: bool = False
-    consecutive_failures: int = 0
-    overdue_seconds: float = 0.0
-    staged_plans: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Facts:
-    """Aggregates read from the store: runs by status, finished durations, events."""
-
-    cycles: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (directory, status)
-    durations: Mapping[str, Sequence[float]] = field(default_factory=dict)  # directory -> seconds
-    operations: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # (dir, action, outcome)
-    directories: tuple[DirectoryFact, ...] = ()
-    rejections: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (directory, reason)
-    idp: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (directory, "requests:200" ...)
-    worker_heartbeat_ages: Mapping[str, float] = field(default_factory=dict)  # hostname -> seconds
-    beat_heartbeat_age: float | None = None
-
 
 def _go_string(value: float) -> str:
     """A bucket bound as Prometheus writes it ("1.0", "+Inf")."""
@@ -180,7 +155,7 @@ def registry_for(read: Callable[[], Facts]) -> CollectorRegistry:
 
 def serve(settings: Settings, port: int, *, store: Callable[[], Store], addr: str = "0.0.0.0") -> bool:
     """Serve the metrics on `port` in a background thread; False (logged) if the port is taken."""
-    from worker.status import metrics_facts
+    from service.status import metrics_facts
 
     registry = registry_for(lambda: metrics_facts(settings, store()))
     try:

@@ -1,5 +1,5 @@
 """Celery tasks: `sync_directory`, `sync_all`, `sync_user`, beat's `sync_due` and `prune`,
-and `submit_sync` for the CLI.
+(`worker.client` sends them for the CLI).
 
 Tasks are shared (registered on every app), and find their settings, store, lock and
 cycle runner on the app that runs them (`worker.app.DirsyncCelery`). The work itself is in
@@ -7,7 +7,7 @@ plain functions (`run_directory`, `run_user`) that take everything as arguments,
 drive them without Celery.
 
 Beat's tick (`sync_due`, see `worker.beat`) sends a cycle for each directory the store
-says is due. A beat-triggered run first asks `worker.schedule.decide` again: a disabled,
+says is due. A beat-triggered run first asks `service.schedule.decide` again: a disabled,
 quarantined or not-yet-due directory is not cycled, and a `skipped` run records why. Any
 other trigger (an admin's `sync_directory.delay()`, `dirsync sync --async`) runs the
 cycle: an admin asking for a cycle is how a quarantined directory is tried early.
@@ -16,7 +16,7 @@ cycle: an admin asking for a cycle is how a quarantined directory is tried early
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -26,10 +26,10 @@ from celery.signals import task_revoked
 from config.errors import ConfigError
 from config.settings import Settings
 from reconcile import clock
-from worker import schedule
+from service import schedule
 from worker.beat import PRUNE, SYNC_DUE, dispatch_due
 from worker.locks import LockFactory, all_of
-from worker.status import cadence_of, read_state
+from service.status import cadence_of, read_state
 
 if TYPE_CHECKING:
     from store import Store
@@ -235,11 +235,11 @@ EXPIRED = ("skipped: the queued cycle expired before a worker took it (workers b
 def record_expired_cycle(sender: Any = None, request: Any = None, expired: bool = False, **_: Any) -> None:
     """A scheduled cycle Celery discards because it waited past its `expires` still leaves
     a `skipped` run row with the reason, so every scheduled cycle is accounted for."""
-    from worker.app import DirsyncCelery
     from store import finish_run, start_run
 
     app = getattr(sender, "app", None)
-    if not expired or getattr(request, "task", None) != SYNC_DIRECTORY or not isinstance(app, DirsyncCelery):
+    # Only dirsync's own app carries settings and a store (tasks never import the app).
+    if not expired or getattr(request, "task", None) != SYNC_DIRECTORY or not hasattr(app, "settings"):
         return
     args, kwargs = tuple(getattr(request, "args", None) or ()), dict(getattr(request, "kwargs", None) or {})
     name = args[0] if args else kwargs.get("name")
@@ -256,57 +256,3 @@ def record_expired_cycle(sender: Any = None, request: Any = None, expired: bool 
                 extra={"directory": name, "run_id": run_id, "status": "skipped"})
 
 
-def submit_sync(
-    settings: Settings,
-    names: Iterable[str],
-    *,
-    full: bool = False,
-    dry_run: bool = False,
-    allow_deactivations: bool = False,
-    wait: bool = False,
-    timeout: float | None = None,
-) -> list[dict[str, Any]]:
-    """`dirsync sync --async [--wait]`: queue one cycle per name on the broker of `settings`.
-
-    Without `wait` each dict is `{"directory", "task_id", "status": "queued"}`. With `wait`
-    it is the cycle's result (as `sync_directory` returns it), or status "timeout" when
-    `timeout` seconds passed first (the cycle keeps running on its worker).
-    Unknown names raise `ConfigError` before anything is queued.
-    """
-    from celery.exceptions import TimeoutError as CeleryTimeout
-
-    from worker.app import create_app
-
-    chosen = list(names) or sorted(settings.directories)
-    for name in chosen:
-        settings.directory(name)
-    app = create_app(settings)
-    sent = [
-        (name, app.send_task(
-            SYNC_DIRECTORY, args=(name,),
-            kwargs={"full": full, "dry_run": dry_run, "allow_deactivations": allow_deactivations, "trigger": "cli"},
-        ))
-        for name in chosen
-    ]
-    if not wait:
-        return [{"directory": name, "task_id": r.id, "status": "queued"} for name, r in sent]
-    out: list[dict[str, Any]] = []
-    for name, r in sent:
-        try:
-            value = r.get(timeout=timeout, propagate=False)
-        except CeleryTimeout:
-            # PENDING: no worker took the task (tasks report STARTED when one does).
-            error = (f"no worker answered within {timeout:g} s: is `dirsync worker` running? The cycle stays"
-                     " queued until one does" if r.state == "PENDING"
-                     else f"no result within {timeout:g} s; the cycle continues on its worker")
-            out.append({"directory": name, "task_id": r.id, "status": "timeout", "error": error})
-            continue
-        finally:
-            # Stop listening for the result now, not in a finaliser at interpreter exit
-            # (which fails noisily once the process is shutting down).
-            r.backend.remove_pending_result(r)
-        if isinstance(value, dict):
-            out.append({**value, "task_id": r.id})
-        else:  # the task itself raised (e.g. killed by its time limit)
-            out.append({"directory": name, "task_id": r.id, "status": "failed", "error": str(value)})
-    return out

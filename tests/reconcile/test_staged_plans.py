@@ -25,7 +25,8 @@ from reconcile.cycle import RunResult, run_cycle
 from reconcile.model import Changes, Snapshot
 from reconcile.staging import NO_LONGER_CONFIRMED, NotStaged, approve, reject
 from store import Store, StagedPlan, SyncRun, User, export_state, get_staged, list_events, open_plans
-from worker import status
+from service import status
+from worker import status_view
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 EVERYONE = ["u1", "u2", "u3", "u4", "u5"]
@@ -162,7 +163,7 @@ def test_status_shows_how_many_deactivations_await_approval_and_since_when(hr: H
     now = T0 + timedelta(minutes=50)
     [view] = status.collect(hr.settings, hr.store, now)
 
-    text = status.render_text([view], now)
+    text = status_view.render_text([view], now)
 
     assert f"halted:      3 deactivations awaiting approval (run {halted}, since 2026-03-02 09:40:00Z" in text
 

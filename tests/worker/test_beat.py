@@ -8,7 +8,7 @@ from celery.beat import ScheduleEntry
 from celery.schedules import crontab
 
 import config
-from worker import schedule
+from service import schedule
 from worker.app import celery_config, create_app
 from worker.beat import (
     DUE_ENTRY,

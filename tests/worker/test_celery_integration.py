@@ -22,9 +22,10 @@ from sqlalchemy import func, select
 from store import open_store
 from store.models import SyncRun, User
 from tests.worker.builders import directory, load, prepare_store, settings_file, slow_cycle
-from worker import heartbeat
+from service import heartbeat
 from worker.app import create_app
-from worker.tasks import SYNC_ALL, SYNC_DIRECTORY, SYNC_USER, submit_sync, sync_directory
+from worker.client import submit_sync
+from worker.tasks import SYNC_ALL, SYNC_DIRECTORY, SYNC_USER, sync_directory
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

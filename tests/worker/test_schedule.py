@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from worker.schedule import (
+from service.schedule import (
     Cadence,
     DirectoryState,
     Mode,

@@ -33,7 +33,8 @@ from reconcile.cycle import run_cycle
 from reconcile.model import Changes, Snapshot
 from store import Directory, SyncRun, User, acquire
 from tests.worker.builders import directory, load, prepare_store, settings_file, user
-from worker import status
+from service import status
+from worker import status_view
 from worker.app import DirsyncCelery, create_app
 from worker.locks import KEY_PREFIX
 from store import INTERRUPTED
@@ -313,7 +314,7 @@ def test_authentication_failure_quarantines_at_once(tmp_path: Path, frozen: Any)
     assert row(app, "hr").auth_failure
     view = status.collect(app.settings, app.store(), clock.now())[0]
     assert view.quarantined and view.auth_failure
-    assert "authentication refused" in status.render_text([view], clock.now())
+    assert "authentication refused" in status_view.render_text([view], clock.now())
 
 
 def test_resume_ends_the_quarantine_and_runs_a_cycle_now(tmp_path: Path, frozen: Any) -> None:
@@ -353,7 +354,7 @@ def test_halted_run_waits_for_approval(tmp_path: Path, frozen: Any) -> None:
     assert active_users(app) == 200
     view = status.collect(app.settings, app.store(), clock.now())[0]
     assert view.halted and not view.quarantined
-    assert "100 deactivations awaiting approval" in status.render_text([view], clock.now())
+    assert "100 deactivations awaiting approval" in status_view.render_text([view], clock.now())
 
     approved = app.tasks[SYNC_DIRECTORY].apply(args=("hr",), kwargs={"allow_deactivations": True}).get()
     assert approved["status"] == "succeeded"
@@ -422,4 +423,4 @@ def test_disabled_directory_is_not_scheduled_and_a_stray_message_is_skipped(tmp_
     assert (stray["status"], stray["error"]) == ("skipped", "disabled")
     view = status.collect(app.settings, app.store(), clock.now())[0]
     assert view.next_due is None and view.overdue_seconds is None
-    _ = json.loads(status.as_json(status.collect(app.settings, app.store(), clock.now())))
+    _ = json.loads(status_view.as_json(status.collect(app.settings, app.store(), clock.now())))

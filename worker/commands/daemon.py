@@ -67,16 +67,17 @@ def beat_command(ctx: Context, schedule_file: str) -> None:
 @pass_ctx
 def status_command(ctx: Context, as_json: bool) -> None:
     """Each directory: last run, next cycle and its mode, watermark age, quarantine."""
-    from worker import status
+    from service import status
+    from worker import status_view
 
-    from worker.heartbeat import read_for
+    from service.heartbeat import read_for
 
     now = clock.now()
     statuses = status.collect(ctx.settings, ctx.store, now, heartbeats=read_for(ctx.settings))
     if as_json:
-        click.echo(status.as_json(statuses))
+        click.echo(status_view.as_json(statuses))
     else:
-        click.echo(status.render_text(statuses, now))
+        click.echo(status_view.render_text(statuses, now))
 
 
 @click.command("resume")
@@ -99,7 +100,7 @@ def resume_command(ctx: Context, name: str, use_async: bool) -> None:
         else:
             click.echo(f"{name} is not quarantined; starting a cycle now.")
     if use_async:
-        from worker.tasks import submit_sync
+        from worker.client import submit_sync
 
         (queued,) = submit_sync(ctx.settings, [name], wait=False)
         click.echo(f"{name}: cycle queued (task {queued['task_id']})")
