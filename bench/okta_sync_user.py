@@ -88,11 +88,12 @@ app_id = "{info['app_id']}"
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Wall seconds, exit code and last line printed of one process."""
     started = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
-    return elapsed, done.returncode, (done.stdout.strip() or done.stderr.strip()).splitlines()[-1:][0] if (
-        done.stdout.strip() or done.stderr.strip()) else ""
+    lines = (done.stdout.strip() or done.stderr.strip()).splitlines()
+    return elapsed, done.returncode, lines[-1] if lines else ""
 
 
 def main() -> None:

@@ -21,6 +21,11 @@ Incremental reads cost requests in proportion to what changed:
   groups. In app scope each changed user is checked with `/apps/{id}/users/{user}`; past
   `MAX_USER_CHECKS` changed users, a full read is cheaper and is done instead.
 
+`read_user(key)` reads one user (by id, login or email) for provisioning on demand: the
+user, their groups (`/users/{id}/groups`; with `app_id`, only the app's assigned groups and
+only if the user is assigned, `/apps/{id}/users/{user}`) and those groups' members: a
+handful of requests instead of a whole read. It returns `Changes` with no watermark.
+
 The watermark is this module's JSON (`Watermark`): the scope, when the last full read
 happened (our clock, `reconcile.clock.now` unless a clock is given), the server's time at
 the start of the last read, and the System Log cursor. The engine stores it as it is.
@@ -431,8 +436,10 @@ class _Reader:
                        members_complete=frozenset(g.external_id for g in groups))
 
     async def find_user(self, key: str) -> Any:
-        """The raw user whose id or login is `key`, else the one whose email is `key`, else None.
-        An email that two users share names nobody: provisioning one would be a guess."""
+        """The raw user `key` names, or None. A key with `@` is looked up as a login, then as
+        an email (one filtered request); any other key, or an email that matched nothing
+        exactly, goes to Okta's own lookup by id or login. An email that two users share
+        names nobody: provisioning one of them would be a guess."""
         if "@" in key:
             value = key.replace("\\", "\\\\").replace('"', '\\"')
             expression = _filter(f'profile.email eq "{value}" or profile.login eq "{value}"')
