@@ -30,8 +30,6 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from config import ConfigError, DirectorySettings, EntraDirectorySettings, Settings, read_secret
 from connectors.base import PageCounter, ReadProgress
@@ -463,6 +461,10 @@ def load_credential(settings: Settings, directory: EntraDirectorySettings) -> Cr
     except OSError as exc:
         raise PermanentError(f"{where}.certificate_file: {path} cannot be read: "
                              f"{exc.strerror}") from None
+    # only certificate credentials need cryptography: imported here, not with the module
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     try:
         key = serialization.load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError):

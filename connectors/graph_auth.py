@@ -18,9 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
-import msal  # type: ignore[import-untyped]
 import requests
-from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS  # type: ignore[import-untyped]
 
 from connectors.errors import AuthError, PermanentError, TransientError
 from connectors.retry import describe_transport_failure
@@ -81,7 +79,8 @@ class Credential:
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-_apps: dict[tuple[str, str, str], tuple[msal.ConfidentialClientApplication, threading.Lock]] = {}
+# msal is imported on first use (about 0.4 s): only a process that asks for a token pays it.
+_apps: dict[tuple[str, str, str], tuple[Any, threading.Lock]] = {}  # msal.ConfidentialClientApplication
 _apps_lock = threading.Lock()
 
 
@@ -93,11 +92,14 @@ def forget_clients() -> None:
 
 def _client(authority: str, client_id: str, credential: Credential,
             session: Callable[[], requests.Session]
-            ) -> tuple[msal.ConfidentialClientApplication, threading.Lock]:
+            ) -> tuple[Any, threading.Lock]:
     key = (authority, client_id, credential.fingerprint)
     with _apps_lock:
         entry = _apps.get(key)
         if entry is None:
+            import msal  # type: ignore[import-untyped]
+            from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS  # type: ignore[import-untyped]
+
             host = urlsplit(authority).hostname or ""
             # For Microsoft's own cloud hosts msal validates the authority against its
             # instance metadata; for any other host (a private gateway, the simulator) that
@@ -142,6 +144,8 @@ class TokenSource:
     def token(self) -> str:
         """A valid access token; raises AuthError, PermanentError or TransientError."""
         where = f"entra {self._directory}: token request to {self._authority}"
+        import msal  # already loaded by `_client` unless this is the first token
+
         try:
             app, lock = _client(self._authority, self._client_id, self._credential,
                                 self._session)

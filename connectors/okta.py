@@ -21,6 +21,11 @@ Incremental reads cost requests in proportion to what changed:
   groups. In app scope each changed user is checked with `/apps/{id}/users/{user}`; past
   `MAX_USER_CHECKS` changed users, a full read is cheaper and is done instead.
 
+`read_user(key)` reads one user (by id, login or email) for provisioning on demand: the
+user, their groups (`/users/{id}/groups`; with `app_id`, only the app's assigned groups and
+only if the user is assigned, `/apps/{id}/users/{user}`) and those groups' members: a
+handful of requests instead of a whole read. It returns `Changes` with no watermark.
+
 The watermark is this module's JSON (`Watermark`): the scope, when the last full read
 happened (our clock, `reconcile.clock.now` unless a clock is given), the server's time at
 the start of the last read, and the System Log cursor. The engine stores it as it is.
@@ -170,12 +175,35 @@ class OktaConnector:
     def close(self) -> None:
         """Nothing is held between reads: each read opens and closes its own HTTP session."""
 
-    async def _read(self, watermark: str | None, counter: PageCounter) -> Snapshot | Changes:
-        state = Watermark.parse(watermark)
-        now = self._clock()
-        full_due = state is None or state.scope != self.scope or (
-            now - state.full_at >= timedelta(hours=self.directory.full_every_hours))
-        pager = OktaPager(
+    def read_user(self, key: str) -> Changes:
+        """Provision on demand: one user, by Okta id, login or email, with every in-scope group
+        that lists them, each with its complete member list (`members_complete`).
+
+        A user that does not exist, is STAGED, or is outside the app's scope gives empty
+        Changes. The result has no watermark: it does not move the directory's cursor.
+        Requests: the lookup, then the user's groups, the app assignment check and the app's
+        group list at once, then the members of each of the user's in-scope groups at once.
+        """
+        try:
+            result: Changes = _run(self._read_user(key.strip()))
+            return result
+        except ConnectorError:
+            raise
+        except Exception as exc:  # as in `read`: a surprise still fails cleanly
+            log.error("okta user read failed unexpectedly: %s", type(exc).__name__, exc_info=True)
+            raise TransientError(f"Okta user read failed unexpectedly ({type(exc).__name__})") from None
+
+    async def _read_user(self, key: str) -> Changes:
+        if not key:
+            return Changes()
+        async with self._pager(PageCounter(None)) as pager:
+            try:
+                return await _Reader(self.directory, pager, self._clock()).one_user(key)
+            finally:
+                self.last_request_count = pager.requests
+
+    def _pager(self, counter: PageCounter) -> OktaPager:
+        return OktaPager(
             self.directory.org_url,
             self._credentials,
             ssl_context=self._ssl_context,
@@ -189,7 +217,13 @@ class OktaConnector:
             on_page=counter.json_page,
             monotonic=self._monotonic,
         )
-        async with pager:
+
+    async def _read(self, watermark: str | None, counter: PageCounter) -> Snapshot | Changes:
+        state = Watermark.parse(watermark)
+        now = self._clock()
+        full_due = state is None or state.scope != self.scope or (
+            now - state.full_at >= timedelta(hours=self.directory.full_every_hours))
+        async with self._pager(counter) as pager:
             reader = _Reader(self.directory, pager, now)
             try:
                 if full_due or state is None:
@@ -373,6 +407,78 @@ class _Reader:
             embedded = assignment.get("_embedded", {}).get("group")
             result.append(embedded if isinstance(embedded, dict) else {"id": assignment.get("id")})
         return result
+
+    # -- one user (provision on demand)
+
+    async def one_user(self, key: str) -> Changes:
+        raw_user = await self.find_user(key)
+        uid = user_id_of(raw_user)
+        if uid is None:
+            return Changes()
+        mapped = map_user(raw_user)
+        if mapped is None:
+            return Changes()  # STAGED: not to be created, as in a full read
+        raw_groups, in_app, app_groups = await self.gather([
+            self.user_groups(uid),
+            self.in_app(uid),
+            self.app_group_ids(),
+        ])
+        if not in_app or raw_groups is None:
+            return Changes()
+        if isinstance(mapped, Rejection):
+            return Changes(rejections=(mapped,))
+        wanted = [g for g in raw_groups if isinstance(g, dict) and (app_groups is None or g.get("id") in app_groups)]
+        # Members of an app's assigned group are in its scope through that group, so the
+        # member filter (neither STAGED nor DEPROVISIONED) is all the scoping they need.
+        groups, rejections = await self.groups_with_members(wanted, None)
+        log.info("okta user read: %s, %d groups, %d requests", uid, len(groups), self.pager.requests)
+        return Changes(users=(mapped,), groups=tuple(groups), rejections=tuple(rejections),
+                       members_complete=frozenset(g.external_id for g in groups))
+
+    async def find_user(self, key: str) -> Any:
+        """The raw user `key` names, or None. A key with `@` is looked up as a login, then as
+        an email (one filtered request); any other key, or an email that matched nothing
+        exactly, goes to Okta's own lookup by id or login. An email that two users share
+        names nobody: provisioning one of them would be a guess."""
+        if "@" in key:
+            value = key.replace("\\", "\\\\").replace('"', '\\"')
+            expression = _filter(f'profile.email eq "{value}" or profile.login eq "{value}"')
+            found = [u for u in await self.all_pages(f"/api/v1/users?limit={USERS_PAGE}&filter={expression}")
+                     if user_id_of(u)]
+            by_login = [u for u in found if isinstance(u.get("profile"), dict) and u["profile"].get("login") == key]
+            by_email = [u for u in found if isinstance(u.get("profile"), dict) and u["profile"].get("email") == key]
+            for candidates in (by_login, by_email):
+                if len(candidates) == 1:
+                    return candidates[0]
+            if found:
+                return None
+        # An id, a login's short name, or an email written in another case: Okta's own lookup.
+        page = await self.pager.get_optional(f"/api/v1/users/{quote(key, safe='@')}")
+        return page.data if page is not None and isinstance(page.data, dict) else None
+
+    async def in_app(self, uid: str) -> bool:
+        """Whether the user is assigned to the app, directly or through a group (always, without one)."""
+        if not self.app_id:
+            return True
+        # a 404 for an unknown app is left to `app_group_ids`, which says so
+        return await self.pager.get_optional(f"/api/v1/apps/{quote(self.app_id)}/users/{quote(uid)}") is not None
+
+    async def user_groups(self, uid: str) -> list[Any] | None:
+        """The user's groups; None when the user was deleted meanwhile."""
+        try:
+            return await self.all_pages(f"/api/v1/users/{quote(uid)}/groups")
+        except NotFound:
+            return None
+
+    async def app_group_ids(self) -> set[str] | None:
+        """The ids of the app's assigned groups; None without an app (every group counts)."""
+        if not self.app_id:
+            return None
+        try:
+            assignments = await self.all_pages(f"/api/v1/apps/{quote(self.app_id)}/groups?limit={APP_GROUPS_PAGE}")
+        except NotFound:
+            raise PermanentError(f"Okta has no app {self.app_id!r} (check app_id)") from None
+        return {a["id"] for a in assignments if isinstance(a, dict) and isinstance(a.get("id"), str)}
 
     # -- incremental read
 

@@ -16,8 +16,10 @@ handling is unsafe for a sync (research notes, sdks.md §1):
 - it reads `HTTP(S)_PROXY` itself and ignores `NO_PROXY`: we give it an HTTP client that
   never sets a proxy and an aiohttp session with `trust_env=True`, which applies the
   standard proxy variables including `NO_PROXY`;
-- its DEBUG log line prints request headers (the token): its logger is left disabled (the
-  SDK's default) and the handler each `Client()` adds is removed again.
+- its DEBUG log line prints request headers (the token): its logger is kept disabled.
+
+The executor is built without `okta.client` (whose API and model modules take seconds to
+import and are never used here), so a read imports only the SDK's request path.
 
 Rate limits: each answer's `X-Rate-Limit-Remaining`/`-Reset` (compared with the answer's
 `Date`, so clock skew does not matter) is kept per bucket; while a bucket has no more
@@ -389,9 +391,16 @@ class OktaPager:
 
 
 def _build_executor(org_url: str, credentials: Credentials, timeout: float) -> Any:
-    """The SDK's request executor, configured only from our settings (see module docstring)."""
-    from okta.client import Client as OktaClient  # ~2 s import: only when reading
+    """The SDK's request executor, configured only from our settings (see module docstring).
+
+    Built the way `okta.client.Client` builds it (same configuration loading and
+    validation), without importing `okta.client`, whose hundreds of API and model modules
+    cost seconds and about 100 MB on every read that never uses them."""
+    from okta.cache.no_op_cache import NoOpCache
+    from okta.config.config_setter import ConfigSetter
+    from okta.config.config_validator import ConfigValidator
     from okta.http_client import HTTPClient
+    from okta.request_executor import RequestExecutor
 
     class NoProxyHTTPClient(HTTPClient):
         def _setup_proxy(self, proxy: object) -> None:
@@ -418,15 +427,14 @@ def _build_executor(org_url: str, credentials: Credentials, timeout: float) -> A
         })
         if credentials.key_id:
             config["kid"] = credentials.key_id
-    sdk_logger = logging.getLogger(OKTA_LOGGER)
-    handlers_before = list(sdk_logger.handlers)
+    # The SDK's DEBUG line prints request headers (the token): its logger stays disabled,
+    # as `Client()` leaves it, whatever the root logger's level.
+    logging.getLogger(OKTA_LOGGER).disabled = True
     try:
-        client = OktaClient(config)
+        setter = ConfigSetter()  # type: ignore[no-untyped-call]
+        setter._apply_config({"client": config})
+        checked = setter._prune_config(setter.get_config())  # type: ignore[no-untyped-call]
+        ConfigValidator(checked)  # type: ignore[no-untyped-call]
+        return RequestExecutor(checked, NoOpCache(), NoProxyHTTPClient)  # type: ignore[no-untyped-call]
     except Exception as exc:  # a validator ValueError, a stray okta.yaml that does not parse
         raise PermanentError(f"Okta client configuration rejected ({type(exc).__name__})") from None
-    finally:
-        # Each Client() adds a stream handler to the SDK logger; keep the logger as it was.
-        for handler in list(sdk_logger.handlers):
-            if handler not in handlers_before:
-                sdk_logger.removeHandler(handler)
-    return client.get_request_executor()  # type: ignore[no-untyped-call]
