@@ -386,7 +386,7 @@ class SimulatorServer:
         self._faults: list[_PendingFault] = []
         self._latency = 0.0
         self._stopping = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._ca = test_ca()
         self.admin_token: str | None = None
