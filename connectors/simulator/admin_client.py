@@ -13,7 +13,9 @@ from connectors.simulator.state import load
 
 __all__ = ["ADMIN_TOKEN_ENV", "AdminClient", "AdminRequestError"]
 
-ADMIN_TOKEN_ENV = "DIRSYNC_SIMULATOR_ADMIN_TOKEN"  # where the CLI looks for the admin token
+# Where the CLI looks for the admin token; not DIRSYNC_*, which dirsync takes for settings
+# and refuses when unknown.
+ADMIN_TOKEN_ENV = "SIMULATOR_ADMIN_TOKEN"
 
 
 class AdminRequestError(Exception):

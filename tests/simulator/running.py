@@ -28,7 +28,7 @@ def dirsync_command() -> str:
 
 
 def environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIRSYNC_", "OKTA_", "ENTRA_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIRSYNC_", "OKTA_", "ENTRA_", "SIMULATOR_"))}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     return {**env, **extra}
 
@@ -119,6 +119,6 @@ class Workspace:
 
 def admin(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
     """`dirsync simulate admin ARGS`."""
-    extra = {"DIRSYNC_SIMULATOR_ADMIN_TOKEN": token} if token else {}
+    extra = {"SIMULATOR_ADMIN_TOKEN": token} if token else {}
     return subprocess.run([dirsync_command(), "simulate", "admin", *args], capture_output=True, text=True,
                           timeout=PROCESS_WAIT_SECONDS, env=environment(**extra))

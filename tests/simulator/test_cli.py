@@ -65,7 +65,7 @@ def test_entra_admin_changes_reach_sync_through_delta_links(tmp_path: Path) -> N
     simulator = Simulator("entra", "--users", "12", "--groups", "3")
     try:
         workspace.point_at(simulator)
-        token = simulator.value(r"DIRSYNC_SIMULATOR_ADMIN_TOKEN=(\S+)$")
+        token = simulator.value(r"SIMULATOR_ADMIN_TOKEN=(\S+)$")
         connection = ("--url", simulator.value(r"graph url\s*: (\S+)$"), "--ca-bundle", str(simulator.ca_bundle))
         workspace.sync()
         for args in (("add-user", "ann@contoso.example", "--last-name", "Lee", "--group", "Group 00000"),
