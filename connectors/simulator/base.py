@@ -119,6 +119,7 @@ import enum
 import functools
 import http.client
 import json
+import os
 import re
 import secrets
 import shutil
@@ -202,10 +203,15 @@ def test_ca() -> TestCA:
     removed when the process exits."""
     ca = trustme.CA()
     directory = Path(tempfile.mkdtemp(prefix="dirsync-simulator-ca-"))
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    atexit.register(_remove_in_process, os.getpid(), directory)
     ca_path = directory / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_path))
     return TestCA(ca=ca, cert=ca.issue_cert("127.0.0.1", "localhost"), ca_path=str(ca_path))
+
+
+def _remove_in_process(pid: int, directory: Path) -> None:
+    if os.getpid() == pid:  # not from a forked child that exits normally
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def persistent_ca(directory: Path) -> TestCA:
