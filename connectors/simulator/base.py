@@ -94,19 +94,35 @@ org on a manual clock (`ManualClock`).
 TLS
 ---
 `test_ca()` makes one trustme CA per process, with a certificate for 127.0.0.1 and
-localhost, and writes the CA to a temporary PEM file (`TestCA.ca_path`); `TestCA.server_context()`
-is the server `ssl.SSLContext`; `TestCA.client_context()` trusts the test CA only.
+localhost, and writes the CA to a temporary PEM file (`TestCA.ca_path`, removed when the
+process exits); `TestCA.server_context()` is the server `ssl.SSLContext`;
+`TestCA.client_context()` trusts the test CA only. `persistent_ca(directory)` loads the CA
+kept in `directory` (or makes one and keeps it there), for a simulator whose clients must
+trust it across restarts; `use_ca(ca)` before `start()` makes a server use it.
+
+Admin routes and stopping
+-------------------------
+`add_admin_route(method, pattern, handler)` serves `pattern` under `/_admin` for
+`admin_token` (`Authorization: Bearer <token>`; 401 otherwise, 404 while no token is set).
+Admin requests change state from outside, as a person would in the vendor's console: they
+are not counted, logged, delayed or faulted, and skip the vendor's hooks (authentication,
+rate limits). `stop()` closes the listening socket and every open connection, so it returns
+promptly even with idle keep-alive clients or held requests.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import email.utils
 import enum
 import functools
 import http.client
 import json
+import os
 import re
+import secrets
+import shutil
 import socket
 import ssl
 import struct
@@ -133,6 +149,7 @@ __all__ = [
     "Response",
     "SimulatorServer",
     "TestCA",
+    "persistent_ca",
     "test_ca",
 ]
 
@@ -182,13 +199,34 @@ class TestCA:
 
 @functools.cache
 def test_ca() -> TestCA:
-    """The one test CA of this process; its PEM is written once to a temporary file."""
+    """The one test CA of this process; its PEM is written once to a temporary file,
+    removed when the process exits."""
     ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
     directory = Path(tempfile.mkdtemp(prefix="dirsync-simulator-ca-"))
+    atexit.register(_remove_in_process, os.getpid(), directory)
     ca_path = directory / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_path))
-    return TestCA(ca=ca, cert=cert, ca_path=str(ca_path))
+    return TestCA(ca=ca, cert=ca.issue_cert("127.0.0.1", "localhost"), ca_path=str(ca_path))
+
+
+def _remove_in_process(pid: int, directory: Path) -> None:
+    if os.getpid() == pid:  # not from a forked child that exits normally
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def persistent_ca(directory: Path) -> TestCA:
+    """The CA kept in `directory` (`ca.pem`, `ca-key.pem`), made and written there first if
+    absent, so clients that trust `ca.pem` keep trusting the server after a restart."""
+    ca_path, key_path = directory / "ca.pem", directory / "ca-key.pem"
+    if ca_path.exists() and key_path.exists():
+        ca = trustme.CA.from_pem(ca_path.read_bytes(), key_path.read_bytes())
+    else:
+        ca = trustme.CA()
+        directory.mkdir(parents=True, exist_ok=True)
+        key_path.touch(mode=0o600)
+        ca.private_key_pem.write_to_path(str(key_path))
+        ca.cert_pem.write_to_path(str(ca_path))
+    return TestCA(ca=ca, cert=ca.issue_cert("127.0.0.1", "localhost"), ca_path=str(ca_path))
 
 
 test_ca.__test__ = False  # type: ignore[attr-defined]
@@ -312,6 +350,10 @@ class _Route:
     regex: re.Pattern[str]
     handler: Handler
     name: str
+    admin: bool = False
+
+
+ADMIN_PREFIX = "/_admin"
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -350,9 +392,10 @@ class SimulatorServer:
         self._faults: list[_PendingFault] = []
         self._latency = 0.0
         self._stopping = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._ca = test_ca()
+        self.admin_token: str | None = None
 
     # -- lifecycle
 
@@ -370,15 +413,29 @@ class SimulatorServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving: the port closes, open connections (idle keep-alive ones and held
+        requests included) are cut, and this returns without waiting for clients."""
         if self._httpd is None:
             return
-        self._stopping.set()  # ends TIMEOUT holds and latency waits
+        self._stopping.set()  # ends TIMEOUT holds, HANG holds and latency waits
         self._httpd.shutdown()
         self._httpd.server_close()
+        self._httpd.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._httpd = None
         self._thread = None
+
+    def use_ca(self, ca: TestCA) -> None:
+        """Serve with `ca`'s certificate (e.g. `persistent_ca(...)`); call before `start()`."""
+        if self._httpd is not None:
+            raise RuntimeError("use_ca() must be called before start()")
+        self._ca = ca
+
+    def new_admin_token(self) -> str:
+        """Set and return a fresh random `admin_token`."""
+        self.admin_token = "adm-" + secrets.token_urlsafe(24)
+        return self.admin_token
 
     def __enter__(self) -> SimulatorServer:
         return self.start()
@@ -409,6 +466,12 @@ class SimulatorServer:
 
     def add_route(self, method: str, pattern: str, handler: Handler, name: str | None = None) -> None:
         self._routes.append(_Route(method.upper(), _compile(pattern), handler, name or f"{method.upper()} {pattern}"))
+
+    def add_admin_route(self, method: str, pattern: str, handler: Handler) -> None:
+        """Serve `ADMIN_PREFIX + pattern` to holders of `admin_token` (module docstring)."""
+        route = _Route(method.upper(), _compile(ADMIN_PREFIX + pattern), handler,
+                       f"admin {method.upper()} {pattern}", admin=True)
+        self._routes.insert(0, route)  # before vendor routes, whose patterns may be broad
 
     def _match(self, method: str, path: str) -> tuple[_Route | None, dict[str, str]]:
         for route in self._routes:
@@ -520,7 +583,25 @@ class SimulatorServer:
 
     # -- serving (called from request threads)
 
+    def _serve_admin(self, request: Request) -> Response:
+        """An admin request: authenticated by `admin_token`, outside all instrumentation."""
+        token = self.admin_token
+        if token is None:
+            return Response.json({"error": "this simulator has no admin API"}, 404)
+        given = request.headers.get("authorization", "")
+        if not secrets.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return Response.json({"error": "the admin token is missing or wrong"}, 401)
+        with self.lock:
+            route, params = self._match(request.method, request.path)
+            if route is None or not route.admin:
+                return Response.json({"error": f"no admin action {request.method} {request.path}"}, 404)
+            request.params = params
+            request.endpoint = route.name
+            return route.handler(request)
+
     def _serve(self, request: Request, abort: Callable[[], None]) -> tuple[Response | None, Fault | None]:
+        if request.path == ADMIN_PREFIX or request.path.startswith(ADMIN_PREFIX + "/"):
+            return self._serve_admin(request), None
         with self.lock:
             self._index += 1
             request.index = self._index
@@ -611,7 +692,22 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], sim: SimulatorServer) -> None:
         self.simulator = sim
         self.ssl_context = sim._ca.server_context()
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
         super().__init__(address, handler)
+
+    def close_connections(self) -> None:
+        """Cut every open connection: their threads stop waiting for the next request."""
+        with self._open_lock:
+            connections, self._open = list(self._open), set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
@@ -620,7 +716,10 @@ class _HTTPServer(ThreadingHTTPServer):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # The handshake runs later on the connection's own thread, so a slow client never
         # blocks the accept loop.
-        return self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+        wrapped = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self._open_lock:
+            self._open.add(wrapped)
+        return wrapped, address
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients dropping connections (timeouts, resets) are expected here

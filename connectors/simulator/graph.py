@@ -449,31 +449,7 @@ def _filter_ids(expression: str) -> list[str] | None:
 
 
 def run_cli(users: int, groups: int, seed: int, port: int) -> None:
-    """Start a generated tenant on `port`, print how to reach it, serve until interrupted."""
-    import threading
+    """Serve a generated tenant until interrupted (see `connectors.simulator.serve`)."""
+    from connectors.simulator.serve import serve
 
-    tenant = GraphTenant.generate(users=users, groups=groups, memberships=users * 2, seed=seed,
-                                  assigned_users=users // 2, assigned_groups=max(1, groups // 4))
-    sim = GraphSimulator(tenant, port=port)
-    sim.start()
-    t = sim.tenant
-    print(f"authority host : {sim.authority_host}")
-    print(f"graph url      : {sim.graph_url}")
-    print(f"tenant id      : {t.tenant_id}")
-    print(f"client id      : {t.client_id}")
-    print(f"client secret  : {t.client_secret}")
-    print(f"service principal id: {t.service_principal_id}")
-    print(f"CA bundle      : {sim.ca_path}")
-    print()
-    print(f"# export ENTRA_CLIENT_SECRET='{t.client_secret}'")
-    print("[directories.entra]")
-    for key, value in sim.directory_table(assigned=False).items():
-        print(f"{key} = \"{value}\"")
-    print(f"# service_principal_id = \"{t.service_principal_id}\"  # assigned scope only")
-    print(flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
+    serve("entra", users=users, groups=groups, seed=seed, port=port)

@@ -48,7 +48,6 @@ import json
 import math
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -565,25 +564,7 @@ class OktaSimulator(SimulatorServer):
 
 
 def run_cli(users: int, groups: int, seed: int, port: int) -> None:
-    """Serve a generated org until interrupted, printing what a client needs to reach it."""
-    org = OktaOrg.generate(users=users, groups=groups, memberships=users * 2, seed=seed,
-                           app_users=max(1, users // 10), app_groups=max(1, groups // 10))
-    with OktaSimulator(org, port=port) as sim:
-        try:
-            print(f"Okta simulator: {users} users, {groups} groups (seed {seed})")
-            print(f"  org URL:   {sim.base_url}")
-            print(f"  API token: {sim.api_token}")
-            print(f"  CA bundle: {sim.ca_path}")
-            print(f"  app id:    {org.app_id} (optional: app_id = ... limits the scope to this app)")
-            print()
-            print(f"  export OKTA_API_TOKEN={sim.api_token}")
-            print("  # dirsync.toml")
-            print("  [directories.okta]")
-            print('  kind = "okta"')
-            print(f'  org_url = "{sim.base_url}"')
-            print('  token_env = "OKTA_API_TOKEN"')
-            print(f'  ca_bundle = "{sim.ca_path}"')
-            print("Press Ctrl-C to stop.", flush=True)
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+    """Serve a generated org until interrupted (see `connectors.simulator.serve`)."""
+    from connectors.simulator.serve import serve
+
+    serve("okta", users=users, groups=groups, seed=seed, port=port)

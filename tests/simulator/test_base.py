@@ -7,10 +7,19 @@ import json
 import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from connectors.simulator.base import Fault, ManualClock, Request, Response, SimulatorServer, refusing_port
+from connectors.simulator.base import (
+    Fault,
+    ManualClock,
+    Request,
+    Response,
+    SimulatorServer,
+    persistent_ca,
+    refusing_port,
+)
 
 
 class EchoSimulator(SimulatorServer):
@@ -195,3 +204,26 @@ def test_manual_clock_drives_the_date_header() -> None:
     with SimulatorServer(clock=clock) as server:
         _, _, headers = read(server, "/anything")
     assert dict(headers)["Date"] == "Mon, 05 Jan 2026 09:00:00 GMT"
+
+
+def test_stop_cuts_idle_keep_alive_connections() -> None:
+    """Stopping does not wait for clients: a connection kept open after one answer gets no
+    second answer once the server has stopped."""
+    sim = EchoSimulator().start()
+    context = ssl.create_default_context(cafile=sim.ca_path)
+    conn = http.client.HTTPSConnection("127.0.0.1", sim.port, context=context, timeout=30)
+    conn.request("GET", "/items")
+    assert conn.getresponse().read()
+    sim.stop()
+    with pytest.raises((ConnectionError, ssl.SSLError, http.client.HTTPException, OSError)):
+        conn.request("GET", "/items")
+        conn.getresponse()
+    conn.close()
+
+
+def test_a_server_started_with_a_persistent_ca_is_trusted_through_its_file(tmp_path: Path) -> None:
+    sim = EchoSimulator()
+    sim.use_ca(persistent_ca(tmp_path))
+    with sim:
+        assert sim.ca_path == str(tmp_path / "ca.pem")
+        assert read(sim, "/items/1")[0] == 200
