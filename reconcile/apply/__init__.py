@@ -29,6 +29,10 @@ not created by this apply call (say, by an earlier, interrupted one) is looked u
 store by the same rule.
 
 The session's pending work is committed first: `apply` owns the transactions from there.
+
+Inside, by job: `applier` runs the operations (chunks, retries, events, counts), `checks`
+makes the write-time checks and names the conflict reasons, `rows` and `members` write,
+`lookup` finds rows, `result` holds what an apply returns.
 """
 
 from __future__ import annotations
