@@ -379,9 +379,9 @@ def test_swaps_apply_when_user_and_group_changes_are_interleaved(store: Store) -
 def test_lookups_of_many_rows_are_split_into_several_statements(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import reconcile.apply
+    import reconcile.apply.lookup
 
-    monkeypatch.setattr(reconcile.apply, "_IN_SLICE", 2)
+    monkeypatch.setattr(reconcile.apply.lookup, "_IN_SLICE", 2)
     apply(store, plan(*(create_user(f"u{n}", f"{n}@x.com") for n in range(5))), run_id=None)
     # Everyone takes the next one's email: a cycle of five, looked up two at a time.
     p = plan(*(update_user(n + 1, email=f"{(n + 1) % 5}@x.com") for n in range(5)))

@@ -1,0 +1,66 @@
+"""Adding and removing memberships: one outcome per operation, a pair already as wanted
+is a noop, and a group bound otherwise than when the operation was planned is a conflict
+(its row is share-locked first, so that holds at commit)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, and_, bindparam, delete
+
+from reconcile.apply.lookup import _select_in
+from reconcile.apply.result import _Result
+from reconcile.model import Action, Operation
+from store.bulk import insert_many
+from store.models import Outcome, groups, memberships
+
+if TYPE_CHECKING:
+    from reconcile.apply.applier import _Applier
+
+
+def _members(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+    adding = ops[0].action is Action.ADD_MEMBER
+    group_ids = applier.groups_of(conn, (op.group for op in ops))
+    user_ids = applier.users_of(conn, (op.user for op in ops))
+    wanted_groups = {g for g in group_ids if g is not None}
+    wanted_users = {u for u in user_ids if u is not None}
+    bindings: dict[int, dict[str, Any]] = {}
+    if wanted_groups:
+        rows = _select_in(conn, (groups.c.id, groups.c.managed_by, groups.c.external_id), groups.c.id,
+                          wanted_groups, lock="share")
+        bindings = {i: {"managed_by": owner, "external_id": ext} for i, owner, ext in rows}
+    present: set[tuple[int, int]] = set()
+    if wanted_groups and wanted_users:
+        m = memberships.c
+        rows = _select_in(conn, (m.group_id, m.user_id), m.user_id, wanted_users, m.group_id.in_(wanted_groups))
+        present = {(g, u) for g, u in rows}
+    results: list[_Result] = []
+    writes: list[dict[str, int]] = []
+    for op, group_id, user_id in zip(ops, group_ids, user_ids):
+        if group_id is None or user_id is None:
+            missing = f"group {op.group}" if group_id is None else f"user {op.user}"
+            results.append((Outcome.FAILED, f"unresolved {missing}"))
+            continue
+        conflict = applier.binding_conflict(op, False, group_id, bindings[group_id]) if group_id in bindings else None
+        if conflict is not None:
+            results.append((Outcome.CONFLICT, conflict))
+            continue
+        pair = (group_id, user_id)
+        if (pair in present) is adding:
+            results.append((Outcome.NOOP, None))
+            continue
+        if adding:
+            present.add(pair)
+            writes.append({"group_id": group_id, "user_id": user_id})
+        else:
+            present.discard(pair)
+            writes.append({"_group": group_id, "_user": user_id})
+        results.append((Outcome.APPLIED, None))
+    if writes and adding:
+        insert_many(conn, memberships, writes)
+    elif writes:
+        stmt = delete(memberships).where(
+            and_(memberships.c.group_id == bindparam("_group"), memberships.c.user_id == bindparam("_user"))
+        )
+        conn.execute(stmt, writes)
+    return results
