@@ -45,7 +45,7 @@ CHILD = (
     "import resource, runpy, sys\n"
     "sys.argv = ['dirsync'] + sys.argv[1:]\n"
     "try:\n"
-    "    runpy.run_module('worker.cli', run_name='__main__')\n"
+    "    runpy.run_module('cli.main', run_name='__main__')\n"
     "finally:\n"
     "    usage = resource.getrusage(resource.RUSAGE_SELF)\n"
     "    print(usage.ru_utime + usage.ru_stime, usage.ru_maxrss, file=sys.stderr)\n"
@@ -86,7 +86,7 @@ def main() -> None:
         print(f"file directory: {args.users} users, {args.groups} groups, {args.memberships} memberships"
               f" ({size:.1f} MiB JSON), store {store.split(':')[0]}")
         if not store.startswith("sqlite"):
-            subprocess.run([sys.executable, "-m", "worker.cli", "db", "upgrade"], cwd=ROOT, check=True,
+            subprocess.run([sys.executable, "-m", "cli.main", "db", "upgrade"], cwd=ROOT, check=True,
                            env={**os.environ, "DIRSYNC_CONFIG": str(config)}, capture_output=True)
         run_cycle(config, "first cycle")
         run_cycle(config, "no-op cycle (file unchanged)")

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _serve(conn: Connection, users: int, groups: int, memberships: int, seed: int) -> None:
-    from connectors.simulator.graph import GraphSimulator, GraphTenant
+    from simulators.graph import GraphSimulator, GraphTenant
 
     started = time.perf_counter()
     tenant = GraphTenant.generate(users=users, groups=groups, memberships=memberships, seed=seed)

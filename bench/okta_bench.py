@@ -38,7 +38,7 @@ UNLIMITED = {name: 10**9 for name in ("users.list", "users.get", "groups.list", 
 
 
 def serve(args: argparse.Namespace, control: Any) -> None:
-    from connectors.simulator.okta import OktaOrg, OktaSimulator
+    from simulators.okta import OktaOrg, OktaSimulator
 
     started = time.perf_counter()
     org = OktaOrg.generate(users=args.users, groups=args.groups, memberships=args.memberships, seed=args.seed)

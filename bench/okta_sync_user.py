@@ -39,7 +39,7 @@ from okta_bench import UNLIMITED  # noqa: E402  (bench/ is the script's director
 
 
 def serve(args: argparse.Namespace, control: Any) -> None:
-    from connectors.simulator.okta import OktaOrg, OktaSimulator
+    from simulators.okta import OktaOrg, OktaSimulator
 
     org = OktaOrg.generate(users=args.users, groups=args.groups, memberships=args.memberships, seed=args.seed,
                            app_users=2_000, app_groups=200)
@@ -126,7 +126,7 @@ def main() -> None:
         config = write_config(scratch, info)
         env = {**os.environ, "DIRSYNC_CONFIG": str(config), "OKTA_BENCH_TOKEN": info["token"],
                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        dirsync = [sys.executable, "-c", "from worker.cli import main; main()"]
+        dirsync = [sys.executable, "-c", "from cli.main import main; main()"]
         floor = statistics.median(timed([sys.executable, "-c", "pass"], env)[0] for _ in range(3))
         helped = statistics.median(timed([*dirsync, "--help"], env)[0] for _ in range(3))
         print(f"python -c pass {floor:.2f} s; dirsync --help {helped:.2f} s", flush=True)

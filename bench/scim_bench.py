@@ -116,7 +116,7 @@ def main() -> None:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIRSYNC_")}
     env |= {"DIRSYNC_CONFIG": str(cfg), "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen([sys.executable, "-m", "worker.cli", "serve", "--port", str(port),
+    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port),
                                "--workers", str(args.workers)], env=env, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/scim/v2/{DIRECTORY}"
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}

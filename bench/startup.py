@@ -35,7 +35,7 @@ from okta_bench import UNLIMITED  # noqa: E402  (bench/ is the script's director
 
 
 def serve(control: Any) -> None:
-    from connectors.simulator.okta import OktaOrg, OktaSimulator
+    from simulators.okta import OktaOrg, OktaSimulator
 
     org = OktaOrg.generate(users=1_000, groups=20, memberships=2_000, seed=1)
     sim = OktaSimulator(org, rate_limits=UNLIMITED).start()
@@ -83,7 +83,7 @@ def main() -> None:
     info: dict[str, Any] = control.recv()
 
     py = sys.executable
-    dirsync = [py, "-c", "from worker.cli import main; main()"]
+    dirsync = [py, "-c", "from cli.main import main; main()"]
     rows = []
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)

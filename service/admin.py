@@ -26,37 +26,37 @@ class NotApplied(Exception):
 
 def add_user(settings: Settings, store: Store, email: str, name: str | None = None) -> tuple[Operation, ...]:
     rules = settings.rules.to_rules()
-    return _run(store, lambda local: actions.add_user(local, email, name, rules))
+    return run_local_action(store, lambda local: actions.add_user(local, email, name, rules))
 
 
 def add_group(settings: Settings, store: Store, name: str) -> tuple[Operation, ...]:
     rules = settings.rules.to_rules()
-    return _run(store, lambda local: actions.add_group(local, name, rules))
+    return run_local_action(store, lambda local: actions.add_group(local, name, rules))
 
 
 def add_member(settings: Settings, store: Store, group: str, email: str) -> tuple[Operation, ...]:
     rules = settings.rules.to_rules()
-    return _run(store, lambda local: actions.add_member(local, group, email, rules))
+    return run_local_action(store, lambda local: actions.add_member(local, group, email, rules))
 
 
 def remove_member(settings: Settings, store: Store, group: str, email: str) -> tuple[Operation, ...]:
     rules = settings.rules.to_rules()
-    return _run(store, lambda local: actions.remove_member(local, group, email, rules))
+    return run_local_action(store, lambda local: actions.remove_member(local, group, email, rules))
 
 
 def deactivate_user(settings: Settings, store: Store, email: str) -> tuple[Operation, ...]:
     rules = settings.rules.to_rules()
-    return _run(store, lambda local: actions.deactivate_user(local, email, rules))
+    return run_local_action(store, lambda local: actions.deactivate_user(local, email, rules))
 
 
 def activate_user(settings: Settings, store: Store, email: str) -> tuple[Operation, ...]:
-    return _run(store, lambda local: actions.activate_user(local, email))
+    return run_local_action(store, lambda local: actions.activate_user(local, email))
 
 
 def invite(settings: Settings, store: Store, email: str) -> tuple[Operation, ...]:
     """An invite, refused while any configured directory syncs (R8)."""
     syncing = syncing_directories(settings, store)
-    return _run(store, lambda local: actions.invite(local, email, syncing))
+    return run_local_action(store, lambda local: actions.invite(local, email, syncing))
 
 
 def syncing_directories(settings: Settings, store: Store) -> list[str]:
@@ -66,7 +66,9 @@ def syncing_directories(settings: Settings, store: Store) -> list[str]:
     return [name for name in sorted(settings.directories) if name not in disabled]
 
 
-def _run(store: Store, build: Callable[[LocalState], Plan]) -> tuple[Operation, ...]:
+def run_local_action(store: Store, build: Callable[[LocalState], Plan]) -> tuple[Operation, ...]:
+    """Plan a local action on the store as it is now (`build` raises `Refused` for a rule)
+    and apply it through the guarded write path; the operations applied."""
     with store.session() as session:
         local = load_local_state(session)
     the_plan = build(local)

@@ -9,6 +9,7 @@ from reconcile.apply import apply
 from reconcile.model import Plan
 from reconcile.plan import plan_disable, revoke_invites
 from store import Store, ensure_directory, load_local_state, set_enabled
+from store.directories import get_directory, reset_failures
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +67,16 @@ def disable(settings: Settings, store: Store, name: str) -> Conversion:
 def _counted(name: str, the_plan: Plan) -> Conversion:
     users = sum(1 for op in the_plan.operations if op.user is not None)
     return Conversion(name, users, len(the_plan.operations) - users)
+
+
+def end_quarantine(settings: Settings, store: Store, name: str) -> int:
+    """Clear `name`'s failure streak and quarantine (`resume`); the failed cycles it
+    cleared (0 when it was not quarantined). History stays in the runs."""
+    settings.directory(name)
+    with store.session(write=True) as session:
+        row = get_directory(session, name)
+        failures = int(row.consecutive_failures or 0) if row is not None else 0
+        if row is None or not (failures or row.auth_failure):
+            return 0
+        reset_failures(session, name)
+        return max(failures, 1)

@@ -109,12 +109,12 @@ class DirsyncCelery(Celery):  # type: ignore[misc]
 
     @property
     def cycle(self) -> CycleFn:
-        """The cycle runner: `reconcile.cycle.run_cycle` unless the app was built with another."""
+        """The cycle runner: `service.sync.cycle` unless the app was built with another."""
         if self._cycle is not None:
             return self._cycle
-        from reconcile.cycle import run_cycle
+        from service.sync import cycle
 
-        return run_cycle
+        return cycle
 
     def store(self) -> Store:
         """This process's store, opened on first use (never shared across a fork)."""

@@ -144,7 +144,7 @@ def cycle_lock(settings: Settings, store: Store, redis_factory: LockFactory | No
     """The lock a worker's cycle takes: the Redis lock (when there is one), then the store
     lease in-process `dirsync sync` cycles take too, so neither overlaps the other. Once
     both are held the cycle closes runs a dead holder left `running`."""
-    from reconcile.cycle import lease_lock
+    from service.sync import lease_lock
 
     lease = lease_lock(store, settings.worker.lock_ttl_seconds)
     return all_of(*(f for f in (redis_factory, lease) if f is not None))
@@ -188,12 +188,12 @@ def sync_all(self: Any, full: bool = False) -> list[str]:
 @shared_task(name=SYNC_USER, bind=True)
 def sync_user(self: Any, name: str, key: str) -> dict[str, Any]:
     """Provision-on-demand: one user of `name` by email or external id, synchronously."""
-    from reconcile.cycle import sync_user as cycle_sync_user
+    from service.sync import sync_user as one_user
 
     app = _app(self)
     store = app.store()
     lock = cycle_lock(app.settings, store, app.directory_lock())
-    return run_user(app.settings, name, key, sync_user=lambda s, n, k: cycle_sync_user(s, n, k, store=store, lock=lock))
+    return run_user(app.settings, name, key, sync_user=lambda s, n, k: one_user(s, store, n, k, lock=lock))
 
 
 @shared_task(name=SYNC_DUE, bind=True)

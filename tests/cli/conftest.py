@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from worker.cli import main
+from cli.main import main
 
 
 @dataclass

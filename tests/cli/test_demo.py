@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from worker.cli import main
+from cli.main import main
 
 
 def run(monkeypatch, capsys, *args):

@@ -69,7 +69,7 @@ def test_a_reader_that_stops_early_is_not_an_error(ws: Workspace) -> None:
     # Far more than a pipe holds, so the writer meets the closed pipe.
     ws.write_directory([user(f"u{n}", f"user{n}@example.com") for n in range(3000)])
     assert ws.run("sync").code == 0
-    command = f"{sys.executable} -m worker.cli events 1 | head -1"
+    command = f"{sys.executable} -m cli.main events 1 | head -1"
 
     done = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=ws.folder, capture_output=True, text=True,
                           timeout=60)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker import cli_base
+from cli import base as cli_base
 
 
 def test_a_long_read_says_how_far_it_got_every_couple_of_seconds(monkeypatch: pytest.MonkeyPatch,

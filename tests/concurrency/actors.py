@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.concurrency.invariants import Observation, read_snapshot
-from worker.cli import main
+from cli.main import main
 
 FORKSERVER = multiprocessing.get_context("forkserver")
 FORKSERVER.set_forkserver_preload(["tests.concurrency.actors"])

@@ -127,7 +127,7 @@ def test_disable_survives_a_commit_between_its_read_and_its_write(
         pytest.skip("on SQLite disable takes the write lock before it reads the directory row:"
                     " no other commit can come between its read and its write")
     import store as store_package
-    from worker.cli import main
+    from cli.main import main
 
     store = open_store(url)
     with store.session(write=True) as session:

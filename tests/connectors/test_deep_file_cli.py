@@ -18,7 +18,7 @@ def test_sync_of_a_deeply_nested_file_fails_with_one_line_and_exit_1(tmp_path: P
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIRSYNC_")}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
 
-    done = subprocess.run([sys.executable, "-c", "from worker.cli import main; main()", "sync", "hr"],
+    done = subprocess.run([sys.executable, "-c", "from cli.main import main; main()", "sync", "hr"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 
     assert done.returncode == 1, done.stdout + done.stderr

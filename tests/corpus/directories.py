@@ -16,9 +16,9 @@ from config import OktaDirectorySettings, Settings, parse
 from connectors.graph import GraphConnector
 from connectors.graph_auth import Credential, forget_clients
 from connectors.okta import ApiToken, OktaConnector
-from connectors.simulator.base import ManualClock
-from connectors.simulator.graph import GraphSimulator, GraphTenant
-from connectors.simulator.okta import OktaOrg, OktaSimulator
+from simulators.base import ManualClock
+from simulators.graph import GraphSimulator, GraphTenant
+from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.cycle import RunResult, run_cycle
 from store import Store
 from tests.corpus.records import Record

@@ -23,9 +23,9 @@ from connectors import Connector
 from connectors.graph import GraphConnector
 from connectors.graph_auth import Credential, forget_clients
 from connectors.okta import ApiToken, OktaConnector
-from connectors.simulator.base import Fault, ManualClock, SimulatorServer
-from connectors.simulator.graph import GraphSimulator, GraphTenant
-from connectors.simulator.okta import DEFAULT_RATE_LIMITS, OktaOrg, OktaSimulator
+from simulators.base import Fault, ManualClock, SimulatorServer
+from simulators.graph import GraphSimulator, GraphTenant
+from simulators.okta import DEFAULT_RATE_LIMITS, OktaOrg, OktaSimulator
 from reconcile.cycle import RunResult, run_cycle
 from store import Store, export_state, get_directory, open_store
 

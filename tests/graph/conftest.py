@@ -15,7 +15,7 @@ import pytest
 from config import EntraDirectorySettings, parse
 from connectors.graph import GraphConnector
 from connectors.graph_auth import Credential, forget_clients
-from connectors.simulator.graph import GraphSimulator, GraphTenant
+from simulators.graph import GraphSimulator, GraphTenant
 from reconcile.model import Changes, ExternalUser, Snapshot
 
 USERS_PER_PAGE = 7

@@ -14,7 +14,7 @@ from config import parse
 from connectors import build_connector
 from connectors.errors import AuthError, PermanentError
 from connectors.graph_auth import Credential
-from connectors.simulator.graph import GraphSimulator
+from simulators.graph import GraphSimulator
 from tests.graph.conftest import Replica, connect, expected
 
 

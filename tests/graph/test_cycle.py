@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from config import Settings, parse
-from connectors.simulator.base import Fault
-from connectors.simulator.graph import GraphSimulator, GraphTenant
+from simulators.base import Fault
+from simulators.graph import GraphSimulator, GraphTenant
 from reconcile.cycle import run_cycle, sync_user
 from store import Store, open_store
 from store.export import export_state

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from connectors.errors import AuthError, ConnectorError, PermanentError, TransientError
-from connectors.simulator.base import Fault
-from connectors.simulator.graph import GraphSimulator
+from simulators.base import Fault
+from simulators.graph import GraphSimulator
 from tests.graph.conftest import Replica, Sleeps, connect, expected
 
 GRAPH_ENDPOINTS = ["users.delta", "groups.delta", "sp.appRoleAssignedTo"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors.simulator.graph import GraphSimulator
+from simulators.graph import GraphSimulator
 from reconcile.model import Changes, Snapshot
 from tests.graph.conftest import MEMBERS_PER_PAGE, Replica, connect, expected
 

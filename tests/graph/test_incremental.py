@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from connectors.simulator.graph import GraphSimulator, GraphTenant
+from simulators.graph import GraphSimulator, GraphTenant
 from reconcile.model import Changes
 from tests.graph.conftest import Replica, connect, expected
 

@@ -8,7 +8,7 @@ from freezegun import freeze_time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.simulator.graph import GraphSimulator
+from simulators.graph import GraphSimulator
 from reconcile.model import Changes
 from tests.graph.conftest import Replica, connect, expected, tenant
 from tests.graph.test_incremental import MUTATIONS

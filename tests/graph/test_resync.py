@@ -10,7 +10,7 @@ from freezegun import freeze_time
 
 from connectors.graph import Watermark
 from connectors.graph_http import ResyncNeeded
-from connectors.simulator.graph import GraphSimulator
+from simulators.graph import GraphSimulator
 from reconcile.model import Changes, Snapshot
 from tests.graph.conftest import Replica, connect, expected
 

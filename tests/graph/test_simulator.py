@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from connectors.simulator.graph import GraphSimulator, GraphTenant, budget_for
+from simulators.graph import GraphSimulator, GraphTenant, budget_for
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 from config import OktaDirectorySettings
 from connectors.okta import ApiToken, OktaConnector
 from connectors.okta_http import Credentials
-from connectors.simulator.base import ManualClock
-from connectors.simulator.okta import OktaOrg, OktaSimulator
+from simulators.base import ManualClock
+from simulators.okta import OktaOrg, OktaSimulator
 
 
 def start_of_this_second() -> datetime:

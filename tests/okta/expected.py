@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connectors.okta_map import ACTIVE
-from connectors.simulator.okta import OktaOrg
+from simulators.okta import OktaOrg
 from reconcile.model import ExternalGroup, Snapshot
 
 

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from config import Settings
 from connectors.errors import AuthError, ConnectorError, PermanentError
 from connectors.okta import ApiToken, OktaConnector, ServiceApp, build
-from connectors.simulator.base import Fault
-from connectors.simulator.okta import OktaOrg, OktaSimulator
+from simulators.base import Fault
+from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.model import Snapshot
 from tests.okta.conftest import MakeConnector, directory
 

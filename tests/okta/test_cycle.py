@@ -11,8 +11,8 @@ import pytest
 
 from config import Settings, parse
 from connectors.okta import OktaConnector
-from connectors.simulator.base import Fault, ManualClock
-from connectors.simulator.okta import OktaOrg, OktaSimulator
+from simulators.base import Fault, ManualClock
+from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.cycle import RunResult, run_cycle
 from store import Store, open_store
 from store.export import export_state

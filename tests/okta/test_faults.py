@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from connectors.errors import ConnectorError, PartialReadError, PermanentError, TransientError
-from connectors.simulator.base import Fault
-from connectors.simulator.okta import OktaOrg, OktaSimulator
+from simulators.base import Fault
+from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.model import Changes, Snapshot
 from tests.okta.conftest import MakeConnector, SleepLog, client_context, directory
 from tests.okta.expected import org_groups, org_users, read_groups, read_users

@@ -8,8 +8,8 @@ from datetime import timedelta
 import freezegun
 
 from connectors.okta import ApiToken, OktaConnector
-from connectors.simulator.base import ManualClock
-from connectors.simulator.okta import OktaOrg, OktaSimulator
+from simulators.base import ManualClock
+from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.model import Changes, Snapshot
 from tests.okta.conftest import client_context, directory
 

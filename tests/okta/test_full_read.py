@@ -6,8 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from connectors.simulator.base import Fault
-from connectors.simulator.okta import OktaOrg, OktaSimulator
+from simulators.base import Fault
+from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.model import Changes, Kind, Snapshot
 from tests.okta.conftest import MakeConnector
 from tests.okta.expected import app_users, org_groups, org_users, read_groups, read_users

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from connectors.okta import Watermark
-from connectors.simulator.base import Fault, ManualClock
-from connectors.simulator.okta import OktaOrg, OktaSimulator
+from simulators.base import Fault, ManualClock
+from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.model import Changes, Snapshot
 from tests.okta.conftest import MakeConnector
 

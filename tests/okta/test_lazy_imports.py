@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from connectors.simulator.okta import OktaSimulator
+from simulators.okta import OktaSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 SDKS = ("okta", "okta.client", "msal")
@@ -32,7 +32,7 @@ def test_the_cli_and_a_file_cycle_import_no_vendor_sdk(tmp_path: Path) -> None:
     (tmp_path / "hr.json").write_text(json.dumps({"users": [], "groups": []}))
     script = f"""
 import sys
-from worker.cli import main
+from cli.main import main
 for argv in (["--help"], ["status"]):
     sys.argv = ["dirsync", *argv]
     try:

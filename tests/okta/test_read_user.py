@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulator.okta import OktaOrg, OktaSimulator
+from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.cycle import sync_user
 from reconcile.model import Changes, ExternalGroup, Snapshot
 from store import Store, open_store

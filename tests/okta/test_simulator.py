@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import quote
 
 
-from connectors.simulator.base import ManualClock
-from connectors.simulator.okta import OktaOrg, OktaSimulator
+from simulators.base import ManualClock
+from simulators.okta import OktaOrg, OktaSimulator
 from tests.simulator.running import PROCESS_WAIT_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,7 +143,7 @@ def test_generate_builds_a_large_org_quickly() -> None:
 
 
 def test_run_cli_prints_what_a_client_needs_and_stops_on_interrupt() -> None:
-    code = "from connectors.simulator.okta import run_cli; run_cli(users=20, groups=3, seed=1, port=0)"
+    code = "from simulators.okta import run_cli; run_cli(users=20, groups=3, seed=1, port=0)"
     process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:

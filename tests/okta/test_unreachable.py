@@ -12,8 +12,8 @@ import pytest
 
 from connectors.errors import TransientError
 from connectors.okta import ApiToken, OktaConnector
-from connectors.simulator.base import Fault, refusing_port
-from connectors.simulator.okta import OktaSimulator
+from simulators.base import Fault, refusing_port
+from simulators.okta import OktaSimulator
 from reconcile.model import Snapshot
 from tests.connectors.offline import UNRESOLVABLE_HOST, resolve_invalid_names_locally, retry_lines
 from tests.okta.conftest import MakeConnector, SleepLog, client_context, directory

@@ -26,7 +26,7 @@ from reconcile.model import Changes, Snapshot
 from reconcile.staging import NO_LONGER_CONFIRMED, NotStaged, approve, reject
 from store import Store, StagedPlan, SyncRun, User, export_state, get_staged, list_events, open_plans
 from service import status
-from worker import status_view
+from cli import status_view
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 EVERYONE = ["u1", "u2", "u3", "u4", "u5"]

@@ -66,10 +66,10 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
                       f'[web]\npublic_url = "http://127.0.0.1:{port}"\n\n[directories.okta]\nkind = "scim"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIRSYNC_")}
     env |= {"DIRSYNC_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
-    token = subprocess.run([sys.executable, "-m", "worker.cli", "scim", "token", "okta", "--json"], env=env,
+    token = subprocess.run([sys.executable, "-m", "cli.main", "scim", "token", "okta", "--json"], env=env,
                            capture_output=True, text=True, check=True, cwd=tmp_path)
     issued = json.loads(token.stdout)
-    server = subprocess.Popen([sys.executable, "-m", "worker.cli", "serve", "--port", str(port)], env=env,
+    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port)], env=env,
                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from connectors.simulator import admin
-from connectors.simulator.base import Fault, SimulatorServer
-from connectors.simulator.graph import GraphSimulator, GraphTenant
-from connectors.simulator.okta import OktaOrg, OktaSimulator
+from simulators import admin
+from simulators.base import Fault, SimulatorServer
+from simulators.graph import GraphSimulator, GraphTenant
+from simulators.okta import OktaOrg, OktaSimulator
 
 
 def call(sim: SimulatorServer, action: str, body: dict[str, Any] | None = None,

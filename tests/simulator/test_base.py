@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulator.base import (
+from simulators.base import (
     Fault,
     ManualClock,
     Request,

@@ -7,10 +7,10 @@ import json
 import ssl
 from pathlib import Path
 
-from connectors.simulator import state
-from connectors.simulator.base import persistent_ca
-from connectors.simulator.graph import GraphSimulator, GraphTenant
-from connectors.simulator.okta import OktaOrg
+from simulators import state
+from simulators.base import persistent_ca
+from simulators.graph import GraphSimulator, GraphTenant
+from simulators.okta import OktaOrg
 
 
 def through_json(data: dict[str, object]) -> dict[str, object]:

@@ -19,7 +19,7 @@ def test_no_worker_answering_is_said_plainly(tmp_path: Path, redis_client: redis
         f'[store]\nurl = "sqlite:///{tmp_path / "s.db"}"\n[worker]\nbroker_url = "{REDIS_URL}"\n'
         '[directories.hr]\nkind = "file"\npath = "d.json"\n'
     )
-    run = [sys.executable, "-m", "worker.cli", "--config", str(tmp_path / "dirsync.toml"), "sync", "--async"]
+    run = [sys.executable, "-m", "cli.main", "--config", str(tmp_path / "dirsync.toml"), "sync", "--async"]
 
     waited = subprocess.run([*run, "--timeout", "2"], capture_output=True, text=True, timeout=120)
     queued = subprocess.run([*run, "--no-wait"], capture_output=True, text=True, timeout=120)

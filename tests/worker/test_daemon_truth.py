@@ -23,13 +23,13 @@ from store.models import Directory, StagedPlan, SyncEvent, SyncRun
 from tests.worker.builders import directory, load, prepare_store, settings_file
 from tests.worker.conftest import REDIS_URL
 from service import heartbeat
-from worker.cli_base import Context
-from worker.commands.daemon import resume_command, status_command
-from worker.commands.prune import prune_command
+from cli.base import Context
+from cli.commands.daemon import resume_command, status_command
+from cli.commands.prune import prune_command
 from service.heartbeat import BEAT_KEY, Heartbeats, WorkerHeartbeat, worker_key
 from worker.metrics import exposition
 from service.status import collect, metrics_facts
-from worker.status_view import render_text
+from cli.status_view import render_text
 from worker.tasks import prune_store
 
 NOW = datetime(2026, 3, 2, 10, 14, tzinfo=UTC)

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 import config
-from worker.commands import daemon
+from cli.commands import daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -34,7 +34,7 @@ from reconcile.model import Changes, Snapshot
 from store import Directory, SyncRun, User, acquire
 from tests.worker.builders import directory, load, prepare_store, settings_file, user
 from service import status
-from worker import status_view
+from cli import status_view
 from worker.app import DirsyncCelery, create_app
 from worker.locks import KEY_PREFIX
 from store import INTERRUPTED
@@ -318,8 +318,8 @@ def test_authentication_failure_quarantines_at_once(tmp_path: Path, frozen: Any)
 
 
 def test_resume_ends_the_quarantine_and_runs_a_cycle_now(tmp_path: Path, frozen: Any) -> None:
-    from worker.cli_base import Context
-    from worker.commands.daemon import resume_command
+    from cli.base import Context
+    from cli.commands.daemon import resume_command
 
     hr_file = directory(tmp_path / "hr.json", users=2)
     app = make_app(tmp_path, {"hr": {"kind": "file", "path": "hr.json", "cycle_minutes": 40}}, quarantine_after=3)

@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from store import open_store
 from tests.worker.builders import directory, load, prepare_store, settings_file
 from service import schedule
-from worker.cli_base import Context
-from worker.commands.daemon import resume_command, status_command
+from cli.base import Context
+from cli.commands.daemon import resume_command, status_command
 from worker.metrics import DirectoryFact, Facts, exposition, serve
 from service.status import LastRun, build_status, collect
-from worker.status_view import render_text
+from cli.status_view import render_text
 from worker.tasks import run_directory
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

@@ -17,8 +17,8 @@ from typing import Any
 
 import click
 
-from reconcile.staging import Decision, NotStaged
-from worker.cli_base import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Context, Exit, echo_json, pass_ctx
+from service.staging import Decision, NotStaged
+from cli.base import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Context, Exit, echo_json, pass_ctx
 
 # A listing shows this many emails per plan; `--json` shows them all.
 SHOWN = 20
@@ -30,12 +30,11 @@ SHOWN = 20
 @pass_ctx
 def staged_command(ctx: Context, name: str | None, as_json: bool) -> None:
     """Plans halted by a safety limit that wait for `approve` or `reject` (of NAME, or all)."""
-    from store import open_plans
+    from service.staging import open_staged
 
     if name is not None:
         ctx.settings.directory(name)  # an unknown name is a usage error, not an empty list
-    with ctx.reader.session() as session:
-        plans = [_plan_dict(row) for row in open_plans(session, name)]
+    plans = [_plan_dict(row) for row in open_staged(ctx.reader, name)]
     if as_json:
         echo_json(plans)
         return
@@ -52,7 +51,7 @@ def staged_command(ctx: Context, name: str | None, as_json: bool) -> None:
 @pass_ctx
 def approve_command(ctx: Context, run_id: int, by: str | None, as_json: bool) -> None:
     """Apply the staged operations of RUN_ID that the directory still confirms."""
-    from reconcile.staging import approve
+    from service.staging import approve
 
     decision = _decide(lambda: approve(ctx.settings, run_id, by=by, store=ctx.store))
     _report(decision, as_json)
@@ -68,7 +67,7 @@ def approve_command(ctx: Context, run_id: int, by: str | None, as_json: bool) ->
 @pass_ctx
 def reject_command(ctx: Context, run_id: int, by: str | None, as_json: bool) -> None:
     """Close the staged plan of RUN_ID without applying anything."""
-    from reconcile.staging import reject
+    from service.staging import reject
 
     decision = _decide(lambda: reject(ctx.settings, run_id, by=by, store=ctx.store))
     _report(decision, as_json)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from reconcile.cycle import RunResult
+from service.sync import RunResult
 from service.history import EventView, RunView
 from reconcile.model import Action, Operation, Plan, Rejection
 

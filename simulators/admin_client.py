@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from connectors.simulator.state import load
+from simulators.state import load
 
 __all__ = ["ADMIN_TOKEN_ENV", "AdminClient", "AdminRequestError"]
 

@@ -25,7 +25,7 @@ Okta's event types, so a connector sees exactly what it would see in a real org:
     patch_user(user_id, fields)       merge raw JSON into a user (odd values for tests)
 
 Timestamps come from `clock` (a callable returning an aware UTC datetime): a test can
-drive the org with `ManualClock` from `connectors.simulator.base`.
+drive the org with `ManualClock` from `simulators.base`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.simulator.base import real_clock
+from simulators.base import real_clock
 
 EVERYONE = "Everyone"
 ACTIVE_STATUSES = ("ACTIVE", "PROVISIONED", "RECOVERY", "PASSWORD_EXPIRED", "LOCKED_OUT")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from worker.cli_base import EXIT_FAILED, EXIT_REFUSED, Context, Exit, echo_json, pass_ctx
+from cli.base import EXIT_FAILED, EXIT_REFUSED, Context, Exit, echo_json, pass_ctx
 
 
 @click.group("scim")

@@ -45,7 +45,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from connectors.simulator.base import (
+from simulators.base import (
     Fault,
     Headers,
     Request,
@@ -53,7 +53,7 @@ from connectors.simulator.base import (
     SimulatorServer,
     real_clock,
 )
-from connectors.simulator.graph_delta import (
+from simulators.graph_delta import (
     GROUP_FIELDS,
     USER_FIELDS,
     USER_TYPE,
@@ -63,8 +63,8 @@ from connectors.simulator.graph_delta import (
     encode_token,
     project,
 )
-from connectors.simulator.graph_identity import IdentityPlatform
-from connectors.simulator.graph_tenant import GraphTenant
+from simulators.graph_identity import IdentityPlatform
+from simulators.graph_tenant import GraphTenant
 
 __all__ = ["Fault", "GraphSimulator", "GraphTenant", "run_cli"]
 
@@ -449,7 +449,7 @@ def _filter_ids(expression: str) -> list[str] | None:
 
 
 def run_cli(users: int, groups: int, seed: int, port: int) -> None:
-    """Serve a generated tenant until interrupted (see `connectors.simulator.serve`)."""
-    from connectors.simulator.serve import serve
+    """Serve a generated tenant until interrupted (see `simulators.serve`)."""
+    from simulators.serve import serve
 
     serve("entra", users=users, groups=groups, seed=seed, port=port)

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import click
 
-from connectors.simulator.admin_client import ADMIN_TOKEN_ENV
-from worker.cli_base import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_USAGE, Exit
+from simulators.admin_client import ADMIN_TOKEN_ENV
+from cli.base import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_USAGE, Exit
 
 
 
@@ -41,7 +41,7 @@ def simulate() -> None:
 
 
 def _serve(kind: Literal["okta", "entra"], users: int, groups: int, seed: int, port: int, state_dir: Path | None) -> None:
-    from connectors.simulator.serve import ServeError, serve
+    from simulators.serve import ServeError, serve
 
     try:
         serve(kind, users=users, groups=groups, seed=seed, port=port, state_dir=state_dir)
@@ -81,7 +81,7 @@ def admin(ctx: click.Context, state_dir: Path | None, url: str | None, ca_bundle
     name. Connectors see each change as the real API shows it (Okta: lastUpdated and System
     Log events; Graph: delta links).
     """
-    from connectors.simulator.admin_client import AdminClient, AdminRequestError
+    from simulators.admin_client import AdminClient, AdminRequestError
 
     try:
         if state_dir is not None:
@@ -96,7 +96,7 @@ def admin(ctx: click.Context, state_dir: Path | None, url: str | None, ca_bundle
 
 
 def _call(action: str, body: dict[str, Any] | None = None) -> None:
-    from connectors.simulator.admin_client import AdminClient, AdminRequestError
+    from simulators.admin_client import AdminClient, AdminRequestError
 
     client = click.get_current_context().find_object(AdminClient)
     assert client is not None

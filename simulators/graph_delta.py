@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.simulator.graph_tenant import GraphTenant
+from simulators.graph_tenant import GraphTenant
 
 USER_FIELDS = (
     "id", "userPrincipalName", "mail", "givenName", "surname", "displayName", "accountEnabled",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import pkgutil
 import sys
 from typing import NoReturn
 
@@ -20,14 +19,14 @@ from click.utils import PacifyFlushWrapper
 from config import ConfigError
 from reconcile.admin import Refused
 from store import StoreError
-from worker.cli_base import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, Context, Exit
+from cli.base import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, Context, Exit
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="PATH", envvar="DIRSYNC_CONFIG",
               help="Configuration file (default: $DIRSYNC_CONFIG, else ./dirsync.toml, else built-in defaults).")
 @click.version_option(package_name="dirsync")
 @click.pass_context
-def cli(click_ctx: click.Context, config_path: str | None) -> None:
+def dirsync(click_ctx: click.Context, config_path: str | None) -> None:
     """dirsync keeps this application's users and groups in step with Okta and Microsoft Entra ID."""
     if click_ctx.invoked_subcommand in ("demo", "simulate"):
         return  # these build their own configuration
@@ -39,23 +38,17 @@ def cli(click_ctx: click.Context, config_path: str | None) -> None:
     click_ctx.call_on_close(ctx.close)
 
 
-def _register_commands() -> None:
-    """Add the core commands and those of every module in `worker/commands/` (each lists
-    its commands in COMMANDS)."""
-    from worker import cli_admin, cli_simulate, cli_sync, demo
+# Every command module, in the order they were written; each names its click commands in
+# COMMANDS. This list is the one way a command joins `dirsync`.
+COMMAND_MODULES = ("sync", "admin", "staged", "explain", "daemon", "prune", "scim", "simulate", "demo")
 
-    modules = [cli_sync, cli_admin, cli_simulate, demo]
-    try:
-        import worker.commands as package
-    except ImportError:
-        package = None
-    if package is not None:
-        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-            modules.append(importlib.import_module(f"{package.__name__}.{info.name}"))
-    for module in modules:
-        for command in getattr(module, "COMMANDS", ()):
-            if command.name not in cli.commands:
-                cli.add_command(command)
+
+def _register_commands() -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"cli.commands.{name}")
+        for command in module.COMMANDS:
+            if command.name not in dirsync.commands:
+                dirsync.add_command(command)
 
 
 def main() -> NoReturn:
@@ -63,7 +56,7 @@ def main() -> NoReturn:
     debug = os.environ.get("DIRSYNC_DEBUG") == "1"
     try:
         _register_commands()
-        cli.main(standalone_mode=False)
+        dirsync.main(standalone_mode=False)
         code = EXIT_OK
     except SystemExit as exc:
         # click turns a closed pipe into exit 1 and quiet streams; the reader went away

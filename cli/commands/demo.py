@@ -23,13 +23,13 @@ from typing import Any
 import click
 
 import config
+from cli import render
+from cli.base import progress_printer
 from reconcile import admin as actions
 from reconcile import clock
-from reconcile.apply import apply
-from reconcile.cycle import run_cycle
-from store import Store, load_local_state, open_store
-from worker import render
-from worker.cli_base import progress_printer
+from service.admin import run_local_action
+from service.sync import sync
+from store import Store, open_store
 
 CONFIG = """\
 # Written by `dirsync demo`. Try: dirsync --config {config} export
@@ -126,10 +126,7 @@ def run_demo(folder: Path, *, identity_providers: bool = True) -> None:
             lambda s: actions.add_group(s, "Support", rules),
             lambda s: actions.add_group(s, "Facilities", rules),
         ):
-            with store.session() as session:
-                the_plan = build(load_local_state(session))
-            apply(store, the_plan, run_id=None, directory=None)
-            for op in the_plan.operations:
+            for op in run_local_action(store, build):
                 click.echo(f"  + {render.describe(op)}")
 
         _step("HR export, cycle 1: the file is read for the first time")
@@ -146,7 +143,7 @@ def run_demo(folder: Path, *, identity_providers: bool = True) -> None:
 
         _step("dirsync status")
         from service import status
-        from worker import status_view
+        from cli import status_view
 
         now = clock.now()
         for line in status_view.render_text(status.collect(settings, store, now), now).splitlines():
@@ -165,10 +162,10 @@ def run_demo(folder: Path, *, identity_providers: bool = True) -> None:
 
 def _identity_providers(folder: Path, config_path: Path, store: Store) -> config.Settings:
     """Okta and Entra through their simulators: full cycles, changes, incremental cycles."""
-    from connectors.simulator.graph import GraphSimulator
-    from connectors.simulator.graph_tenant import GraphTenant
-    from connectors.simulator.okta import OktaSimulator
-    from connectors.simulator.okta_org import OktaOrg
+    from simulators.graph import GraphSimulator
+    from simulators.graph_tenant import GraphTenant
+    from simulators.okta import OktaSimulator
+    from simulators.okta_org import OktaOrg
 
     _step("Starting the local Okta and Microsoft Graph simulators (HTTPS, a test CA)")
     with ExitStack() as stack:
@@ -222,7 +219,7 @@ def _identity_providers(folder: Path, config_path: Path, store: Store) -> config
 
 
 def _cycle(settings: config.Settings, store: Store, name: str) -> None:
-    preview = run_cycle(settings, name, dry_run=True, store=store)
+    preview = sync(settings, store, name, dry_run=True)
     if preview.plan is None:
         click.secho(f"  {render.summary(preview)}", fg="red")
         return
@@ -232,7 +229,7 @@ def _cycle(settings: config.Settings, store: Store, name: str) -> None:
         colour = {"+": "green", "-": "red", "~": "yellow", "=": "cyan", "!": "magenta"}.get(line[:1])
         click.secho(f"    {line}", fg=colour)
     with progress_printer(True, min_total=0) as progress:
-        result = run_cycle(settings, name, trigger="demo", store=store, progress=progress)
+        result = sync(settings, store, name, trigger="demo", progress=progress)
     click.echo(f"  {render.summary(result)}")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import click
 
 from reconcile import clock
-from worker.cli_base import EXIT_USAGE, Context, Exit, pass_ctx, progress_printer
+from cli.base import EXIT_USAGE, Context, Exit, pass_ctx, progress_printer
 
 
 @click.command("worker")
@@ -68,7 +68,7 @@ def beat_command(ctx: Context, schedule_file: str) -> None:
 def status_command(ctx: Context, as_json: bool) -> None:
     """Each directory: last run, next cycle and its mode, watermark age, quarantine."""
     from service import status
-    from worker import status_view
+    from cli import status_view
 
     from service.heartbeat import read_for
 
@@ -86,31 +86,28 @@ def status_command(ctx: Context, as_json: bool) -> None:
 @pass_ctx
 def resume_command(ctx: Context, name: str, use_async: bool) -> None:
     """End the quarantine of NAME and start a cycle of it now."""
-    from store.directories import get_directory, reset_failures
+    from service.directories import end_quarantine
 
     if name not in ctx.settings.directories:
         known = ", ".join(sorted(ctx.settings.directories)) or "none configured"
         raise Exit(EXIT_USAGE, f"directories.{name}: no such directory ({known})")
-    with ctx.store.session(write=True) as session:
-        row = get_directory(session, name)
-        failures = int(row.consecutive_failures or 0) if row is not None else 0
-        if row is not None and (failures or row.auth_failure):
-            reset_failures(session, name)
-            click.echo(f"{name} resumed after {failures} failed cycle(s); starting a cycle now.")
-        else:
-            click.echo(f"{name} is not quarantined; starting a cycle now.")
+    cleared = end_quarantine(ctx.settings, ctx.store, name)
+    if cleared:
+        click.echo(f"{name} resumed after {cleared} failed cycle(s); starting a cycle now.")
+    else:
+        click.echo(f"{name} is not quarantined; starting a cycle now.")
     if use_async:
         from worker.client import submit_sync
 
         (queued,) = submit_sync(ctx.settings, [name], wait=False)
         click.echo(f"{name}: cycle queued (task {queued['task_id']})")
         return
-    from reconcile.cycle import run_cycle
-    from worker import render
-    from worker.cli_sync import exit_code
+    from cli import render
+    from cli.commands.sync import exit_code
+    from service.sync import sync
 
     with progress_printer(True) as progress:
-        result = run_cycle(ctx.settings, name, trigger="cli", store=ctx.store, progress=progress)
+        result = sync(ctx.settings, ctx.store, name, trigger="cli", progress=progress)
     click.echo(render.summary(result))
     code = exit_code([result])
     if code:

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import click
 
-from reconcile.cycle import RunResult, run_cycle, sync_user
-from worker import render
-from worker.cli_base import (
+from service.sync import RunResult, sync_user
+from service.sync import sync as run_sync
+from cli import render
+from cli.base import (
     EXIT_FAILED,
     EXIT_HALTED,
     EXIT_NOT_FOUND,
@@ -68,8 +69,8 @@ def sync(ctx: Context, names: tuple[str, ...], full: bool, dry_run: bool, show_a
     results = []
     with progress_printer(not as_json) as progress:
         for name in targets:
-            result = run_cycle(ctx.settings, name, trigger="cli", full=full, dry_run=dry_run,
-                               allow_deactivations=allow_deactivations, store=ctx.store, progress=progress)
+            result = run_sync(ctx.settings, ctx.store, name, trigger="cli", full=full, dry_run=dry_run,
+                              allow_deactivations=allow_deactivations, progress=progress)
             results.append(result)
             if not as_json:
                 _print_result(result, dry_run, show_all)
@@ -122,7 +123,7 @@ def _sync_async(ctx: Context, targets: list[str], full: bool, dry_run: bool, all
 @pass_ctx
 def sync_user_command(ctx: Context, name: str, key: str, as_json: bool) -> None:
     """Provision one user now (by email or directory id), with the groups that list them."""
-    result = sync_user(ctx.settings, name, key, store=ctx.store)
+    result = sync_user(ctx.settings, ctx.store, name, key)
     outcome = result.user_outcome
     if as_json:
         echo_json({**render.result_json(result),
@@ -144,10 +145,9 @@ def sync_user_command(ctx: Context, name: str, key: str, as_json: bool) -> None:
 @pass_ctx
 def export(ctx: Context, as_json: bool) -> None:
     """Print the store: users, groups with members, invites — sorted."""
-    from store import export_state
+    from service.sync import export as export_store
 
-    with ctx.reader.session() as session:
-        state = export_state(session)
+    state = export_store(ctx.reader)
     if as_json:
         echo_json(state)
     else:

@@ -57,9 +57,9 @@ from urllib.parse import urlencode
 
 import jwt
 
-from connectors.simulator.base import Fault, Headers, Request, Response, SimulatorServer
-from connectors.simulator.okta_filter import AnyPath, FilterError, compile_expression, normalise_date
-from connectors.simulator.okta_org import OktaOrg, okta_time
+from simulators.base import Fault, Headers, Request, Response, SimulatorServer
+from simulators.okta_filter import AnyPath, FilterError, compile_expression, normalise_date
+from simulators.okta_org import OktaOrg, okta_time
 
 __all__ = ["DEFAULT_RATE_LIMITS", "Fault", "OktaOrg", "OktaSimulator", "run_cli"]
 
@@ -564,7 +564,7 @@ class OktaSimulator(SimulatorServer):
 
 
 def run_cli(users: int, groups: int, seed: int, port: int) -> None:
-    """Serve a generated org until interrupted (see `connectors.simulator.serve`)."""
-    from connectors.simulator.serve import serve
+    """Serve a generated org until interrupted (see `simulators.serve`)."""
+    from simulators.serve import serve
 
     serve("okta", users=users, groups=groups, seed=seed, port=port)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import click
 
 from reconcile import clock
-from worker.cli_base import Context, echo_json, pass_ctx
+from cli.base import Context, echo_json, pass_ctx
 
 
 @click.command("prune")

@@ -20,8 +20,8 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from connectors.simulator.base import Request, Response
-from connectors.simulator.graph_tenant import GraphTenant
+from simulators.base import Request, Response
+from simulators.graph_tenant import GraphTenant
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 TOKEN_LIFETIME = 3599

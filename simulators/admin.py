@@ -34,11 +34,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from connectors.simulator.base import Request, Response, SimulatorServer
-from connectors.simulator.graph import GraphSimulator
-from connectors.simulator.graph_tenant import GraphTenant
-from connectors.simulator.okta import OktaSimulator
-from connectors.simulator.okta_org import OktaOrg
+from simulators.base import Request, Response, SimulatorServer
+from simulators.graph import GraphSimulator
+from simulators.graph_tenant import GraphTenant
+from simulators.okta import OktaSimulator
+from simulators.okta_org import OktaOrg
 
 __all__ = ["ACTIONS", "AdminError", "install"]
 

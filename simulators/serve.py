@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from connectors.simulator import admin, state
-from connectors.simulator.admin_client import ADMIN_TOKEN_ENV
-from connectors.simulator.base import SimulatorServer, persistent_ca
-from connectors.simulator.graph import GraphSimulator
-from connectors.simulator.graph_tenant import GraphTenant
-from connectors.simulator.okta import OktaSimulator
-from connectors.simulator.okta_org import OktaOrg
+from simulators import admin, state
+from simulators.admin_client import ADMIN_TOKEN_ENV
+from simulators.base import SimulatorServer, persistent_ca
+from simulators.graph import GraphSimulator
+from simulators.graph_tenant import GraphTenant
+from simulators.okta import OktaSimulator
+from simulators.okta_org import OktaOrg
 
 __all__ = ["ServeError", "serve"]
 

@@ -12,8 +12,8 @@ import click
 
 from reconcile.model import Operation
 from service import admin as admin_actions
-from worker.cli_base import EXIT_FAILED, Context, Exit, pass_ctx
-from worker.render import describe
+from cli.base import EXIT_FAILED, Context, Exit, pass_ctx
+from cli.render import describe
 
 
 def _show(ctx: Context, action: Callable[..., tuple[Operation, ...]], *args: object) -> None:

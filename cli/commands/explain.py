@@ -6,8 +6,8 @@ from dataclasses import asdict
 
 import click
 
-from worker import render
-from worker.cli_base import EXIT_NOT_FOUND, Context, Exit, echo_json, pass_ctx
+from cli import render
+from cli.base import EXIT_NOT_FOUND, Context, Exit, echo_json, pass_ctx
 
 
 @click.command()

@@ -20,8 +20,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from connectors.simulator.graph_tenant import GraphTenant, LogEntry, SimGroup, SimUser
-from connectors.simulator.okta_org import OktaOrg, _Ids
+from simulators.graph_tenant import GraphTenant, LogEntry, SimGroup, SimUser
+from simulators.okta_org import OktaOrg, _Ids
 
 __all__ = ["STATE_FILE", "load", "save", "okta_org_to_json", "okta_org_from_json",
            "graph_tenant_to_json", "graph_tenant_from_json"]

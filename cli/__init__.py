@@ -1,0 +1,1 @@
+"""The `dirsync` command line: parses, calls `service`, renders (DESIGN §1)."""
