@@ -14,6 +14,7 @@ from __future__ import annotations
 import click
 
 from reconcile import clock
+from config.settings import DEFAULT_PATH
 from cli.base import EXIT_USAGE, Context, Exit, pass_ctx, progress_printer
 
 
@@ -73,11 +74,22 @@ def status_command(ctx: Context, as_json: bool) -> None:
     from service.heartbeat import read_for
 
     now = clock.now()
-    statuses = status.collect(ctx.settings, ctx.store, now, heartbeats=read_for(ctx.settings))
+    statuses = status.collect(ctx.settings, ctx.reader, now, heartbeats=read_for(ctx.settings))
     if as_json:
         click.echo(status_view.as_json(statuses))
     else:
+        click.echo(_where(ctx))
         click.echo(status_view.render_text(statuses, now))
+
+
+def _where(ctx: Context) -> str:
+    """Which configuration and store this status describes: the first question on call."""
+    from store import safe_url
+
+    source = ctx.settings.source
+    read = (f"config: {source}" if source is not None
+            else f"no config file: looked for ./{DEFAULT_PATH.name} and $DIRSYNC_CONFIG (built-in defaults)")
+    return f"{read}\nstore:  {safe_url(ctx.settings.store.url)}\n"
 
 
 @click.command("resume")

@@ -40,3 +40,24 @@ def test_a_failed_run_does_not_say_no_changes(ws: Workspace) -> None:
     first = result.out.splitlines()[0]
     assert first.startswith("hr: failed (")
     assert "hr: hr:" not in result.out
+
+
+def test_status_says_which_configuration_and_store_it_describes(ws: Workspace) -> None:
+    result = ws.run("status")
+
+    assert result.code == 0
+    assert result.out.splitlines()[0] == f"config: {ws.folder / 'dirsync.toml'}"
+    assert result.out.splitlines()[1].startswith("store:  ")
+
+
+def test_status_without_a_config_file_says_so_and_creates_no_store(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("DIRSYNC_CONFIG", "DIRSYNC_STORE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    ws = Workspace(tmp_path, capsys, monkeypatch)
+
+    result = ws.run("status")
+
+    assert result.code == 0
+    assert result.out.startswith("no config file: looked for ./dirsync.toml and $DIRSYNC_CONFIG")
+    assert list(tmp_path.iterdir()) == []

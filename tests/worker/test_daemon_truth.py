@@ -316,7 +316,7 @@ def test_dirsync_prune_deletes_what_is_older_than_the_days_given(tmp_path: Path)
     assert out.exit_code == 0 and "deleted 0 run(s) and 0 event(s) older than 90 days" in out.output
     out = CliRunner().invoke(prune_command, ["--days", "7", "--json"], obj=Context(str(path)))
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output) == {"keep_runs_days": 7, "runs": 1, "events": 2}
+    assert json.loads(out.stdout) == {"keep_runs_days": 7, "runs": 1, "events": 2}
     assert len(runs_left(store)) == 2
     store.dispose()
 
