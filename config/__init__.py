@@ -6,7 +6,7 @@ from config.kinds import KINDS
 from config.okta import OktaDirectorySettings
 from config.scim import ScimDirectorySettings
 from config.errors import ConfigError
-from config.settings import Settings, WebSettings, load, parse, read_secret
+from config.settings import Settings, WebSettings, check_secrets, load, parse, read_secret
 
 __all__ = [
     "KINDS",
@@ -21,5 +21,6 @@ __all__ = [
     "WebSettings",
     "load",
     "parse",
+    "check_secrets",
     "read_secret",
 ]

@@ -342,6 +342,15 @@ def _check_links(directory: DirectorySettings, rules: RuleSettings) -> None:
             raise ConfigError(f"{where}: {checked!r} is already the target of {other}")
 
 
+def check_secrets(directory: DirectorySettings, environ: Mapping[str, str] | None = None) -> None:
+    """`ConfigError` naming the first environment variable a directory's settings name for
+    a secret (`*_env`) that is not set: a configuration error before any cycle starts."""
+    for field_ in dataclasses.fields(directory):  # type: ignore[arg-type]
+        env_name = getattr(directory, field_.name)
+        if field_.name.endswith("_env") and isinstance(env_name, str) and env_name:
+            read_secret(env_name, f"directories.{directory.name}.{field_.name}", environ)
+
+
 def read_secret(env_name: str, where: str, environ: Mapping[str, str] | None = None) -> str:
     """The secret held by environment variable `env_name`; the error names only the variable."""
     env = os.environ if environ is None else environ

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 import click
 
+from config import check_secrets
+
 from service.sync import RunResult, sync_user
 from service.sync import sync as run_sync
 from cli import render
@@ -61,7 +63,9 @@ def sync(ctx: Context, names: tuple[str, ...], full: bool, dry_run: bool, show_a
     if not targets:
         raise Exit(EXIT_USAGE, "no directories configured: add a [directories.NAME] table to the config")
     for name in targets:
-        ctx.settings.directory(name)  # unknown names fail before anything runs
+        directory = ctx.settings.directory(name)  # unknown names fail before anything runs
+        if not use_async:  # a worker reads its own environment, and records its failures
+            check_secrets(directory)  # an unset secret variable is a configuration error
     full = full or allow_deactivations  # an admin approves only what a full read plans
     if use_async:
         _sync_async(ctx, targets, full, dry_run, allow_deactivations, wait, timeout, as_json)
@@ -123,6 +127,7 @@ def _sync_async(ctx: Context, targets: list[str], full: bool, dry_run: bool, all
 @pass_ctx
 def sync_user_command(ctx: Context, name: str, key: str, as_json: bool) -> None:
     """Provision one user now (by email or directory id), with the groups that list them."""
+    check_secrets(ctx.settings.directory(name))
     result = sync_user(ctx.settings, ctx.store, name, key)
     outcome = result.user_outcome
     if as_json:

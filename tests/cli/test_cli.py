@@ -179,3 +179,17 @@ def test_disable_says_what_it_would_convert_and_needs_a_confirmation(ws):
     assert looked.code == 0 and "2 users and 1 groups managed by hr would become local" in looked.out
     assert unconfirmed.code == 2 and "confirm with --yes" in unconfirmed.err
     assert {u["managed_by"] for u in ws.export()["users"]} == {"hr"}
+
+
+def test_a_secret_variable_that_is_not_set_is_a_configuration_error_naming_it(ws, monkeypatch):
+    monkeypatch.delenv("CORP_TOKEN", raising=False)
+    ws.write_config((ws.folder / "dirsync.toml").read_text()
+                    + '\n[directories.corp]\nkind = "okta"\norg_url = "https://127.0.0.1:9"\ntoken_env = "CORP_TOKEN"\n')
+
+    result = ws.run("sync", "corp")
+    one = ws.run("sync-user", "corp", "ana@example.com")
+
+    assert result.code == 2 and one.code == 2
+    assert result.err.strip() == ("dirsync: configuration error: directories.corp.token_env:"
+                                  " environment variable CORP_TOKEN is not set")
+    assert ws.run("runs", "--json").json() == []
