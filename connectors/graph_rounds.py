@@ -17,6 +17,7 @@ from urllib.parse import quote
 from connectors.errors import PartialReadError
 from connectors.graph_http import GraphClient, decode_page
 from reconcile.model import ExternalGroup, ExternalUser, Kind, Rejection
+from reconcile.rules import entra_active
 
 USER_SELECT = "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled"
 GROUP_SELECT = "id,displayName,members"
@@ -177,7 +178,7 @@ def normalise_user(item: dict[str, Any], email_source: str
         given_name=item.get("givenName"),
         family_name=item.get("surname"),
         display_name=item.get("displayName"),
-        active=enabled,
+        active=entra_active(enabled),  # R9, defined once in the rules; soft-deleted users arrive as removed
     )
 
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 from typing import Any
 
 from reconcile.model import ExternalGroup, ExternalUser, Kind, Rejection
+from reconcile.rules import OKTA_ACTIVE, OKTA_INACTIVE, OKTA_NOT_CREATED, okta_status_active
 
-ACTIVE = frozenset({"ACTIVE", "PASSWORD_EXPIRED", "LOCKED_OUT", "RECOVERY", "PROVISIONED"})
-INACTIVE = frozenset({"SUSPENDED", "DEPROVISIONED"})
-NOT_CREATED = frozenset({"STAGED"})
+# R9 is defined once, in the rules: the connector only applies it.
+ACTIVE = OKTA_ACTIVE
+INACTIVE = OKTA_INACTIVE
+NOT_CREATED = OKTA_NOT_CREATED
 IN_SCOPE_STATUSES = ACTIVE | frozenset({"SUSPENDED"})  # group members we report
 
 
@@ -46,12 +48,14 @@ def map_user(raw: Any) -> ExternalUser | Rejection | None:
     target = user_id
     if isinstance(profile, dict) and isinstance(profile.get("login"), str):
         target = profile["login"]
-    if status in NOT_CREATED:
-        return None
-    if status not in ACTIVE and status not in INACTIVE:
+    try:
+        active = okta_status_active(status) if isinstance(status, str) else okta_status_active("")
+    except ValueError:
         shown = status if isinstance(status, str) else type(status).__name__
         return Rejection(Kind.USER, target, "unknown-status", f"Okta status {shown[:40]!r} is not one dirsync knows",
                          external_id=user_id)
+    if active is None:
+        return None  # STAGED: not created (R9)
     if not isinstance(profile, dict):
         return Rejection(Kind.USER, target, "malformed-record", "the user has no profile", external_id=user_id)
     try:
@@ -70,7 +74,7 @@ def map_user(raw: Any) -> ExternalUser | Rejection | None:
         given_name=first,
         family_name=last,
         display_name=display,
-        active=status in ACTIVE,
+        active=active,
     )
 
 
