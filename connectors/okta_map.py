@@ -75,6 +75,7 @@ def map_user(raw: Any) -> ExternalUser | Rejection | None:
         family_name=last,
         display_name=display,
         active=active,
+        suspended=status == "SUSPENDED",
     )
 
 

@@ -20,7 +20,9 @@ class ExternalUser:
     """One user as the IdP reports it, already normalised by its connector.
 
     `email` is raw (untrimmed, any case): rules decide whether it is valid.
-    `active` is the IdP status mapped per R9 (a connector leaves out `STAGED` users).
+    `active` is the IdP status mapped per R9 (a connector leaves out `STAGED` users);
+    `suspended` marks an inactive user the IdP suspended rather than disabled, so the
+    deactivation says which.
     """
 
     external_id: str
@@ -29,6 +31,7 @@ class ExternalUser:
     family_name: str | None = None
     display_name: str | None = None
     active: bool = True
+    suspended: bool = False
 
 
 @dataclass(frozen=True, slots=True)

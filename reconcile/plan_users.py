@@ -25,6 +25,7 @@ IDENTITY_CHANGED = "identity-changed"
 # directory's scope (unassigned, deleted), or the directory reports it disabled (R9).
 LEFT_SCOPE = "left-scope"
 DISABLED_IN_IDP = "disabled-in-idp"
+SUSPENDED = "suspended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class CleanUser:
     family_name: str | None
     display_name: str | None
     active: bool
+    suspended: bool = False
 
     def fields(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in USER_FIELDS}
@@ -81,7 +83,7 @@ def clean_user(user: ExternalUser, rules: RuleSettings) -> CleanUser | Violation
         texts[name] = checked
     if not isinstance(user.active, bool):
         return Violation("invalid-field", "the user's status is not true or false")
-    return CleanUser(user.external_id, email, active=user.active, **texts)
+    return CleanUser(user.external_id, email, active=user.active, suspended=user.suspended, **texts)
 
 
 def plan_users(
@@ -269,7 +271,7 @@ def _update(
             )
         )
     elif target.active and not user.active:
-        _deactivate(out, target, rules, target=user.email, reason=DISABLED_IN_IDP)
+        _deactivate(out, target, rules, target=user.email, reason=SUSPENDED if user.suspended else DISABLED_IN_IDP)
     out.final_ref[user.external_id] = ref
     out.final_email[user.external_id] = user.email
     out.bound_local_ids.add(target.id)

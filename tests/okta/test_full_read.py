@@ -179,3 +179,13 @@ def test_a_read_reports_pages_and_records_as_it_goes(make_connector: MakeConnect
     assert {phase for phase, _, _ in seen} == {"read"}
     assert seen[-1][2] >= len(snapshot.users) + len(snapshot.groups)
     assert [records for _, _, records in seen] == sorted(records for _, _, records in seen)
+
+
+def test_a_suspended_user_is_inactive_and_marked_suspended(make_connector: MakeConnector, org: OktaOrg) -> None:
+    suspended = org.hire("Sue", "Spended", status="SUSPENDED")
+    active = org.hire("Al", "Active", status="ACTIVE")
+
+    users = {u.external_id: u for u in full(make_connector).users}
+
+    assert (users[suspended].active, users[suspended].suspended) == (False, True)
+    assert (users[active].active, users[active].suspended) == (True, False)

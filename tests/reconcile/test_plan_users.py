@@ -1,6 +1,6 @@
 """Planning users: R1 (email key), R7 (deactivate, never delete), R9 (status), section 3 matching."""
 
-from reconcile.model import Action, LocalInvite, RuleSettings
+from reconcile.model import Action, ExternalUser, LocalInvite, RuleSettings
 from reconcile.plan import plan
 
 from tests.reconcile.builders import directory, local_group, local_user, store, user
@@ -191,3 +191,17 @@ def group_(external_id, name, *members):
     from tests.reconcile.builders import group
 
     return group(external_id, name, *members)
+
+
+def test_a_deactivation_says_whether_the_directory_suspended_or_disabled_the_user():
+    local = store([local_user(1, "ana@example.com", managed_by="hr", external_id="u1"),
+                   local_user(2, "bo@example.com", managed_by="hr", external_id="u2"),
+                   local_user(3, "cy@example.com", managed_by="hr", external_id="u3")], [])
+    snap = directory([ExternalUser("u1", "ana@example.com", active=False, suspended=True),
+                      ExternalUser("u2", "bo@example.com", active=False)], [])
+
+    p = plan(snap, local, RULES, directory="hr")
+
+    reasons = {op.target: op.reason for op in p.operations if op.action is Action.DEACTIVATE_USER}
+    assert reasons == {"ana@example.com": "suspended", "bo@example.com": "disabled-in-idp",
+                       "cy@example.com": "left-scope"}
