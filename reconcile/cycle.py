@@ -23,7 +23,8 @@ from connectors.errors import AuthError, ConnectorError
 from reconcile import clock, guard
 from reconcile.apply import apply
 from reconcile.merge import reported_users
-from reconcile.model import Action, Changes, LocalState, Plan, RuleSettings, Snapshot
+from reconcile.model import Changes, LocalState, Plan, RuleSettings, Snapshot
+from reconcile.outcome import UserOutcome, user_outcome
 from reconcile.plan import plan
 from reconcile.rules import email_key
 from store import (
@@ -62,14 +63,6 @@ Lock = Callable[[str], AbstractContextManager[LockHandle]]
 # How a dry run says a safety limit would halt its plan.
 DRY_RUN_HALT = "halted: "
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True, slots=True)
-class UserOutcome:
-    """What provisioning one user on demand did to them, in words an admin reads."""
-
-    found: bool
-    text: str
 
 
 @dataclass(frozen=True)
@@ -434,36 +427,6 @@ class _Cycle:
                 error: str | None = None, plan: Plan | None = None, auth: bool = False) -> RunResult:
         return RunResult(self.name, run_id, status, mode, counts or {}, error, auth,
                          time.monotonic() - self.started, plan, self.user_outcome)
-
-
-_DONE_TO_USER = {
-    Action.CREATE_USER: "created",
-    Action.ACTIVATE_USER: "reactivated",
-    Action.DEACTIVATE_USER: "deactivated: the directory reports them disabled or gone",
-    Action.LINK_USER: "linked to the existing local user with this email",
-    Action.UPDATE_USER: "updated",
-}
-
-
-def user_outcome(key: str, source: Snapshot | Changes, the_plan: Plan) -> UserOutcome:
-    """What the plan of a provision-on-demand does to the user asked for (pure)."""
-    wanted = email_key(key)
-    user = next((u for u in source.users
-                 if u.external_id == key or (isinstance(u.email, str) and email_key(u.email) == wanted)), None)
-    refused = next((r for r in the_plan.rejections
-                    if r.external_id == (user.external_id if user else key) or email_key(r.target) == wanted), None)
-    if refused is not None:
-        return UserOutcome(True, f"not provisioned: {refused.reason}{f' ({refused.detail})' if refused.detail else ''}")
-    if user is None:
-        return UserOutcome(False, f"{key}: not found in the directory, or not in the application's scope")
-    done = [op.action for op in the_plan.operations if op.action in _DONE_TO_USER and op.user is not None
-            and (isinstance(op.target, str) and email_key(op.target) == email_key(str(user.email)))]
-    for action in _DONE_TO_USER:  # the most telling first
-        if action in done:
-            return UserOutcome(True, f"{user.email}: {_DONE_TO_USER[action]}")
-    if not user.active:
-        return UserOutcome(True, f"{user.email}: disabled in the directory, so not provisioned")
-    return UserOutcome(True, f"{user.email}: unchanged (already in step)")
 
 
 def _partial_error(failed: int, conflicts: int, run_id: int | None) -> str:

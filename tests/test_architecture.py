@@ -16,6 +16,7 @@ PURE_CORE = [
     "reconcile/plan_groups.py",
     "reconcile/merge.py",
     "reconcile/expect.py",
+    "reconcile/outcome.py",
     "reconcile/guard.py",
     "reconcile/admin.py",
     "reconcile/push.py",
