@@ -2,10 +2,12 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY cli ./cli
 COPY config ./config
 COPY connectors ./connectors
 COPY reconcile ./reconcile
 COPY service ./service
+COPY simulators ./simulators
 COPY store ./store
 COPY web ./web
 COPY worker ./worker

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -61,3 +62,11 @@ def test_bad_configuration_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [f"dirsync: config file {tmp_path / 'missing.toml'} does not exist"]
+
+
+def test_the_image_copies_every_package_the_distribution_has() -> None:
+    # A package left out of the Dockerfile installs nothing and breaks `dirsync` in the image.
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    copied = {line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")}
+
+    assert {name.rstrip("*") for name in packages} <= copied
