@@ -14,7 +14,6 @@ import sys
 from typing import NoReturn
 
 import click
-from click.utils import PacifyFlushWrapper
 
 from config import ConfigError
 from reconcile.admin import Refused
@@ -61,7 +60,8 @@ def main() -> NoReturn:
     except SystemExit as exc:
         # click turns a closed pipe into exit 1 and quiet streams; the reader went away
         # (`dirsync events 2 | head -1`) and got what it wanted: that is not a failure.
-        code = EXIT_OK if isinstance(sys.stdout, PacifyFlushWrapper) else exc.code  # type: ignore[assignment]
+        # (click marks it by wrapping stdout; the wrapper's name is all we rely on).
+        code = EXIT_OK if type(sys.stdout).__name__ == "PacifyFlushWrapper" else exc.code  # type: ignore[assignment]
     except Exit as exc:
         if exc.message:
             click.echo(f"dirsync: {exc.message}", err=True)
