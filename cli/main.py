@@ -53,15 +53,16 @@ def _register_commands() -> None:
 def main() -> NoReturn:
     """Console entry point: run the CLI and turn every error into one line and an exit code."""
     debug = os.environ.get("DIRSYNC_DEBUG") == "1"
+    stdout = sys.stdout
     try:
         _register_commands()
         dirsync.main(standalone_mode=False)
         code = EXIT_OK
     except SystemExit as exc:
-        # click turns a closed pipe into exit 1 and quiet streams; the reader went away
-        # (`dirsync events 2 | head -1`) and got what it wanted: that is not a failure.
-        # (click marks it by wrapping stdout; the wrapper's name is all we rely on).
-        code = EXIT_OK if type(sys.stdout).__name__ == "PacifyFlushWrapper" else exc.code  # type: ignore[assignment]
+        # click turns a closed pipe into exit 1 and quiet streams: it replaces stdout with
+        # a wrapper that swallows the final flush. The reader went away (`dirsync events 2
+        # | head -1`) and got what it wanted: that is not a failure.
+        code = EXIT_OK if sys.stdout is not stdout else exc.code  # type: ignore[assignment]
     except Exit as exc:
         if exc.message:
             click.echo(f"dirsync: {exc.message}", err=True)
