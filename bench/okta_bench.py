@@ -37,16 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 UNLIMITED = {name: 10**9 for name in ("users.list", "users.get", "groups.list", "groups.id", "apps", "logs", "oauth")}
 
 
-def serve(args: argparse.Namespace, control: Any) -> None:
-    from simulators.okta import OktaOrg, OktaSimulator
-
-    started = time.perf_counter()
-    org = OktaOrg.generate(users=args.users, groups=args.groups, memberships=args.memberships, seed=args.seed)
-    generated = time.perf_counter() - started
-    sim = OktaSimulator(org, rate_limits=UNLIMITED).start()
-    for uid in org.user_ids:  # serialise once, as a long-running org would have
-        org.user_bytes(uid)
-    control.send({"base_url": sim.base_url, "token": sim.api_token, "ca_path": sim.ca_path, "generated": generated})
+def answer_commands(sim: Any, control: Any) -> None:
+    """Serve the bench's requests on `control` until told to stop: "counts" (requests per
+    endpoint so far), "reset" (zero them), anything else stops the simulator."""
     while True:
         command = control.recv()
         if command == "counts":
@@ -58,6 +51,19 @@ def serve(args: argparse.Namespace, control: Any) -> None:
             sim.stop()
             control.send(None)
             return
+
+
+def serve(args: argparse.Namespace, control: Any) -> None:
+    from simulators.okta import OktaOrg, OktaSimulator
+
+    started = time.perf_counter()
+    org = OktaOrg.generate(users=args.users, groups=args.groups, memberships=args.memberships, seed=args.seed)
+    generated = time.perf_counter() - started
+    sim = OktaSimulator(org, rate_limits=UNLIMITED).start()
+    for uid in org.user_ids:  # serialise once, as a long-running org would have
+        org.user_bytes(uid)
+    control.send({"base_url": sim.base_url, "token": sim.api_token, "ca_path": sim.ca_path, "generated": generated})
+    answer_commands(sim, control)
 
 
 def peak_rss_mb() -> float:

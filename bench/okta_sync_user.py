@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from okta_bench import UNLIMITED  # noqa: E402  (bench/ is the script's directory)
+from okta_bench import UNLIMITED, answer_commands  # noqa: E402  (bench/ is the script's directory)
 
 
 def serve(args: argparse.Namespace, control: Any) -> None:
@@ -53,17 +53,7 @@ def serve(args: argparse.Namespace, control: Any) -> None:
     in_app = [org.users[u]["profile"]["email"] for u in sorted(app_ids)]
     control.send({"base_url": sim.base_url, "token": sim.api_token, "ca_path": sim.ca_path, "app_id": org.app_id,
                   "org_emails": rng.sample(emails, args.runs), "app_emails": rng.sample(in_app, args.runs)})
-    while True:
-        command = control.recv()
-        if command == "counts":
-            control.send(sim.counts())
-        elif command == "reset":
-            sim.reset_counts()
-            control.send(None)
-        else:
-            sim.stop()
-            control.send(None)
-            return
+    answer_commands(sim, control)
 
 
 def write_config(scratch: Path, info: dict[str, Any]) -> Path:

@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from okta_bench import UNLIMITED  # noqa: E402  (bench/ is the script's directory)
+from okta_bench import UNLIMITED, answer_commands  # noqa: E402  (bench/ is the script's directory)
 
 
 def serve(control: Any) -> None:
@@ -40,17 +40,7 @@ def serve(control: Any) -> None:
     org = OktaOrg.generate(users=1_000, groups=20, memberships=2_000, seed=1)
     sim = OktaSimulator(org, rate_limits=UNLIMITED).start()
     control.send({"base_url": sim.base_url, "token": sim.api_token, "ca_path": sim.ca_path})
-    while True:
-        command = control.recv()
-        if command == "counts":
-            control.send(sim.counts())
-        elif command == "reset":
-            sim.reset_counts()
-            control.send(None)
-        else:
-            sim.stop()
-            control.send(None)
-            return
+    answer_commands(sim, control)
 
 
 def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
