@@ -37,7 +37,11 @@ Staged plans (a halted run's plan until someone decides; in the caller's session
     record_approved(session, *, run_id, directory, plan, reason, by) (`--allow-deactivations`),
     decide(session, run_id, StagedStatus.APPROVED|REJECTED, *, by, decided_run_id) -> bool,
     supersede_open(session, directory, *, by_run), get_staged, open_plans(session, directory=None),
-    has_open_plan(session, directory), staged_operations(row) -> tuple[Operation, ...]
+    has_open_plan(session, directory), staged_operations(row) -> tuple[Operation, ...],
+    plan_views(session, directory=None) (what a person reads: from the runs' staged events),
+    staged_deactivations(session, run_ids), open_staged_events(session, *, user_key|group_key)
+    store.held: a push directory's held SCIM requests in its open plan (lock_held, hold,
+    withdraw, held_operations, carry_over; see its notes)
 
 Leases ("one cycle per directory at a time" without Redis; their own short transactions)
     acquire(store, name, holder, ttl_seconds, *, replacing=None) -> bool,

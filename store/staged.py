@@ -8,27 +8,38 @@ older, and so does a full cycle that passes the limits (`supersede_open`). `deci
 closes one as approved or rejected and records who and when; nothing here applies
 anything (approvals apply through `reconcile.apply`). Functions work in the caller's
 session and do not commit.
+
+What a person reads before deciding (`plan_views`) comes from the plan's run's `staged`
+events, one per operation: a pull cycle records its whole plan there when it halts, and a
+push directory adds each held request's operations there (`store.held`), so both kinds
+list alike. The serialised `operations` of the row are what a pull approval compares with
+a fresh plan; a push plan's row keeps none (its approval reads the events).
 """
 
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import fields
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from reconcile import clock
 from reconcile.model import Action, Operation, Plan, Ref
-from store.models import StagedPlan, StagedStatus
+from reconcile.rules import name_key
+from store.models import Outcome, StagedPlan, StagedStatus, SyncEvent
 from store.runs import record_staged
 
 EMPTY_READ = "empty-read"
+# The reason of a staged operation that no longer holds: the directory's fresh plan no
+# longer contains it, or the IdP took a held deactivation back.
+NO_LONGER_CONFIRMED = "no-longer-confirmed"
 _LIMIT = re.compile(r"\bmax_[a-z_]+")
 
 
@@ -121,6 +132,93 @@ def has_open_plan(session: Session, directory: str) -> bool:
         StagedPlan.directory == directory, StagedPlan.status == StagedStatus.OPEN.value
     ).limit(1)
     return session.scalar(query) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanView:
+    """An open plan as a person reads it before deciding (see the module notes):
+    `operations` counts what it holds; `deactivations` are emails, `removals` are
+    {"group", "email"}, in the order they were staged."""
+
+    run_id: int
+    directory: str
+    created_at: datetime
+    safety_limit: str
+    reason: str
+    operations: int
+    deactivations: tuple[str, ...]
+    removals: tuple[dict[str, Any], ...]
+
+
+def plan_views(session: Session, directory: str | None = None) -> list[PlanView]:
+    """The open staged plans (of `directory`, or of all), oldest first, read from their
+    runs' `staged` events (withdrawn ones left out)."""
+    out = []
+    for row in open_plans(session, directory):
+        events = live_events(session.scalars(
+            select(SyncEvent).where(SyncEvent.run_id == row.run_id).order_by(SyncEvent.seq)))
+        out.append(PlanView(
+            row.run_id, row.directory, row.created_at, row.safety_limit, row.reason, len(events),
+            tuple(e.target for e in events if e.action == Action.DEACTIVATE_USER.value),
+            tuple({"group": e.target, "email": (e.old or {}).get("member")}
+                  for e in events if e.action == Action.REMOVE_MEMBER.value),
+        ))
+    return out
+
+
+def staged_deactivations(session: Session, run_ids: Iterable[int]) -> dict[int, int]:
+    """How many deactivations each of plans `run_ids` holds (withdrawn ones left out)."""
+    ids = list(run_ids)
+    if not ids:
+        return {}
+    deactivate = SyncEvent.action == Action.DEACTIVATE_USER.value
+    staged = func.sum(case((SyncEvent.outcome == Outcome.STAGED.value, 1), else_=0))
+    withdrawn = func.sum(case((SyncEvent.reason == NO_LONGER_CONFIRMED, 1), else_=0))
+    query = (select(SyncEvent.run_id, staged, withdrawn).where(SyncEvent.run_id.in_(ids), deactivate)
+             .group_by(SyncEvent.run_id))
+    counts = {int(run_id): int(s or 0) - int(w or 0) for run_id, s, w in session.execute(query)}
+    return {run_id: counts.get(run_id, 0) for run_id in ids}
+
+
+def open_staged_events(session: Session, *, user_key: str | None = None,
+                       group_key: str | None = None) -> list[SyncEvent]:
+    """What open plans hold on one user (by email key) or group (by name key), oldest first."""
+    out: list[SyncEvent] = []
+    for run_id in session.scalars(select(StagedPlan.run_id).where(StagedPlan.status == StagedStatus.OPEN.value)
+                                  .order_by(StagedPlan.run_id)):
+        query = select(SyncEvent).where(SyncEvent.run_id == run_id)
+        query = query.where(SyncEvent.user_key == user_key) if user_key is not None \
+            else query.where(SyncEvent.group_key == group_key)
+        out += live_events(session.scalars(query.order_by(SyncEvent.seq)))
+    return out
+
+
+def live_events(events: Iterable[SyncEvent]) -> list[SyncEvent]:
+    """The `staged` events of one run (given in `seq` order) that still hold: each event
+    of reason `no-longer-confirmed` in the run takes back the earliest staged one with
+    the same change (see `store.held`)."""
+    staged: list[SyncEvent] = []
+    taken: set[int] = set()
+    by_change: dict[tuple[Any, ...], list[int]] = {}
+    for event in events:
+        if event.outcome == Outcome.STAGED.value:
+            by_change.setdefault(event_change(event), []).append(len(staged))
+            staged.append(event)
+        elif event.outcome == Outcome.REJECTED.value and event.reason == NO_LONGER_CONFIRMED:
+            waiting = by_change.get(event_change(event))
+            if waiting:
+                taken.add(waiting.pop(0))
+    return [e for n, e in enumerate(staged) if n not in taken]
+
+
+def event_change(event: SyncEvent) -> tuple[Any, ...]:
+    """What a staged event changes: the same change to the same rows is the same key."""
+    return change_key(event.action, event.target, event.user_key, event.group_key, event.new)
+
+
+def change_key(action: str, target: str, user_key: str | None, group_key: str | None,
+               new: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    return action, name_key(target), user_key, group_key, json.dumps(dict(new or {}), sort_keys=True, default=str)
 
 
 def staged_operations(row: StagedPlan) -> tuple[Operation, ...]:

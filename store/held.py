@@ -1,0 +1,252 @@
+"""Held SCIM requests (S2 for push, DESIGN §10): a push directory's open staged plan.
+
+A pull cycle stages its whole plan at once; an IdP pushes one request at a time. So a push
+directory, like every directory, has at most one open staged plan, and each request the
+deactivation limit holds adds its operations to it: `staged` events of the plan's run
+(detail: the request's method and path), appended, never rewritten, so a burst of
+thousands of held requests costs each request its own few rows. An operation already
+held is not added again (the IdP retries what it was answered 503). The plan's row keeps
+the limit and the reason of the first held request; its serialised `operations` stay
+empty: the run's `staged` events are the plan (`store.staged.plan_views` lists any plan
+from its events).
+
+A held deactivation the IdP takes back (it sends `active: true` for the user) is
+*withdrawn*: an event of outcome `rejected`, reason `no-longer-confirmed`, follows the
+staged one in the plan's run; the user's deactivation is no longer held, and a later one
+is held anew. `held_operations` reads a plan up to a point (an approval reads what is held
+when it starts); `carry_over` moves what was held after that point into a new open plan,
+so a request held while an approval runs is neither applied unseen nor lost.
+
+Functions work in the caller's session and do not commit; call the writing ones inside a
+write transaction after `lock_held` (PostgreSQL: an advisory lock per directory; SQLite:
+the write transaction already holds the database's write lock).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select, text, update
+from sqlalchemy.orm import Session
+
+from reconcile import clock
+from reconcile.model import Action, Operation, Plan, Ref
+from reconcile.rules import email_key, name_key
+from store.models import Outcome, RunStatus, StagedPlan, StagedStatus, SyncEvent, SyncRun, groups, users
+from store.runs import finish_run, insert_events, next_seq, operation_event, start_run
+from store.staged import NO_LONGER_CONFIRMED, change_key, event_change, limit_name, live_events, staged_deactivations
+
+HELD_TRIGGER = "scim"
+HELD_MODE = "push"
+_DEACTIVATE = Action.DEACTIVATE_USER.value
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPlan:
+    """A push directory's open plan as the limit check needs it."""
+
+    run_id: int
+    deactivations: int  # held now (withdrawn ones not counted)
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """One held operation as an approval finds it: the event that holds it, and the
+    operation against the rows as they are now, or None with why it no longer holds."""
+
+    event: SyncEvent
+    operation: Operation | None
+    why_not: str | None = None
+
+
+def lock_held(session: Session, directory: str) -> None:
+    """Serialise the writers of `directory`'s held requests (two held requests at once
+    must not open two plans, nor an approval close one a request is adding to)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"dirsync:held:{directory}"})
+
+
+def open_held_plan(session: Session, directory: str) -> HeldPlan | None:
+    """`directory`'s open plan with its count of held deactivations, or None."""
+    run_id = session.scalar(select(StagedPlan.run_id).where(
+        StagedPlan.directory == directory, StagedPlan.status == StagedStatus.OPEN.value).order_by(StagedPlan.run_id))
+    if run_id is None:
+        return None
+    return HeldPlan(int(run_id), staged_deactivations(session, [int(run_id)])[int(run_id)])
+
+
+def already_held(session: Session, run_id: int, operations: Iterable[Operation]) -> set[int]:
+    """The positions in `operations` of those plan `run_id` holds already (same change to
+    the same rows, not withdrawn)."""
+    ops = list(operations)
+    keys = {_subjects(op) for op in ops}
+    user_keys = {u for u, _ in keys if u is not None}
+    group_keys = {g for u, g in keys if u is None and g is not None}
+    query = select(SyncEvent).where(SyncEvent.run_id == run_id)
+    conditions = []
+    if user_keys:
+        conditions.append(SyncEvent.user_key.in_(user_keys))
+    if group_keys:
+        conditions.append(SyncEvent.group_key.in_(group_keys))
+    if not conditions:
+        return set()
+    events = session.scalars(query.where(or_(*conditions)).order_by(SyncEvent.seq))
+    held = {event_change(e) for e in live_events(events)}
+    return {n for n, op in enumerate(ops) if _op_change(op) in held}
+
+
+def hold(session: Session, *, directory: str, plan: Plan, reason: str, request: str,
+         at: datetime | None = None) -> tuple[int, int]:
+    """Add `plan`'s operations that are not held yet to `directory`'s open plan, opening
+    one (a halted `scim` run and its staged-plan row) when there is none. Returns (the
+    plan's run id, operations added). Call under `lock_held`."""
+    now = at or clock.now()
+    found = open_held_plan(session, directory)
+    if found is None:
+        run_id = start_run(session, directory=directory, trigger=HELD_TRIGGER, mode=HELD_MODE,
+                           status=RunStatus.HALTED, at=now)
+        finish_run(session, run_id, RunStatus.HALTED, {}, f"halted by a safety limit: {reason}", at=now)
+        session.add(StagedPlan(run_id=run_id, directory=directory, status=StagedStatus.OPEN.value, created_at=now,
+                               safety_limit=limit_name(reason), reason=reason, operations=[], deactivations=[],
+                               removals=[]))
+        session.flush()
+    else:
+        run_id = found.run_id
+    skip = already_held(session, run_id, plan.operations)
+    new = [op for n, op in enumerate(plan.operations) if n not in skip]
+    start = next_seq(session, run_id)
+    insert_events(session, [operation_event(run_id, start + i, op, Outcome.STAGED, detail=request, at=now)
+                            for i, op in enumerate(new)])
+    run = session.get(SyncRun, run_id)
+    if run is not None and new:
+        run.counts = {**(run.counts or {}), "staged": int((run.counts or {}).get("staged", 0)) + len(new)}
+        run.finished_at = now
+    return run_id, len(new)
+
+
+def withdraw(session: Session, directory: str, email: str, request: str, at: datetime | None = None) -> int | None:
+    """The IdP says `email` is active (`request`): its held deactivation in `directory`'s
+    open plan is withdrawn. Returns the plan's run id when one was. Call under `lock_held`."""
+    found = open_held_plan(session, directory)
+    if found is None or not found.deactivations:
+        return None
+    key = email_key(email)
+    events = session.scalars(select(SyncEvent).where(SyncEvent.run_id == found.run_id, SyncEvent.user_key == key)
+                             .order_by(SyncEvent.seq))
+    held = [e for e in live_events(events) if e.action == _DEACTIVATE]
+    if not held:
+        return None
+    event = held[0]
+    insert_events(session, [{
+        "run_id": found.run_id, "seq": next_seq(session, found.run_id), "action": _DEACTIVATE, "kind": event.kind,
+        "target": event.target, "outcome": Outcome.REJECTED.value, "reason": NO_LONGER_CONFIRMED,
+        "detail": f"withdrawn: {request} says the user is active", "old": event.old, "new": event.new,
+        "at": at or clock.now(), "user_key": key, "group_key": None,
+    }])
+    return found.run_id
+
+
+def last_seq(session: Session, run_id: int) -> int:
+    return next_seq(session, run_id) - 1
+
+
+def held_operations(session: Session, run_id: int, directory: str, *, upto_seq: int) -> list[Held]:
+    """The operations plan `run_id` holds (events up to `upto_seq`), in the order they were
+    held, each against the rows as they are now; withdrawn ones and ones whose rows are
+    gone or no longer bound to `directory` come with why they no longer hold."""
+    events = list(session.scalars(select(SyncEvent).where(SyncEvent.run_id == run_id, SyncEvent.seq <= upto_seq)
+                                  .order_by(SyncEvent.seq)))
+    withdrawals = {e.user_key: e for e in events if e.outcome == Outcome.REJECTED.value}
+    out: list[Held] = []
+    live = {id(e) for e in live_events(events)}
+    for event in events:
+        if event.outcome != Outcome.STAGED.value:
+            continue
+        if id(event) not in live:
+            taken_back = withdrawals.get(event.user_key)
+            out.append(Held(event, None, taken_back.detail if taken_back is not None else "withdrawn"))
+            continue
+        op, why = _operation(session, directory, event)
+        out.append(Held(event, op, why))
+    return out
+
+
+def carry_over(session: Session, run_id: int, directory: str, *, after_seq: int, at: datetime | None = None) -> int | None:
+    """Move what plan `run_id` took in after `after_seq` (requests held while it was being
+    approved) into a new open plan; its run id, or None when there was nothing. Call
+    under `lock_held`, before closing plan `run_id`."""
+    later = select(SyncEvent.id).where(SyncEvent.run_id == run_id, SyncEvent.seq > after_seq)
+    if session.scalar(later.limit(1)) is None:
+        return None
+    old = session.get(StagedPlan, run_id)
+    now = at or clock.now()
+    new_run = start_run(session, directory=directory, trigger=HELD_TRIGGER, mode=HELD_MODE,
+                        status=RunStatus.HALTED, at=now)
+    reason = old.reason if old is not None else "held while an approval ran"
+    moved = session.execute(update(SyncEvent).where(SyncEvent.run_id == run_id, SyncEvent.seq > after_seq)
+                            .values(run_id=new_run))
+    finish_run(session, new_run, RunStatus.HALTED, {"staged": int(getattr(moved, "rowcount", 0) or 0)},
+               f"halted by a safety limit: {reason} (held while run {run_id} was being approved)", at=now)
+    session.add(StagedPlan(run_id=new_run, directory=directory, status=StagedStatus.OPEN.value, created_at=now,
+                           safety_limit=old.safety_limit if old is not None else limit_name(reason),
+                           reason=reason, operations=[], deactivations=[], removals=[]))
+    session.flush()
+    return new_run
+
+
+# --- internal ------------------------------------------------------------------------------------
+
+
+def _subjects(op: Operation) -> tuple[str | None, str | None]:
+    event = operation_event(None, 0, op, Outcome.STAGED)
+    return event["user_key"], event["group_key"]
+
+
+def _op_change(op: Operation) -> tuple[Any, ...]:
+    event = operation_event(None, 0, op, Outcome.STAGED)
+    return change_key(event["action"], event["target"], event["user_key"], event["group_key"], event["new"])
+
+
+def _operation(session: Session, directory: str, event: SyncEvent) -> tuple[Operation | None, str | None]:
+    """The operation `event` holds, against the rows as they are now: its user must still
+    be bound to `directory` (what the operation changes is checked where it is written).
+    Held requests are /Users requests: user operations and the removals of a DELETE."""
+    action = Action(event.action)
+    new = tuple(sorted((event.new or {}).items()))
+    old = tuple(sorted((event.old or {}).items()))
+    if action is Action.REMOVE_MEMBER:
+        user = session.execute(select(users.c.id).where(users.c.email_key == event.user_key)).scalar()
+        group = session.execute(select(groups.c.id).where(groups.c.name_key == event.group_key)).scalar()
+        if user is None or group is None:
+            return None, "the user or the group no longer exists"
+        return Operation(action, event.target, group=Ref(local_id=int(group)), user=Ref(local_id=int(user)),
+                         values=new, old=old, reason=event.reason), None
+    if event.kind != "user":
+        return None, f"{action.value} is not an operation a held request carries"
+    # An email change is planned under the new email: the row still has the old one.
+    key = email_key(str(dict(old)["email"])) if "email" in dict(old) else event.user_key
+    row = session.execute(select(users.c.id, users.c.managed_by, users.c.external_id, users.c.scim_id)
+                          .where(users.c.email_key == key)).first()
+    if row is None:
+        return None, "the user no longer exists"
+    if row.managed_by != directory or row.scim_id is None:
+        return None, f"the user is no longer bound to {directory!r}"
+    return Operation(action, event.target, user=Ref(local_id=row.id), values=new, old=old,
+                     expect=(("external_id", row.external_id), ("managed_by", row.managed_by)),
+                     reason=event.reason), None
+
+
+def event_operation(event: SyncEvent) -> Operation:
+    """An event's operation as it reads (for a listing of what was dropped)."""
+    return Operation(Action(event.action), event.target, values=tuple(sorted((event.new or {}).items())),
+                     old=tuple(sorted((event.old or {}).items())))
+
+
+__all__ = [
+    "HELD_TRIGGER", "Held", "HeldPlan", "NO_LONGER_CONFIRMED", "already_held", "carry_over", "event_operation",
+    "held_operations", "hold", "last_seq", "lock_held", "open_held_plan", "withdraw",
+]
