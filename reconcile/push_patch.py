@@ -205,6 +205,12 @@ def patch_user(document: Mapping[str, Any], ops: Sequence[PatchOp]) -> dict[str,
     return doc
 
 
+def sets_active(ops: Sequence[PatchOp]) -> bool:
+    """Whether `ops` set `active` to true (the IdP says the user is active)."""
+    value = patch_user({"active": None, "emails": []}, ops).get("active")
+    return value is not None and parse_bool(value, "active")
+
+
 def _apply_user(doc: dict[str, Any], op: str, path: str, value: Any) -> None:
     parsed = _parse_path(path, USER_SCHEMA)
     if parsed is None or parsed.attr not in _USER_ATTRS:

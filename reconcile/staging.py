@@ -9,6 +9,16 @@ event (outcome `rejected`, reason `no-longer-confirmed`): a deactivation the dir
 longer confirms is never applied. Operations the fresh plan adds are left to the next
 cycle. The plan is closed as approved (who, when, by which run).
 
+A push directory (`kind = "scim"`) has no connector to read: its plan holds the
+operations of SCIM requests the deactivation limit held (`store.held`, `service.scim_hold`).
+Approving it (trigger `approval`, mode `push`) applies, through `reconcile.apply`, every
+operation held when the approval starts whose user is still bound to the directory,
+against the rows as they are now, so the write-time checks judge what still holds (R4
+included: a deactivation that would leave `Administrators` without an active member is a
+`conflict`). Operations that no longer hold (the IdP took the deactivation back, the
+user is gone or unbound) are dropped with an event of reason `no-longer-confirmed`.
+Requests held while the approval runs move to a new open plan: never applied unseen.
+
 `reject(settings, run_id, by=...)` closes the plan without applying anything.
 
 Both raise `NotStaged` when `run_id` is not an open staged plan, and never raise for a
@@ -45,12 +55,13 @@ from store import (
     staged_operations,
     start_run,
 )
+from store.held import carry_over, event_operation, held_operations, last_seq, lock_held
 from store.runs import insert_events, next_seq, operation_event
-from store.staged import operator_name
+from store.staged import NO_LONGER_CONFIRMED, operator_name
 
 log = logging.getLogger("dirsync.staging")
 
-NO_LONGER_CONFIRMED = "no-longer-confirmed"
+PUSH_KIND = "scim"
 APPROVAL_TRIGGER = "approval"
 
 
@@ -76,6 +87,7 @@ class Decision:
     applied: ApplyResult | None = None
     dropped: tuple[Operation, ...] = field(default=())
     error: str | None = None
+    note: str | None = None  # something the decision left for later (requests held while it ran)
 
     @property
     def ok(self) -> bool:
@@ -124,7 +136,10 @@ def approve(
                 return Decision(run_id, directory_name, "skipped", who,
                                 error="a cycle of this directory is running; approve again when it ends")
             _open_plan_directory(store, run_id)  # a cycle may have superseded it meanwhile
-            return _Approval(settings, store, run_id, directory_name, who).run(connector)
+            approval = _Approval(settings, store, run_id, directory_name, who)
+            if settings.directory(directory_name).kind == PUSH_KIND:
+                return approval.run_held()
+            return approval.run(connector)
     finally:
         if own_store:
             store.dispose()
@@ -195,7 +210,7 @@ class _Approval:
             staged = staged_operations(row)
         fresh = plan(source, local, self.settings.to_rules(), directory=self.name, links=directory.links)
         kept, dropped = still_valid(staged, fresh)
-        self._record_dropped(run_id, dropped)
+        self._record_dropped(run_id, [(op, _why_dropped(op)) for op in dropped])
         try:
             outcome = apply(self.store, Plan(self.name, kept, fresh.rejections), run_id=run_id, directory=self.name)
         except Exception as exc:
@@ -206,25 +221,54 @@ class _Approval:
             if len(kept) == len(fresh.operations) and not (outcome.failed or outcome.conflicts):
                 # Nothing of the fresh read is left undone: it counts as this directory's full sync.
                 record_success(session, self.name, watermark=source.watermark, full=True)
-        counts = {**Plan(self.name, kept, fresh.rejections).counts(),
-                  **{f"outcome:{k}": v for k, v in outcome.outcomes.items()}, "dropped": len(dropped)}
+        return self._finish(run_id, Plan(self.name, kept, fresh.rejections), outcome, dropped)
+
+    def run_held(self) -> Decision:
+        """Approve a push directory's plan of held requests (see the module notes)."""
+        with self.store.session(write=True) as session:
+            close_interrupted_runs(session, self.name)  # we hold the lock: a dead process left them
+            run_id = start_run(session, directory=self.name, trigger=APPROVAL_TRIGGER, mode="push",
+                               allow_deactivations=True)
+        with self.store.session() as session:
+            upto = last_seq(session, self.staged_run_id)
+            held = held_operations(session, self.staged_run_id, self.name, upto_seq=upto)
+        kept = tuple(h.operation for h in held if h.operation is not None)
+        dropped = [(event_operation(h.event), f"not applied: {h.why_not}") for h in held if h.operation is None]
+        self._record_dropped(run_id, dropped)
+        try:
+            outcome = apply(self.store, Plan(self.name, kept), run_id=run_id, directory=self.name,
+                            detail=f"approval of run {self.staged_run_id}")
+        except Exception as exc:
+            log.exception("approval apply failed directory=%s", self.name)
+            return self._fail(run_id, f"apply failed: {type(exc).__name__}: {exc}")
+        with self.store.session(write=True) as session:
+            lock_held(session, self.name)  # no request is being held into the plan as it closes
+            later = carry_over(session, self.staged_run_id, self.name, after_seq=upto)
+            decide(session, self.staged_run_id, StagedStatus.APPROVED, by=self.by, decided_run_id=run_id)
+        return self._finish(run_id, Plan(self.name, kept), outcome, tuple(op for op, _ in dropped),
+                            f"requests held meanwhile wait in the staged plan of run {later}" if later else None)
+
+    def _finish(self, run_id: int, applied: Plan, outcome: ApplyResult, dropped: tuple[Operation, ...],
+                note: str | None = None) -> Decision:
+        counts = {**applied.counts(), **{f"outcome:{k}": v for k, v in outcome.outcomes.items()},
+                  "dropped": len(dropped)}
         unapplied = outcome.failed + outcome.conflicts
         error = (f"{outcome.failed} failed and {outcome.conflicts} conflicted of the approved operations;"
                  f" see `dirsync events {run_id}`") if unapplied else None
         with self.store.session(write=True) as session:
-            finish_run(session, run_id, "partial" if unapplied else "succeeded", counts, error)
+            finish_run(session, run_id, "partial" if unapplied else "succeeded", counts,
+                       "; ".join(t for t in (error, note) if t) or None)
         log.info("staged plan approved run=%s directory=%s by=%s applied_in=%s dropped=%d",
                  self.staged_run_id, self.name, self.by, run_id, len(dropped),
                  extra={"directory": self.name, "run_id": run_id})
-        return Decision(self.staged_run_id, self.name, "approved", self.by, run_id, outcome, dropped, error)
+        return Decision(self.staged_run_id, self.name, "approved", self.by, run_id, outcome, dropped, error, note)
 
-    def _record_dropped(self, run_id: int, dropped: Sequence[Operation]) -> None:
+    def _record_dropped(self, run_id: int, dropped: Sequence[tuple[Operation, str]]) -> None:
         with self.store.session(write=True) as session:
             start = next_seq(session, run_id)
             insert_events(session, [
-                operation_event(run_id, start + i, op, Outcome.REJECTED, reason=NO_LONGER_CONFIRMED,
-                                detail=_why_dropped(op))
-                for i, op in enumerate(dropped)
+                operation_event(run_id, start + i, op, Outcome.REJECTED, reason=NO_LONGER_CONFIRMED, detail=why)
+                for i, (op, why) in enumerate(dropped)
             ])
 
     def _fail(self, run_id: int, error: str) -> Decision:
@@ -264,4 +308,4 @@ def _why_dropped(op: Operation) -> str:
     return "the directory's fresh plan no longer contains this change; not applied"
 
 
-__all__ = ["APPROVAL_TRIGGER", "Decision", "NO_LONGER_CONFIRMED", "NotStaged", "approve", "reject", "still_valid"]
+__all__ = ["APPROVAL_TRIGGER", "Decision", "NO_LONGER_CONFIRMED", "NotStaged", "PUSH_KIND", "approve", "reject", "still_valid"]

@@ -47,11 +47,12 @@ from reconcile.push_patch import (
     parse_group,
     parse_patch,
     parse_user,
+    sets_active,
 )
 from reconcile.push_patch import patch_group as group_patch
 from reconcile.push_patch import patch_user as apply_patch
 from reconcile.rules import is_admin_alias
-from service import scim_runs
+from service import scim_hold, scim_runs
 from store import Store
 from store.push import (
     admin_group,
@@ -157,7 +158,7 @@ def replace_user(settings: Settings, store: Store, directory: str, scim_id: str,
         return _plan_update(store, directory, current, user, rules)
 
     _write(settings, store, directory, plan, request)
-    return get_user(store, directory, scim_id)
+    return _reactivated(store, directory, scim_id, user.active is True, request)
 
 
 def patch_user(settings: Settings, store: Store, directory: str, scim_id: str, ops: tuple[PatchOp, ...], *,
@@ -175,7 +176,7 @@ def patch_user(settings: Settings, store: Store, directory: str, scim_id: str, o
         return _plan_update(store, directory, current, user, rules)
 
     _write(settings, store, directory, plan, request)
-    return get_user(store, directory, scim_id)
+    return _reactivated(store, directory, scim_id, sets_active(ops), request)
 
 
 def delete_user(settings: Settings, store: Store, directory: str, scim_id: str, *, request: str) -> None:
@@ -189,6 +190,15 @@ def delete_user(settings: Settings, store: Store, directory: str, scim_id: str, 
         return plan_delete_user(directory, current, scope, rules)
 
     _write(settings, store, directory, plan, request)
+
+
+def _reactivated(store: Store, directory: str, scim_id: str, active: bool, request: str) -> UserView:
+    """The user after a request; one that said `active: true` takes back a deactivation
+    of the user that the directory's open staged plan holds (S2, `service.scim_hold`)."""
+    view = get_user(store, directory, scim_id)
+    if active:
+        scim_hold.withdraw_if_held(store, directory, view.row.email, request)
+    return view
 
 
 def user_document(row: StoredUser) -> dict[str, object]:

@@ -49,7 +49,8 @@ def hourly_run(store: Store, directory: str, at: datetime | None = None) -> int:
     with store.session(write=True) as session:
         run_id = session.execute(
             select(SyncRun.id).where(SyncRun.directory == directory, SyncRun.trigger == TRIGGER,
-                                     SyncRun.started_at >= hour).order_by(SyncRun.id).limit(1)
+                                     SyncRun.started_at >= hour, SyncRun.status != RunStatus.HALTED.value)
+            .order_by(SyncRun.id).limit(1)
         ).scalar()
         if run_id is None:
             run_id = start_run(session, directory=directory, trigger=TRIGGER, mode=MODE,

@@ -221,10 +221,12 @@ def collect(
 
     from store import open_plans
     from store.models import Directory, SyncRun
+    from store.staged import staged_deactivations
 
     with store.session() as session:
         rows = {row.name: row for row in session.scalars(select(Directory))}
         staged = {p.directory: p for p in open_plans(session)}
+        deactivations = staged_deactivations(session, [p.run_id for p in staged.values()])
         # The latest run of each directory that did something: a "skipped" attempt says
         # little about the directory, so it only shows when nothing else ever ran.
         latest = (
@@ -263,7 +265,7 @@ def collect(
             halted=plan is not None,
             staged_run_id=plan.run_id if plan else None,
             staged_since=plan.created_at if plan else None,
-            staged_deactivations=len(plan.deactivations) if plan else 0,
+            staged_deactivations=deactivations[plan.run_id] if plan else 0,
         ))
         if kind == "scim":  # pushed by its IdP: no cycle is ever due, none is overdue
             token = token_status(store, name, now)

@@ -2,15 +2,16 @@
 
 Exit codes: `scim token` 0 (the token is printed once), 2 for a directory that is not
 configured or not of kind "scim", 4 when a token exists and --regenerate is not given;
-`scim approve` / `scim reject` 0, or 4 when RUN_ID is not an open held request (approve: 1
-when some of it no longer holds); `serve` runs until stopped (0), 2 on a configuration error.
+`serve` runs until stopped (0), 2 on a configuration error. SCIM requests the push
+deactivation limit holds are a staged plan like any other: `dirsync staged`, `approve`,
+`reject` (cli.commands.staged).
 """
 
 from __future__ import annotations
 
 import click
 
-from cli.base import EXIT_FAILED, EXIT_REFUSED, Context, Exit, echo_json, pass_ctx
+from cli.base import Context, echo_json, pass_ctx
 
 
 @click.group("scim")
@@ -37,58 +38,6 @@ def token_command(ctx: Context, name: str, regenerate: bool, as_json: bool) -> N
     click.echo(f"Bearer token:            {issued.token}")
     click.echo(f"Expires:                 {expires}")
     click.echo("Copy the token now: it is shown only this once (only a hash is stored).")
-
-
-@scim_group.command("held")
-@click.argument("name", required=False)
-@click.option("--json", "as_json", is_flag=True)
-@pass_ctx
-def held_command(ctx: Context, name: str | None, as_json: bool) -> None:
-    """SCIM requests held by the push deactivation limit (S2), awaiting approval."""
-    from service.scim_hold import held_requests
-
-    found = held_requests(ctx.store, name)
-    if as_json:
-        echo_json([{"run_id": h.run_id, "directory": h.directory, "at": h.at, "reason": h.reason,
-                    "request": h.request, "deactivations": list(h.deactivations)} for h in found])
-        return
-    if not found:
-        click.echo("no held SCIM requests")
-    for h in found:
-        click.echo(f"{h.run_id:>6}  {h.at:%Y-%m-%d %H:%M}  {h.directory:<12} {h.request or ''}  "
-                   f"deactivates: {', '.join(h.deactivations)}")
-        click.echo(f"        {h.reason}")
-
-
-@scim_group.command("approve")
-@click.argument("run_id", type=int)
-@pass_ctx
-def approve_command(ctx: Context, run_id: int) -> None:
-    """Apply held SCIM request RUN_ID (what still holds), through the guarded write path."""
-    from service.scim_hold import NotHeld, approve_held
-
-    try:
-        result = approve_held(ctx.settings, ctx.store, run_id)
-    except NotHeld as exc:
-        raise Exit(EXIT_REFUSED, str(exc)) from None
-    click.echo(f"run {run_id} approved: {result.applied} applied, {result.noop} unchanged,"
-               f" {result.conflicts + result.failed} refused")
-    if result.conflicts or result.failed:
-        raise Exit(EXIT_FAILED)
-
-
-@scim_group.command("reject")
-@click.argument("run_id", type=int)
-@pass_ctx
-def reject_command(ctx: Context, run_id: int) -> None:
-    """Close held SCIM request RUN_ID without applying it."""
-    from service.scim_hold import NotHeld, reject_held
-
-    try:
-        reject_held(ctx.store, run_id)
-    except NotHeld as exc:
-        raise Exit(EXIT_REFUSED, str(exc)) from None
-    click.echo(f"run {run_id} rejected; nothing was applied")
 
 
 @click.command("serve")

@@ -2,7 +2,8 @@
 
 A run halted by a safety limit (S2) leaves its plan staged until someone decides:
 `approve` applies exactly the staged operations the directory still confirms (a fresh full
-read, under the directory's lock), `reject` closes the plan without applying anything.
+read, under the directory's lock; for a push directory, the held SCIM requests' operations
+that still hold against the store), `reject` closes the plan without applying anything.
 
 Exit codes: `staged` 0; `approve` 0 applied, 1 the read or some operations failed or a
 cycle holds the lock (the plan stays open unless it was applied), 4 RUN_ID is not an open
@@ -94,6 +95,8 @@ def _report(decision: Decision, as_json: bool) -> None:
                        f" (see `dirsync events {decision.run_id}`)")
         for op in decision.dropped[:SHOWN]:
             click.echo(f"  - not applied: {op.action.value} {op.target}")
+        if decision.note:
+            click.echo(f"  {decision.note}")
     elif decision.status == "rejected":
         click.echo(f"{who} rejected by {decision.by}; nothing applied")
     if decision.error:
@@ -107,7 +110,7 @@ def _plan_dict(row: Any) -> dict[str, Any]:
         "created_at": row.created_at,
         "limit": row.safety_limit,
         "reason": row.reason,
-        "operations": len(row.operations),
+        "operations": row.operations,
         "deactivations": list(row.deactivations),
         "removals": list(row.removals),
     }
@@ -140,6 +143,7 @@ def _decision_dict(decision: Decision) -> dict[str, Any]:
         "outcomes": dict(decision.applied.outcomes) if decision.applied else {},
         "dropped": [{"action": op.action.value, "target": op.target} for op in decision.dropped],
         "error": decision.error,
+        "note": decision.note,
     }
 
 

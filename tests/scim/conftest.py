@@ -10,7 +10,7 @@ import pytest
 import config
 from config import Settings
 from service.scim_tokens import issue_token
-from store import Store
+from store import Store, export_state
 
 SCIM = "application/scim+json"
 
@@ -113,3 +113,60 @@ def ws(tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mo
     if not store_url.startswith("sqlite"):
         assert workspace.run("db", "upgrade").code == 0
     return workspace
+
+
+PUSH_CONFIG = """[store]
+url = "{url}"
+
+[safety]
+max_deactivations = 2
+max_deactivation_ratio = 1.0
+
+[directories.okta]
+kind = "scim"
+"""
+
+
+class Push:
+    """A workspace (config, CLI) with the web app over its store and an Okta client."""
+
+    def __init__(self, ws: Any, settings: Settings, store: Store, okta: Scim) -> None:
+        self.ws, self.settings, self.store, self.okta = ws, settings, store, okta
+        self.users = [okta.create_user(f"u{n}@example.com") for n in range(5)]
+
+    def deactivate(self, n: int) -> Any:
+        return self.okta.patch(f"/Users/{self.users[n]['id']}", [{"op": "replace", "value": {"active": False}}])
+
+    def reactivate(self, n: int) -> Any:
+        return self.okta.patch(f"/Users/{self.users[n]['id']}", [{"op": "replace", "path": "active", "value": True}])
+
+    def active(self) -> dict[str, bool]:
+        with self.store.session() as session:
+            return {u["email"]: u["active"] for u in export_state(session)["users"]}
+
+    def plan(self) -> Any:
+        from service.staging import open_staged
+
+        [plan] = open_staged(self.store, "okta")
+        return plan
+
+
+@pytest.fixture
+def push(ws: Any, store_url: str) -> Iterator[Push]:
+    """`ws` whose scim directory `okta` holds deactivations over 2 an hour, with the web app
+    over its store and five users pushed."""
+    from starlette.testclient import TestClient
+
+    from config import load
+    from store import open_store
+    from web.app import create_app
+
+    ws.write_config(PUSH_CONFIG.format(url=store_url))
+    token = ws.run("scim", "token", "okta", "--json").json()["token"]
+    settings = load(ws.folder / "dirsync.toml")
+    store = open_store(settings.store.url)
+    try:
+        with TestClient(create_app(settings, store)) as client:
+            yield Push(ws, settings, store, Scim(client, "okta", token))
+    finally:
+        store.dispose()
