@@ -4,6 +4,9 @@ Answers what an on-call admin asks about one object (Entra's "provision on deman
 Okta's per-user provisioning errors are the anchors): which directory manages it and
 since when, how it was matched, its current state and groups, the last decision a rule
 made about it (with the reason), staged operations waiting on it, and its recent events.
+For an object of a push (SCIM) directory also its SCIM binding (the id dirsync issued, the
+IdP's `externalId`), the pushed requests that last changed it (method and path), and when
+the directory's token expires.
 """
 
 from __future__ import annotations
@@ -16,10 +19,16 @@ from sqlalchemy import select
 
 from reconcile.rules import email_key, name_key
 from service.history import EventFilter, EventView, events
-from store import Store
-from store.models import RunStatus, SyncRun, groups, memberships, users
+from service.scim_tokens import token_status
+from store import Store, get_directory
+from store.models import SyncRun, groups, memberships, users
+from store.staged import open_staged_events
 
 RECENT = 20
+# How many of the pushed requests that changed an object `explain` shows.
+REQUESTS = 5
+PUSH_KIND = "scim"
+PUSH_TRIGGER = "scim"
 
 # How the first event binding an object to its directory says it was matched (§3, R6).
 _MATCHED_BY = {
@@ -28,6 +37,30 @@ _MATCHED_BY = {
     "create-group": "created from the directory group (no local group had this name)",
     "link-group": "linked to the existing local group with this name, or by an explicit link",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class PushedRequest:
+    """One SCIM request that changed the object: when, its method and path, what it did."""
+
+    at: datetime
+    run_id: int | None
+    request: str
+    actions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ScimView:
+    """What a push directory says about the object. `scim_id` None: the IdP's DELETE ended
+    the binding (the row stays managed). `external_id`: the IdP's own, None when it sent
+    none (the binding is then the SCIM id)."""
+
+    directory: str
+    scim_id: str | None
+    external_id: str | None
+    token_expires_at: datetime | None
+    token_warning: str | None
+    requests: tuple[PushedRequest, ...] = ()  # newest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +77,7 @@ class Explanation:
     last_decision: EventView | None = None
     staged: tuple[EventView, ...] = ()
     recent: tuple[EventView, ...] = ()
+    scim: ScimView | None = None
 
     @property
     def steps(self) -> list[str]:
@@ -61,6 +95,8 @@ class Explanation:
             out = [f"managed by directory {self.managed_by!r} (its id {self.external_id!r}){since}: read-only here (R5)"]
         if self.matched_by:
             out.append(f"matched: {self.matched_by}")
+        if self.scim is not None:
+            out += _scim_steps(self.scim)
         if self.kind == "user":
             out.append("state: " + ("active" if self.state.get("active") else "inactive"))
             out.append("groups: " + (", ".join(self.groups) or "none"))
@@ -86,7 +122,8 @@ def _explain_user(store: Store, email: str, directory: str | None) -> Explanatio
     with store.session() as session:
         conn = session.connection()
         row = conn.execute(select(u.id, u.email, u.given_name, u.family_name, u.display_name, u.active,
-                                  u.managed_by, u.external_id).where(u.email_key == email_key(email))).first()
+                                  u.managed_by, u.external_id, u.scim_id)
+                           .where(u.email_key == email_key(email))).first()
         names: list[str] = []
         if row is not None:
             query = (select(groups.c.name).join(memberships, memberships.c.group_id == groups.c.id)
@@ -97,14 +134,15 @@ def _explain_user(store: Store, email: str, directory: str | None) -> Explanatio
         return Explanation("user", email, False, last_decision=_last_decision(history), recent=tuple(history[:RECENT]))
     state = {"email": row.email, "given_name": row.given_name, "family_name": row.family_name,
              "display_name": row.display_name, "active": bool(row.active)}
-    return _explained("user", email, state, row.managed_by, row.external_id, tuple(names), history, store)
+    return _explained("user", email, state, row.managed_by, row.external_id, tuple(names), history, store,
+                      row.scim_id, user_key=email_key(email))
 
 
 def _explain_group(store: Store, name: str, directory: str | None) -> Explanation:
     g = groups.c
     with store.session() as session:
         conn = session.connection()
-        row = conn.execute(select(g.id, g.name, g.managed_by, g.external_id, g.reserved)
+        row = conn.execute(select(g.id, g.name, g.managed_by, g.external_id, g.reserved, g.scim_id)
                            .where(g.name_key == name_key(name))).first()
         members: list[str] = []
         if row is not None:
@@ -115,11 +153,13 @@ def _explain_group(store: Store, name: str, directory: str | None) -> Explanatio
     if row is None:
         return Explanation("group", name, False, last_decision=_last_decision(history), recent=tuple(history[:RECENT]))
     state = {"name": row.name, "reserved": bool(row.reserved)}
-    return _explained("group", name, state, row.managed_by, row.external_id, tuple(members), history, store)
+    return _explained("group", name, state, row.managed_by, row.external_id, tuple(members), history, store,
+                      row.scim_id, group_key=name_key(name))
 
 
 def _explained(kind: str, query: str, state: dict[str, Any], managed_by: str | None, external_id: str | None,
-               related: tuple[str, ...], history: list[EventView], store: Store) -> Explanation:
+               related: tuple[str, ...], history: list[EventView], store: Store, scim_id: str | None, *,
+               user_key: str | None = None, group_key: str | None = None) -> Explanation:
     bound = _binding_event(history, managed_by) if managed_by else None
     return Explanation(
         kind, query, True, state, managed_by, external_id,
@@ -127,9 +167,53 @@ def _explained(kind: str, query: str, state: dict[str, Any], managed_by: str | N
         matched_by=_MATCHED_BY.get(bound.action) if bound else None,
         groups=related,
         last_decision=_last_decision(history),
-        staged=tuple(_open_staged(store, history)),
+        staged=tuple(_open_staged(store, history, user_key, group_key)),
         recent=tuple(history[:RECENT]),
+        scim=_scim_view(store, managed_by, external_id, scim_id, history) if managed_by else None,
     )
+
+
+def _scim_view(store: Store, directory: str, external_id: str | None, scim_id: str | None,
+               history: list[EventView]) -> ScimView | None:
+    """The SCIM side of an object `directory` manages, when it is a push directory."""
+    with store.session() as session:
+        row = get_directory(session, directory)
+        if row is None or row.kind != PUSH_KIND:
+            return None
+        ids = {e.run_id for e in history if e.run_id is not None and e.directory == directory}
+        pushed = set(session.execute(select(SyncRun.id).where(SyncRun.id.in_(ids), SyncRun.trigger == PUSH_TRIGGER))
+                     .scalars()) if ids else set()
+    token = token_status(store, directory)
+    requests: list[PushedRequest] = []
+    for event in history:  # newest first; a request's events share its run, detail and time
+        if event.run_id not in pushed or event.outcome != "applied" or not event.detail:
+            continue
+        last = requests[-1] if requests else None
+        if last is not None and (last.run_id, last.request, last.at) == (event.run_id, event.detail, event.at):
+            requests[-1] = PushedRequest(last.at, last.run_id, last.request, (event.action, *last.actions))
+        elif len(requests) < REQUESTS:
+            requests.append(PushedRequest(event.at, event.run_id, event.detail, (event.action,)))
+        else:
+            break
+    idp_id = None if external_id in (None, scim_id) else external_id
+    return ScimView(directory, scim_id, idp_id, token.expires_at, token.warning, tuple(requests))
+
+
+def _scim_steps(view: ScimView) -> list[str]:
+    if view.scim_id is None:
+        out = [f"SCIM: the IdP's DELETE ended the binding (GET is 404); still managed by {view.directory!r}"
+               " so nobody changes it locally by mistake"]
+    else:
+        sent = f"externalId {view.external_id!r}" if view.external_id else "no externalId (the binding is the SCIM id)"
+        out = [f"SCIM: id {view.scim_id!r}, {sent}"]
+    if view.token_expires_at is not None:
+        out.append(f"SCIM token of {view.directory!r} expires {view.token_expires_at:%Y-%m-%d %H:%M} UTC")
+    if view.token_warning:
+        out.append(view.token_warning)
+    for request in view.requests:
+        out.append(f"pushed {request.at:%Y-%m-%d %H:%M:%S} (run {request.run_id}): {request.request}:"
+                   f" {', '.join(request.actions)}")
+    return out
 
 
 def _binding_event(history: list[EventView], directory: str) -> EventView | None:
@@ -151,16 +235,15 @@ def _last_decision(history: list[EventView]) -> EventView | None:
     return None
 
 
-def _open_staged(store: Store, history: list[EventView]) -> list[EventView]:
-    """Staged events of runs that are still halted (their plan awaits a decision)."""
-    staged = [e for e in history if e.outcome == "staged" and e.run_id is not None]
-    if not staged:
+def _open_staged(store: Store, history: list[EventView], user_key: str | None,
+                 group_key: str | None) -> list[EventView]:
+    """Staged events that open plans still hold (a decided, superseded or withdrawn one
+    waits for nothing)."""
+    if not any(e.outcome == "staged" for e in history):
         return []
     with store.session() as session:
-        halted = set(session.execute(
-            select(SyncRun.id).where(SyncRun.id.in_({e.run_id for e in staged}),
-                                     SyncRun.status == RunStatus.HALTED.value)).scalars())
-    return [e for e in staged if e.run_id in halted]
+        held = {e.id for e in open_staged_events(session, user_key=user_key, group_key=group_key)}
+    return [e for e in history if e.id in held]
 
 
 def _decision(event: EventView) -> str:
