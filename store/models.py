@@ -100,6 +100,9 @@ class RunStatus(str, enum.Enum):
 class RunMode(str, enum.Enum):
     FULL = "full"
     INCREMENTAL = "incremental"
+    # Not a cycle: one action a person took on the directory (resume, reject a staged plan,
+    # enable, disable, a new SCIM token), recorded as a run so the log shows it with its actor.
+    ADMIN = "admin"
 
 
 class Outcome(str, enum.Enum):
