@@ -197,5 +197,5 @@ def test_provision_on_demand_of_a_bad_email_is_a_bad_request(console: Console, s
 
 
 def _shown_token(text: str) -> str:
-    start = text.index('id="scim-token">') + len('id="scim-token">')
+    start = text.index('aria-label="Bearer token">') + len('aria-label="Bearer token">')
     return text[start:text.index("<", start)].strip()
