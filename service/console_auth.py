@@ -200,4 +200,9 @@ def csrf_token(session_id: str) -> str:
 
 
 def csrf_ok(session_id: str, token: str | None) -> bool:
-    return bool(token) and hmac.compare_digest(csrf_token(session_id), str(token))
+    return bool(token) and same_secret(csrf_token(session_id), str(token))
+
+
+def same_secret(expected: str, sent: str) -> bool:
+    """Constant-time equality of two texts (any characters: a form may send anything)."""
+    return hmac.compare_digest(expected.encode("utf-8"), sent.encode("utf-8"))
