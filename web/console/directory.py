@@ -26,6 +26,8 @@ from web.console.errors import not_found
 from web.console.render import page
 
 RUNS_SHOWN = 50
+# A staged plan lists this many deactivations and removals; the CLI's --json has them all.
+STAGED_SHOWN = 200
 # Notices a redirect may ask for by code (never free text from a URL).
 STARTED = {"full": "Full sync requested: it appears in the runs below when it starts (reload to follow it).",
            "incremental": "Incremental sync requested: it appears in the runs below when it starts"
@@ -70,7 +72,7 @@ async def render_directory(request: Request, name: str, *, notice: str | None = 
     return page(request, "directory.html", {
         "name": name, "d": facts.status, "runs": list(reversed(facts.runs)), "chart": runs_chart(facts.runs),
         "staged": facts.staged, "token": facts.token, "base_url": facts.base_url, "now": now,
-        "notice": notice, "error": error, **extra,
+        "notice": notice, "error": error, "shown": STAGED_SHOWN, **extra,
     }, status=status)
 
 
