@@ -47,6 +47,16 @@ def test_sync_now_runs_a_cycle_recorded_with_the_admin(console: Console, store: 
     assert set(_users(store)) == {"ada@example.com", "bob@example.com", "cy@example.com"}
 
 
+def test_sync_now_of_a_disabled_directory_says_to_enable_it(console: Console, store: Store) -> None:
+    console.post("/console/directories/hr/disable", {"confirm": "yes"})
+
+    response = console.post("/console/directories/hr/sync", {"mode": "full"})
+
+    assert response.status_code == 409
+    assert "Sync is turned off for hr: enable it first" in response.text
+    assert [r.mode for r in recent_runs(store, "hr")] == ["admin"]
+
+
 def test_approve_applies_the_staged_deactivations_as_the_admin(
         console: Console, settings: Settings, store: Store, hr_file: Path) -> None:
     staged_run = _halted(settings, store, hr_file)
