@@ -187,7 +187,7 @@ class _Approval:
         with self.store.session(write=True) as session:
             close_interrupted_runs(session, self.name)  # we hold the lock: a dead process left them
             run_id = start_run(session, directory=self.name, trigger=APPROVAL_TRIGGER, mode="full",
-                               allow_deactivations=True)
+                               allow_deactivations=True, actor=self.by)
         directory = self.settings.directory(self.name)
         own_connector = connector is None
         try:
@@ -228,7 +228,7 @@ class _Approval:
         with self.store.session(write=True) as session:
             close_interrupted_runs(session, self.name)  # we hold the lock: a dead process left them
             run_id = start_run(session, directory=self.name, trigger=APPROVAL_TRIGGER, mode="push",
-                               allow_deactivations=True)
+                               allow_deactivations=True, actor=self.by)
         with self.store.session() as session:
             upto = last_seq(session, self.staged_run_id)
             held = held_operations(session, self.staged_run_id, self.name, upto_seq=upto)
