@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from reconcile.model import Action
 from reconcile.rules import email_key, name_key
 from store import Outcome, Store
-from store.models import SyncEvent, SyncRun, sync_events
+from store.models import Directory, SyncEvent, SyncRun, sync_events
 from store.runs import REJECT_ACTION
 
 DEFAULT_LIMIT = 100
@@ -194,6 +194,12 @@ def _decode(cursor: str) -> tuple[datetime, int]:
     except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
         raise BadFilter("this page link is not valid (it may be cut short): start again from the newest events") \
             from exc
+
+
+def directory_names(store: Store) -> list[str]:
+    """The directories the store has rows for (configured ones may have none yet)."""
+    with store.session() as session:
+        return list(session.scalars(select(Directory.name).order_by(Directory.name)))
 
 
 def run_exists(store: Store, run_id: int) -> bool:

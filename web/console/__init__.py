@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from web.console import auth
 from web.console.directories import directories_page
+from web.console.log import log_page
 from web.console.render import HERE
 
 
@@ -27,6 +28,7 @@ def routes() -> list[BaseRoute]:
     """The console routing table, relative to `/console`."""
     return [
         Route("/", directories_page, methods=["GET"]),
+        Route("/log", log_page, methods=["GET"]),
         *auth.routes(),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="console-static"),
     ]

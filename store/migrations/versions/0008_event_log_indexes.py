@@ -1,7 +1,7 @@
 """The provisioning log is read newest first by time, filtered: index each filter with the order.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01
 
 The console pages through events by `(at, id)` descending (keyset, no OFFSET). Without an
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
