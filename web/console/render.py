@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -58,5 +59,12 @@ def age(seconds: float | None) -> str:
     return f"{hours}h {minutes}m" if hours else f"{minutes}m"
 
 
+def explain_url(*, directory: str | None = None, user: str | None = None, group: str | None = None) -> str:
+    """The link to the explain view of `user` (an email) or `group` (a name)."""
+    query = {k: v for k, v in (("directory", directory), ("user", user), ("group", group)) if v}
+    return f"/console/explain?{urlencode(query)}"
+
+
 templates.env.filters["when"] = when
 templates.env.filters["age"] = age
+templates.env.globals["explain_url"] = explain_url
