@@ -118,8 +118,7 @@ def main() -> None:
     started = time.perf_counter()
     facts = seed(store, n_users=args.users, n_groups=args.groups, n_events=args.events)
     if store.engine.dialect.name == "postgresql":
-        with store.engine.connect() as conn:
-            conn.exec_driver_sql("COMMIT")
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")
     set_admin(store, ADMIN, PASSWORD)
     print(f"seeded {args.users} users, {args.groups} groups, {facts['memberships']} memberships,"
