@@ -19,7 +19,6 @@ from service.scim_tokens import TokenStatus, token_status
 from service.staging import open_staged
 from service.status import DirectoryStatus, collect
 from store import Store
-from store.models import StagedPlan
 from web.console.auth import require_admin
 from web.console.chart import runs_chart
 from web.console.errors import not_found
@@ -38,7 +37,7 @@ STARTED = {"full": "Full sync requested: it appears in the runs below when it st
 class DirectoryFacts:
     status: DirectoryStatus
     runs: list[RunPoint]
-    staged: list[StagedPlan]
+    staged: list[Any]  # what `service.staging.open_staged` lists: run_id, reason, deactivations, removals...
     token: TokenStatus | None
     base_url: str | None
 
