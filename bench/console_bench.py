@@ -23,6 +23,7 @@ import argparse
 import html
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -172,6 +173,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)  # half a gigabyte of SQLite store
 
 
 if __name__ == "__main__":
