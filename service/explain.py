@@ -11,14 +11,15 @@ the directory's token expires.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from reconcile.rules import email_key, name_key
-from service.history import EventFilter, EventView, events
+from service.history import EventFilter, EventView, event_page
 from service.scim_tokens import token_status
 from store import Store, get_directory
 from store.models import SyncRun, groups, memberships, users
@@ -129,12 +130,13 @@ def _explain_user(store: Store, email: str, directory: str | None) -> Explanatio
             query = (select(groups.c.name).join(memberships, memberships.c.group_id == groups.c.id)
                      .where(memberships.c.user_id == row.id).order_by(groups.c.name))
             names = list(conn.execute(query).scalars())
-    history = events(store, EventFilter(user=email, directory=directory), limit=None)
+    where = EventFilter(user=email, directory=directory)
     if row is None:
-        return Explanation("user", email, False, last_decision=_last_decision(history), recent=tuple(history[:RECENT]))
+        recent, decision = _recent_and_decision(store, where)
+        return Explanation("user", email, False, last_decision=decision, recent=recent)
     state = {"email": row.email, "given_name": row.given_name, "family_name": row.family_name,
              "display_name": row.display_name, "active": bool(row.active)}
-    return _explained("user", email, state, row.managed_by, row.external_id, tuple(names), history, store,
+    return _explained("user", email, state, row.managed_by, row.external_id, tuple(names), where, store,
                       row.scim_id, user_key=email_key(email))
 
 
@@ -149,37 +151,44 @@ def _explain_group(store: Store, name: str, directory: str | None) -> Explanatio
             query = (select(users.c.email).join(memberships, memberships.c.user_id == users.c.id)
                      .where(memberships.c.group_id == row.id).order_by(users.c.email))
             members = list(conn.execute(query).scalars())
-    history = events(store, EventFilter(group=name, directory=directory), limit=None)
+    where = EventFilter(group=name, directory=directory)
     if row is None:
-        return Explanation("group", name, False, last_decision=_last_decision(history), recent=tuple(history[:RECENT]))
+        recent, decision = _recent_and_decision(store, where)
+        return Explanation("group", name, False, last_decision=decision, recent=recent)
     state = {"name": row.name, "reserved": bool(row.reserved)}
-    return _explained("group", name, state, row.managed_by, row.external_id, tuple(members), history, store,
+    return _explained("group", name, state, row.managed_by, row.external_id, tuple(members), where, store,
                       row.scim_id, group_key=name_key(name))
 
 
 def _explained(kind: str, query: str, state: dict[str, Any], managed_by: str | None, external_id: str | None,
-               related: tuple[str, ...], history: list[EventView], store: Store, scim_id: str | None, *,
+               related: tuple[str, ...], where: EventFilter, store: Store, scim_id: str | None, *,
                user_key: str | None = None, group_key: str | None = None) -> Explanation:
-    bound = _binding_event(history, managed_by) if managed_by else None
+    bound = _binding_event(store, where, kind, managed_by) if managed_by else None
+    recent, decision = _recent_and_decision(store, where)
     return Explanation(
         kind, query, True, state, managed_by, external_id,
         managed_since=bound.at if bound else None,
         matched_by=_MATCHED_BY.get(bound.action) if bound else None,
         groups=related,
-        last_decision=_last_decision(history),
-        staged=tuple(_open_staged(store, history, user_key, group_key)),
-        recent=tuple(history[:RECENT]),
-        scim=_scim_view(store, managed_by, external_id, scim_id, history) if managed_by else None,
+        last_decision=decision,
+        staged=tuple(_open_staged(store, where, user_key, group_key)),
+        recent=recent,
+        scim=_scim_view(store, managed_by, external_id, scim_id, where) if managed_by else None,
     )
 
 
 def _scim_view(store: Store, directory: str, external_id: str | None, scim_id: str | None,
-               history: list[EventView]) -> ScimView | None:
-    """The SCIM side of an object `directory` manages, when it is a push directory."""
+               where: EventFilter) -> ScimView | None:
+    """The SCIM side of an object `directory` manages, when it is a push directory; its
+    pushed requests are looked for among its newest `PAGE` events of that directory."""
     with store.session() as session:
         row = get_directory(session, directory)
         if row is None or row.kind != PUSH_KIND:
             return None
+        if where.directory not in (None, directory):
+            history: Sequence[EventView] = ()
+        else:
+            history = event_page(store, replace(where, directory=directory), limit=PAGE).events
         ids = {e.run_id for e in history if e.run_id is not None and e.directory == directory}
         pushed = set(session.execute(select(SyncRun.id).where(SyncRun.id.in_(ids), SyncRun.trigger == PUSH_TRIGGER))
                      .scalars()) if ids else set()
@@ -216,18 +225,35 @@ def _scim_steps(view: ScimView) -> list[str]:
     return out
 
 
-def _binding_event(history: list[EventView], directory: str) -> EventView | None:
+# The history is read in pages from the newest (a group of 100,000 members has at least as
+# many events): most questions are answered by the first page or by one indexed lookup.
+PAGE = 100
+
+
+def _recent_and_decision(store: Store, where: EventFilter) -> tuple[tuple[EventView, ...], EventView | None]:
+    """The newest events, and the newest one a rule decided: a rejection, a conflict or a
+    failure, else the newest applied change."""
+    page = event_page(store, where, limit=PAGE)
+    recent = page.events[:RECENT]
+    decision = _last_decision(page.events)
+    while decision is None and page.older is not None:
+        page = event_page(store, where, limit=PAGE, older_than=page.older)
+        decision = _last_decision(page.events)
+    return recent, decision
+
+
+def _binding_event(store: Store, where: EventFilter, kind: str, directory: str) -> EventView | None:
     """The latest applied create or link that bound the object to `directory`."""
+    if where.directory not in (None, directory):
+        return None
+    found = [event for action in _MATCHED_BY if action.endswith(f"-{kind}")
+             for event in event_page(store, replace(where, directory=directory, action=action, outcome="applied"),
+                                     limit=1).events]
+    return max(found, key=lambda e: (e.at, e.id), default=None)
+
+
+def _last_decision(history: Sequence[EventView]) -> EventView | None:
     for event in history:  # newest first
-        if event.directory == directory and event.outcome == "applied" and event.action in _MATCHED_BY:
-            return event
-    return None
-
-
-def _last_decision(history: list[EventView]) -> EventView | None:
-    """The newest event a rule decided: a rejection, a conflict or a failure, else the
-    newest applied change."""
-    for event in history:
         if event.outcome in ("rejected", "conflict", "failed"):
             return event
         if event.outcome == "applied":
@@ -235,15 +261,16 @@ def _last_decision(history: list[EventView]) -> EventView | None:
     return None
 
 
-def _open_staged(store: Store, history: list[EventView], user_key: str | None,
+def _open_staged(store: Store, where: EventFilter, user_key: str | None,
                  group_key: str | None) -> list[EventView]:
     """Staged events that open plans still hold (a decided, superseded or withdrawn one
     waits for nothing)."""
-    if not any(e.outcome == "staged" for e in history):
+    staged = event_page(store, replace(where, outcome="staged"), limit=None).events
+    if not staged:
         return []
     with store.session() as session:
         held = {e.id for e in open_staged_events(session, user_key=user_key, group_key=group_key)}
-    return [e for e in history if e.id in held]
+    return [e for e in staged if e.id in held]
 
 
 def _decision(event: EventView) -> str:

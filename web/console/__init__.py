@@ -25,6 +25,7 @@ from web.console.run import run_page
 from web.console.directories import directories_page
 from web.console.directory import directory_page
 from web.console.explain import explain_page
+from web.console.log import log_page
 from web.console.render import HERE
 
 
@@ -46,6 +47,6 @@ def routes() -> list[BaseRoute]:
         Route(f"{one}/scim-token", scim_tab.token, methods=post),
         Route(f"{one}/provision", provision.provision, methods=post),
         Route("/explain", explain_page, methods=["GET"]),
-        # The provisioning log (`web.console.log`) joins here.
+        Route("/log", log_page, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="console-static"),
     ]
