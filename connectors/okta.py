@@ -54,7 +54,7 @@ from connectors.base import PageCounter, ReadProgress
 from connectors.errors import AuthError, ConnectorError, PartialReadError, PermanentError, TransientError
 from connectors.okta_http import ApiToken, Credentials, CursorRejected, NotFound, OktaPager, Page, ServiceApp, Sleep
 from connectors.retry import DEFAULT_MAX_RETRY_WAIT_SECONDS, configured_max_retry_wait
-from connectors.okta_log import MEMBERSHIP_EVENTS, GroupStamps, membership_changes
+from connectors.okta_log import MEMBERSHIP_EVENTS, GroupStamps, latest_membership_event, membership_changes
 from connectors.okta_map import is_built_in, is_member_in_scope, map_group, map_user, user_id_of
 from reconcile import clock as default_clock
 from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, MembershipDelta, Rejection, Snapshot
@@ -101,6 +101,8 @@ class Watermark:
     full_at: datetime
     since: datetime
     log_cursor: str  # path and query of the System Log `next` link
+    # The latest `published` of a membership event any poll has returned (`okta_log`).
+    seen: datetime | None = None
 
     def dump(self) -> str:
         return json.dumps({
@@ -109,6 +111,7 @@ class Watermark:
             "full_at": self.full_at.isoformat(),
             "since": okta_time(self.since),
             "log": self.log_cursor,
+            "seen": okta_time(self.seen) if self.seen is not None else None,
         }, sort_keys=True)
 
     @classmethod
@@ -121,9 +124,10 @@ class Watermark:
             if data.get("v") != WATERMARK_VERSION or not str(data["log"]).startswith("/api/v1/logs"):
                 return None
             full_at, since = datetime.fromisoformat(data["full_at"]), _parse_time(data["since"])
-            if full_at.tzinfo is None or since.tzinfo is None:
+            seen = _parse_time(data["seen"]) if data.get("seen") is not None else None
+            if full_at.tzinfo is None or since.tzinfo is None or (seen is not None and seen.tzinfo is None):
                 return None
-            return cls(str(data["scope"]), full_at, since, str(data["log"]))
+            return cls(str(data["scope"]), full_at, since, str(data["log"]), seen)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -358,8 +362,13 @@ class _Reader:
         in_scope = set(users) | {r.external_id for r in rejections.values() if r.external_id}
         return users, list(rejections.values()), in_scope
 
-    def watermark(self, scope: str, full_at: datetime, since: datetime, cursor: str) -> str:
-        return Watermark(scope, full_at, since, cursor).dump()
+    @staticmethod
+    def watermark(scope: str, full_at: datetime, since: datetime, cursor: str, events: list[dict[str, Any]],
+                  seen: datetime | None = None) -> str:
+        latest = latest_membership_event(events)
+        if seen is not None and (latest is None or seen > latest):
+            latest = seen
+        return Watermark(scope, full_at, since, cursor, latest).dump()
 
     def log_start_url(self) -> str:
         since = okta_time(self.now - self.overlap)
@@ -369,7 +378,7 @@ class _Reader:
 
     async def full(self, scope: str) -> Snapshot:
         # The log cursor comes first, so whatever changes while we read is seen next time.
-        _, cursor, started = await self.poll_log(self.log_start_url())
+        events, cursor, started = await self.poll_log(self.log_start_url())
         if self.app_id:
             users, groups, rejections = await self._full_app()
         else:
@@ -377,7 +386,7 @@ class _Reader:
         log.info("okta full read: %d users, %d groups, %d rejections, %d requests",
                  len(users), len(groups), len(rejections), self.pager.requests)
         return Snapshot(users=tuple(users), groups=tuple(groups), rejections=tuple(rejections),
-                        watermark=self.watermark(scope, self.now, started, cursor))
+                        watermark=self.watermark(scope, self.now, started, cursor, events))
 
     async def _full_org(self) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection]]:
         mapped_users, raw_groups = await self.gather([
@@ -496,7 +505,7 @@ class _Reader:
             events, cursor, started = await self.poll_log(state.log_cursor)
         except CursorRejected as exc:
             raise _FullReadNeeded("the System Log cursor was refused") from exc
-        window = _Window(state.since, state.since - self.overlap)
+        window = _Window(state.since, state.since - self.overlap, state.seen)
         since = okta_time(window.start)
         deleted_users = self._targets(events, {"user.lifecycle.delete.completed"}, "User")
         deleted_groups = self._targets(events, {"group.lifecycle.delete"}, "UserGroup")
@@ -534,7 +543,7 @@ class _Reader:
             memberships=memberships,
             members_complete=frozenset(g.external_id for g in groups),
             rejections=tuple(user_rejections + group_rejections),
-            watermark=self.watermark(state.scope, state.full_at, started, cursor),
+            watermark=self.watermark(state.scope, state.full_at, started, cursor, events, state.seen),
         )
 
     def in_scope_groups(self, raw_groups: Iterable[Any]) -> list[Any]:
@@ -559,7 +568,7 @@ class _Reader:
         scope); otherwise a group the log names but `moved` lacks is looked up by id."""
         with_id = {g["id"]: g for g in moved if isinstance(g, dict) and isinstance(g.get("id"), str)}
         decided = membership_changes(events, [GroupStamps.of(g) for g in with_id.values()],
-                                     since=window.since, window_start=window.start)
+                                     since=window.since, window_start=window.start, seen=window.seen)
         wanted = (set(decided.reread) | set(reread_too)) - deleted
         found = {gid: raw for gid, raw in {**(known or {}), **with_id}.items() if gid in wanted}
         if known is None:
@@ -677,11 +686,12 @@ class _Reader:
 
 @dataclass(frozen=True)
 class _Window:
-    """What an incremental read looks back to: the last read's start (Okta's clock) and that
-    less the overlap, where the filters start."""
+    """What an incremental read looks back to: the last read's start (Okta's clock), that
+    less the overlap (where the filters start), and the latest membership event seen."""
 
     since: datetime
     start: datetime
+    seen: datetime | None
 
 
 def _combined(from_log: Iterable[MembershipDelta], regained: Iterable[MembershipDelta],

@@ -11,9 +11,10 @@ re-read. The log is trusted only where it provably covers the change; in doubt, 
 - a group whose `lastMembershipUpdated` is later than its last event in this poll: a
   change the log has not shown yet (events are persisted a little late) or never will
   (group rules, imports, a deleted user's memberships);
-- a group with an event published before the last read started (within the second the
-  watermark's server time resolves): it arrived late, so it may be older than an event an
-  earlier read already applied for the same member;
+- a group with an event that arrived late: published before the last read started, or no
+  later than the latest membership event an earlier poll returned (`seen`, kept in the
+  watermark: the read's start is only known to the second). Such an event may be older
+  than one already applied for the same member, or than a change an earlier re-read saw;
 - a group with an event whose outcome is neither SUCCESS nor a refusal (FAILURE, DENY,
   SKIPPED: nothing changed), or whose time is unreadable;
 - every group whose membership moved or that has events, when any membership event lacks
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from reconcile.model import MembershipDelta
@@ -39,8 +40,6 @@ MEMBER_ADDED = "group.user_membership.add"
 MEMBER_REMOVED = "group.user_membership.remove"
 MEMBERSHIP_EVENTS = (MEMBER_ADDED, MEMBER_REMOVED)
 NOTHING_CHANGED = frozenset({"FAILURE", "DENY", "SKIPPED"})  # outcomes of refused attempts
-# The watermark's server time comes from the HTTP `Date` header, rounded down to the second.
-SINCE_RESOLUTION = timedelta(seconds=1)
 
 NEW_GROUP = "created since the last read"
 RECORD_CHANGED = "its record changed"
@@ -98,10 +97,12 @@ def membership_changes(
     *,
     since: datetime,
     window_start: datetime,
+    seen: datetime | None,
 ) -> MembershipChanges:
     """Decide deltas and re-reads (module docstring). `events` are this poll's, in log
     order; `moved` the groups listed as changed after `window_start` (the last read's
-    start, `since`, less the overlap)."""
+    start, `since`, less the overlap); `seen` the latest `published` of a membership event
+    earlier polls returned."""
     readable: list[_Event] = []
     doubtful: set[str] = set()
     unplaceable = False
@@ -125,14 +126,16 @@ def membership_changes(
     by_group: dict[str, list[_Event]] = {}
     for item in readable:
         by_group.setdefault(item.group_id, []).append(item)
-    late_before = since + SINCE_RESOLUTION
+
+    def late(event: _Event) -> bool:
+        return event.published < since or (seen is not None and event.published <= seen)
 
     def doubt(group_id: str, membership_moved: bool) -> str | None:
         """Why this group's events cannot be trusted, if they cannot."""
         group_events = by_group.get(group_id, [])
         if group_id in doubtful or (unplaceable and (membership_moved or group_events)):
             return UNREADABLE_EVENT
-        if any(e.published < late_before for e in group_events):
+        if any(late(e) for e in group_events):
             return LATE_EVENT
         return None
 
@@ -154,6 +157,12 @@ def membership_changes(
     deltas = (_delta(group_id, group_events) for group_id, group_events in sorted(by_group.items())
               if group_id not in reread)
     return MembershipChanges(tuple(d for d in deltas if d.added or d.removed), reread)
+
+
+def latest_membership_event(events: Iterable[Mapping[str, Any]]) -> datetime | None:
+    """The latest `published` of the membership events among `events` (None: there are none)."""
+    times = [parse_time(e.get("published")) for e in events if e.get("eventType") in MEMBERSHIP_EVENTS]
+    return max((t for t in times if t is not None), default=None)
 
 
 def _record_changed(stamps: GroupStamps, window_start: datetime) -> str | None:

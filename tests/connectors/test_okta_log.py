@@ -14,6 +14,7 @@ from connectors.okta_log import (
     UNREADABLE_EVENT,
     GroupStamps,
     MembershipChanges,
+    latest_membership_event,
     membership_changes,
 )
 from reconcile.model import MembershipDelta
@@ -42,8 +43,8 @@ def moved(group: str, membership: datetime | None, *, created: datetime = OLD, u
     return GroupStamps(group, created, updated, membership)
 
 
-def decide(events: list[dict[str, Any]], groups: list[GroupStamps]) -> MembershipChanges:
-    return membership_changes(events, groups, since=SINCE, window_start=WINDOW)
+def decide(events: list[dict[str, Any]], groups: list[GroupStamps], seen: datetime | None = None) -> MembershipChanges:
+    return membership_changes(events, groups, since=SINCE, window_start=WINDOW, seen=seen)
 
 
 def test_each_members_last_event_says_added_or_removed() -> None:
@@ -69,10 +70,20 @@ def test_a_membership_change_later_than_every_event_re_reads_the_group() -> None
 
 
 def test_an_event_from_before_the_last_read_began_re_reads_its_group() -> None:
-    # within the second the watermark's server time resolves counts as before
-    decided = decide([event("add", "u1", "g1", SINCE + timedelta(milliseconds=400))], [moved("g1", at(0.5))])
+    decided = decide([event("add", "u1", "g1", SINCE - timedelta(milliseconds=1))], [moved("g1", at(0.5))])
 
     assert decided.reread == {"g1": LATE_EVENT} and decided.deltas == ()
+
+
+def test_an_event_no_later_than_one_an_earlier_poll_returned_re_reads_its_group() -> None:
+    # The last read's start is known to the second only: an event within that second may
+    # be older than one the last poll returned, so it is late too.
+    events = [event("add", "u1", "g1", at(0.01)), event("add", "u2", "g2", at(0.03))]
+
+    decided = decide(events, [moved("g1", at(0.01)), moved("g2", at(0.03))], seen=at(0.02))
+
+    assert decided.reread == {"g1": LATE_EVENT}
+    assert decided.deltas == (MembershipDelta("g2", added=frozenset({"u2"})),)
 
 
 def test_new_and_changed_groups_are_re_read_whole() -> None:
@@ -124,3 +135,11 @@ def test_other_event_types_are_ignored() -> None:
     other = {**event("add", "u1", "g1", at(1)), "eventType": "group.lifecycle.delete"}
 
     assert decide([other], []) == MembershipChanges()
+
+
+def test_the_latest_membership_event_is_what_the_watermark_keeps() -> None:
+    events = [event("add", "u1", "g1", at(2)), event("remove", "u1", "g1", at(1)),
+              {"eventType": "group.lifecycle.delete", "published": stamp(at(9))}]
+
+    assert latest_membership_event(events) == at(2)
+    assert latest_membership_event([]) is None

@@ -110,11 +110,68 @@ def test_an_event_that_arrives_after_the_next_read_began_re_reads_its_group(
     org.remove_member(group, outsider)
     assert cycles.changes().memberships == (MembershipDelta(group, removed=frozenset({outsider})),)
     late.release()
+    newcomer = next(u for u in org.user_ids if u not in org.members[group] and u != outsider)
+    org.add_member(group, newcomer)  # a fresh event covers the group's last change
 
     changes = cycles.changes()
 
     assert re_read(changes) == {group: frozenset(org.members[group])} and outsider not in org.members[group]
     assert changes.memberships == ()
+
+
+def test_an_event_older_than_the_last_read_is_not_replayed_over_what_a_re_read_saw(
+    cycles: Cycles, org: OktaOrg, clock: ManualClock
+) -> None:
+    # Both events are late: the read re-reads the group (no event covers its change) and
+    # sees the user out. Then only the add arrives, with a fresh event beside it.
+    group = org.group_ids[1]
+    _, outsider = member_and_outsider(org, group)
+    with org.held_log() as late_add:
+        org.add_member(group, outsider)
+    clock.advance(seconds=1)
+    with org.held_log() as late_remove:
+        org.remove_member(group, outsider)
+    assert outsider not in re_read(cycles.changes())[group]
+    late_add.release()
+    newcomer = next(u for u in org.user_ids if u not in org.members[group] and u != outsider)
+    org.add_member(group, newcomer)
+
+    changes = cycles.changes()
+
+    assert changes.memberships == ()
+    assert re_read(changes) == {group: frozenset(org.members[group])} and outsider not in org.members[group]
+    late_remove.release()
+
+
+def test_a_late_event_within_the_second_the_last_read_began_is_not_replayed(
+    make_connector: MakeConnector, org: OktaOrg, clock: ManualClock
+) -> None:
+    # Okta's `Date` gives the read's start to the second; the watermark also keeps the latest
+    # membership event seen, so an older event arriving later is recognised as late.
+    connector = make_connector()
+    watermark = connector.read(None).watermark
+    clock.advance(minutes=40)
+    group = org.group_ids[1]
+    _, outsider = member_and_outsider(org, group)
+    with org.held_log() as late:
+        clock.advance(seconds=0.1)
+        org.add_member(group, outsider)
+    clock.advance(seconds=0.1)
+    org.remove_member(group, outsider)
+    clock.advance(seconds=0.1)
+    first = connector.read(watermark)
+    assert isinstance(first, Changes)
+    assert first.memberships == (MembershipDelta(group, removed=frozenset({outsider})),)
+    late.release()
+    clock.advance(minutes=40)
+    newcomer = next(u for u in org.user_ids if u not in org.members[group] and u != outsider)
+    org.add_member(group, newcomer)  # a fresh event covers the group's last change
+
+    changes = connector.read(first.watermark)
+
+    assert isinstance(changes, Changes) and changes.memberships == ()
+    assert re_read(changes) == {group: frozenset(org.members[group])}
+    assert outsider not in org.members[group] and newcomer in org.members[group]
 
 
 def test_a_membership_change_no_event_tells_re_reads_the_group(cycles: Cycles, org: OktaOrg) -> None:
