@@ -304,3 +304,38 @@ def test_cycles_of_log_deltas_keep_the_store_equal_to_the_org(
 
     assert engine.cycle().status == "succeeded"
     assert engine.view() == org_view(org)
+
+
+# --- app scope ------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def app_cycles(make_connector: MakeConnector, clock: ManualClock, sim: OktaSimulator, org: OktaOrg) -> Cycles:
+    return Cycles(make_connector, clock, sim, app_id=org.app_id)
+
+
+def test_app_scope_takes_deltas_only_for_assigned_groups(app_cycles: Cycles, org: OktaOrg) -> None:
+    app = org.app_id
+    assert app is not None
+    assigned = sorted(org.app_groups[app])[0]
+    elsewhere = next(g for g in org.group_ids[1:] if g not in org.app_groups[app])
+    leaver = sorted(org.members[assigned])[0]
+    org.remove_member(assigned, leaver)
+    _, joiner = member_and_outsider(org, elsewhere)
+    org.add_member(elsewhere, joiner)
+
+    changes = app_cycles.changes()
+
+    assert [d for d in changes.memberships if d.removed] == [MembershipDelta(assigned, removed=frozenset({leaver}))]
+    assert all(d.group_external_id != elsewhere for d in changes.memberships)
+
+
+def test_app_scope_a_newly_assigned_group_is_read_whole(app_cycles: Cycles, org: OktaOrg, sim: OktaSimulator) -> None:
+    app = org.app_id
+    assert app is not None
+    group = next(g for g in org.group_ids[1:] if g not in org.app_groups[app])
+    org.assign_group(app, group)
+
+    changes = app_cycles.changes()
+
+    assert re_read(changes) == {group: frozenset(org.members[group])}
