@@ -11,7 +11,12 @@ phase runs in a fresh child process so its peak RSS is its own:
   no mapping, no engine;
 - full read: `OktaConnector.read(None)`;
 - no-op incremental read: `read(watermark)` right after, nothing changed;
-- with `--cycles`: a full cycle and a no-op cycle through `reconcile.cycle.run_cycle` on SQLite.
+- with `--cycles`: a full cycle, a no-op cycle and a 1 % change cycle through
+  `reconcile.cycle.run_cycle` on SQLite. The 1 % change (`change_one_percent`) touches 1 %
+  of the users through the org's admin actions, so the System Log records it as Okta
+  would: a third renamed, a third deactivated, a third moved from one of their groups to
+  another (or added to one, if they had none). It is read once by the connector alone
+  (from the no-op read's watermark), then by a cycle.
 
 Prints a Markdown table (wall time, peak RSS, requests per endpoint).
 """
@@ -23,6 +28,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import random
 import resource
 import ssl
 import sys
@@ -39,7 +45,8 @@ UNLIMITED = {name: 10**9 for name in ("users.list", "users.get", "groups.list", 
 
 def answer_commands(sim: Any, control: Any) -> None:
     """Serve the bench's requests on `control` until told to stop: "counts" (requests per
-    endpoint so far), "reset" (zero them), anything else stops the simulator."""
+    endpoint so far), "reset" (zero them), "change" (`change_one_percent`, answering what it
+    did), anything else stops the simulator."""
     while True:
         command = control.recv()
         if command == "counts":
@@ -47,10 +54,35 @@ def answer_commands(sim: Any, control: Any) -> None:
         elif command == "reset":
             sim.reset_counts()
             control.send(None)
+        elif command == "change":
+            control.send(change_one_percent(sim.org, random.Random(2)))
         else:
             sim.stop()
             control.send(None)
             return
+
+
+def change_one_percent(org: Any, rng: random.Random) -> dict[str, int]:
+    """Rename, deactivate or move to another group 1 % of the active users (a third each)."""
+    with org.lock:
+        live = [u for u in org.user_ids if org.users[u]["status"] == "ACTIVE"]
+        chosen = rng.sample(live, max(1, len(live) // 100))
+        groups = [g for g in org.group_ids if org.groups[g]["type"] != "BUILT_IN"]
+        done = {"renamed": 0, "deactivated": 0, "moved": 0}
+        for i, uid in enumerate(chosen):
+            if i % 3 == 0:
+                org.rename(uid, last_name=f"Renamed{i}")
+                done["renamed"] += 1
+            elif i % 3 == 1:
+                org.deactivate(uid)
+                done["deactivated"] += 1
+            else:
+                current = [g for g in groups if uid in org.members[g]]
+                if current:
+                    org.remove_member(rng.choice(current), uid)
+                org.add_member(rng.choice([g for g in groups if g not in current]), uid)
+                done["moved"] += 1
+        return done
 
 
 def serve(args: argparse.Namespace, control: Any) -> None:
@@ -114,12 +146,15 @@ def phase(name: str, info: dict[str, Any], out: Any, watermark: str | None) -> N
         return
     if name in ("full", "noop"):
         import okta.client  # noqa: F401  (the SDK's 2 s import is not part of a read)
+        from reconcile.model import Changes
 
         connector = connector_for(info)
         started = time.perf_counter()
         result = connector.read(None if name == "full" else watermark)
         elapsed = time.perf_counter() - started
         summary = f"{type(result).__name__}: {len(result.users)} users, {len(result.groups)} groups"
+        if isinstance(result, Changes):
+            summary += f", {len(result.memberships)} membership deltas"
         out.send((elapsed, peak_rss_mb(), summary, result.watermark))
         return
     from config import parse
@@ -136,7 +171,8 @@ def phase(name: str, info: dict[str, Any], out: Any, watermark: str | None) -> N
     result = run_cycle(settings, "okta", store=store, connector=connector_for(info), allow_deactivations=True)
     elapsed = time.perf_counter() - started
     store.dispose()
-    out.send((elapsed, peak_rss_mb(), f"{result.status} ({result.mode}) {result.error or ''}".strip(), None))
+    operations = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()) if not k.startswith("outcome:"))
+    out.send((elapsed, peak_rss_mb(), f"{result.status} ({result.mode}) {result.error or operations}".strip(), None))
 
 
 def run_phase(name: str, info: dict[str, Any], control: Any, watermark: str | None = None) -> tuple[Any, ...]:
@@ -178,12 +214,19 @@ def main() -> None:
     record("floor (aiohttp + json, no SDK)", run_phase("floor", info, control))
     full = run_phase("full", info, control)
     record("full read (connector)", full)
-    record("no-op incremental read", run_phase("noop", info, control, full[3]))
+    noop = run_phase("noop", info, control, full[3])
+    record("no-op incremental read", noop)
     if args.cycles:
         with tempfile.TemporaryDirectory() as scratch:
             info["store_url"] = f"sqlite:///{os.path.join(scratch, 'bench.db')}"
             record("full cycle (engine, SQLite)", run_phase("cycle", info, control))
             record("no-op cycle (engine, SQLite)", run_phase("cycle", info, control))
+            control.send("change")
+            changed = control.recv()
+            print(f"1 % change: {changed}", flush=True)
+            # the connector alone, from the no-op read's watermark (nothing else changed since)
+            record("1 % changed read (connector)", run_phase("noop", info, control, noop[3]))
+            record("1 % change cycle (engine, SQLite)", run_phase("cycle", info, control))
 
     control.send("stop")
     control.recv()
@@ -194,7 +237,11 @@ def main() -> None:
         requests = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         print(f"| {label} | {seconds:.2f} s | {peak:.0f} MB | {summary} | {requests} (total {sum(counts.values())}) |")
     ratio: Callable[[int], float] = lambda i: rows[i][1] / rows[0][1]
-    print(f"\nfull read / floor = {ratio(1):.2f}x")
+    print(f"\nfull read / floor = {ratio(1):.2f}x; load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.cycles:
+        full_cycle, change_cycle = rows[3], rows[6]
+        print(f"1 % change cycle / full cycle = {change_cycle[1] / full_cycle[1]:.1%} of the time, "
+              f"{sum(change_cycle[4].values())} vs {sum(full_cycle[4].values())} requests")
 
 
 if __name__ == "__main__":

@@ -14,12 +14,17 @@ scope that are neither STAGED nor DEPROVISIONED.
 Incremental reads cost requests in proportion to what changed:
 - users: `filter=lastUpdated gt "<last read start - overlap_minutes>"` (the filter also
   returns DEPROVISIONED users, reported inactive);
-- groups: `lastUpdated` or `lastMembershipUpdated` past the same instant; each such group's
-  full member list is re-read and reported in `members_complete`;
-- the System Log (`/api/v1/logs`, polled through its `next` cursor) for what filters cannot
-  see: deleted users and groups, and, with `app_id`, app (un)assignments of users and
-  groups. In app scope each changed user is checked with `/apps/{id}/users/{user}`; past
-  `MAX_USER_CHECKS` changed users, a full read is cheaper and is done instead.
+- groups: `lastUpdated` or `lastMembershipUpdated` past the same instant (with `app_id`,
+  the app's assigned groups, listed in full);
+- the System Log (`/api/v1/logs`, polled through its `next` cursor): membership changes
+  (`group.user_membership.add` / `.remove`), reported as `MembershipDelta`s, and what
+  filters cannot see: deleted users and groups, and, with `app_id`, app (un)assignments of
+  users and groups. A moved group's full member list is re-read (and reported in
+  `members_complete`) only where the log cannot tell the change in full: a new or changed
+  group record, a membership change no event covers, a late or unreadable event
+  (`connectors.okta_log` decides). In app scope each changed user is checked with
+  `/apps/{id}/users/{user}`; past `MAX_USER_CHECKS` changed users, a full read is cheaper
+  and is done instead.
 
 `read_user(key)` reads one user (by id, login or email) for provisioning on demand: the
 user, their groups (`/users/{id}/groups`; with `app_id`, only the app's assigned groups and
@@ -37,7 +42,7 @@ import asyncio
 import json
 import logging
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -49,6 +54,7 @@ from connectors.base import PageCounter, ReadProgress
 from connectors.errors import AuthError, ConnectorError, PartialReadError, PermanentError, TransientError
 from connectors.okta_http import ApiToken, Credentials, CursorRejected, NotFound, OktaPager, Page, ServiceApp, Sleep
 from connectors.retry import DEFAULT_MAX_RETRY_WAIT_SECONDS, configured_max_retry_wait
+from connectors.okta_log import MEMBERSHIP_EVENTS, GroupStamps, latest_membership_event, membership_changes
 from connectors.okta_map import is_built_in, is_member_in_scope, map_group, map_user, user_id_of
 from reconcile import clock as default_clock
 from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, MembershipDelta, Rejection, Snapshot
@@ -57,15 +63,18 @@ __all__ = ["ApiToken", "OktaConnector", "ServiceApp", "Watermark", "build"]
 
 log = logging.getLogger("connectors.okta")
 
-WATERMARK_VERSION = 1
+# 2: the log cursor follows membership events too; a version-1 cursor does not, so its
+# watermark is unreadable and the next read is a full one.
+WATERMARK_VERSION = 2
 USERS_PAGE = 200  # the maximum /api/v1/users allows
 GROUPS_PAGE = 10000  # the maximum /api/v1/groups allows
+GROUPS_BY_ID = 50  # groups looked up by id in one `filter=id eq ... or ...` request
 GROUP_MEMBERS_PAGE = 1000  # the maximum /api/v1/groups/{id}/users allows
 APP_USERS_PAGE = 500  # the maximum /api/v1/apps/{id}/users allows
 APP_GROUPS_PAGE = 200  # the maximum /api/v1/apps/{id}/groups allows
 LOG_PAGE = 1000  # the maximum /api/v1/logs allows
 MAX_USER_CHECKS = 100  # app scope: more changed users than this -> a full read instead
-ORG_EVENTS = ("user.lifecycle.delete.completed", "group.lifecycle.delete")
+ORG_EVENTS = ("user.lifecycle.delete.completed", "group.lifecycle.delete") + MEMBERSHIP_EVENTS
 APP_EVENTS = ORG_EVENTS + (
     "application.user_membership.add",
     "application.user_membership.remove",
@@ -92,6 +101,8 @@ class Watermark:
     full_at: datetime
     since: datetime
     log_cursor: str  # path and query of the System Log `next` link
+    # The latest `published` of a membership event any poll has returned (`okta_log`).
+    seen: datetime | None = None
 
     def dump(self) -> str:
         return json.dumps({
@@ -100,6 +111,7 @@ class Watermark:
             "full_at": self.full_at.isoformat(),
             "since": okta_time(self.since),
             "log": self.log_cursor,
+            "seen": okta_time(self.seen) if self.seen is not None else None,
         }, sort_keys=True)
 
     @classmethod
@@ -112,9 +124,10 @@ class Watermark:
             if data.get("v") != WATERMARK_VERSION or not str(data["log"]).startswith("/api/v1/logs"):
                 return None
             full_at, since = datetime.fromisoformat(data["full_at"]), _parse_time(data["since"])
-            if full_at.tzinfo is None or since.tzinfo is None:
+            seen = _parse_time(data["seen"]) if data.get("seen") is not None else None
+            if full_at.tzinfo is None or since.tzinfo is None or (seen is not None and seen.tzinfo is None):
                 return None
-            return cls(str(data["scope"]), full_at, since, str(data["log"]))
+            return cls(str(data["scope"]), full_at, since, str(data["log"]), seen)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -349,8 +362,13 @@ class _Reader:
         in_scope = set(users) | {r.external_id for r in rejections.values() if r.external_id}
         return users, list(rejections.values()), in_scope
 
-    def watermark(self, scope: str, full_at: datetime, since: datetime, cursor: str) -> str:
-        return Watermark(scope, full_at, since, cursor).dump()
+    @staticmethod
+    def watermark(scope: str, full_at: datetime, since: datetime, cursor: str, events: list[dict[str, Any]],
+                  seen: datetime | None = None) -> str:
+        latest = latest_membership_event(events)
+        if seen is not None and (latest is None or seen > latest):
+            latest = seen
+        return Watermark(scope, full_at, since, cursor, latest).dump()
 
     def log_start_url(self) -> str:
         since = okta_time(self.now - self.overlap)
@@ -360,7 +378,7 @@ class _Reader:
 
     async def full(self, scope: str) -> Snapshot:
         # The log cursor comes first, so whatever changes while we read is seen next time.
-        _, cursor, started = await self.poll_log(self.log_start_url())
+        events, cursor, started = await self.poll_log(self.log_start_url())
         if self.app_id:
             users, groups, rejections = await self._full_app()
         else:
@@ -368,7 +386,7 @@ class _Reader:
         log.info("okta full read: %d users, %d groups, %d rejections, %d requests",
                  len(users), len(groups), len(rejections), self.pager.requests)
         return Snapshot(users=tuple(users), groups=tuple(groups), rejections=tuple(rejections),
-                        watermark=self.watermark(scope, self.now, started, cursor))
+                        watermark=self.watermark(scope, self.now, started, cursor, events))
 
     async def _full_org(self) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection]]:
         mapped_users, raw_groups = await self.gather([
@@ -487,7 +505,8 @@ class _Reader:
             events, cursor, started = await self.poll_log(state.log_cursor)
         except CursorRejected as exc:
             raise _FullReadNeeded("the System Log cursor was refused") from exc
-        since = okta_time(state.since - self.overlap)
+        window = _Window(state.since, state.since - self.overlap, state.seen)
+        since = okta_time(window.start)
         deleted_users = self._targets(events, {"user.lifecycle.delete.completed"}, "User")
         deleted_groups = self._targets(events, {"group.lifecycle.delete"}, "UserGroup")
         user_filter = _filter(f'lastUpdated gt "{since}"')
@@ -495,7 +514,8 @@ class _Reader:
         if self.app_id:
             users, user_rejections, removed_users, raw_users, entered = await self._app_users_changed(
                 raw_changed, events, deleted_users)
-            groups, group_rejections, removed_groups = await self._app_groups_changed(since, events, deleted_groups)
+            groups, group_rejections, deltas, removed_groups = await self._app_groups_changed(
+                window, events, deleted_groups)
         else:
             mapped, user_rejections, _ = self.map_users(raw_changed)
             users = list(mapped.values())
@@ -503,12 +523,18 @@ class _Reader:
             removed_users = deleted_users - set(mapped)
             group_filter = _filter(f'lastUpdated gt "{since}" or lastMembershipUpdated gt "{since}"')
             raw_groups = await self.all_pages(f"/api/v1/groups?limit={GROUPS_PAGE}&filter={group_filter}")
-            groups, group_rejections = await self.groups_with_members(raw_groups, None)
+            groups, group_rejections, deltas = await self.changed_memberships(
+                self.in_scope_groups(raw_groups), events, window, deleted_groups)
             removed_groups = deleted_groups - {g.external_id for g in groups}
         active = {u.external_id for u in users if u.active}
-        memberships = await self._memberships_of(active & (self._returning(raw_users, since) | entered))
-        log.info("okta incremental read: %d users, %d groups changed, %d+%d removed, %d requests",
-                 len(users), len(groups), len(removed_users), len(removed_groups), self.pager.requests)
+        regained = await self._memberships_of(active & (self._returning(raw_users, since) | entered))
+        # A member must be in scope (neither STAGED nor DEPROVISIONED) to count, as in a full
+        # read; the status of a user this read did not see is left to the engine.
+        not_members = {uid for raw in raw_users if (uid := user_id_of(raw)) and not is_member_in_scope(raw)}
+        memberships = _combined(deltas, regained, removed_users, not_members)
+        log.info("okta incremental read: %d users, %d groups re-read, %d membership deltas, %d+%d removed, "
+                 "%d requests", len(users), len(groups), len(memberships), len(removed_users), len(removed_groups),
+                 self.pager.requests)
         return Changes(
             users=tuple(users),
             groups=tuple(groups),
@@ -517,8 +543,58 @@ class _Reader:
             memberships=memberships,
             members_complete=frozenset(g.external_id for g in groups),
             rejections=tuple(user_rejections + group_rejections),
-            watermark=self.watermark(state.scope, state.full_at, started, cursor),
+            watermark=self.watermark(state.scope, state.full_at, started, cursor, events, state.seen),
         )
+
+    def in_scope_groups(self, raw_groups: Iterable[Any]) -> list[Any]:
+        """The groups a read reports: all but Okta's `Everyone`, unless configured."""
+        return [g for g in raw_groups if not isinstance(g, dict) or self.directory.include_everyone
+                or not is_built_in(g)]
+
+    async def changed_memberships(
+        self,
+        moved: list[Any],
+        events: list[dict[str, Any]],
+        window: _Window,
+        deleted: set[str],
+        *,
+        known: dict[str, Any] | None = None,
+        reread_too: Collection[str] = (),
+    ) -> tuple[list[ExternalGroup], list[Rejection], tuple[MembershipDelta, ...]]:
+        """The moved groups whose members must be re-read, with their complete member lists,
+        and the membership deltas the System Log tells (`connectors.okta_log`).
+
+        `known` holds every group in scope by id when the caller has listed them all (app
+        scope); otherwise a group the log names but `moved` lacks is looked up by id."""
+        with_id = {g["id"]: g for g in moved if isinstance(g, dict) and isinstance(g.get("id"), str)}
+        decided = membership_changes(events, [GroupStamps.of(g) for g in with_id.values()],
+                                     since=window.since, window_start=window.start, seen=window.seen)
+        wanted = (set(decided.reread) | set(reread_too)) - deleted
+        found = {gid: raw for gid, raw in {**(known or {}), **with_id}.items() if gid in wanted}
+        if known is None:
+            found.update({g["id"]: g for g in self.in_scope_groups(await self.groups_by_id(wanted - set(found)))})
+        unreadable = [g for g in moved if not (isinstance(g, dict) and isinstance(g.get("id"), str))]
+        groups, rejections = await self.groups_with_members([found[gid] for gid in sorted(found)] + unreadable, None)
+        if decided.reread:
+            reasons: dict[str, int] = {}
+            for why in decided.reread.values():
+                reasons[why] = reasons.get(why, 0) + 1
+            log.info("okta incremental read: members re-read for %s",
+                     ", ".join(f"{n} group(s): {why}" for why, n in sorted(reasons.items())))
+        in_scope = None if known is None else set(known)
+        deltas = tuple(d for d in decided.deltas if d.group_external_id not in wanted | deleted
+                       and (in_scope is None or d.group_external_id in in_scope))
+        return groups, rejections, deltas
+
+    async def groups_by_id(self, group_ids: set[str]) -> list[Any]:
+        """The records of these groups (those that still exist), a few per request."""
+        ordered = sorted(group_ids)
+        batches = [ordered[i:i + GROUPS_BY_ID] for i in range(0, len(ordered), GROUPS_BY_ID)]
+        pages = await self.gather(
+            self.all_pages(f"/api/v1/groups?limit={GROUPS_PAGE}&filter="
+                           + _filter(" or ".join(f'id eq "{gid}"' for gid in batch)))
+            for batch in batches)
+        return [g for page in pages for g in page]
 
     @staticmethod
     def _returning(raw_users: Iterable[Any], since: str) -> set[str]:
@@ -530,7 +606,7 @@ class _Reader:
             if not isinstance(raw, dict):
                 continue
             changed, created = raw.get("statusChanged"), raw.get("created")
-            # a new user's groups show their arrival themselves (lastMembershipUpdated)
+            # a new user's groups show their arrival themselves (membership events)
             is_new = isinstance(created, str) and created > since
             if isinstance(changed, str) and changed > since and not is_new and (uid := user_id_of(raw)):
                 found.add(uid)
@@ -582,8 +658,10 @@ class _Reader:
         return list(users.values()), rejections, removed, raw_users, entered & in_scope
 
     async def _app_groups_changed(
-        self, since: str, events: list[dict[str, Any]], deleted: set[str]
-    ) -> tuple[list[ExternalGroup], list[Rejection], set[str]]:
+        self, window: _Window, events: list[dict[str, Any]], deleted: set[str]
+    ) -> tuple[list[ExternalGroup], list[Rejection], tuple[MembershipDelta, ...], set[str]]:
+        """The app's assigned groups that changed: re-read ones, membership deltas of the
+        others, and the ids of groups that left the app."""
         app = quote(self.app_id or "")
         try:
             raw = await self.all_pages(f"/api/v1/apps/{app}/groups?limit={APP_GROUPS_PAGE}&expand=group")
@@ -592,15 +670,47 @@ class _Reader:
         assigned = self._embedded_groups(raw)
         added = self._targets(events, {"group.application_assignment.add"}, "UserGroup", app_only=True)
         unassigned = self._targets(events, {"group.application_assignment.remove"}, "UserGroup", app_only=True)
+        since = okta_time(window.start)
 
-        def changed(group: dict[str, Any]) -> bool:
+        def moved(group: dict[str, Any]) -> bool:
             stamps = (group.get("lastUpdated"), group.get("lastMembershipUpdated"))
             return group.get("id") in added or any(isinstance(s, str) and s > since for s in stamps)
 
-        groups, rejections = await self.groups_with_members([g for g in assigned if changed(g)], None)
-        current = {g.get("id") for g in assigned}
-        removed = {g for g in (unassigned | deleted) if g not in current}
-        return groups, rejections, removed
+        known = {g["id"]: g for g in assigned if isinstance(g, dict) and isinstance(g.get("id"), str)}
+        # A newly assigned group brings every member into scope: it is read whole.
+        groups, rejections, deltas = await self.changed_memberships(
+            [g for g in assigned if moved(g)], events, window, deleted, known=known, reread_too=added & set(known))
+        removed = {g for g in (unassigned | deleted) if g not in known}
+        return groups, rejections, deltas, removed
+
+
+@dataclass(frozen=True)
+class _Window:
+    """What an incremental read looks back to: the last read's start (Okta's clock), that
+    less the overlap (where the filters start), and the latest membership event seen."""
+
+    since: datetime
+    start: datetime
+    seen: datetime | None
+
+
+def _combined(from_log: Iterable[MembershipDelta], regained: Iterable[MembershipDelta],
+              removed_users: set[str], not_members: set[str]) -> tuple[MembershipDelta, ...]:
+    """One delta per group: the log's, then each regained user's current groups (read now,
+    so they win), without users deleted meanwhile (they leave every group anyway) and
+    adding none of `not_members`."""
+    added: dict[str, set[str]] = {}
+    dropped: dict[str, set[str]] = {}
+    for delta in from_log:
+        added.setdefault(delta.group_external_id, set()).update(delta.added)
+        dropped.setdefault(delta.group_external_id, set()).update(delta.removed)
+    for delta in regained:
+        added.setdefault(delta.group_external_id, set()).update(delta.added)
+        dropped.setdefault(delta.group_external_id, set()).difference_update(delta.added)
+    result = (MembershipDelta(gid, frozenset(added[gid] - removed_users - not_members),
+                              frozenset(dropped.get(gid, set()) - removed_users))
+              for gid in sorted(added))
+    return tuple(d for d in result if d.added or d.removed)
 
 
 def _member_id(raw: Any) -> str | None:

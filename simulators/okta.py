@@ -26,7 +26,9 @@ Endpoints (endpoint names in brackets are what `counts()` and `inject(endpoint=)
   `expand=group`.
 - `GET /api/v1/logs` [logs]: `since`, `until`, `after`, `filter` (`eventType`,
   `target.id` ... `eq`), `limit` (default 100, max 1000). A polling request (no `until`)
-  always carries a `next` link, even on an empty page.
+  always carries a `next` link, even on an empty page, and returns events in the order they
+  were persisted, which is not `published` order when some were persisted late
+  (`OktaOrg.held_log`).
 - `POST /oauth2/v1/token` [oauth.token]: `client_credentials` with a `private_key_jwt`
   client assertion, verified against the public key given to `register_service_app`.
 
@@ -499,6 +501,7 @@ class OktaSimulator(SimulatorServer):
             until_raw = request.arg("until")
             until = normalise_date(until_raw) if until_raw else None
             after = request.arg("after")
+            earliest: str | None = None
             if after is not None:
                 if not after.isdigit() or int(after) > len(events):
                     return self.error_response(request, 400, "Api validation failed: after",
@@ -511,7 +514,10 @@ class OktaSimulator(SimulatorServer):
                 if since < floor:
                     return self.error_response(request, 400, "Api validation failed: since", code="E0000053",
                                                causes=["since: must be within the last 180 days"])
-                start = bisect.bisect_left([e["published"] for e in events], since)
+                # events are in persistence order, so `published` is not sorted when some
+                # were persisted late: the first page skips those published before `since`
+                start = next((i for i, e in enumerate(events) if e["published"] >= since), len(events))
+                earliest = since
         except FilterError as error:
             return self._bad_filter(request, error)
         page: list[dict[str, Any]] = []
@@ -521,7 +527,7 @@ class OktaSimulator(SimulatorServer):
             if until is not None and event["published"] >= until:
                 position = len(events)
                 break
-            if keep is None or keep(event):
+            if (keep is None or keep(event)) and (earliest is None or event["published"] >= earliest):
                 page.append(event)
             position += 1
         bounded_done = until is not None and position >= len(events)

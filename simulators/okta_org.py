@@ -23,6 +23,13 @@ Okta's event types, so a connector sees exactly what it would see in a real org:
                                       application.user_membership.add/.remove for each
                                       user whose effective assignment changes
     patch_user(user_id, fields)       merge raw JSON into a user (odd values for tests)
+    with held_log() as late: ...      events logged in the block are persisted late: the
+    late.release()                    System Log shows them only on release, after any
+                                      logged since, each with its own `published` time
+
+Membership events (`group.user_membership.add` / `.remove`) name the user and the group
+as their targets, as Okta's do. A deleted user leaves their groups (their
+`lastMembershipUpdated` moves) without a membership event.
 
 Timestamps come from `clock` (a callable returning an aware UTC datetime): a test can
 drive the org with `ManualClock` from `simulators.base`.
@@ -36,7 +43,8 @@ import json
 import random
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,6 +71,20 @@ class _Ids:
         return f"{self._prefix}{next(self._next):017x}"
 
 
+class HeldEvents:
+    """Events an org logged but has not persisted yet (`OktaOrg.held_log`)."""
+
+    def __init__(self, org: OktaOrg, events: list[dict[str, Any]]) -> None:
+        self._org = org
+        self.events = events
+
+    def release(self) -> None:
+        with self._org.lock:
+            self._org.events.extend(self.events)
+            self.events.clear()
+            self._org.version += 1
+
+
 class OktaOrg:
     """A thread-safe Okta org. Read the module docstring for the admin actions."""
 
@@ -78,7 +100,8 @@ class OktaOrg:
         self.apps: dict[str, dict[str, Any]] = {}
         self.app_users: dict[str, dict[str, str]] = {}  # app -> user -> assigned at (direct)
         self.app_groups: dict[str, dict[str, str]] = {}  # app -> group -> assigned at
-        self.events: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # in persistence order (what a poll follows)
+        self._held: list[dict[str, Any]] | None = None
         self.api_tokens: set[str] = set()
         self.version = 0  # bumps on every change; caches key on it
         self._user_id = _Ids("00u")
@@ -117,8 +140,9 @@ class OktaOrg:
                 group["_links"] = {"users": {"href": f"{org_url}/api/v1/groups/{group_id}/users"}}
             self.version += 1
 
-    def log(self, event_type: str, targets: Iterable[dict[str, Any]], message: str = "") -> None:
-        self.events.append(
+    def log(self, event_type: str, targets: Iterable[dict[str, Any]], message: str = "",
+            outcome: str = "SUCCESS") -> None:
+        (self.events if self._held is None else self._held).append(
             {
                 "uuid": str(uuid.uuid4()),
                 "published": self.now(),
@@ -127,11 +151,23 @@ class OktaOrg:
                 "severity": "INFO",
                 "displayMessage": message or event_type,
                 "actor": {"id": "00uadmin0000000000", "type": "User", "alternateId": "admin@example.com", "displayName": "Admin"},
-                "outcome": {"result": "SUCCESS", "reason": None},
+                "outcome": {"result": outcome, "reason": None},
                 "target": list(targets),
                 "legacyEventType": None,
             }
         )
+
+    @contextmanager
+    def held_log(self) -> Iterator[HeldEvents]:
+        """Set aside the events logged in the block until `release()` (module docstring)."""
+        with self.lock:
+            held: list[dict[str, Any]] = []
+            self._held = held
+        try:
+            yield HeldEvents(self, held)
+        finally:
+            with self.lock:
+                self._held = None
 
     def _user_target(self, user_id: str) -> dict[str, Any]:
         profile = self.users[user_id]["profile"]

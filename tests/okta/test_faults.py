@@ -79,6 +79,7 @@ def test_a_failed_incremental_read_returns_nothing(
     org.clock.advance(minutes=40)  # type: ignore[attr-defined]
     group = org.group_ids[1]
     org.add_member(group, next(u for u in org.user_ids if u not in org.members[group]))
+    org.rename_group(org.group_ids[2], "Renamed")  # so its members are re-read
     org.hire("Ada", "Lovelace")
     sim.inject(Fault.HTTP_503, endpoint=endpoint, times=5)
 
