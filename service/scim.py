@@ -145,7 +145,7 @@ def create_user(settings: Settings, store: Store, directory: str, user: PushUser
         return plan_create_user(directory, user, scim_id, holder, scope, rules)
 
     _write(settings, store, directory, plan, request)
-    return get_user(store, directory, scim_id)
+    return _created(lambda: get_user(store, directory, scim_id), plan)
 
 
 def replace_user(settings: Settings, store: Store, directory: str, scim_id: str, user: PushUser, *,
@@ -256,7 +256,7 @@ def create_group(settings: Settings, store: Store, directory: str, group: PushGr
         return plan_create_group(directory, group, scim_id, holder, members, rules)
 
     _write(settings, store, directory, plan, request)
-    return get_group(settings, store, directory, scim_id)
+    return _created(lambda: get_group(settings, store, directory, scim_id), plan)
 
 
 def update_group(settings: Settings, store: Store, directory: str, scim_id: str, change: GroupChange, *,
@@ -324,6 +324,20 @@ def _write(settings: Settings, store: Store, directory: str, plan: Callable[[], 
         if problem.reason in _RETRY and attempt + 1 < _ATTEMPTS:
             continue
         raise problem
+
+
+def _created(view: Callable[[], T], plan: Callable[[], Plan]) -> T:
+    """The resource a POST created. When it is not there, a concurrent POST of the same
+    resource committed between this request's plan and its write, and apply made this
+    create a noop (same binding): this request is that one's retry, answered as a retry
+    after it is (409, R1/R6), by planning again against what is now stored."""
+    try:
+        return view()
+    except Problem as missing:
+        if missing.status != 404:
+            raise
+        plan()  # raises the retry's 409 now that the first request's row is stored
+        raise Problem(409, "a concurrent request created the same resource first", "uniqueness", CHANGED) from None
 
 
 def _apply(store: Store, plan: Plan, run_id: int, generation: int, request: str) -> ApplyResult:
