@@ -39,7 +39,7 @@ def dirsync(click_ctx: click.Context, config_path: str | None) -> None:
 
 # Every command module, in the order they were written; each names its click commands in
 # COMMANDS. This list is the one way a command joins `dirsync`.
-COMMAND_MODULES = ("sync", "admin", "staged", "explain", "daemon", "prune", "scim", "simulate", "demo")
+COMMAND_MODULES = ("sync", "admin", "staged", "explain", "daemon", "prune", "scim", "simulate", "demo", "console")
 
 
 def _register_commands() -> None:

@@ -103,8 +103,10 @@ def run_cycle(
     connector: Connector | None = None,
     lock: Lock | None = None,
     progress: Progress | None = None,
+    actor: str | None = None,
 ) -> RunResult:
-    """Run one cycle of directory `name` and record it. See the module docstring.
+    """Run one cycle of directory `name` and record it (with `actor`, the person who asked
+    for it, when one did). See the module docstring.
 
     While `name` has an open staged plan the cycle reads in full whatever `full` says.
     `allow_deactivations` approves the plan this run computes even over a safety limit
@@ -119,7 +121,7 @@ def run_cycle(
     own_store = store is None
     store = store or open_store(settings.store.url)
     try:
-        return _Cycle(settings, directory, store, trigger, dry_run, allow_deactivations, progress).run(
+        return _Cycle(settings, directory, store, trigger, dry_run, allow_deactivations, progress, actor).run(
             full, connector, lock or lease_lock(store, settings.worker.lock_ttl_seconds)
         )
     finally:
@@ -135,14 +137,15 @@ def sync_user(
     store: Store | None = None,
     connector: Connector | None = None,
     lock: Lock | None = None,
+    actor: str | None = None,
 ) -> RunResult:
     """Provision on demand: bring one user (by email or external id) and their groups in
-    step now, through the same pipeline as a cycle."""
+    step now, through the same pipeline as a cycle (recorded with `actor`, when a person asked)."""
     directory = settings.directory(name)
     own_store = store is None
     store = store or open_store(settings.store.url)
     try:
-        cycle = _Cycle(settings, directory, store, "on-demand", False, False, None)
+        cycle = _Cycle(settings, directory, store, "on-demand", False, False, None, actor)
         return cycle.run(False, connector, lock or lease_lock(store, settings.worker.lock_ttl_seconds), user_key=key)
     finally:
         if own_store:
@@ -169,8 +172,10 @@ class _Cycle:
         dry_run: bool,
         allow_deactivations: bool,
         progress: Progress | None,
+        actor: str | None = None,
     ) -> None:
         self.settings = settings
+        self.actor = actor
         self.directory = directory
         self.name = directory.name
         self.store = store
@@ -398,7 +403,7 @@ class _Cycle:
             if started:
                 record_run_started(session, self.name)
             run_id = start_run(session, directory=self.name, trigger=self.trigger, mode=mode,
-                               dry_run=self.dry_run, allow_deactivations=self.allow)
+                               dry_run=self.dry_run, allow_deactivations=self.allow, actor=self.actor)
         self.open_run = run_id
         return run_id
 

@@ -172,7 +172,7 @@ class _Approval:
         with self.store.session(write=True) as session:
             close_interrupted_runs(session, self.name)  # we hold the lock: a dead process left them
             run_id = start_run(session, directory=self.name, trigger=APPROVAL_TRIGGER, mode="full",
-                               allow_deactivations=True)
+                               allow_deactivations=True, actor=self.by)
         directory = self.settings.directory(self.name)
         own_connector = connector is None
         try:

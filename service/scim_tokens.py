@@ -21,6 +21,7 @@ from reconcile.admin import Refused
 from reconcile.apply import apply
 from reconcile.model import Plan
 from reconcile.plan import revoke_invites
+from service.audit import Audit, record
 from store import Store, ensure_directory, load_local_state, set_enabled
 from store.push import reading, token_holder
 from store.scim import get_token, replace_token
@@ -62,10 +63,12 @@ def scim_directory(settings: Settings, name: str) -> ScimDirectorySettings:
     return directory
 
 
-def issue_token(settings: Settings, store: Store, name: str, *, regenerate: bool = False) -> IssuedToken:
+def issue_token(settings: Settings, store: Store, name: str, *, regenerate: bool = False,
+                audit: Audit | None = None) -> IssuedToken:
     """Create `name`'s token (or with `regenerate` replace it) and return it, the only time
     it is ever visible. Refused (`token-exists`) when one exists and `regenerate` is not
-    set. Enables the directory when it was not (R8: open invites are revoked)."""
+    set. Enables the directory when it was not (R8: open invites are revoked). Recorded
+    for `audit` (`service.audit`; the token never is)."""
     directory = scim_directory(settings, name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = clock.now()
@@ -77,12 +80,15 @@ def issue_token(settings: Settings, store: Store, name: str, *, regenerate: bool
         enabling = not row.enabled or get_token(session, name) is None
         if enabling and not row.enabled:
             set_enabled(session, name, True)
+        replaced = get_token(session, name) is not None
         replace_token(session, name, token_digest(token), created_at=now, expires_at=expires)
         local = load_local_state(session) if enabling else None
-    if local is not None:
-        revoked = revoke_invites(local)
-        if revoked:
-            apply(store, Plan(name, tuple(revoked)), run_id=None, directory=name)
+    revoked = revoke_invites(local) if local is not None else []
+    run_id = record(store, audit, name, "regenerate-scim-token" if replaced else "issue-scim-token",
+                    f"{'new SCIM token; the previous one is refused from now on' if replaced else 'SCIM token issued'};"
+                    f" expires {expires:%Y-%m-%d %H:%M} UTC" + (f"; {len(revoked)} open invites revoked" if revoked else ""))
+    if revoked:
+        apply(store, Plan(name, tuple(revoked)), run_id=run_id, directory=name)
     return IssuedToken(name, settings.web.scim_base_url(name), token, expires)
 
 

@@ -220,20 +220,22 @@ def collect(
     from sqlalchemy import func, select
 
     from store import open_plans
-    from store.models import Directory, SyncRun
+    from store.models import Directory, RunMode, SyncRun
 
     with store.session() as session:
         rows = {row.name: row for row in session.scalars(select(Directory))}
         staged = {p.directory: p for p in open_plans(session)}
         # The latest run of each directory that did something: a "skipped" attempt says
-        # little about the directory, so it only shows when nothing else ever ran.
+        # little about the directory, so it only shows when nothing else ever ran. An
+        # admin's action (mode `admin`) is no run of the directory's sync at all.
+        cycles = SyncRun.mode != RunMode.ADMIN.value
         latest = (
             select(SyncRun.directory, func.max(SyncRun.id))
-            .where(SyncRun.status != "skipped")
+            .where(SyncRun.status != "skipped", cycles)
             .group_by(SyncRun.directory)
         )
         ids = {d: i for d, i in session.execute(latest)}
-        skipped = select(SyncRun.directory, func.max(SyncRun.id)).group_by(SyncRun.directory)
+        skipped = select(SyncRun.directory, func.max(SyncRun.id)).where(cycles).group_by(SyncRun.directory)
         for d, i in session.execute(skipped):
             ids.setdefault(d, i)
         runs = {r.directory: r for r in session.scalars(select(SyncRun).where(SyncRun.id.in_(list(ids.values()))))}
@@ -331,7 +333,7 @@ def metrics_facts(
     from sqlalchemy import func, select
 
     from reconcile import clock
-    from store.models import Directory, SyncEvent, SyncRun
+    from store.models import Directory, RunMode, SyncEvent, SyncRun
     from store.runs import REJECT_ACTION
     from service.heartbeat import read_for
 
@@ -341,13 +343,15 @@ def metrics_facts(
         cycles = {
             (d, s): int(n)
             for d, s, n in session.execute(
-                select(SyncRun.directory, SyncRun.status, func.count()).group_by(SyncRun.directory, SyncRun.status)
+                select(SyncRun.directory, SyncRun.status, func.count()).where(SyncRun.mode != RunMode.ADMIN.value)
+                .group_by(SyncRun.directory, SyncRun.status)
             )
         }
         durations: dict[str, list[float]] = {}
         idp: dict[tuple[str, str], int] = {}
         finished = select(SyncRun.directory, SyncRun.started_at, SyncRun.finished_at, SyncRun.counts).where(
-            SyncRun.finished_at.is_not(None), SyncRun.status.not_in(("skipped", "running"))
+            SyncRun.finished_at.is_not(None), SyncRun.status.not_in(("skipped", "running")),
+            SyncRun.mode != RunMode.ADMIN.value,
         )
         for d, started, ended, counts in session.execute(finished):
             if ended is not None:

@@ -27,17 +27,20 @@ def sync(
     progress: Progress | None = None,
     lock: Lock | None = None,
     connector: Any = None,
+    actor: str | None = None,
 ) -> RunResult:
-    """One cycle of directory `name`, recorded as a run (see `reconcile.cycle.run_cycle`)."""
+    """One cycle of directory `name`, recorded as a run with `actor`, the person who asked
+    for it (see `reconcile.cycle.run_cycle`)."""
     return run_cycle(settings, name, trigger=trigger, full=full, dry_run=dry_run,
                      allow_deactivations=allow_deactivations, store=store, progress=progress, lock=lock,
-                     connector=connector)
+                     connector=connector, actor=actor)
 
 
-def sync_user(settings: Settings, store: Store, name: str, key: str, *, lock: Lock | None = None) -> RunResult:
+def sync_user(settings: Settings, store: Store, name: str, key: str, *, lock: Lock | None = None,
+              actor: str | None = None) -> RunResult:
     """Provision one user of `name` (by email or directory id) now; the result says what
-    happened to them (`RunResult.user_outcome`)."""
-    return _sync_user(settings, name, key, store=store, lock=lock)
+    happened to them (`RunResult.user_outcome`). Its run carries `actor`."""
+    return _sync_user(settings, name, key, store=store, lock=lock, actor=actor)
 
 
 def export(store: Store) -> dict[str, Any]:

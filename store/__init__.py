@@ -26,7 +26,9 @@ Directories (in the caller's session; the caller commits)
     reset_failures(session, name)
 
 Runs and events (in the caller's session; the caller commits)
-    start_run(session, *, directory, trigger, mode, dry_run, allow_deactivations) -> run id
+    start_run(session, *, directory, trigger, mode, dry_run, allow_deactivations, actor) -> run id
+    record_admin_action(session, *, directory, action, actor, trigger, detail) -> run id
+        (a finished run of mode `admin`: one action a person took, with its event)
     finish_run(session, run_id, status, counts, error)
     record_rejections(session, run_id, rejections), record_staged(session, run_id, plan)
     list_runs(session, *, directory=None, limit=20) (newest first), get_run, list_events(session, run_id)
@@ -92,6 +94,7 @@ from store.runs import (
     get_run,
     list_events,
     list_runs,
+    record_admin_action,
     record_rejections,
     record_staged,
     start_run,
@@ -153,6 +156,7 @@ __all__ = [
     "new_holder",
     "open_plans",
     "open_store",
+    "record_admin_action",
     "record_approved",
     "record_failure",
     "record_rejections",

@@ -115,9 +115,9 @@ def record_success(
     return require_directory(session, name)
 
 
-# Runs started by a person at a shell: their failures are theirs to see, not the
-# schedule's business (a mistyped token must not pause the daemon for an hour).
-MANUAL_TRIGGERS = frozenset({"cli"})
+# Runs started by a person (at a shell, or in the console): their failures are theirs to
+# see, not the schedule's business (a mistyped token must not pause the daemon for an hour).
+MANUAL_TRIGGERS = frozenset({"cli", "console"})
 
 
 def record_failure(

@@ -100,6 +100,9 @@ class RunStatus(str, enum.Enum):
 class RunMode(str, enum.Enum):
     FULL = "full"
     INCREMENTAL = "incremental"
+    # Not a cycle: one action a person took on the directory (resume, reject a staged plan,
+    # enable, disable, a new SCIM token), recorded as a run so the log shows it with its actor.
+    ADMIN = "admin"
 
 
 class Outcome(str, enum.Enum):
@@ -232,6 +235,8 @@ class SyncRun(Base):
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(String, default=None)
     allow_deactivations: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who asked for it, when a person did (a console admin's email); None for beat, tasks, SCIM.
+    actor: Mapped[str | None] = mapped_column(String(320), default=None)
 
 
 class SyncEvent(Base):
@@ -306,6 +311,46 @@ class ScimToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     expires_at: Mapped[datetime] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ConsoleAdmin(Base):
+    """Who may sign in to the operator console: an email (unique by `email_key`) and a
+    slow salted password hash (`service.console_auth`); never the password."""
+
+    __tablename__ = "console_admins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ConsoleSession(Base):
+    """A signed-in console session, stored server-side by the SHA-256 digest of its id
+    (the id itself lives only in the admin's cookie)."""
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (Index(None, "admin_id"), Index(None, "expires_at"))
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("console_admins.id"))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class LoginFailure(Base):
+    """One failed console sign-in, counted per email and per client address (`key`), so
+    that every server process shares the rate limit."""
+
+    __tablename__ = "console_login_failures"
+    __table_args__ = (Index(None, "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(400))
+    at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 users = cast(Table, User.__table__)

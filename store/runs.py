@@ -68,11 +68,14 @@ def start_run(
     allow_deactivations: bool = False,
     status: RunStatus | str = RunStatus.RUNNING,
     at: datetime | None = None,
+    actor: str | None = None,
 ) -> int:
-    """Insert a run row (status `running` unless told) and return its id."""
+    """Insert a run row (status `running` unless told) and return its id. `actor`: the
+    person who asked for it (a console admin's email), when one did."""
     run = SyncRun(
         directory=directory,
         trigger=trigger,
+        actor=actor,
         mode=_text(mode),
         dry_run=dry_run,
         allow_deactivations=allow_deactivations,
@@ -107,6 +110,39 @@ def finish_run(
     return run
 
 
+# The kind of the event an admin run records about its directory.
+DIRECTORY_KIND = "directory"
+
+
+def record_admin_action(
+    session: Session,
+    *,
+    directory: str,
+    action: str,
+    actor: str | None,
+    trigger: str,
+    detail: str,
+    target: str | None = None,
+    at: datetime | None = None,
+) -> int:
+    """Record one action a person took on `directory` as a finished run of mode `admin`
+    (status succeeded) with one event (kind `directory`, outcome `applied`) saying what;
+    the run id, for the events of any operations the action applies (they follow it)."""
+    when = at or clock.now()
+    run_id = start_run(session, directory=directory, trigger=trigger, mode=RunMode.ADMIN,
+                       status=RunStatus.SUCCEEDED, at=when, actor=actor)
+    run = get_run(session, run_id)
+    assert run is not None
+    run.finished_at = when
+    run.counts = {action: 1}
+    insert_events(session, [{
+        "run_id": run_id, "seq": 1, "action": action, "kind": DIRECTORY_KIND, "target": target or directory,
+        "outcome": Outcome.APPLIED.value, "reason": None, "detail": detail, "old": None, "new": None,
+        "at": when, "user_key": None, "group_key": None,
+    }])
+    return run_id
+
+
 INTERRUPTED = "interrupted: the process running this cycle stopped before it ended"
 
 
@@ -134,9 +170,11 @@ def prune_runs(session: Session, *, before: datetime) -> tuple[int, int]:
     every run a staged plan belongs to (open or decided: the plans are kept); events
     without a run (local admin actions) stay.
     """
-    newest = select(func.max(SyncRun.id)).group_by(SyncRun.directory)
+    cycles = SyncRun.mode != RunMode.ADMIN.value  # what status shows is the newest cycle, not an admin action
+    newest = select(func.max(SyncRun.id)).where(cycles).group_by(SyncRun.directory)
     newest_ran = (
-        select(func.max(SyncRun.id)).where(SyncRun.status != RunStatus.SKIPPED.value).group_by(SyncRun.directory)
+        select(func.max(SyncRun.id)).where(SyncRun.status != RunStatus.SKIPPED.value, cycles)
+        .group_by(SyncRun.directory)
     )
     doomed = select(SyncRun.id).where(
         SyncRun.started_at < before,

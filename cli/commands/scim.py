@@ -97,7 +97,7 @@ def reject_command(ctx: Context, run_id: int) -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes.")
 @pass_ctx
 def serve_command(ctx: Context, host: str, port: int, workers: int) -> None:
-    """Run the web app (SCIM 2.0 endpoint under /scim/v2/NAME) with uvicorn."""
+    """Run the web app (operator console at /console, SCIM 2.0 endpoint under /scim/v2/NAME) with uvicorn."""
     import os
 
     import uvicorn
@@ -106,8 +106,8 @@ def serve_command(ctx: Context, host: str, port: int, workers: int) -> None:
     # the web face), from the configuration this command loaded.
     if ctx.settings.source is not None:
         os.environ["DIRSYNC_CONFIG"] = str(ctx.settings.source)
-    click.echo(f"dirsync web on http://{host}:{port} (SCIM base URLs: {ctx.settings.web.public_url}/scim/v2/NAME)",
-               err=True)
+    click.echo(f"dirsync web on http://{host}:{port} (console: {ctx.settings.web.public_url}/console;"
+               f" SCIM base URLs: {ctx.settings.web.public_url}/scim/v2/NAME)", err=True)
     uvicorn.run("web.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level=ctx.settings.worker.log_level.lower(), access_log=False, server_header=False)
 
