@@ -243,9 +243,12 @@ class SyncEvent(Base):
     """One operation's or rejection's outcome. Local admin actions have no run."""
 
     __tablename__ = "sync_events"
-    # Per-object history (`dirsync events --user/--group`, explain, the console's log),
-    # newest first, without scanning every run.
-    __table_args__ = (Index(None, "run_id", "seq"), Index(None, "user_key", "id"), Index(None, "group_key", "id"))
+    # The log is read newest first by `(at, id)` (the console's pages, `dirsync events`,
+    # explain), whole or by object, action, outcome or reason: each in that order, so a
+    # page neither sorts the table nor scans it for a rare value (migration 0008).
+    __table_args__ = (Index(None, "run_id", "seq"), Index(None, "at", "id"), Index(None, "user_key", "at", "id"),
+                      Index(None, "group_key", "at", "id"), Index(None, "action", "at", "id"),
+                      Index(None, "outcome", "at", "id"), Index(None, "reason", "at", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id"), default=None)

@@ -193,13 +193,14 @@ def runs(ctx: Context, limit: int, directory: str | None, statuses: tuple[str, .
 @click.option("--outcome", default=None, help="Only this outcome (applied, noop, rejected, conflict, failed, staged).")
 @click.option("--reason", default=None, help="Only this reason code (left-scope, name-too-long...).")
 @click.option("--since", type=click.DateTime(), default=None, help="Only events at or after this time (UTC).")
+@click.option("--until", type=click.DateTime(), default=None, help="Only events before this time (UTC).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most this many (default: all of one run; the newest 100 across runs).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def events(ctx: Context, run_id: int | None, directory: str | None, user: str | None, group: str | None,
            action: str | None, outcome: str | None, reason: str | None, since: datetime | None,
-           limit: int | None, as_json: bool) -> None:
+           until: datetime | None, limit: int | None, as_json: bool) -> None:
     """What happened, operation by operation: of one run, or across runs for one user or group."""
     from service import history
 
@@ -207,7 +208,8 @@ def events(ctx: Context, run_id: int | None, directory: str | None, user: str | 
         raise Exit(EXIT_USAGE, f"no run {run_id}")
     where = history.EventFilter(run_id=run_id, directory=directory, user=user, group=group, action=action,
                                 outcome=outcome, reason=reason,
-                                since=since.replace(tzinfo=UTC) if since is not None else None)
+                                since=since.replace(tzinfo=UTC) if since is not None else None,
+                                until=until.replace(tzinfo=UTC) if until is not None else None)
     if limit is None and run_id is None:
         limit = history.DEFAULT_LIMIT
     rows = history.events(ctx.reader, where, limit=limit)

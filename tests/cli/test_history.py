@@ -92,3 +92,14 @@ def test_looking_at_an_embedded_store_that_does_not_exist_creates_no_file(tmp_pa
     assert [r.code for r in outputs] == [0, 0, 0, 4]
     assert outputs[0].out.strip() == "no runs yet"
     assert not (tmp_path / "never.db").exists()
+
+
+def test_events_until_leaves_out_events_at_or_after_the_time(ws: Workspace) -> None:
+    _three_runs(ws)
+    every = ws.run("events", "--json").json()
+
+    before_first = ws.run("events", "--until", "2000-01-01", "--json").json()
+    before_far_future = ws.run("events", "--until", "2999-01-01", "--json").json()
+
+    assert before_first == []
+    assert [e["id"] for e in before_far_future] == [e["id"] for e in every] and every

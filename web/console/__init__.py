@@ -24,6 +24,7 @@ from web.console import actions, auth, provision, scim_tab
 from web.console.directories import directories_page
 from web.console.directory import directory_page
 from web.console.explain import explain_page
+from web.console.log import log_page
 from web.console.render import HERE
 
 
@@ -33,6 +34,7 @@ def routes() -> list[BaseRoute]:
     post = ["POST"]
     return [
         Route("/", directories_page, methods=["GET"]),
+        Route("/log", log_page, methods=["GET"]),
         *auth.routes(),
         Route(one, directory_page, methods=["GET"]),
         Route(f"{one}/sync", actions.sync_now, methods=post),
@@ -44,6 +46,5 @@ def routes() -> list[BaseRoute]:
         Route(f"{one}/scim-token", scim_tab.token, methods=post),
         Route(f"{one}/provision", provision.provision, methods=post),
         Route("/explain", explain_page, methods=["GET"]),
-        # The provisioning log (`web.console.log`) joins here.
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="console-static"),
     ]
