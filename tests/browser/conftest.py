@@ -1,9 +1,10 @@
 """The operator console in a real headless browser, against a real `dirsync serve`.
 
 - `console` (one per test module): a folder with `dirsync.toml` (a SQLite store, a file
-  directory `hr` halted beyond two deactivations, a scim directory `okta`), an admin added
+  directory `hr` that halts beyond two deactivations, a scim directory `okta`), an admin added
   through the CLI (`console add-admin --password-stdin`), and `dirsync serve` on a free
-  port of 127.0.0.1. `console.run(...)` runs the real CLI on the same configuration.
+  port of 127.0.0.1. `console.settings` and `console.store` are the same configuration and
+  store, for the tests to check what the pages claim.
 - `browser` (one per module): Debian's chromium, headless, driven by Playwright (never a
   browser Playwright downloads). `page`: a fresh context (no cookies) per test.
   `signed_in`: a page of a context carrying the module's admin session.
@@ -26,12 +27,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 import pytest
+
+import config
+from config import Settings
+from service.sync import RunResult, export, sync
+from store import Store, open_store
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Playwright, StorageState
@@ -57,39 +63,31 @@ def _unavailable(reason: str) -> NoReturn:
 
 @dataclass
 class Console:
-    """A running `dirsync serve` over its own folder, store and configuration."""
+    """A running `dirsync serve` over its own folder, and the same store and settings for
+    the tests to read what the pages claim (through `service`, as every face does)."""
 
     url: str
     folder: Path
-    env: dict[str, str]
     admin: str
-    password: str
-    server: subprocess.Popen[bytes]
+    password: str = field(repr=False)
+    server: subprocess.Popen[bytes] = field(repr=False)
+    settings: Settings = field(repr=False)
+    store: Store = field(repr=False)
 
     @property
     def log(self) -> Path:
         return self.folder / "serve.log"
 
-    def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        """`dirsync ARGS` as a separate process, as an operator at the terminal runs it."""
-        return subprocess.run([sys.executable, "-m", "cli.main", *args], env=self.env, cwd=self.folder,
-                              input=stdin, capture_output=True, text=True, timeout=120)
-
     def write_directory(self, users: list[dict[str, Any]], groups: list[dict[str, Any]] = ()) -> None:  # type: ignore[assignment]
         """What the file directory `hr` holds from now on."""
         (self.folder / "directory.json").write_text(json.dumps({"users": users, "groups": list(groups)}))
 
-    def sync(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.run("sync", "hr", *args)
-
-    def export(self) -> dict[str, Any]:
-        """The store's users and groups, as `dirsync export --json` says."""
-        result = self.run("export", "--json")
-        assert result.returncode == 0, result.stderr
-        return dict(json.loads(result.stdout))
+    def sync(self) -> RunResult:
+        """One cycle of `hr`, as `dirsync sync hr` runs it."""
+        return sync(self.settings, self.store, "hr")
 
     def active_emails(self) -> list[str]:
-        return sorted(u["email"] for u in self.export()["users"] if u["active"])
+        return sorted(u["email"] for u in export(self.store)["users"] if u["active"])
 
 
 def _free_port() -> int:
@@ -131,14 +129,17 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     added = subprocess.run([sys.executable, "-m", "cli.main", "console", "add-admin", ADMIN, "--password-stdin"],
                            env=env, cwd=folder, input=password + "\n", capture_output=True, text=True, timeout=120)
     assert added.returncode == 0, added.stdout + added.stderr
+    settings = config.load(folder / "dirsync.toml", environ={})
+    store = open_store(settings.store.url)
     with (folder / "serve.log").open("wb") as log:
         server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port)], env=env,
                                   cwd=folder, stdout=log, stderr=subprocess.STDOUT)
-    running = Console(url, folder, env, ADMIN, password, server)
+    running = Console(url, folder, ADMIN, password, server, settings, store)
     try:
         _wait_until_serving(running)
         yield running
     finally:
+        running.store.dispose()
         server.terminate()
         try:
             server.wait(timeout=10)
@@ -153,6 +154,7 @@ def playwright() -> Iterator[Playwright]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("Playwright is not installed (pip install -e '.[test]')")
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # what is kept describes this run's failures only
     with sync_playwright() as driver:
         yield driver
 
@@ -196,14 +198,14 @@ def sign_in(page: Page, email: str, password: str) -> None:
 
 @pytest.fixture(scope="module")
 def admin_session(browser: Browser, console: Console) -> StorageState:
-    """The cookies of one sign-in, shared by the module's `signed_in` pages (one login, not one per test)."""
+    """The cookies of one sign-in, shared by the module's `signed_in` pages (one login, not one per test).
+    A sign-in that fails leaves its page open, for the failure's screenshot."""
     first = new_page(browser, console)
-    try:
-        sign_in(first, console.admin, console.password)
-        first.wait_for_url(re.compile(r"/console/?$"))
-        return first.context.storage_state()
-    finally:
-        first.context.close()
+    sign_in(first, console.admin, console.password)
+    first.wait_for_url(re.compile(r"/console/?$"))
+    state = first.context.storage_state()
+    first.context.close()
+    return state
 
 
 @pytest.fixture
@@ -226,12 +228,12 @@ def _keep_pages(item: pytest.Item, browser: Browser) -> Path:
     folder.mkdir(parents=True)
     pages = [page for context in browser.contexts for page in context.pages]
     for number, page in enumerate(pages, 1):
-        stem = folder / f"{number}-{_artifact_name(page.url.split('://', 1)[-1].split('/', 1)[-1])}"
+        stem = f"{number}-{_artifact_name(page.url.split('://', 1)[-1].split('/', 1)[-1])}"
         try:
-            page.screenshot(path=stem.with_suffix(".png"), full_page=True, timeout=5_000)
-            stem.with_suffix(".html").write_text(page.content())
+            page.screenshot(path=folder / f"{stem}.png", full_page=True, timeout=5_000)
+            (folder / f"{stem}.html").write_text(page.content())
         except Exception as exc:  # noqa: BLE001 - keeping evidence must not hide the test's own failure
-            stem.with_suffix(".txt").write_text(f"{page.url}: no screenshot: {exc}\n")
+            (folder / f"{stem}.txt").write_text(f"{page.url}: no screenshot: {exc}\n")
     console = getattr(item, "funcargs", {}).get("console")
     if isinstance(console, Console) and console.log.exists():
         shutil.copy(console.log, folder / "serve.log")

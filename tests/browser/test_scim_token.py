@@ -1,0 +1,55 @@
+"""The SCIM tab: a token shown once after Generate or Regenerate; the old one is refused at once."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from service.scim_tokens import issue_token, token_status
+from tests.browser.conftest import Console
+
+pytestmark = pytest.mark.browser
+
+
+def shown_token(page: Page) -> str:
+    """The bearer token the page shows (once), in its "New SCIM token" panel."""
+    panel = page.get_by_role("region", name="New SCIM token")
+    expect(panel).to_contain_text("Copy the token now")
+    return panel.locator("#scim-token").inner_text().strip()
+
+
+def users_status(console: Console, token: str) -> int:
+    """What the SCIM endpoint answers to a list of okta's users with this bearer token."""
+    return httpx.get(f"{console.url}/scim/v2/okta/Users", headers={"Authorization": f"Bearer {token}"}).status_code
+
+
+def test_generating_a_token_shows_it_once_and_the_endpoint_accepts_it(signed_in: Page, console: Console) -> None:
+    page = signed_in
+    page.goto("/console/directories/okta")
+    scim = page.get_by_role("region", name="SCIM")
+    expect(scim).to_contain_text(f"{console.url}/scim/v2/okta")
+    expect(scim).to_contain_text("no token yet")
+
+    scim.get_by_role("button", name="Generate token", exact=True).click()
+    token = shown_token(page)
+
+    assert users_status(console, token) == 200
+    assert token_status(console.store, "okta").expires_at is not None
+    page.reload()
+    expect(page.get_by_role("region", name="New SCIM token")).to_have_count(0)
+    expect(page.get_by_text(token)).to_have_count(0)
+
+
+def test_regenerating_refuses_the_old_token_and_accepts_the_new(signed_in: Page, console: Console) -> None:
+    old = issue_token(console.settings, console.store, "okta", regenerate=True).token
+    assert users_status(console, old) == 200
+    page = signed_in
+    page.goto("/console/directories/okta")
+
+    page.get_by_role("region", name="SCIM").get_by_role("button", name="Regenerate token", exact=True).click()
+    new = shown_token(page)
+
+    assert new != old
+    assert users_status(console, old) == 401
+    assert users_status(console, new) == 200
