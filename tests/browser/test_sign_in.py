@@ -26,6 +26,9 @@ def test_an_admin_signs_in_and_sees_every_configured_directory(page: Page, conso
     assert sorted(console.settings.directories) == ["hr", "okta"]
     for name in console.settings.directories:
         expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
+    [session] = [c for c in page.context.cookies() if c["name"] == "dirsync_console"]
+    assert session["httpOnly"] and session["sameSite"] in ("Lax", "Strict") and session["path"] == "/console"
+    assert console.password not in session["value"]
 
 
 def test_a_wrong_password_is_refused_on_the_sign_in_page(page: Page, console: Console) -> None:
