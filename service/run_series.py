@@ -18,6 +18,7 @@ _NOT_OPERATIONS = frozenset({"rejected", "dropped"})
 @dataclass(frozen=True, slots=True)
 class RunPoint:
     id: int
+    directory: str
     trigger: str
     mode: str
     status: str
@@ -50,10 +51,18 @@ def recent_runs(store: Store, directory: str, *, limit: int = 50) -> list[RunPoi
     query = select(SyncRun).where(SyncRun.directory == directory).order_by(SyncRun.id.desc()).limit(limit)
     with store.session() as session:
         rows = list(session.scalars(query))
-    points = []
-    for run in reversed(rows):
-        counts = {k: int(v) for k, v in (run.counts or {}).items()}
-        operations = operations_of(counts) if run.mode != RunMode.ADMIN.value else 0
-        points.append(RunPoint(run.id, run.trigger, run.mode, run.status, run.started_at, run.finished_at,
-                               run.actor, operations, counts, run.error))
-    return points
+    return [_point(run) for run in reversed(rows)]
+
+
+def run_point(store: Store, run_id: int) -> RunPoint | None:
+    """Run `run_id`, if there is one."""
+    with store.session() as session:
+        run = session.get(SyncRun, run_id)
+        return _point(run) if run is not None else None
+
+
+def _point(run: SyncRun) -> RunPoint:
+    counts = {k: int(v) for k, v in (run.counts or {}).items()}
+    operations = operations_of(counts) if run.mode != RunMode.ADMIN.value else 0
+    return RunPoint(run.id, run.directory, run.trigger, run.mode, run.status, run.started_at, run.finished_at,
+                    run.actor, operations, counts, run.error)

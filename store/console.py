@@ -67,9 +67,11 @@ def add_failure(session: Session, key: str, at: datetime) -> None:
     session.flush()
 
 
-def clear_failures(session: Session, key: str, *, before: datetime | None = None) -> None:
-    """Forget `key`'s failed sign-ins (all, or those before `before`)."""
-    query = delete(LoginFailure).where(LoginFailure.key == key)
-    if before is not None:
-        query = query.where(LoginFailure.at < before)
-    session.execute(query)
+def clear_failures(session: Session, key: str) -> None:
+    """Forget `key`'s failed sign-ins (a successful sign-in)."""
+    session.execute(delete(LoginFailure).where(LoginFailure.key == key))
+
+
+def drop_old_failures(session: Session, before: datetime) -> None:
+    """Forget every failed sign-in before `before` (they no longer count)."""
+    session.execute(delete(LoginFailure).where(LoginFailure.at < before))

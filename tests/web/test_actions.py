@@ -47,6 +47,16 @@ def test_sync_now_runs_a_cycle_recorded_with_the_admin(console: Console, store: 
     assert set(_users(store)) == {"ada@example.com", "bob@example.com", "cy@example.com"}
 
 
+def test_sync_now_of_a_disabled_directory_says_to_enable_it(console: Console, store: Store) -> None:
+    console.post("/console/directories/hr/disable", {"confirm": "yes"})
+
+    response = console.post("/console/directories/hr/sync", {"mode": "full"})
+
+    assert response.status_code == 409
+    assert "Sync is turned off for hr: enable it first" in response.text
+    assert [r.mode for r in recent_runs(store, "hr")] == ["admin"]
+
+
 def test_approve_applies_the_staged_deactivations_as_the_admin(
         console: Console, settings: Settings, store: Store, hr_file: Path) -> None:
     staged_run = _halted(settings, store, hr_file)
@@ -197,5 +207,5 @@ def test_provision_on_demand_of_a_bad_email_is_a_bad_request(console: Console, s
 
 
 def _shown_token(text: str) -> str:
-    start = text.index('id="scim-token">') + len('id="scim-token">')
+    start = text.index('aria-label="Bearer token">') + len('aria-label="Bearer token">')
     return text[start:text.index("<", start)].strip()

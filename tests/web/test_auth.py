@@ -166,3 +166,7 @@ def test_a_form_posted_after_the_session_ended_is_refused(client: TestClient) ->
 
     assert response.status_code == 403
     assert "Sign in again" in response.text
+
+
+def test_a_token_of_any_characters_is_refused_not_an_error(console: Console) -> None:
+    assert console.post("/console/directories/hr/enable", csrf="jeton-été").status_code == 403

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+from starlette.testclient import TestClient
+
 from config import Settings
+from service.run_series import recent_runs
 from service.sync import sync
 from store import Store
 from tests.web.conftest import Console
+from web.app import create_app
 
 
 def test_the_directories_page_has_a_row_per_directory(console: Console) -> None:
@@ -79,3 +84,46 @@ def test_pages_forbid_framing_and_scripts(console: Console) -> None:
 
     assert headers["x-frame-options"] == "DENY"
     assert "script-src 'none'" in headers["content-security-policy"]
+
+
+def test_a_run_page_lists_its_events_and_who_started_it(console: Console, settings: Settings, store: Store) -> None:
+    console.post("/console/directories/hr/sync", {"mode": "full"})
+    [run] = recent_runs(store, "hr")
+
+    page = console.get(f"/console/directories/hr/runs/{run.id}")
+
+    assert page.status_code == 200
+    assert "console, by ann@example.com" in page.text
+    assert page.text.count("<td>create-user</td>") == 3
+    assert f'href="/console/explain?directory=hr&amp;user=ada%40example.com"' in page.text
+
+
+def test_the_runs_table_anchors_each_run(console: Console, settings: Settings, store: Store) -> None:
+    result = sync(settings, store, "hr")
+
+    assert f'id="run-{result.run_id}"' in console.get("/console/directories/hr").text
+
+
+def test_a_run_of_another_directory_is_a_404_page(console: Console, settings: Settings, store: Store) -> None:
+    result = sync(settings, store, "hr")
+
+    assert console.get(f"/console/directories/push/runs/{result.run_id}").status_code == 404
+    assert console.get("/console/directories/hr/runs/999").status_code == 404
+
+
+def test_a_failing_page_is_a_500_page_without_a_traceback(settings: Settings, store: Store, admin: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from web.console import directories
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the store went away")
+
+    monkeypatch.setattr(directories, "collect", broken)
+    with TestClient(create_app(settings, store), follow_redirects=False, raise_server_exceptions=False) as client:
+        console = Console(client)
+        console.sign_in()
+        page = console.get("/console")
+
+    assert page.status_code == 500
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Traceback" not in page.text and "the store went away" not in page.text

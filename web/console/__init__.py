@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from web.console import actions, auth, provision, scim_tab
+from web.console.run import run_page
 from web.console.directories import directories_page
 from web.console.directory import directory_page
 from web.console.explain import explain_page
@@ -37,6 +38,7 @@ def routes() -> list[BaseRoute]:
         Route("/log", log_page, methods=["GET"]),
         *auth.routes(),
         Route(one, directory_page, methods=["GET"]),
+        Route(f"{one}/runs/{{run_id:int}}", run_page, methods=["GET"]),
         Route(f"{one}/sync", actions.sync_now, methods=post),
         Route(f"{one}/staged/{{run_id:int}}/approve", actions.approve, methods=post),
         Route(f"{one}/staged/{{run_id:int}}/reject", actions.reject, methods=post),

@@ -15,6 +15,7 @@ from config import ConfigError, Settings, check_secrets
 from service import directories, staging
 from service.audit import CONSOLE, Audit
 from service.staging import Decision, NotStaged
+from service.status import read_state
 from service.sync import sync
 from web.console.auth import require_admin
 from web.console.directory import directory_name, render_directory
@@ -36,6 +37,10 @@ async def sync_now(request: Request) -> Response:
         check_secrets(directory)
     except ConfigError as exc:
         return await render_directory(request, name, error=f"Cannot sync: {exc}", status=409)
+    state = await run_in_threadpool(read_state, request.app.state.store, name)
+    if not state.enabled:  # the cycle would be refused without a run to show for it
+        return await render_directory(request, name, error=f"Sync is turned off for {name}: enable it first.",
+                                      status=409)
     # A cycle can take minutes: it runs after the answer, and its run shows on the page.
     task = BackgroundTask(sync, settings, request.app.state.store, name, trigger=CONSOLE, full=mode == "full",
                           actor=admin.email)

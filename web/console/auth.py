@@ -14,7 +14,6 @@ scoped to /console; only a digest of its value is stored (`service.console_auth`
 
 from __future__ import annotations
 
-import hmac
 import secrets
 
 from starlette.concurrency import run_in_threadpool
@@ -99,7 +98,7 @@ async def _sign_in(request: Request) -> Response:
     password = _text(form.get("password")) or ""
     expected = request.cookies.get(LOGIN_COOKIE, "")
     sent = _text(form.get(CSRF_FIELD)) or ""
-    if not expected or not hmac.compare_digest(expected, sent):
+    if not expected or not console_auth.same_secret(expected, sent):
         raise ConsoleError(403, "Form refused", "The sign-in form did not carry its security token (CSRF). "
                                                 "Reload the sign-in page and try again.")
     address = request.client.host if request.client else "unknown"

@@ -19,13 +19,14 @@ from service.scim_tokens import TokenStatus, token_status
 from service.staging import open_staged
 from service.status import DirectoryStatus, collect
 from store import Store
-from store.models import StagedPlan
 from web.console.auth import require_admin
 from web.console.chart import runs_chart
 from web.console.errors import not_found
 from web.console.render import page
 
 RUNS_SHOWN = 50
+# A staged plan lists this many deactivations and removals; the CLI's --json has them all.
+STAGED_SHOWN = 200
 # Notices a redirect may ask for by code (never free text from a URL).
 STARTED = {"full": "Full sync requested: it appears in the runs below when it starts (reload to follow it).",
            "incremental": "Incremental sync requested: it appears in the runs below when it starts"
@@ -36,7 +37,7 @@ STARTED = {"full": "Full sync requested: it appears in the runs below when it st
 class DirectoryFacts:
     status: DirectoryStatus
     runs: list[RunPoint]
-    staged: list[StagedPlan]
+    staged: list[Any]  # what `service.staging.open_staged` lists: run_id, reason, deactivations, removals...
     token: TokenStatus | None
     base_url: str | None
 
@@ -70,7 +71,7 @@ async def render_directory(request: Request, name: str, *, notice: str | None = 
     return page(request, "directory.html", {
         "name": name, "d": facts.status, "runs": list(reversed(facts.runs)), "chart": runs_chart(facts.runs),
         "staged": facts.staged, "token": facts.token, "base_url": facts.base_url, "now": now,
-        "notice": notice, "error": error, **extra,
+        "notice": notice, "error": error, "shown": STAGED_SHOWN, **extra,
     }, status=status)
 
 

@@ -28,5 +28,4 @@ async def token(request: Request) -> Response:
                                          audit=Audit(admin.email))
     except Refused as exc:
         return await render_directory(request, name, error=f"{exc.detail}", status=409)
-    return await render_directory(request, name, issued=issued,
-                                  notice="Copy the token now: it is shown only this once (only a hash is stored).")
+    return await render_directory(request, name, issued=issued)
