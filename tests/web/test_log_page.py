@@ -84,7 +84,7 @@ def test_each_event_links_to_its_run_and_to_the_explain_view_of_its_object(admin
     assert rows[0].endswith("reject " + "G" * 30 + " rejected name-too-long")
     assert "add-member Engineering ← ana@example.com applied" in rows[1]
     assert "update-user ana@example.com applied family_name: Lee → Park" in rows[2]
-    assert f'href="/console/directories/okta#run-{run}"' in response.text
+    assert f'href="/console/directories/okta/runs/{run}"' in response.text
     assert 'href="/console/explain?directory=okta&amp;user=ana%40example.com"' in response.text
     assert 'href="/console/explain?directory=okta&amp;group=Engineering"' in response.text
 

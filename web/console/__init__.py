@@ -35,7 +35,6 @@ def routes() -> list[BaseRoute]:
     post = ["POST"]
     return [
         Route("/", directories_page, methods=["GET"]),
-        Route("/log", log_page, methods=["GET"]),
         *auth.routes(),
         Route(one, directory_page, methods=["GET"]),
         Route(f"{one}/runs/{{run_id:int}}", run_page, methods=["GET"]),
@@ -48,5 +47,6 @@ def routes() -> list[BaseRoute]:
         Route(f"{one}/scim-token", scim_tab.token, methods=post),
         Route(f"{one}/provision", provision.provision, methods=post),
         Route("/explain", explain_page, methods=["GET"]),
+        Route("/log", log_page, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="console-static"),
     ]

@@ -19,7 +19,7 @@ from service import history
 from service.history import BadFilter, EventFilter, EventPage, EventView
 from web.console.auth import require_admin
 from web.console.errors import bad_request
-from web.console.render import page
+from web.console.render import explain_url, page
 
 FILTERS = ("user", "group", "directory", "action", "outcome", "reason", "since", "until")
 # An action or reason code: short, lower-case words joined by hyphens.
@@ -102,25 +102,21 @@ def _href(filters: dict[str, str], **cursor: str | None) -> str:
     return "/console/log" + (f"?{urlencode(query)}" if query else "")
 
 
-def _explain(directory: str | None, **what: str) -> str:
-    return "/console/explain?" + urlencode({**({"directory": directory} if directory else {}), **what})
-
-
 def _row(e: EventView) -> Row:
-    run_href = f"/console/directories/{_quote(e.directory)}#run-{e.run_id}" \
+    run_href = f"/console/directories/{_quote(e.directory)}/runs/{e.run_id}" \
         if e.directory is not None and e.run_id is not None else None
     member = _member(e)
     if e.kind in ("user", "invite"):
-        target_href: str | None = _explain(e.directory, user=e.target)
+        target_href: str | None = explain_url(directory=e.directory, user=e.target)
     elif e.kind in ("group", "membership"):
         # A membership rejection's target is "group: member"; its group key names the group.
         group = e.target.partition(": ")[0] if e.kind == "membership" and e.action == "reject" else e.target
-        target_href = _explain(e.directory, group=group)
+        target_href = explain_url(directory=e.directory, group=group)
     elif e.kind == "directory" and e.directory is not None:
         target_href = f"/console/directories/{_quote(e.directory)}"
     else:
         target_href = None
-    return Row(e, run_href, target_href, member, _explain(e.directory, user=member) if member else None,
+    return Row(e, run_href, target_href, member, explain_url(directory=e.directory, user=member) if member else None,
                _changes(e.old, e.new))
 
 

@@ -7,11 +7,15 @@ Create Date: 2026-12-01
 The console pages through events by `(at, id)` descending (keyset, no OFFSET). Without an
 index in that order every page sorts the whole table (a second at a million events), and
 a filter on a rare action, outcome or reason reads all of it. The per-object indexes of
-0006 gain `at` so a user's or a big group's history comes out in order too.
+0006 gain `at` so a user's or a big group's history comes out in order too. Columns most
+events leave empty (the user of a group event, the group of a user event, the reason of
+most applied operations) are indexed only where set: each index costs every cycle's
+writes (about 0.4 s of CPU per 300,000 events on SQLite for a full one).
 """
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
@@ -22,6 +26,7 @@ depends_on: str | Sequence[str] | None = None
 _NEW = (("at", "id"), ("user_key", "at", "id"), ("group_key", "at", "id"), ("action", "at", "id"),
         ("outcome", "at", "id"), ("reason", "at", "id"))
 _OLD = (("user_key", "id"), ("group_key", "id"))
+_PARTIAL = ("user_key", "group_key", "reason")
 
 
 def _name(columns: tuple[str, ...]) -> str:
@@ -32,7 +37,9 @@ def upgrade() -> None:
     for columns in _OLD:
         op.drop_index(_name(columns), table_name="sync_events")
     for columns in _NEW:
-        op.create_index(_name(columns), "sync_events", list(columns))
+        where = {f"{dialect}_where": sa.text(f"{columns[0]} IS NOT NULL") for dialect in ("sqlite", "postgresql")} \
+            if columns[0] in _PARTIAL else {}
+        op.create_index(_name(columns), "sync_events", list(columns), **where)
 
 
 def downgrade() -> None:
