@@ -52,3 +52,17 @@ def test_an_event_opens_the_explain_view_of_its_user(signed_in: Page, console: C
     steps = explain(console.store, BEN).steps
     assert "state: inactive" in steps
     expect(page.get_by_role("main").get_by_role("list").first.get_by_role("listitem")).to_have_text(steps)
+
+
+def test_an_event_links_to_its_run(signed_in: Page, console: Console, synced: None) -> None:
+    [left] = history.events(console.store, history.EventFilter(user=BEN, action="deactivate-user"), limit=None)
+    page = signed_in
+    page.goto(f"/console/log?user={BEN}")
+
+    page.get_by_role("row").filter(has_text="deactivate-user").get_by_role("link", name=f"run {left.run_id}").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Run {left.run_id} of hr")
+    events = page.get_by_role("row").filter(has_text="deactivate-user")
+    expect(events).to_have_count(1)
+    expect(events).to_contain_text(BEN)
+    expect(events).to_contain_text("left-scope")

@@ -34,7 +34,8 @@ def test_the_directories_page_shows_the_halted_directory(signed_in: Page, consol
     page.goto("/console")
 
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name="hr", exact=True))
-    expect(row).to_contain_text(f"run {halted}: 3 deactivations awaiting approval")
+    expect(row.get_by_role("link", name=f"run {halted}", exact=True)).to_be_visible()
+    expect(row).to_contain_text("3 deactivations awaiting approval")
     [plan] = open_staged(console.store, "hr")
     assert plan.run_id == halted
 
