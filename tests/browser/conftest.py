@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -42,6 +43,17 @@ from store import Store, open_store
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Playwright, StorageState
 
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+# Each test module skips itself without Playwright (`importorskip` with this reason), except
+# in CI, where importing it here fails the run instead.
+PLAYWRIGHT_MISSING = "Playwright is not installed (pip install -e '.[test]')"
+if _in_ci():
+    importlib.import_module("playwright.sync_api")
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("DIRSYNC_TEST_ARTIFACTS") or ROOT / "test-artifacts" / "browser")
 ADMIN = "ops@example.com"
@@ -49,10 +61,6 @@ STARTUP_SECONDS = 30
 # A step that waits longer than this has failed: a page that never shows what a test looks
 # for should fail fast, with its screenshot, rather than hang.
 STEP_MS = 10_000
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
 
 
 def _unavailable(reason: str) -> NoReturn:
@@ -149,23 +157,21 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
 
 
 @pytest.fixture(scope="session")
-def playwright() -> Iterator[Playwright]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright is not installed (pip install -e '.[test]')")
+def playwright_driver() -> Iterator[Playwright]:
+    from playwright.sync_api import sync_playwright
+
     shutil.rmtree(ARTIFACTS, ignore_errors=True)  # what is kept describes this run's failures only
     with sync_playwright() as driver:
         yield driver
 
 
 @pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
+def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     """Debian's chromium, headless (its path: $DIRSYNC_TEST_CHROMIUM, else `chromium` on PATH)."""
     executable = os.environ.get("DIRSYNC_TEST_CHROMIUM") or shutil.which("chromium")
     if executable is None:
         _unavailable("chromium is not installed (apt-get install chromium)")
-    launched = playwright.chromium.launch(executable_path=executable, headless=True)
+    launched = playwright_driver.chromium.launch(executable_path=executable, headless=True)
     try:
         yield launched
     finally:

@@ -6,14 +6,16 @@ from __future__ import annotations
 import time
 
 import pytest
-from playwright.sync_api import Page, expect
 
 from service import history
 from service.explain import explain
 from service.history import RunView
 from store.models import SyncRun
-from tests.browser.conftest import STARTUP_SECONDS, Console
+from tests.browser.conftest import PLAYWRIGHT_MISSING, STARTUP_SECONDS, Console
 from tests.cli.conftest import user
+
+pytest.importorskip("playwright.sync_api", reason=PLAYWRIGHT_MISSING)
+from playwright.sync_api import Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

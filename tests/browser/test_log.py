@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
 
 from service import history
 from service.explain import explain
-from tests.browser.conftest import Console
+from tests.browser.conftest import PLAYWRIGHT_MISSING, Console
 from tests.cli.conftest import user
+
+pytest.importorskip("playwright.sync_api", reason=PLAYWRIGHT_MISSING)
+from playwright.sync_api import Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
 
 from service.scim_tokens import issue_token, token_status
-from tests.browser.conftest import Console
+from tests.browser.conftest import PLAYWRIGHT_MISSING, Console
+
+pytest.importorskip("playwright.sync_api", reason=PLAYWRIGHT_MISSING)
+from playwright.sync_api import Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

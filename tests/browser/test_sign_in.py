@@ -6,10 +6,12 @@ import re
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
 
 from service.scim_tokens import issue_token
-from tests.browser.conftest import Console, sign_in
+from tests.browser.conftest import PLAYWRIGHT_MISSING, Console, sign_in
+
+pytest.importorskip("playwright.sync_api", reason=PLAYWRIGHT_MISSING)
+from playwright.sync_api import Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

@@ -5,12 +5,14 @@ The two tests share one halted run, in order: the first only looks, the second d
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page, expect
 
 from service import history
 from service.staging import NotStaged, approve, open_staged
-from tests.browser.conftest import Console
+from tests.browser.conftest import PLAYWRIGHT_MISSING, Console
 from tests.cli.conftest import user
+
+pytest.importorskip("playwright.sync_api", reason=PLAYWRIGHT_MISSING)
+from playwright.sync_api import Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
