@@ -1,4 +1,5 @@
-"""The SCIM tab: a token shown once after Generate or Regenerate; the old one is refused at once."""
+"""The SCIM tab: a token shown once after Generate or Regenerate (the old one refused at once),
+and provisioning turned off after a confirmation with its counts, then on again."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import httpx
 import pytest
 
 from service.scim_tokens import issue_token, token_status
+from service.sync import export
 from tests.browser.conftest import PLAYWRIGHT_MISSING, Console
 
 pytest.importorskip("playwright.sync_api", reason=PLAYWRIGHT_MISSING)
 from playwright.sync_api import Page, expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
+
+PUSHED = "pat@example.com"
 
 
 def shown_token(page: Page) -> str:
@@ -55,3 +59,28 @@ def test_regenerating_refuses_the_old_token_and_accepts_the_new(signed_in: Page,
     assert new != old
     assert users_status(console, old) == 401
     assert users_status(console, new) == 200
+
+
+def test_disabling_provisioning_confirms_the_counts_and_the_token_is_refused_until_enabled(
+        signed_in: Page, console: Console) -> None:
+    token = issue_token(console.settings, console.store, "okta", regenerate=True).token
+    pushed = httpx.post(f"{console.url}/scim/v2/okta/Users", headers={"Authorization": f"Bearer {token}"},
+                        json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": PUSHED,
+                              "emails": [{"primary": True, "value": PUSHED}], "active": True})
+    assert pushed.status_code == 201, pushed.text
+    page = signed_in
+    page.goto("/console/directories/okta")
+
+    page.get_by_role("region", name="SCIM").get_by_role("link", name="Disable provisioning").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Turn sync off for okta?")
+    expect(page.get_by_role("main")).to_contain_text("1 users and 0 groups managed by okta will become local")
+    page.get_by_role("button", name="Disable", exact=True).click()
+
+    expect(page.get_by_role("status")).to_contain_text("1 users and 0 groups are local now")
+    [local] = [u for u in export(console.store)["users"] if u["email"] == PUSHED]
+    assert local["managed_by"] is None
+    assert users_status(console, token) == 401
+    page.get_by_role("region", name="SCIM").get_by_role("button", name="Enable provisioning").click()
+    expect(page.get_by_role("status")).to_contain_text("Sync turned on")
+    expect(page.get_by_role("region", name="SCIM").get_by_role("link", name="Disable provisioning")).to_be_visible()
+    assert users_status(console, token) == 200
