@@ -1,5 +1,5 @@
-"""A directory's own actions: Provision on demand (with its step-by-step trace) and Sync now,
-each a run recorded with the admin who asked for it."""
+"""A directory's own actions: Provision on demand (with its step-by-step trace), Sync now and
+Resume, each recorded with the admin who asked for it. Each test writes the directory it needs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 from service import history
 from service.explain import explain
 from service.history import RunView
+from service.status import read_state
+from service.sync import sync
 from store.models import SyncRun
 from tests.browser.conftest import PLAYWRIGHT_MISSING, STARTUP_SECONDS, Console
 from tests.cli.conftest import user
@@ -84,3 +86,22 @@ def test_sync_now_runs_a_full_cycle_recorded_with_the_admin(signed_in: Page, con
         has=page.get_by_role("link", name=str(run.id), exact=True))
     expect(row).to_contain_text(console.admin)
     expect(row).to_contain_text("1 create-user")
+
+
+def test_resume_clears_the_failure_streak_of_a_failing_directory(signed_in: Page, console: Console,
+                                                                 seeded: None) -> None:
+    (console.folder / "directory.json").write_text("{not json")
+    # A scheduled cycle's failure counts towards quarantine (a manual one's does not).
+    assert sync(console.settings, console.store, "hr", trigger="beat").status == "failed"
+    assert read_state(console.store, "hr").consecutive_failures == 1
+    page = signed_in
+    page.goto("/console/directories/hr")
+    expect(page.get_by_role("region", name="Status")).to_contain_text("1 failed cycles in a row")
+
+    page.get_by_role("button", name="Resume").click()
+
+    expect(page.get_by_role("status")).to_contain_text("1 failed cycles cleared")
+    expect(page.get_by_role("button", name="Resume")).to_have_count(0)
+    assert read_state(console.store, "hr").consecutive_failures == 0
+    [recorded] = history.runs(console.store, directory="hr", limit=1)
+    assert (recorded.mode, actor_of(console, recorded.id)) == ("admin", console.admin)
