@@ -1,6 +1,7 @@
 """A directory halted by the safety limits: the admin sees it, reads the staged plan and approves it.
 
-The two tests share one halted run, in order: the first only looks, the second decides."""
+The tests share one module: the first only looks at the halted run, the second approves it,
+the third halts hr again and rejects that plan."""
 
 from __future__ import annotations
 
@@ -73,3 +74,21 @@ def approval_run(console: Console) -> int:
     [newest] = history.runs(console.store, limit=1)
     assert (newest.trigger, newest.status) == ("approval", "succeeded")
     return newest.id
+
+
+def test_rejecting_a_staged_plan_applies_nothing(signed_in: Page, console: Console, halted: int) -> None:
+    console.write_directory(EVERYONE)
+    console.sync()  # everyone active again (or, run alone, halted still: the plan below is the newest)
+    console.write_directory(EVERYONE[:2])
+    again = console.sync()
+    assert again.status == "halted" and again.run_id is not None
+    active = console.active_emails()
+    page = signed_in
+    page.goto("/console/directories/hr")
+    plan = page.get_by_role("region", name="Staged plan").locator(".panel").filter(has_text=f"Run {again.run_id}")
+
+    plan.get_by_role("button", name="Reject", exact=True).click()
+
+    expect(page.get_by_role("status")).to_contain_text(f"Staged plan of run {again.run_id} rejected by {console.admin}")
+    assert again.run_id not in {p.run_id for p in open_staged(console.store)}
+    assert console.active_emails() == active
