@@ -13,7 +13,7 @@ from service.history import RunView
 from service.status import read_state
 from service.sync import sync
 from store.models import SyncRun
-from tests.browser.conftest import PLAYWRIGHT_MISSING, STARTUP_SECONDS, Console
+from tests.browser.conftest import PLAYWRIGHT_MISSING, Console
 from tests.cli.conftest import user
 
 pytest.importorskip("playwright.sync_api", reason=PLAYWRIGHT_MISSING)
@@ -22,6 +22,7 @@ from playwright.sync_api import Page, expect  # noqa: E402
 pytestmark = pytest.mark.browser
 
 ANA, CY, DEE = "ana@example.com", "cy@example.com", "dee@example.com"
+CYCLE_SECONDS = 30  # a cycle of three users that has not finished by then has failed
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def actor_of(console: Console, run_id: int) -> str | None:
 
 def finished_run_after(console: Console, run_id: int) -> RunView:
     """The first run of hr newer than `run_id`, once it has finished (Sync now runs it after answering)."""
-    deadline = time.monotonic() + STARTUP_SECONDS
+    deadline = time.monotonic() + CYCLE_SECONDS
     while True:
         newer = [r for r in history.runs(console.store, directory="hr", limit=5) if r.id > run_id]
         if newer and newer[-1].finished_at is not None:

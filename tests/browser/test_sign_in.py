@@ -33,6 +33,16 @@ def test_an_admin_signs_in_and_sees_every_configured_directory(page: Page, conso
     assert console.password not in session["value"]
 
 
+def test_signing_in_after_a_redirect_returns_to_the_page_asked_for(page: Page, console: Console) -> None:
+    page.goto("/console/directories/okta")
+    expect(page).to_have_url(re.compile(r"/console/login"))
+
+    sign_in(page, console.admin, console.password)
+
+    expect(page).to_have_url(re.compile(r"/console/directories/okta$"))
+    expect(page.get_by_role("heading", level=1)).to_contain_text("okta")
+
+
 def test_a_wrong_password_is_refused_on_the_sign_in_page(page: Page, console: Console) -> None:
     sign_in(page, console.admin, console.password + "x")
 
