@@ -8,8 +8,8 @@
 2. Starts `dirsync serve` as its own process, signs in through the sign-in form, and
    requests each page `--requests` times one after the other (after one warm-up request):
    the directories list, a directory page, the provisioning log unfiltered and filtered by
-   user, group, outcome and a small directory, a deep page reached through an Older
-   cursor, and the explain view of a user and of a group. Prints p50 / p99 per page, and
+   user, group (and the biggest group), outcome and a small directory, a deep page reached
+   through an Older cursor, a run page, and the explain view of a user and of groups. Prints p50 / p99 per page, and
    the sign-in page (no store query) as the floor of the same run.
 
 Default store: a fresh SQLite file. For PostgreSQL pass `--url postgresql+psycopg://...`
@@ -23,6 +23,7 @@ import argparse
 import html
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -118,8 +119,7 @@ def main() -> None:
     started = time.perf_counter()
     facts = seed(store, n_users=args.users, n_groups=args.groups, n_events=args.events)
     if store.engine.dialect.name == "postgresql":
-        with store.engine.connect() as conn:
-            conn.exec_driver_sql("COMMIT")
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")
     set_admin(store, ADMIN, PASSWORD)
     print(f"seeded {args.users} users, {args.groups} groups, {facts['memberships']} memberships,"
@@ -146,14 +146,20 @@ def main() -> None:
                 "sign-in page (floor: no store query)": "/console/login",
                 "directories": "/console",
                 "a directory (okta)": "/console/directories/okta",
+                "a run (okta's first full cycle, its first 500 events)":
+                    f"/console/directories/okta/runs/{facts['first_run']}",
                 "log, unfiltered": "/console/log",
                 "log, by user": "/console/log?" + urlencode({"user": facts["user"]}),
                 "log, by group": "/console/log?" + urlencode({"group": facts["group"]}),
+                f"log, by the {facts['big_group_members']:,}-member group":
+                    "/console/log?" + urlencode({"group": facts["big_group"]}),
                 "log, by outcome (failed)": "/console/log?outcome=failed",
                 "log, by a small directory": "/console/log?" + urlencode({"directory": facts["small_directory"]}),
                 "log, a deep page (Older cursor)": "/console/log?" + urlencode({"older": deep}),
                 "explain, a user": "/console/explain?" + urlencode({"directory": "okta", "user": facts["user"]}),
                 "explain, a group": "/console/explain?" + urlencode({"directory": "okta", "group": facts["group"]}),
+                f"explain, the {facts['big_group_members']:,}-member group":
+                    "/console/explain?" + urlencode({"directory": "okta", "group": facts["big_group"]}),
             }
             print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
             print(f"| page | p50 | p99 | status | bytes |  ({args.requests} requests each)")
@@ -167,6 +173,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)  # half a gigabyte of SQLite store
 
 
 if __name__ == "__main__":

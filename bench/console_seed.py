@@ -2,8 +2,9 @@
 
 `seed(store, users=100_000, groups=2_000, events=1_000_000)` fills an empty, migrated
 store with what months of cycles would leave behind: four directories (Okta and Entra
-share most users, a small HR file and a small SCIM app), their users, groups and
-memberships, each directory's first full cycle (a create event per user and group, an
+with most users, a small HR file and a small SCIM app), their users, groups and
+memberships (each user in two groups, and each directory's first group holding all its
+users), each directory's first full cycle (a create event per user and group, an
 add-member per membership), then a cycle every 40 minutes per directory over 60 days
 whose events (updates, membership changes, deactivations, rejections with their reason
 codes, now and then a staged, conflicting or failed operation) fill up to `events`.
@@ -79,10 +80,13 @@ def seed(store: Store, *, n_users: int, n_groups: int, n_events: int, seed_value
     """Fill the store; returns facts the benchmark asks about (a busy user, a big group...)."""
     rng = random.Random(seed_value)
     user_slices, group_slices = _slices(n_users), _slices(n_groups)
-    members: dict[int, list[int]] = {}  # group -> users, each user in two groups of its directory
+    # group -> users: each user in two groups of its directory, and the first group of
+    # each directory holds all of its users (an "everyone" group).
+    members: dict[int, list[int]] = {}
     for users_of, groups_of in zip(user_slices, group_slices):
+        members[groups_of[0]] = list(users_of)
         for u in users_of:
-            for g in rng.sample(groups_of, min(2, len(groups_of))):
+            for g in rng.sample(groups_of[1:], min(2, len(groups_of) - 1)):
                 members.setdefault(g, []).append(u)
     with store.engine.begin() as conn:
         conn.execute(insert(directories), [
@@ -108,10 +112,10 @@ def seed(store: Store, *, n_users: int, n_groups: int, n_events: int, seed_value
         with store.engine.begin() as conn:
             for table in ("users", "groups", "sync_runs"):
                 conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}")
-    busy_group = max(members, key=lambda g: len(members[g]) if g in group_slices[0] else 0)
     return {"events": written, "memberships": sum(map(len, members.values())),
-            "user": user_email(user_slices[0][len(user_slices[0]) // 2]), "group": group_name(busy_group),
-            "small_directory": DIRECTORIES[-1].name}
+            "user": user_email(user_slices[0][len(user_slices[0]) // 2]), "group": group_name(group_slices[0][1]),
+            "big_group": group_name(group_slices[0][0]), "big_group_members": len(user_slices[0]),
+            "small_directory": DIRECTORIES[-1].name, "first_run": 1}
 
 
 def _events(store: Store, rng: random.Random, user_slices: list[range], group_slices: list[range],

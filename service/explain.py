@@ -8,14 +8,15 @@ made about it (with the reason), staged operations waiting on it, and its recent
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from reconcile.rules import email_key, name_key
-from service.history import EventFilter, EventView, events
+from service.history import EventFilter, EventView, event_page
 from store import Store
 from store.models import RunStatus, SyncRun, groups, memberships, users
 
@@ -92,12 +93,13 @@ def _explain_user(store: Store, email: str, directory: str | None) -> Explanatio
             query = (select(groups.c.name).join(memberships, memberships.c.group_id == groups.c.id)
                      .where(memberships.c.user_id == row.id).order_by(groups.c.name))
             names = list(conn.execute(query).scalars())
-    history = events(store, EventFilter(user=email, directory=directory), limit=None)
+    where = EventFilter(user=email, directory=directory)
     if row is None:
-        return Explanation("user", email, False, last_decision=_last_decision(history), recent=tuple(history[:RECENT]))
+        recent, decision = _recent_and_decision(store, where)
+        return Explanation("user", email, False, last_decision=decision, recent=recent)
     state = {"email": row.email, "given_name": row.given_name, "family_name": row.family_name,
              "display_name": row.display_name, "active": bool(row.active)}
-    return _explained("user", email, state, row.managed_by, row.external_id, tuple(names), history, store)
+    return _explained("user", email, state, row.managed_by, row.external_id, tuple(names), where, store)
 
 
 def _explain_group(store: Store, name: str, directory: str | None) -> Explanation:
@@ -111,39 +113,58 @@ def _explain_group(store: Store, name: str, directory: str | None) -> Explanatio
             query = (select(users.c.email).join(memberships, memberships.c.user_id == users.c.id)
                      .where(memberships.c.group_id == row.id).order_by(users.c.email))
             members = list(conn.execute(query).scalars())
-    history = events(store, EventFilter(group=name, directory=directory), limit=None)
+    where = EventFilter(group=name, directory=directory)
     if row is None:
-        return Explanation("group", name, False, last_decision=_last_decision(history), recent=tuple(history[:RECENT]))
+        recent, decision = _recent_and_decision(store, where)
+        return Explanation("group", name, False, last_decision=decision, recent=recent)
     state = {"name": row.name, "reserved": bool(row.reserved)}
-    return _explained("group", name, state, row.managed_by, row.external_id, tuple(members), history, store)
+    return _explained("group", name, state, row.managed_by, row.external_id, tuple(members), where, store)
 
 
 def _explained(kind: str, query: str, state: dict[str, Any], managed_by: str | None, external_id: str | None,
-               related: tuple[str, ...], history: list[EventView], store: Store) -> Explanation:
-    bound = _binding_event(history, managed_by) if managed_by else None
+               related: tuple[str, ...], where: EventFilter, store: Store) -> Explanation:
+    bound = _binding_event(store, where, kind, managed_by) if managed_by else None
+    recent, decision = _recent_and_decision(store, where)
     return Explanation(
         kind, query, True, state, managed_by, external_id,
         managed_since=bound.at if bound else None,
         matched_by=_MATCHED_BY.get(bound.action) if bound else None,
         groups=related,
-        last_decision=_last_decision(history),
-        staged=tuple(_open_staged(store, history)),
-        recent=tuple(history[:RECENT]),
+        last_decision=decision,
+        staged=tuple(_open_staged(store, where)),
+        recent=recent,
     )
 
 
-def _binding_event(history: list[EventView], directory: str) -> EventView | None:
+# The history is read in pages from the newest (a group of 100,000 members has at least as
+# many events): most questions are answered by the first page or by one indexed lookup.
+PAGE = 100
+
+
+def _recent_and_decision(store: Store, where: EventFilter) -> tuple[tuple[EventView, ...], EventView | None]:
+    """The newest events, and the newest one a rule decided: a rejection, a conflict or a
+    failure, else the newest applied change."""
+    page = event_page(store, where, limit=PAGE)
+    recent = page.events[:RECENT]
+    decision = _last_decision(page.events)
+    while decision is None and page.older is not None:
+        page = event_page(store, where, limit=PAGE, older_than=page.older)
+        decision = _last_decision(page.events)
+    return recent, decision
+
+
+def _binding_event(store: Store, where: EventFilter, kind: str, directory: str) -> EventView | None:
     """The latest applied create or link that bound the object to `directory`."""
+    if where.directory not in (None, directory):
+        return None
+    found = [event for action in _MATCHED_BY if action.endswith(f"-{kind}")
+             for event in event_page(store, replace(where, directory=directory, action=action, outcome="applied"),
+                                     limit=1).events]
+    return max(found, key=lambda e: (e.at, e.id), default=None)
+
+
+def _last_decision(history: Sequence[EventView]) -> EventView | None:
     for event in history:  # newest first
-        if event.directory == directory and event.outcome == "applied" and event.action in _MATCHED_BY:
-            return event
-    return None
-
-
-def _last_decision(history: list[EventView]) -> EventView | None:
-    """The newest event a rule decided: a rejection, a conflict or a failure, else the
-    newest applied change."""
-    for event in history:
         if event.outcome in ("rejected", "conflict", "failed"):
             return event
         if event.outcome == "applied":
@@ -151,9 +172,9 @@ def _last_decision(history: list[EventView]) -> EventView | None:
     return None
 
 
-def _open_staged(store: Store, history: list[EventView]) -> list[EventView]:
+def _open_staged(store: Store, where: EventFilter) -> list[EventView]:
     """Staged events of runs that are still halted (their plan awaits a decision)."""
-    staged = [e for e in history if e.outcome == "staged" and e.run_id is not None]
+    staged = [e for e in event_page(store, replace(where, outcome="staged"), limit=None).events if e.run_id is not None]
     if not staged:
         return []
     with store.session() as session:

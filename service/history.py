@@ -128,7 +128,7 @@ def event_page(store: Store, where: EventFilter, *, limit: int | None = PAGE_SIZ
 SMALL_DIRECTORY_EVENTS = 20_000
 
 
-def _matching(session: Session, where: EventFilter) -> Select[tuple[SyncEvent, str | None]]:
+def _matching(session: Session, where: EventFilter) -> Select[SyncEvent, str | None]:
     e, r = SyncEvent, SyncRun
     query = select(e, r.directory).outerjoin(r, r.id == e.run_id)
     if where.run_id is not None:
@@ -166,7 +166,7 @@ def _by_run(session: Session, runs_of: Any) -> bool:
     return int(session.execute(select(func.count()).select_from(bounded)).scalar_one()) <= SMALL_DIRECTORY_EVENTS
 
 
-def _fetch(session: Session, query: Select[tuple[SyncEvent, str | None]], limit: int | None) -> list[EventView]:
+def _fetch(session: Session, query: Select[SyncEvent, str | None], limit: int | None) -> list[EventView]:
     """Up to `limit + 1` rows: the one past the page says whether another page follows."""
     if limit is not None:
         query = query.limit(limit + 1)

@@ -75,8 +75,9 @@ def parse_filter(params: QueryParams, directories: list[str]) -> EventFilter:
     if value["outcome"] is not None and value["outcome"] not in history.OUTCOMES:
         raise bad_request(f"{value['outcome']!r} is not an outcome; use one of {', '.join(history.OUTCOMES)}.")
     for name in ("action", "reason"):
-        if value[name] is not None and not _CODE.fullmatch(value[name]):
-            raise bad_request(f"{value[name]!r} is not an {name} code: codes are lower-case words joined by"
+        code = value[name]
+        if code is not None and not _CODE.fullmatch(code):
+            raise bad_request(f"{code!r} is not an {name} code: codes are lower-case words joined by"
                               " hyphens, such as deactivate-user or left-scope.")
     since, until = _time(value["since"], "since"), _time(value["until"], "until")
     if since is not None and until is not None and since >= until:
