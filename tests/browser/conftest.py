@@ -1,11 +1,12 @@
 """The operator console in a real headless browser, against a real `dirsync serve`.
 
 - `console` (one per test module): a folder with `dirsync.toml` (a SQLite store, a file
-  directory `hr` that halts beyond two deactivations, a scim directory `okta`), an admin added
-  through the CLI (`console add-admin --password-stdin`), and `dirsync serve` on a free
-  port of 127.0.0.1. `console.settings` and `console.store` are the same configuration and
-  store, for the tests to check what the pages claim.
-- `browser` (one per module): Debian's chromium, headless, driven by Playwright (never a
+  directory `hr` that halts beyond two deactivations, a scim directory `okta`), an admin
+  (added once per session through the CLI, `console add-admin --password-stdin`, into a
+  store each module copies), and `dirsync serve` on a free port of 127.0.0.1.
+  `console.settings` and `console.store` are the same configuration and store, for the
+  tests to check what the pages claim.
+- `browser` (one per session): Debian's chromium, headless, driven by Playwright (never a
   browser Playwright downloads). `page`: a fresh context (no cookies) per test.
   `signed_in`: a page of a context carrying the module's admin session.
 - A test that fails leaves a screenshot and the HTML of every page it had open, and the
@@ -24,10 +25,12 @@ import re
 import secrets
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -116,33 +119,60 @@ def _wait_until_serving(console: Console) -> None:
             time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    """`dirsync serve` over a fresh store with one admin, for the whole module."""
-    folder = tmp_path_factory.mktemp("console")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    (folder / "dirsync.toml").write_text(
+def _write_config(folder: Path, url: str) -> Path:
+    path = folder / "dirsync.toml"
+    path.write_text(
         f'[store]\nurl = "sqlite:///{folder / "dirsync.db"}"\n\n'
         f'[web]\npublic_url = "{url}"\n\n'
         "[safety]\nmax_deactivations = 2\n\n"
         '[directories.hr]\nkind = "file"\npath = "directory.json"\n\n'
         '[directories.okta]\nkind = "scim"\n'
     )
-    (folder / "directory.json").write_text('{"users": [], "groups": []}')
+    return path
+
+
+def _cli_env(config_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIRSYNC_")}
-    env |= {"DIRSYNC_CONFIG": str(folder / "dirsync.toml"), "PYTHONPATH": str(ROOT)}
+    return env | {"DIRSYNC_CONFIG": str(config_path), "PYTHONPATH": str(ROOT)}
+
+
+@dataclass(frozen=True)
+class AdminStore:
+    """A migrated store file holding one console admin, and that admin's password."""
+
+    path: Path
+    password: str = field(repr=False)
+
+
+@pytest.fixture(scope="session")
+def admin_store(tmp_path_factory: pytest.TempPathFactory) -> AdminStore:
+    """The admin added once by the real CLI (`console add-admin --password-stdin`); each
+    module's server starts from a copy of this store (a new process per module costs seconds)."""
+    folder = tmp_path_factory.mktemp("admin")
+    env = _cli_env(_write_config(folder, "http://127.0.0.1:8080"))
     password = secrets.token_urlsafe(18)
-    # The admin first: the store is created by this first writer, not raced by the server.
     added = subprocess.run([sys.executable, "-m", "cli.main", "console", "add-admin", ADMIN, "--password-stdin"],
                            env=env, cwd=folder, input=password + "\n", capture_output=True, text=True, timeout=120)
     assert added.returncode == 0, added.stdout + added.stderr
+    return AdminStore(folder / "dirsync.db", password)
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory, admin_store: AdminStore) -> Iterator[Console]:
+    """`dirsync serve` over a fresh store with one admin, for the whole module."""
+    folder = tmp_path_factory.mktemp("console")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = _cli_env(_write_config(folder, url))
+    (folder / "directory.json").write_text('{"users": [], "groups": []}')
+    with closing(sqlite3.connect(admin_store.path)) as source, closing(sqlite3.connect(folder / "dirsync.db")) as copy:
+        source.backup(copy)
     settings = config.load(folder / "dirsync.toml", environ={})
     store = open_store(settings.store.url)
     with (folder / "serve.log").open("wb") as log:
         server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port)], env=env,
                                   cwd=folder, stdout=log, stderr=subprocess.STDOUT)
-    running = Console(url, folder, ADMIN, password, server, settings, store)
+    running = Console(url, folder, ADMIN, admin_store.password, server, settings, store)
     try:
         _wait_until_serving(running)
         yield running
@@ -165,7 +195,7 @@ def playwright_driver() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     """Debian's chromium, headless (its path: $DIRSYNC_TEST_CHROMIUM, else `chromium` on PATH)."""
     executable = os.environ.get("DIRSYNC_TEST_CHROMIUM") or shutil.which("chromium")
