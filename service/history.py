@@ -48,6 +48,7 @@ class EventView:
     new: dict[str, Any] | None
     user_key: str | None = None
     group_key: str | None = None
+    actor: str | None = None  # the person whose action the run was (console admin), if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ def events(store: Store, where: EventFilter, *, limit: int | None = DEFAULT_LIMI
         query = _matching(session, where).order_by(e.seq, e.id)
         if limit is not None:
             query = query.limit(limit)
-        return [_view(event, directory) for event, directory in session.execute(query)]
+        return [_view(event, directory, actor) for event, directory, actor in session.execute(query)]
 
 
 def event_page(store: Store, where: EventFilter, *, limit: int | None = PAGE_SIZE, older_than: str | None = None,
@@ -128,9 +129,9 @@ def event_page(store: Store, where: EventFilter, *, limit: int | None = PAGE_SIZ
 SMALL_DIRECTORY_EVENTS = 20_000
 
 
-def _matching(session: Session, where: EventFilter) -> Select[SyncEvent, str | None]:
+def _matching(session: Session, where: EventFilter) -> Select[SyncEvent, str | None, str | None]:
     e, r = SyncEvent, SyncRun
-    query = select(e, r.directory).outerjoin(r, r.id == e.run_id)
+    query = select(e, r.directory, r.actor).outerjoin(r, r.id == e.run_id)
     if where.run_id is not None:
         query = query.where(e.run_id == where.run_id)
     if where.directory is not None:
@@ -166,11 +167,11 @@ def _by_run(session: Session, runs_of: Any) -> bool:
     return int(session.execute(select(func.count()).select_from(bounded)).scalar_one()) <= SMALL_DIRECTORY_EVENTS
 
 
-def _fetch(session: Session, query: Select[SyncEvent, str | None], limit: int | None) -> list[EventView]:
+def _fetch(session: Session, query: Select[SyncEvent, str | None, str | None], limit: int | None) -> list[EventView]:
     """Up to `limit + 1` rows: the one past the page says whether another page follows."""
     if limit is not None:
         query = query.limit(limit + 1)
-    return [_view(event, directory) for event, directory in session.execute(query)]
+    return [_view(event, directory, actor) for event, directory, actor in session.execute(query)]
 
 
 def _at(value: datetime) -> Any:
@@ -183,12 +184,16 @@ def _encode(event: EventView) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# Ids are 64-bit signed integers in both stores: a bigger number names no row.
+MAX_ID = 2**63 - 1
+
+
 def _decode(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, _, event_id = raw.partition("|")
         when = datetime.fromisoformat(at)
-        if when.tzinfo is None:
+        if when.tzinfo is None or not 0 <= int(event_id) <= MAX_ID:
             raise ValueError(at)
         return when, int(event_id)
     except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
@@ -258,6 +263,7 @@ def _run_view(run: SyncRun) -> RunView:
                    run.finished_at, dict(run.counts or {}), run.error, run.allow_deactivations)
 
 
-def _view(event: SyncEvent, directory: str | None) -> EventView:
+def _view(event: SyncEvent, directory: str | None, actor: str | None) -> EventView:
     return EventView(event.id, event.run_id, directory, event.seq, event.at, event.action, event.kind, event.target,
-                     event.outcome, event.reason, event.detail, event.old, event.new, event.user_key, event.group_key)
+                     event.outcome, event.reason, event.detail, event.old, event.new, event.user_key, event.group_key,
+                     actor)

@@ -39,10 +39,11 @@ def actor_of(console: Console, run_id: int) -> str | None:
 
 
 def finished_run_after(console: Console, run_id: int) -> RunView:
-    """The first run of hr newer than `run_id`, once it has finished (Sync now runs it after answering)."""
+    """The first cycle of hr newer than `run_id`, once it has finished (Sync now records the
+    request as an admin run, then runs the cycle after answering)."""
     deadline = time.monotonic() + CYCLE_SECONDS
     while True:
-        newer = [r for r in history.runs(console.store, directory="hr", limit=5) if r.id > run_id]
+        newer = [r for r in history.runs(console.store, directory="hr", limit=5) if r.id > run_id and r.mode != "admin"]
         if newer and newer[-1].finished_at is not None:
             return newer[-1]
         assert time.monotonic() < deadline, f"no run of hr after run {run_id} finished"

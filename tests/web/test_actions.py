@@ -42,9 +42,28 @@ def test_sync_now_runs_a_cycle_recorded_with_the_admin(console: Console, store: 
 
     assert response.status_code == 303
     assert response.headers["location"] == "/console/directories/hr?started=full"
-    [run] = recent_runs(store, "hr")
+    requested, run = sorted(recent_runs(store, "hr"), key=lambda r: r.id)
+    assert (requested.mode, requested.actor) == ("admin", ADMIN)
+    assert _events(store, requested.id) == [("sync-now", "hr", "applied")]
     assert (run.trigger, run.mode, run.status, run.actor) == ("console", "full", "succeeded", ADMIN)
     assert set(_users(store)) == {"ada@example.com", "bob@example.com", "cy@example.com"}
+
+
+def test_a_sync_now_that_changes_nothing_still_shows_in_the_log_with_the_admin(console: Console) -> None:
+    console.post("/console/directories/hr/sync", {"mode": "full"})
+    console.post("/console/directories/hr/sync", {"mode": "incremental"})
+
+    log = console.get("/console/log?action=sync-now").text
+
+    assert log.count("incremental cycle requested") == 1 and log.count("full cycle requested") == 1
+    assert log.count(f"<td>{ADMIN}</td>") == 2
+
+
+def test_a_run_id_past_any_stored_id_is_a_404_page(console: Console) -> None:
+    for path in ("/console/directories/hr/runs/99999999999999999999",):
+        assert console.get(path).status_code == 404
+    response = console.post("/console/directories/hr/staged/99999999999999999999/approve", {})
+    assert response.status_code == 404
 
 
 def test_sync_now_of_a_disabled_directory_says_to_enable_it(console: Console, store: Store) -> None:

@@ -3,6 +3,7 @@ query string, keyset pages with Newer/Older links, and a clear 400 for what it c
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 from collections.abc import Iterator
@@ -131,6 +132,10 @@ def test_older_and_newer_links_page_through_every_event_once(admin: TestClient, 
     ({"directory": "nowhere"}, "no directory named"),
     ({"action": "<script>"}, "is not an action code"),
     ({"older": "not-a-cursor"}, "page link is not valid"),
+    # a well-formed cursor whose id no 64-bit column can hold
+    ({"older": base64.urlsafe_b64encode(b"2026-12-01T16:07:13+00:00|9223372036854775808").decode()},
+     "page link is not valid"),
+    ({"newer": base64.urlsafe_b64encode(b"2026-12-01T16:07:13+00:00|-1").decode()}, "page link is not valid"),
 ])
 def test_a_filter_the_log_cannot_use_is_a_clear_400(admin: TestClient, query: dict[str, str], message: str) -> None:
     response = admin.get("/console/log", params=query)

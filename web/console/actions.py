@@ -12,13 +12,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from config import ConfigError, Settings, check_secrets
-from service import directories, staging
+from service import audit, directories, staging
 from service.audit import CONSOLE, Audit
 from service.staging import Decision, NotStaged
 from service.status import read_state
 from service.sync import sync
 from web.console.auth import require_admin
-from web.console.directory import directory_name, render_directory
+from web.console.directory import directory_name, render_directory, run_id_of
 from web.console.errors import bad_request
 from web.console.render import SECURITY_HEADERS, page
 
@@ -41,6 +41,10 @@ async def sync_now(request: Request) -> Response:
     if not state.enabled:  # the cycle would be refused without a run to show for it
         return await render_directory(request, name, error=f"Sync is turned off for {name}: enable it first.",
                                       status=409)
+    # The request is in the log at once, with who asked, even if the cycle then finds nothing
+    # to change (a run without events shows only in the runs table).
+    await run_in_threadpool(audit.record, request.app.state.store, Audit(admin.email), name, "sync-now",
+                            f"{mode} cycle requested")
     # A cycle can take minutes: it runs after the answer, and its run shows on the page.
     task = BackgroundTask(sync, settings, request.app.state.store, name, trigger=CONSOLE, full=mode == "full",
                           actor=admin.email)
@@ -51,7 +55,7 @@ async def sync_now(request: Request) -> Response:
 async def _decide(request: Request, approve: bool) -> Response:
     admin = await require_admin(request)
     name = directory_name(request)
-    run_id: int = request.path_params["run_id"]
+    run_id = run_id_of(request)
     app = request.app.state
     plans = await run_in_threadpool(staging.open_staged, app.store, name)
     if run_id not in {p.run_id for p in plans}:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from config import Settings
 from reconcile import clock
+from service.history import MAX_ID
 from service.run_series import RunPoint, recent_runs
 from service.scim_tokens import TokenStatus, token_status
 from service.staging import open_staged
@@ -49,6 +50,14 @@ def directory_name(request: Request) -> str:
     if name not in settings.directories:
         raise not_found(f"No directory named {name!r} is configured.")
     return name
+
+
+def run_id_of(request: Request) -> int:
+    """The run id the path names, or a 404 page when it is past any id a store can hold."""
+    run_id: int = request.path_params["run_id"]
+    if run_id > MAX_ID:
+        raise not_found(f"There is no run {run_id}.")
+    return run_id
 
 
 def read_facts(settings: Settings, store: Store, name: str, now: datetime) -> DirectoryFacts:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from service.history import EventFilter, events
 from service.run_series import run_point
 from web.console.auth import require_admin
-from web.console.directory import directory_name
+from web.console.directory import directory_name, run_id_of
 from web.console.errors import not_found
 from web.console.render import page
 
@@ -21,7 +21,7 @@ EVENTS_SHOWN = 500
 async def run_page(request: Request) -> Response:
     await require_admin(request)
     name = directory_name(request)
-    run_id: int = request.path_params["run_id"]
+    run_id = run_id_of(request)
     store = request.app.state.store
     run = await run_in_threadpool(run_point, store, run_id)
     if run is None or run.directory != name:
