@@ -40,6 +40,18 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     conn.exec_driver_sql(sql, params)
 
 
+def insert_returning(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *columns: str) -> list[Any]:
+    """Insert a few `rows` (fewer than `COPY_FROM_ROWS`) and return `columns` of each row
+    inserted, in no particular order: one statement, where `insert_many` and a select of
+    the new rows take two round trips."""
+    key = (table, columns)
+    statement = _returning.get(key)
+    if statement is None:
+        statement = _returning[key] = insert(table).returning(*(table.c[c] for c in columns))
+    return list(conn.execute(statement, list(rows)))
+
+
+_returning: dict[tuple[Table, tuple[str, ...]], Any] = {}
 _compiled: dict[tuple[Table, tuple[str, ...], str, str], tuple[str, list[str]]] = {}
 
 
