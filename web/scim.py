@@ -66,7 +66,7 @@ class ScimRequest:
         self._buckets: TokenBuckets = state.buckets
         self._token = token
         self._refusal = refusal  # what reading the body found, answered once admitted
-        self._admitted = False
+        self.admitted = False
 
     def json(self) -> Any:
         try:
@@ -104,7 +104,7 @@ class ScimRequest:
 
     def _admit(self) -> None:
         """The token (401), the rate limit (429), then the body (413, 415), in that order."""
-        if self._admitted:
+        if self.admitted:
             return
         if not authenticate(self.store, self.directory, self._token):
             raise Problem(401, "a valid bearer token for this directory is required")
@@ -114,7 +114,7 @@ class ScimRequest:
                           retry_after=wait)
         if self._refusal is not None:
             raise self._refusal
-        self._admitted = True
+        self.admitted = True
 
 
 _JSON_TYPES = ("application/scim+json", "application/json")
@@ -135,7 +135,13 @@ def scim_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                 body, refusal = await _body(request, settings.web.max_body_bytes), None
             except Problem as problem:
                 body, refusal = b"", problem
-            return await handler(ScimRequest(request, directory, token, body, refusal))
+            req = ScimRequest(request, directory, token, body, refusal)
+            try:
+                response = await handler(req)
+            finally:
+                if not req.admitted:  # a route answers only an admitted request: its refusal first
+                    await req.run(lambda: None)
+            return response
         except Problem as problem:
             if problem.status >= 500:
                 log.warning("SCIM %s %s: %s", request.method, request.url.path, problem.detail)
