@@ -47,7 +47,9 @@ class _Turn:
 
     def give_back(self) -> None:
         try:
-            if self._fd is not None:
+            # A child of fork() shares its parent's open file: unlocking it there would
+            # give the parent's turn away.
+            if self._fd is not None and self._pid == os.getpid():
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self.threads.release()
