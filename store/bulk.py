@@ -5,7 +5,8 @@ dominates the cost of writing hundreds of thousands of event rows. Here each col
 processor is looked up once, values that repeat across rows (the one timestamp of a
 chunk) are processed once, and the batch goes to the driver's `executemany` directly,
 with the statement SQLAlchemy compiled for the dialect (on PostgreSQL, as one COPY).
-The rows stored are the same as SQLAlchemy's own insert would store.
+The rows stored are the same as SQLAlchemy's own insert would store. Small batches (a SCIM
+request's few rows) skip COPY: a plain INSERT is one round trip.
 """
 
 from __future__ import annotations
@@ -18,24 +19,52 @@ from sqlalchemy import Connection, Dialect, Table, insert
 from sqlalchemy.exc import DBAPIError
 
 
+# Below this many rows an INSERT is one round trip where COPY takes two or three.
+COPY_FROM_ROWS = 50
+
+
 def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert `rows` (all with the same keys) into `table` in one executemany."""
     if not rows:
         return
     dialect = conn.dialect
-    names = list(rows[0])
-    compiled = insert(table).compile(dialect=dialect, column_keys=names)
-    if dialect.positional:
-        names = [name for name in compiled.positiontup or ()]
+    sql, names = _insert_sql(table, tuple(rows[0]), dialect)
     columns = [_bound(table, name, [row[name] for row in rows], dialect) for name in names]
-    if dialect.name == "postgresql":
+    if dialect.name == "postgresql" and len(rows) >= COPY_FROM_ROWS:
         _copy(conn, table, names, columns)
         return
     if dialect.positional:
         params: list[Any] = list(zip(*columns))
     else:
         params = [dict(zip(names, values)) for values in zip(*columns)]
-    conn.exec_driver_sql(compiled.string, params)
+    conn.exec_driver_sql(sql, params)
+
+
+def insert_returning(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *columns: str) -> list[Any]:
+    """Insert a few `rows` (fewer than `COPY_FROM_ROWS`) and return `columns` of each row
+    inserted, in no particular order: one statement, where `insert_many` and a select of
+    the new rows take two round trips."""
+    key = (table, columns)
+    statement = _returning.get(key)
+    if statement is None:
+        statement = _returning[key] = insert(table).returning(*(table.c[c] for c in columns))
+    return list(conn.execute(statement, list(rows)))
+
+
+_returning: dict[tuple[Table, tuple[str, ...]], Any] = {}
+_compiled: dict[tuple[Table, tuple[str, ...], str, str], tuple[str, list[str]]] = {}
+
+
+def _insert_sql(table: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[str, list[str]]:
+    """The dialect's INSERT of `keys` into `table` and its parameter order, compiled once
+    (compiling costs more than a one-row insert itself)."""
+    cache_key = (table, keys, dialect.name, dialect.paramstyle)
+    found = _compiled.get(cache_key)
+    if found is None:
+        compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+        names = list(compiled.positiontup or ()) if dialect.positional else list(keys)
+        found = _compiled[cache_key] = (compiled.string, names)
+    return found
 
 
 def _copy(conn: Connection, table: Table, names: list[str], columns: list[list[Any]]) -> None:

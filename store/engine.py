@@ -9,6 +9,8 @@ Error messages never contain the URL's password.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+
+from store.sqlite_writers import TurnTakingConnection
 
 if TYPE_CHECKING:  # alembic is imported only to migrate or to diagnose a schema
     from alembic.config import Config
@@ -161,20 +165,48 @@ def create_store_engine(url: str | URL, *, echo: bool = False) -> Engine:
             "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
             "check_same_thread": False,
         }
-        if parsed.database in (None, "", ":memory:"):
+        in_memory = parsed.database in (None, "", ":memory:")
+        if in_memory:
             # One shared connection, or every checkout would see a new empty database.
             kwargs["poolclass"] = StaticPool
+        else:
+            kwargs["connect_args"]["factory"] = TurnTakingConnection
         engine = create_engine(parsed, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, None if in_memory else str(parsed.database))
         return engine
-    kwargs["pool_pre_ping"] = True
     try:
-        return create_engine(parsed, **kwargs)
+        engine = create_engine(parsed, **kwargs)
     except (ArgumentError, ImportError) as exc:
         raise StoreError(f"{safe_url(url)}: unsupported database URL ({exc})") from None
+    _ping_idle_connections(engine)
+    return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+# A pooled connection idle this long is pinged before it is used again: a database that
+# restarted meanwhile costs a reconnect, not a failed request. One checked in moments ago
+# is used as it is (a ping on every checkout was a quarter of a SCIM request's round trips).
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # new, or in use moments ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as err:
+            # As pool_pre_ping does: the server went away, so every pooled connection
+            # is stale; the pool reconnects and the checkout goes on.
+            raise InvalidatePoolError() from err
+
+
+def _configure_sqlite(engine: Engine, database: str | None) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the sqlite3 module (which would otherwise begin
@@ -190,7 +222,16 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        raw = conn.connection.dbapi_connection
+        if mode != "DEFERRED" and database is not None and isinstance(raw, TurnTakingConnection):
+            # Writers queue for their turn instead of polling in SQLite's busy handler.
+            statement = f"BEGIN {mode}"
+            try:
+                raw.begin_write(database, SQLITE_BUSY_TIMEOUT_SECONDS, lambda: conn.exec_driver_sql(statement))
+            except sqlite3.OperationalError as err:  # no turn within the busy timeout
+                raise DBAPIError.instance(statement, None, err, sqlite3.Error) from err
+        else:
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def _alembic_config() -> Config:

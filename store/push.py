@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from reconcile.push import StoredGroup, StoredUser
@@ -28,26 +28,33 @@ Reader = Connection | Session
 
 @contextmanager
 def reading(store: Store) -> Iterator[Connection]:
-    """A connection for reads only, in autocommit mode: no BEGIN and ROLLBACK round trips
-    around a request's one or two lookups (each statement sees committed data)."""
+    """A connection for reads only. On PostgreSQL in autocommit mode: no BEGIN and
+    ROLLBACK round trips around a request's one or two lookups (each statement sees
+    committed data). SQLite has no round trips to save, and switching a pooled
+    connection to autocommit and back costs two PRAGMAs and hands the connection back
+    with the sqlite3 module's own transaction handling on, which the store turns off."""
     with store.engine.connect() as conn:
-        yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn if store.is_sqlite else conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+# The lookups every SCIM request makes, built once: only their parameters change.
+_TOKEN_HOLDER = (
+    select(scim_tokens.c.token_hash, scim_tokens.c.directory, scim_tokens.c.expires_at, directories.c.enabled)
+    .join(directories, directories.c.name == scim_tokens.c.directory)
+    .where(scim_tokens.c.token_hash == bindparam("token_hash")))
+_GENERATION = select(directories.c.enabled, directories.c.generation).where(directories.c.name == bindparam("name"))
 
 
 def token_holder(reader: Reader, token_hash: str) -> tuple[str, str, Any, bool] | None:
     """(stored digest, directory, expires_at, directory enabled) of the token whose digest
     is `token_hash`."""
-    row = reader.execute(
-        select(scim_tokens.c.token_hash, scim_tokens.c.directory, scim_tokens.c.expires_at, directories.c.enabled)
-        .join(directories, directories.c.name == scim_tokens.c.directory)
-        .where(scim_tokens.c.token_hash == token_hash)).first()
+    row = reader.execute(_TOKEN_HOLDER, {"token_hash": token_hash}).first()
     return (str(row[0]), str(row[1]), row[2], bool(row[3])) if row is not None else None
 
 
 def directory_generation(reader: Reader, name: str) -> int | None:
     """The generation of enabled directory `name`; None when it is disabled or unknown."""
-    row = reader.execute(select(directories.c.enabled, directories.c.generation)
-                         .where(directories.c.name == name)).first()
+    row = reader.execute(_GENERATION, {"name": name}).first()
     return int(row[1] or 0) if row is not None and row[0] else None
 
 _USER_COLUMNS = (users.c.id, users.c.email, users.c.given_name, users.c.family_name, users.c.display_name,
@@ -65,15 +72,19 @@ def _group(row: Any) -> StoredGroup:
     return StoredGroup(*row)
 
 
+_USER_BY_SCIM_ID = select(*_USER_COLUMNS).where(users.c.scim_id == bindparam("scim_id"),
+                                                 users.c.managed_by == bindparam("directory"))
+_USER_BY_EMAIL_KEY = select(*_USER_COLUMNS).where(users.c.email_key == bindparam("email_key"))
+
+
 def user_by_scim_id(session: Reader, directory: str, scim_id: str) -> StoredUser | None:
-    row = session.execute(select(*_USER_COLUMNS).where(users.c.scim_id == scim_id,
-                                                       users.c.managed_by == directory)).first()
+    row = session.execute(_USER_BY_SCIM_ID, {"scim_id": scim_id, "directory": directory}).first()
     return _user(row) if row is not None else None
 
 
 def user_by_email(session: Reader, email: str) -> StoredUser | None:
     """The row holding `email` (the store's case-insensitive key), whoever manages it."""
-    row = session.execute(select(*_USER_COLUMNS).where(users.c.email_key == email_key(email))).first()
+    row = session.execute(_USER_BY_EMAIL_KEY, {"email_key": email_key(email)}).first()
     return _user(row) if row is not None else None
 
 

@@ -4,6 +4,10 @@ Each route parses the request, calls one `service.scim` function in a worker thr
 store is synchronous) and renders what it returns. `scim_endpoint` does what every route
 shares, once: the directory and its bearer token (401 / 404), the per-token rate limit
 (429), the body limit (413), the media type (415), and SCIM errors for every refusal.
+
+A request is admitted (token, rate, then what reading its body found) in the same worker
+thread as its work, before any of it: one thread hop per request, not two, and nothing
+of an unauthenticated request is parsed or answered but the 401.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -28,6 +32,7 @@ from web.limits import TokenBuckets
 
 log = logging.getLogger("dirsync.web.scim")
 Handler = Callable[["ScimRequest"], Awaitable[Response]]
+T = TypeVar("T")
 
 
 class ScimResponse(JSONResponse):
@@ -46,16 +51,22 @@ def scim_error(problem: Problem) -> Response:
 
 
 class ScimRequest:
-    """One authenticated request: the app's settings and store, the directory, the body."""
+    """One request: the app's settings and store, the directory, the body; `run` admits it
+    and does its work."""
 
-    def __init__(self, request: Request, settings: Settings, store: Store, directory: str, body: bytes) -> None:
+    def __init__(self, request: Request, directory: str, token: str, body: bytes, refusal: Problem | None) -> None:
+        state = request.app.state
         self.request = request
-        self.settings = settings
-        self.store = store
+        self.settings: Settings = state.settings
+        self.store: Store = state.store
         self.directory = directory
         self.body = body
-        self.base = settings.web.scim_base_url(directory)
+        self.base = self.settings.web.scim_base_url(directory)
         self.label = f"{request.method} {request.url.path.split('/' + directory, 1)[-1] or '/'}"
+        self._buckets: TokenBuckets = state.buckets
+        self._token = token
+        self._refusal = refusal  # what reading the body found, answered once admitted
+        self.admitted = False
 
     def json(self) -> Any:
         try:
@@ -83,8 +94,27 @@ class ScimRequest:
     def project(self, resource: dict[str, Any]) -> dict[str, Any]:
         return render.project(resource, self.listed("attributes"), self.listed("excludedAttributes"))
 
-    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await run_in_threadpool(fn, *args, **kwargs)
+    async def run(self, work: Callable[[], T]) -> T:
+        """`work()` in a worker thread (the store is synchronous), after the request is
+        admitted there: parse the request inside `work`, so a refusal comes first."""
+        def admitted() -> T:
+            self._admit()
+            return work()
+        return await run_in_threadpool(admitted)
+
+    def _admit(self) -> None:
+        """The token (401), the rate limit (429), then the body (413, 415), in that order."""
+        if self.admitted:
+            return
+        if not authenticate(self.store, self.directory, self._token):
+            raise Problem(401, "a valid bearer token for this directory is required")
+        wait = self._buckets.take(self._token)
+        if wait is not None:
+            raise Problem(429, "too many requests for this token; retry later", None, "rate-limited",
+                          retry_after=wait)
+        if self._refusal is not None:
+            raise self._refusal
+        self.admitted = True
 
 
 _JSON_TYPES = ("application/scim+json", "application/json")
@@ -92,22 +122,26 @@ _JSON_TYPES = ("application/scim+json", "application/json")
 
 def scim_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        app = request.app.state
-        settings: Settings = app.settings
+        settings: Settings = request.app.state.settings
         directory = request.path_params["directory"]
         try:
             config = settings.directories.get(directory)
             if not isinstance(config, ScimDirectorySettings):
                 raise Problem(404, f"no SCIM directory {directory!r} here")
             token = _bearer(request)
-            if token is None or not await run_in_threadpool(authenticate, app.store, directory, token):
+            if token is None:
                 raise Problem(401, "a valid bearer token for this directory is required")
-            wait = app.buckets.take(token)
-            if wait is not None:
-                raise Problem(429, "too many requests for this token; retry later", None, "rate-limited",
-                              retry_after=wait)
-            body = await _body(request, settings.web.max_body_bytes)
-            return await handler(ScimRequest(request, settings, app.store, directory, body))
+            try:
+                body, refusal = await _body(request, settings.web.max_body_bytes), None
+            except Problem as problem:
+                body, refusal = b"", problem
+            req = ScimRequest(request, directory, token, body, refusal)
+            try:
+                response = await handler(req)
+            finally:
+                if not req.admitted:  # a route answers only an admitted request: its refusal first
+                    await req.run(lambda: None)
+            return response
         except Problem as problem:
             if problem.status >= 500:
                 log.warning("SCIM %s %s: %s", request.method, request.url.path, problem.detail)
@@ -148,19 +182,20 @@ def _no_filter(req: ScimRequest) -> None:
 
 @scim_endpoint
 async def service_provider_config(req: ScimRequest) -> Response:
-    _no_filter(req)
+    await req.run(lambda: _no_filter(req))
     return ScimResponse(render.service_provider_config(req.base, req.settings.web.max_body_bytes))
 
 
 @scim_endpoint
 async def resource_types(req: ScimRequest) -> Response:
-    _no_filter(req)
+    await req.run(lambda: _no_filter(req))
     found = render.resource_types(req.base)
     return ScimResponse(render.list_response(scim.Page(len(found), 1, tuple(found)), found))
 
 
 @scim_endpoint
 async def resource_type(req: ScimRequest) -> Response:
+    await req.run(lambda: None)
     wanted = req.request.path_params["name"]
     for item in render.resource_types(req.base):
         if item["id"] == wanted:
@@ -170,13 +205,14 @@ async def resource_type(req: ScimRequest) -> Response:
 
 @scim_endpoint
 async def schemas(req: ScimRequest) -> Response:
-    _no_filter(req)
+    await req.run(lambda: _no_filter(req))
     found = render.schemas(req.base)
     return ScimResponse(render.list_response(scim.Page(len(found), 1, tuple(found)), found))
 
 
 @scim_endpoint
 async def schema(req: ScimRequest) -> Response:
+    await req.run(lambda: None)
     wanted = req.request.path_params["name"]
     for item in render.schemas(req.base):
         if item["id"] == wanted:
@@ -190,13 +226,12 @@ async def schema(req: ScimRequest) -> Response:
 @scim_endpoint
 async def users(req: ScimRequest) -> Response:
     if req.request.method == "POST":
-        created = await req.call(scim.create_user, req.settings, req.store, req.directory,
-                                 scim.parse_user(req.json()), request=req.label)
+        created = await req.run(lambda: scim.create_user(req.settings, req.store, req.directory,
+                                                         scim.parse_user(req.json()), request=req.label))
         body = render.user(created, req.base)
         return ScimResponse(req.project(body), 201, headers={"Location": body["meta"]["location"]})
-    where = scim.filter_of(req.param("filter"), "User")
-    page = await req.call(scim.list_users, req.store, req.directory, where, req.int_param("startIndex", 1),
-                          req.int_param("count", 100))
+    page = await req.run(lambda: scim.list_users(req.store, req.directory, scim.filter_of(req.param("filter"), "User"),
+                                                 req.int_param("startIndex", 1), req.int_param("count", 100)))
     found = [req.project(render.user(u, req.base)) for u in page.items]
     return ScimResponse(render.list_response(page, found))
 
@@ -206,15 +241,15 @@ async def user(req: ScimRequest) -> Response:
     scim_id = req.request.path_params["id"]
     method = req.request.method
     if method == "GET":
-        view = await req.call(scim.get_user, req.store, req.directory, scim_id)
+        view = await req.run(lambda: scim.get_user(req.store, req.directory, scim_id))
     elif method == "PUT":
-        view = await req.call(scim.replace_user, req.settings, req.store, req.directory, scim_id,
-                              scim.parse_user(req.json()), request=req.label)
+        view = await req.run(lambda: scim.replace_user(req.settings, req.store, req.directory, scim_id,
+                                                       scim.parse_user(req.json()), request=req.label))
     elif method == "PATCH":
-        view = await req.call(scim.patch_user, req.settings, req.store, req.directory, scim_id,
-                              scim.parse_patch(req.json()), request=req.label)
+        view = await req.run(lambda: scim.patch_user(req.settings, req.store, req.directory, scim_id,
+                                                     scim.parse_patch(req.json()), request=req.label))
     else:
-        await req.call(scim.delete_user, req.settings, req.store, req.directory, scim_id, request=req.label)
+        await req.run(lambda: scim.delete_user(req.settings, req.store, req.directory, scim_id, request=req.label))
         return Response(status_code=204)
     return ScimResponse(req.project(render.user(view, req.base)))
 
@@ -231,14 +266,17 @@ def _wants_members(req: ScimRequest) -> bool:
 @scim_endpoint
 async def groups(req: ScimRequest) -> Response:
     if req.request.method == "POST":
-        created = await req.call(scim.create_group, req.settings, req.store, req.directory,
-                                 scim.parse_group(req.json()), request=req.label)
+        created = await req.run(lambda: scim.create_group(req.settings, req.store, req.directory,
+                                                          scim.parse_group(req.json()), request=req.label))
         body = render.group(created, req.base)
         return ScimResponse(req.project(body), 201, headers={"Location": body["meta"]["location"]})
-    where = scim.filter_of(req.param("filter"), "Group")
-    page = await req.call(scim.list_groups, req.settings, req.store, req.directory, where,
-                          req.int_param("startIndex", 1), req.int_param("count", 100),
-                          members=_wants_members(req))
+
+    def listed() -> scim.Page[scim.GroupView]:
+        where = scim.filter_of(req.param("filter"), "Group")
+        return scim.list_groups(req.settings, req.store, req.directory, where, req.int_param("startIndex", 1),
+                                req.int_param("count", 100), members=_wants_members(req))
+
+    page = await req.run(listed)
     found = [req.project(render.group(g, req.base)) for g in page.items]
     return ScimResponse(render.list_response(page, found))
 
@@ -248,26 +286,25 @@ async def group(req: ScimRequest) -> Response:
     scim_id = req.request.path_params["id"]
     method = req.request.method
     if method == "DELETE":
-        await req.call(scim.delete_group, req.settings, req.store, req.directory, scim_id, request=req.label)
+        await req.run(lambda: scim.delete_group(req.settings, req.store, req.directory, scim_id, request=req.label))
         return Response(status_code=204)
     if method == "PATCH":
-        change = scim.group_patch(scim.parse_patch(req.json()))
-        await req.call(scim.update_group, req.settings, req.store, req.directory, scim_id, change,
-                       request=req.label)
+        await req.run(lambda: scim.update_group(req.settings, req.store, req.directory, scim_id,
+                                                scim.group_patch(scim.parse_patch(req.json())), request=req.label))
         if not req.listed("attributes") and not req.listed("excludedAttributes"):
             # Entra: "should yield an HTTP 204"; a 50,000-member body would undo the fast path.
             return Response(status_code=204)
     elif method == "PUT":
-        change = scim.group_replacement(req.json())
-        await req.call(scim.update_group, req.settings, req.store, req.directory, scim_id, change,
-                       request=req.label)
-    view = await req.call(scim.get_group, req.settings, req.store, req.directory, scim_id,
-                          members=_wants_members(req))
+        await req.run(lambda: scim.update_group(req.settings, req.store, req.directory, scim_id,
+                                                scim.group_replacement(req.json()), request=req.label))
+    view = await req.run(lambda: scim.get_group(req.settings, req.store, req.directory, scim_id,
+                                                members=_wants_members(req)))
     return ScimResponse(req.project(render.group(view, req.base)))
 
 
 @scim_endpoint
 async def not_offered(req: ScimRequest) -> Response:
+    await req.run(lambda: None)
     raise Problem(501, "not offered by this service provider (see /ServiceProviderConfig)")
 
 

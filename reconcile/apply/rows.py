@@ -7,7 +7,7 @@ returns one outcome per operation, in order."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, bindparam, update
@@ -18,7 +18,7 @@ from reconcile.apply.result import _Result
 from reconcile.expect import BINDING, USER_ACTIONS
 from reconcile.model import Action, Operation, Ref
 from reconcile.rules import email_key, name_key
-from store.bulk import insert_many
+from store.bulk import COPY_FROM_ROWS, insert_many, insert_returning
 from store.models import InviteStatus, Outcome, groups, invites, users
 
 if TYPE_CHECKING:
@@ -128,10 +128,14 @@ def _create(
             new_rows.append({**row, "created_at": applier.at, "updated_at": applier.at})
             results.append((Outcome.APPLIED, None))
     if new_rows:
-        insert_many(conn, table, new_rows)
-        # The natural key is unique, so it finds each new row's id; one indexed select is
-        # far cheaper than RETURNING through SQLAlchemy's row-by-row executemany.
-        created = _select_in(conn, (table.c[natural], table.c.id), table.c[natural], [r[natural] for r in new_rows])
+        if len(new_rows) < COPY_FROM_ROWS:  # a few rows (a SCIM request's): ids in the same round trip
+            created: Iterable[Any] = insert_returning(conn, table, new_rows, natural, "id")
+        else:
+            insert_many(conn, table, new_rows)
+            # The natural key is unique, so it finds each new row's id; one indexed select is
+            # far cheaper than RETURNING through SQLAlchemy's row-by-row executemany.
+            created = _select_in(conn, (table.c[natural], table.c.id), table.c[natural],
+                                 [r[natural] for r in new_rows])
         new_ids: dict[str, int] = {str(k): int(i) for k, i in created}
         for ident, position in first_of.items():
             existing[ident] = new_ids[new_rows[position][natural]]

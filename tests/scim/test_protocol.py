@@ -20,6 +20,18 @@ def test_missing_or_wrong_token_is_401_with_a_scim_error(okta, header: str | Non
     assert body["schemas"] == [ERROR] and body["status"] == "401" and body["detail"]
 
 
+@pytest.mark.parametrize(("content", "media"), [(b"{not json", "application/scim+json"),
+                                                (b'{"userName": "ann@example.com"}', "text/plain"),
+                                                (b"x" * 2_000_000, "application/scim+json")])
+def test_a_request_without_a_valid_token_gets_401_whatever_its_body(okta, content: bytes, media: str) -> None:
+    headers = {"Authorization": "Bearer dsync_scim_forged", "Content-Type": media}
+
+    response = okta.client.post("/scim/v2/okta/Users", content=content, headers=headers)
+
+    assert response.status_code == 401 and response.json()["schemas"] == [ERROR]
+    assert okta.get("/Users").json()["totalResults"] == 0
+
+
 def test_a_token_opens_only_its_own_directory(okta, entra) -> None:
     response = okta.client.get("/scim/v2/entra/Users", headers=okta.headers)
 
