@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from reconcile.rules import email_key, name_key
 from service.history import EventFilter, EventView, event_page
@@ -74,7 +74,8 @@ class Explanation:
     external_id: str | None = None
     managed_since: datetime | None = None
     matched_by: str | None = None
-    groups: tuple[str, ...] = ()  # a user's groups, or a group's members
+    groups: tuple[str, ...] = ()  # a user's groups, or a group's members (unless only counted)
+    member_count: int = 0  # a group's members
     last_decision: EventView | None = None
     staged: tuple[EventView, ...] = ()
     recent: tuple[EventView, ...] = ()
@@ -102,7 +103,7 @@ class Explanation:
             out.append("state: " + ("active" if self.state.get("active") else "inactive"))
             out.append("groups: " + (", ".join(self.groups) or "none"))
         else:
-            out.append(f"members: {len(self.groups)}")
+            out.append(f"members: {self.member_count}")
         if self.last_decision is not None:
             out.append(_decision(self.last_decision))
         for event in self.staged:
@@ -110,12 +111,15 @@ class Explanation:
         return out
 
 
-def explain(store: Store, query: str, *, directory: str | None = None, kind: str | None = None) -> Explanation:
+def explain(store: Store, query: str, *, directory: str | None = None, kind: str | None = None,
+            list_members: bool = True) -> Explanation:
     """The trace of the user with email `query`, else of the group named `query`
-    (`kind` forces one). `directory` narrows the events to that directory's runs."""
+    (`kind` forces one). `directory` narrows the events to that directory's runs. Without
+    `list_members` a group's members are only counted (a page that shows the count need
+    not read 100,000 emails)."""
     if kind in (None, "user") and ("@" in query or kind == "user"):
         return _explain_user(store, query, directory)
-    return _explain_group(store, query, directory)
+    return _explain_group(store, query, directory, list_members)
 
 
 def _explain_user(store: Store, email: str, directory: str | None) -> Explanation:
@@ -140,29 +144,34 @@ def _explain_user(store: Store, email: str, directory: str | None) -> Explanatio
                       row.scim_id, user_key=email_key(email))
 
 
-def _explain_group(store: Store, name: str, directory: str | None) -> Explanation:
+def _explain_group(store: Store, name: str, directory: str | None, list_members: bool) -> Explanation:
     g = groups.c
     with store.session() as session:
         conn = session.connection()
         row = conn.execute(select(g.id, g.name, g.managed_by, g.external_id, g.reserved, g.scim_id)
                            .where(g.name_key == name_key(name))).first()
         members: list[str] = []
-        if row is not None:
+        count = 0
+        if row is not None and list_members:
             query = (select(users.c.email).join(memberships, memberships.c.user_id == users.c.id)
                      .where(memberships.c.group_id == row.id).order_by(users.c.email))
             members = list(conn.execute(query).scalars())
+            count = len(members)
+        elif row is not None:
+            count = conn.execute(select(func.count()).select_from(memberships)
+                                 .where(memberships.c.group_id == row.id)).scalar_one()
     where = EventFilter(group=name, directory=directory)
     if row is None:
         recent, decision = _recent_and_decision(store, where)
         return Explanation("group", name, False, last_decision=decision, recent=recent)
     state = {"name": row.name, "reserved": bool(row.reserved)}
     return _explained("group", name, state, row.managed_by, row.external_id, tuple(members), where, store,
-                      row.scim_id, group_key=name_key(name))
+                      row.scim_id, group_key=name_key(name), member_count=count)
 
 
 def _explained(kind: str, query: str, state: dict[str, Any], managed_by: str | None, external_id: str | None,
                related: tuple[str, ...], where: EventFilter, store: Store, scim_id: str | None, *,
-               user_key: str | None = None, group_key: str | None = None) -> Explanation:
+               user_key: str | None = None, group_key: str | None = None, member_count: int = 0) -> Explanation:
     bound = _binding_event(store, where, kind, managed_by) if managed_by else None
     recent, decision = _recent_and_decision(store, where)
     return Explanation(
@@ -170,6 +179,7 @@ def _explained(kind: str, query: str, state: dict[str, Any], managed_by: str | N
         managed_since=bound.at if bound else None,
         matched_by=_MATCHED_BY.get(bound.action) if bound else None,
         groups=related,
+        member_count=member_count,
         last_decision=decision,
         staged=tuple(_open_staged(store, where, user_key, group_key)),
         recent=recent,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from service.explain import explain
+from store import open_store
 from tests.cli.conftest import Workspace, user
 
 
@@ -44,3 +46,20 @@ def test_a_group_lists_its_members_and_binding(ws: Workspace) -> None:
 
     assert trace["kind"] == "group" and trace["groups"] == ["ana@example.com"]
     assert trace["matched_by"].startswith("created from the directory group")
+
+
+def test_a_group_can_be_explained_with_its_members_only_counted(ws: Workspace, store_url: str) -> None:
+    people = [user(f"u{i}", f"p{i}@example.com") for i in range(3)]
+    ws.write_directory(people, [{"id": "g1", "name": "Engineering", "members": [p["id"] for p in people]}])
+    assert ws.run("sync").code == 0
+
+    store = open_store(store_url)
+    try:
+        listed = explain(store, "Engineering")
+        counted = explain(store, "Engineering", list_members=False)
+    finally:
+        store.engine.dispose()
+
+    assert listed.groups == ("p0@example.com", "p1@example.com", "p2@example.com") and listed.member_count == 3
+    assert counted.groups == () and counted.member_count == 3
+    assert counted.steps == listed.steps and "members: 3" in counted.steps

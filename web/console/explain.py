@@ -30,5 +30,5 @@ async def explain_page(request: Request) -> Response:
         except InvalidEmail as exc:
             raise bad_request(f"user must be an email address: {exc}.") from None
     trace = await run_in_threadpool(explain, request.app.state.store, user or group, directory=directory,
-                                    kind="user" if user else "group")
+                                    kind="user" if user else "group", list_members=False)
     return page(request, "explain.html", {"trace": trace, "directory": directory})
