@@ -136,3 +136,12 @@ if __name__ == "__main__":
 #   load state       0.8 s wall, 0.6 s cpu        0.6 s wall, 0.5 s cpu
 #   second apply    11.8-13.5 s wall, 7.6 s cpu   11.3 s wall, 6.9 s cpu  (302,000 noops)
 #   peak RSS        368 MiB (226 MiB of it is the plan itself)   382 MiB
+#
+# 2026-12-01, same machine, load average 10-15 (other suites running: wall times are mostly
+# waiting for a core), before -> after the apply changes of that day (collector kept off the
+# plan, lookups with one parameter, no second copy of the plan); CPU seconds:
+#
+#                   SQLite                     PostgreSQL (--url)
+#   first apply     7.3 s cpu -> 5.8-6.2 s     7.3 s cpu -> 4.2 s
+#   second apply    5.7 s cpu -> 4.7-5.1 s     6.2 s cpu -> 3.4 s
+#   peak RSS        375 MiB -> 320 MiB         391 MiB -> 341 MiB

@@ -22,6 +22,7 @@ from connectors import Connector, build_connector
 from connectors.errors import AuthError, ConnectorError
 from reconcile import clock, guard
 from reconcile.apply import apply
+from reconcile.heap import long_lived
 from reconcile.merge import reported_users
 from reconcile.model import Changes, LocalState, Plan, RuleSettings, Snapshot
 from reconcile.outcome import UserOutcome, user_outcome
@@ -267,7 +268,8 @@ class _Cycle:
             mode = "full"  # the connector had to resync (expired cursor or delta link)
 
         try:
-            the_plan = plan(source, local, self.rules, directory=self.name, links=self.directory.links)
+            with long_lived():  # the read and the store's state, walked by no collection while planning
+                the_plan = plan(source, local, self.rules, directory=self.name, links=self.directory.links)
             if user_key is not None:
                 self.user_outcome = user_outcome(user_key, source, the_plan)
             reported = reported_users(source, local, self.name, bound)
@@ -308,6 +310,10 @@ class _Cycle:
         except Exception as exc:  # a planning or staging bug ends the run failed, not running
             log.exception("planning failed directory=%s", self.name)
             return self._fail(run_id, mode, f"internal error while planning: {type(exc).__name__}: {exc}")
+        # Past planning only the watermark of the read is needed: the read and the store's
+        # state go before the apply, which needs the room for its writes and events.
+        new_watermark = source.watermark
+        del source, local
         try:
             outcome = apply(self.store, the_plan, run_id=run_id, directory=self.name,
                             progress=lambda done, total: self.progress("apply", done, total),
@@ -337,7 +343,7 @@ class _Cycle:
             return self._finish(run_id, "partial", mode, counts=counts, plan=the_plan, error=error)
         if user_key is None:
             with self.store.session(write=True) as session:
-                record_success(session, self.name, watermark=source.watermark, full=mode == "full",
+                record_success(session, self.name, watermark=new_watermark, full=mode == "full",
                                generation=self.generation)
         return self._finish(run_id, "succeeded", mode, counts=counts, plan=the_plan)
 

@@ -86,19 +86,20 @@ def _copy(conn: Connection, table: Table, names: list[str], columns: list[list[A
 
 
 def _bound(table: Table, name: str, values: list[Any], dialect: Dialect) -> list[Any]:
-    """One column's values as the driver wants them."""
+    """One column's values as the driver wants them (None stays NULL)."""
     process = table.c[name].type._cached_bind_processor(dialect)
     if process is None:
         return values
+    if not isinstance(next((v for v in values if v is not None), None), datetime):
+        return [None if value is None else process(value) for value in values]
+    # A chunk's rows share one timestamp or a few: each is processed once.
     done: dict[datetime, Any] = {}
     out: list[Any] = []
     for value in values:
         if value is None:
             out.append(None)
-        elif isinstance(value, datetime):
+        else:
             if value not in done:
                 done[value] = process(value)
             out.append(done[value])
-        else:
-            out.append(process(value))
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+from functools import lru_cache
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -238,6 +239,7 @@ def operation_event(
 ) -> dict[str, Any]:
     """The `sync_events` row for one operation: old -> new from `op.old` / `op.values`;
     `reason` (an outcome's, such as a failure's) or else the plan's own `op.reason`."""
+    user_key, group_key = _operation_subjects(op)
     return {
         "run_id": run_id,
         "seq": seq,
@@ -250,7 +252,8 @@ def operation_event(
         "old": _jsonable(op.old) if op.old else None,
         "new": _jsonable(op.values) if op.values else None,
         "at": at or clock.now(),
-        **_operation_subjects(op),
+        "user_key": user_key,
+        "group_key": group_key,
     }
 
 
@@ -274,15 +277,26 @@ def rejection_event(
     }
 
 
-def _operation_subjects(op: Operation) -> dict[str, str | None]:
-    """The user and group an operation's event is about, by their keys."""
+def _operation_subjects(op: Operation) -> tuple[str | None, str | None]:
+    """The user and group an operation's event is about, by their keys: (user, group)."""
     kind = _KIND_OF_ACTION[op.action]
     if kind is Kind.MEMBERSHIP:
-        member = dict(op.values).get("member") or dict(op.old).get("member")
-        return {"user_key": email_key(str(member)) if member else None, "group_key": name_key(op.target)}
+        member = _member(op.values) or _member(op.old)
+        return (email_key(str(member)) if member else None), _group_key(op.target)
     if kind is Kind.GROUP:
-        return {"user_key": None, "group_key": name_key(op.target)}
-    return {"user_key": email_key(op.target), "group_key": None}
+        return None, _group_key(op.target)
+    return email_key(op.target), None
+
+
+# A large plan names each group in thousands of membership events: key each name once.
+_group_key = lru_cache(maxsize=4096)(name_key)
+
+
+def _member(pairs: tuple[tuple[str, object], ...]) -> object:
+    for name, value in pairs:
+        if name == "member":
+            return value
+    return None
 
 
 def _rejection_subjects(rejection: Rejection) -> dict[str, str | None]:

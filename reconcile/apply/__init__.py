@@ -53,6 +53,7 @@ from reconcile.apply.checks import (
 )
 from reconcile.apply.lookup import LOCAL_PREFIX
 from reconcile.apply.result import ApplyResult, Failure
+from reconcile.heap import long_lived
 from reconcile.model import Plan
 from store.engine import Store
 
@@ -112,4 +113,8 @@ def apply(
     applier.detail = detail
     if atomic:
         return applier.run_atomic(plan, checkpoint)
-    return applier.run(plan, progress, chunk_size, checkpoint)
+    if len(plan.operations) <= chunk_size:
+        return applier.run(plan, progress, chunk_size, checkpoint)
+    # A plan of many chunks: the collector leaves it (and whatever else is alive) alone.
+    with long_lived():
+        return applier.run(plan, progress, chunk_size, checkpoint)

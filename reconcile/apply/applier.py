@@ -9,9 +9,10 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -78,14 +79,15 @@ class _Applier:
     def run(self, plan: Plan, progress: Progress | None, chunk_size: int,
             checkpoint: Callable[[], None] | None) -> ApplyResult:
         self.session.commit()
-        ops = list(enumerate(plan.operations))
         self._note_own_bindings(plan.operations)
         # User moves, then group moves: each kind must form one batch for swaps to work.
-        moves = sorted(((i, op) for i, op in ops if _is_move(op)), key=lambda m: m[1].action is Action.RENAME_GROUP)
-        moved = {i for i, _ in moves}
-        rest = [(i, op) for i, op in ops if i not in moved]
-        chunks: list[tuple[list[_Indexed], bool]] = [(moves, True)] if moves else []
-        chunks += [(rest[n : n + chunk_size], False) for n in range(0, len(rest), chunk_size)]
+        moves = sorted(((i, op) for i, op in enumerate(plan.operations) if _is_move(op)),
+                       key=lambda m: m[1].action is Action.RENAME_GROUP)
+        # Chunks are cut as they are reached: a large plan is not copied into a second list.
+        chunks: Iterator[tuple[list[_Indexed], bool]] = chain(
+            [(moves, True)] if moves else [],
+            ((chunk, False) for chunk in _chunked(plan.operations, {i for i, _ in moves}, chunk_size)),
+        )
 
         with self._transaction() as conn:
             base = next_seq(conn, self.run_id)
@@ -96,19 +98,19 @@ class _Applier:
         if pending_rejections:
             self.outcomes[Outcome.REJECTED.value] += len(pending_rejections)
 
-        done, total = 0, len(ops)
+        done, total = 0, len(plan.operations)
         aborted: str | None = None
-        if not chunks and pending_rejections:
+        if not total and pending_rejections:
             with self._transaction() as conn:
                 insert_events(conn, pending_rejections)
-        for n, (chunk, is_moves) in enumerate(chunks):
+        for chunk, is_moves in chunks:
             if checkpoint is not None:
                 checkpoint()
             try:
                 self._apply_chunk(chunk, is_moves, pending_rejections)
             except DirectoryChanged as exc:
                 aborted = str(exc)
-                self._record_unapplied([item for c, _ in chunks[n:] for item in c], pending_rejections, aborted)
+                self._record_unapplied(chunk + [item for c, _ in chunks for item in c], pending_rejections, aborted)
                 break
             pending_rejections = []
             done += len(chunk)
@@ -380,7 +382,9 @@ class _Applier:
         self, conn: Connection, refs: Iterable[Ref | None], keys: dict[str, int], table: Table, natural: str
     ) -> list[int | None]:
         refs = list(refs)
-        unknown = {r.key for r in refs if r is not None and r.local_id is None and r.key is not None} - keys.keys()
+        # Tested against the map one by one: `set - dict.keys()` walks every key mapped so far.
+        unknown = {r.key for r in refs if r is not None and r.local_id is None and r.key is not None
+                   and r.key not in keys}
         if unknown:
             for key, row_id in _lookup_keys(conn, table, natural, self.directory, unknown).items():
                 self.remember(keys, key, row_id)
@@ -393,6 +397,20 @@ class _Applier:
             else:
                 out.append(keys.get(ref.key) if ref.key is not None else None)
         return out
+
+
+def _chunked(operations: Sequence[Operation], skip: set[int], size: int) -> Iterator[list[_Indexed]]:
+    """The operations not in `skip`, with their positions, in lists of `size`."""
+    chunk: list[_Indexed] = []
+    for item in enumerate(operations):
+        if item[0] in skip:
+            continue
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 # Deadlock detected, serialization failure: the transaction was rolled back and may run again.

@@ -4,10 +4,12 @@ permutation cycles among key moves (emails, group names) that must apply as a wh
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, select
+from sqlalchemy import ColumnElement, Connection, String, Table, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from reconcile.expect import written_ref
 from reconcile.model import Action, Operation, Ref
@@ -65,10 +67,23 @@ def _select_in(
     """
     ordered = sorted(set(values))
     for start in range(0, len(ordered), _IN_SLICE):
-        query = select(*columns).where(column.in_(ordered[start : start + _IN_SLICE]), *where)
+        query = select(*columns).where(_one_of(conn, column, ordered[start : start + _IN_SLICE]), *where)
         if lock is not None and conn.dialect.name == "postgresql":
             query = query.order_by(column).with_for_update(read=lock == "share")
         yield from conn.execute(query)
+
+
+def _one_of(conn: Connection, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN values` with the values as one parameter: an array on PostgreSQL, a JSON
+    list on SQLite. A plain IN binds each value on its own, and at a large plan's
+    hundreds of thousands of values that binding cost more than the queries."""
+    match conn.dialect.name:
+        case "postgresql":
+            return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        case "sqlite":
+            listed = func.json_each(bindparam(None, json.dumps(list(values)), type_=String())).table_valued("value")
+            return column.in_(select(listed.c.value).scalar_subquery())
+    return column.in_(values)
 
 
 def _find_cycle(conn: Connection, ops: Sequence[Operation]) -> list[int]:

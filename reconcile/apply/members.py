@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, bindparam, delete
 
-from reconcile.apply.lookup import _select_in
+from reconcile.apply.lookup import _one_of, _select_in
 from reconcile.apply.result import _Result
 from reconcile.model import Action, Operation
 from store.bulk import insert_many
@@ -32,7 +32,8 @@ def _members(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[
     present: set[tuple[int, int]] = set()
     if wanted_groups and wanted_users:
         m = memberships.c
-        rows = _select_in(conn, (m.group_id, m.user_id), m.user_id, wanted_users, m.group_id.in_(wanted_groups))
+        rows = _select_in(conn, (m.group_id, m.user_id), m.user_id, wanted_users,
+                          _one_of(conn, m.group_id, sorted(wanted_groups)))
         present = {(g, u) for g, u in rows}
     results: list[_Result] = []
     writes: list[dict[str, int]] = []

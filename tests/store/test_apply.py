@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -318,6 +319,17 @@ def test_progress_is_reported_after_each_chunk(store: Store) -> None:
     apply(store, p, run_id=None, progress=lambda done, total: seen.append((done, total)), chunk_size=2)
 
     assert seen == [(2, 5), (4, 5), (5, 5)]
+
+
+def test_a_plan_of_many_chunks_leaves_nothing_frozen_from_collection(store: Store) -> None:
+    p = plan(*(create_user(f"u{n}", f"u{n}@x.com") for n in range(5)))
+    frozen_while_applying: list[int] = []
+
+    result = apply(store, p, run_id=None, chunk_size=2,
+                   progress=lambda done, total: frozen_while_applying.append(gc.get_freeze_count()))
+
+    assert result.applied == 5
+    assert all(n > 0 for n in frozen_while_applying) and gc.get_freeze_count() == 0
 
 
 def test_chunks_are_committed_one_by_one(store: Store) -> None:
