@@ -10,7 +10,7 @@
   browser Playwright downloads). `page`: a fresh context (no cookies) per test.
   `signed_in`: a page of a context carrying the module's admin session.
 - A test that fails leaves a screenshot and the HTML of every page it had open, and the
-  server's log, under `test-artifacts/browser/<test>/` ($DIRSYNC_TEST_ARTIFACTS overrides
+  server's log, under `test-artifacts/browser/<test>/` ($BROWSER_TEST_ARTIFACTS overrides
   the folder); CI keeps that folder.
 - Without chromium (or Playwright) the tests are skipped with the reason, except in CI
   (CI=true), where that is a failure: the browser tests must run there.
@@ -58,7 +58,7 @@ if _in_ci():
     importlib.import_module("playwright.sync_api")
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("DIRSYNC_TEST_ARTIFACTS") or ROOT / "test-artifacts" / "browser")
+ARTIFACTS = Path(os.environ.get("BROWSER_TEST_ARTIFACTS") or ROOT / "test-artifacts" / "browser")
 ADMIN = "ops@example.com"
 STARTUP_SECONDS = 30
 # A step that waits longer than this has failed: a page that never shows what a test looks
@@ -186,7 +186,9 @@ def console(tmp_path_factory: pytest.TempPathFactory, admin_store: AdminStore) -
             server.wait()
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio loop running in this
+# thread while it is open, and the tests after this package call asyncio.run().
+@pytest.fixture(scope="package")
 def playwright_driver() -> Iterator[Playwright]:
     from playwright.sync_api import sync_playwright
 
@@ -195,10 +197,10 @@ def playwright_driver() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
-    """Debian's chromium, headless (its path: $DIRSYNC_TEST_CHROMIUM, else `chromium` on PATH)."""
-    executable = os.environ.get("DIRSYNC_TEST_CHROMIUM") or shutil.which("chromium")
+    """Debian's chromium, headless (its path: $BROWSER_TEST_CHROMIUM, else `chromium` on PATH)."""
+    executable = os.environ.get("BROWSER_TEST_CHROMIUM") or shutil.which("chromium")
     if executable is None:
         _unavailable("chromium is not installed (apt-get install chromium)")
     launched = playwright_driver.chromium.launch(executable_path=executable, headless=True)
