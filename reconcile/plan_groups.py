@@ -340,7 +340,7 @@ def _members(
     rules: RuleSettings,
 ) -> list[Operation]:
     current = m.local.members if m.local is not None else frozenset()
-    wanted: dict[int | str, tuple[Ref, str]] = {}
+    wanted: dict[int | str, tuple[Ref, tuple[tuple[str, object], ...]]] = {}
     for external_id in sorted(m.member_ids):
         if external_id not in users.seen:
             out.rejections.append(
@@ -358,7 +358,7 @@ def _members(
         if ref is None or external_id not in users.final_active:
             continue
         key = ref.local_id if ref.local_id is not None else str(ref)
-        wanted[key] = (ref, users.final_email[external_id])
+        wanted[key] = (ref, users.final_member[external_id])
     removes = sorted(uid for uid in current if uid not in wanted)
     adds = [item for k, item in wanted.items() if not (isinstance(k, int) and k in current)]
 
@@ -375,9 +375,9 @@ def _members(
             m.name,
             group=m.ref,
             user=ref,
-            values=(("member", email),),
+            values=values,
         )
-        for ref, email in adds
+        for ref, values in adds
     )
     return ops
 
