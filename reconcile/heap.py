@@ -27,6 +27,8 @@ def long_lived() -> Iterator[None]:
     global _depth
     with _lock:
         _depth += 1
+        if _depth == 1:
+            gc.collect()
         gc.freeze()
     try:
         yield
