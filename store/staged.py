@@ -31,7 +31,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from reconcile import clock
-from reconcile.model import Action, Operation, Plan, Ref
+from reconcile.model import Action, Fields, Operation, Plan, Ref
 from reconcile.rules import name_key
 from store.models import Outcome, StagedPlan, StagedStatus, SyncEvent
 from store.runs import record_staged
@@ -253,7 +253,7 @@ def operation_json(op: Operation) -> dict[str, Any]:
             out[spec.name] = value.value
         elif isinstance(value, Ref):
             out[spec.name] = {"local_id": value.local_id, "key": value.key}
-        elif isinstance(value, tuple):  # (field, value) pairs: values, old, expected binding
+        elif isinstance(value, (tuple, Fields)):  # (field, value) pairs: values, old, expected binding
             out[spec.name] = [[name, item] for name, item in value]
         else:
             out[spec.name] = value

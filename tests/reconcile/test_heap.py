@@ -32,3 +32,21 @@ def test_garbage_made_inside_the_block_is_still_collected() -> None:
         cycle.append(cycle)
         del cycle
         assert gc.collect() >= 1
+
+
+def test_cyclic_garbage_left_before_the_block_is_collected_not_frozen() -> None:
+    import weakref
+
+    class Node:
+        pass
+
+    node = Node()
+    node.self = node  # type: ignore[attr-defined]
+    alive = weakref.ref(node)
+    del node
+    gc.disable()  # no collection may run before the block's own
+    try:
+        with long_lived():
+            assert alive() is None
+    finally:
+        gc.enable()

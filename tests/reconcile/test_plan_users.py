@@ -205,3 +205,20 @@ def test_a_deactivation_says_whether_the_directory_suspended_or_disabled_the_use
     reasons = {op.target: op.reason for op in p.operations if op.action is Action.DEACTIVATE_USER}
     assert reasons == {"ana@example.com": "suspended", "bo@example.com": "disabled-in-idp",
                        "cy@example.com": "left-scope"}
+
+
+def test_a_creates_values_behave_as_the_pairs_they_stand_for():
+    import pickle
+
+    from store.staged import operation_from_json, operation_json
+
+    p = plan(directory([user("u1", "ana@example.com", name="Ana")]), store(), RULES, directory="hr")
+    [create] = actions(p, Action.CREATE_USER)
+    pairs = tuple(create.values)
+    assert [name for name, _ in pairs] == sorted(name for name, _ in pairs)
+    assert ("email", "ana@example.com") in pairs and ("managed_by", "hr") in pairs and ("active", True) in pairs
+    assert create.values == pairs and pairs == create.values and hash(create.values) == hash(pairs)
+    assert create.values[0] == pairs[0] and len(create.values) == len(pairs)
+    assert dict(create.values) == dict(pairs)
+    assert operation_from_json(operation_json(create)) == create
+    assert pickle.loads(pickle.dumps(create)) == create
