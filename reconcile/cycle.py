@@ -366,6 +366,8 @@ class _Cycle:
             | {self.rules.admin_group, self.rules.admin_alias},
             complete_group_ids=source.members_complete,
             deactivating=source.removed_user_ids | {u.external_id for u in source.users if not u.active} | held,
+            own_names={(g.external_id, g.name) for g in source.groups if isinstance(g.name, str)}
+            | {(ext, self.directory.links[ext]) for ext in touched if ext in self.directory.links},
         )
 
     def _regain_groups(self, connector: Connector, changes: Changes, local: LocalState) -> Changes:

@@ -10,8 +10,9 @@ What the scope holds (see `load_scope`):
 - groups whose name key a changed record carries (linking and collisions, R6), the
   reserved admin group (R3, R4) and bound groups the changes list with complete members —
   each with all its members, who are loaded too;
-- other bound groups the changes touch (a rename, membership deltas), listing only the
-  scoped users among their members: the plan changes no one else in them;
+- other bound groups the changes touch (a rename, membership deltas, a record that
+  carries its own unchanged name), listing only the scoped users among their members:
+  the plan changes no one else in them;
 - every group that holds a user the changes may deactivate (`deactivating`), with only
   those members listed: enough to remove them from this directory's groups (R7), and
   from every group when the row is re-bound to a new person (a re-used email);
@@ -45,6 +46,7 @@ def load_scope(
     group_names: Collection[str],
     complete_group_ids: Collection[str] = (),
     deactivating: Collection[str] = (),
+    own_names: Collection[tuple[str, str]] = (),
 ) -> LocalState:
     """The rows an incremental plan of `directory` may read or change (module docstring).
 
@@ -52,7 +54,10 @@ def load_scope(
     (`deactivating` ⊆ `user_ids`: users that left or were disabled); `emails` and
     `group_names` are compared by their keys (`reconcile.rules.email_key`, `name_key`).
     A bound group the changes name without its complete member list lists only the
-    scoped users among its members: the plan changes only those.
+    scoped users among its members: the plan changes only those. `own_names` pairs a
+    changed group's external id with each name its own record claims (its name, its
+    configured link): a bound group found only by a name its own record claims is no
+    other record's link or collision, and stays partial too.
     """
     conn = session.connection()
     u, g, m = users.c, groups.c, memberships.c
@@ -73,8 +78,16 @@ def load_scope(
         _collect(group_rows, conn, select(*group_columns).where(g.name_key.in_(chunk)))
     _collect(group_rows, conn, select(*group_columns).where(g.reserved.is_(True)))
     complete = set(complete_group_ids)
+    claimed_by: defaultdict[str, set[str]] = defaultdict(set)  # name key -> external ids claiming it
+    for external_id, name in own_names:
+        claimed_by[name_key(name)].add(external_id)
+
+    def needs_all_members(gid: int, row: Any) -> bool:
+        # Found by a name another record claims (a link, a collision), or reserved (R4).
+        return gid in group_rows and (bool(row[4]) or claimed_by.get(name_key(row[1])) != {row[3]})
+
     # Bound groups whose complete members the changes do not bring: only scoped members matter.
-    partial_ids = {gid for gid, row in bound_rows.items() if row[3] not in complete and gid not in group_rows}
+    partial_ids = {gid for gid, row in bound_rows.items() if row[3] not in complete and not needs_all_members(gid, row)}
     for gid, row in bound_rows.items():
         group_rows.setdefault(gid, row)
 
