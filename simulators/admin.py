@@ -34,9 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from simulators.base import Request, Response, SimulatorServer
+from simulators.base import SimulatorServer
 from simulators.graph import GraphSimulator
 from simulators.graph_tenant import GraphTenant
+from simulators.messages import Request, Response
 from simulators.okta import OktaSimulator
 from simulators.okta_org import OktaOrg
 

@@ -43,7 +43,8 @@ headers (lower-case keys), body, `json()`, `form()`) and returns a `Response(sta
 headers, body)`. Headers are a list of (name, value) pairs, so a name may repeat (two
 `Link` headers). `Response.json(obj)` serialises; `Response(200, [...], bytes)` sends
 pre-serialised bytes as they are. The server adds `Date` (from `self.clock`),
-`Content-Length` and, when absent, `Content-Type: application/json`.
+`Content-Length` and, when absent, `Content-Type: application/json`. `Request` and
+`Response` live in `simulators.messages`; `simulators.wire` parses the one and writes the other.
 
 Instrumentation
 ---------------
@@ -93,12 +94,8 @@ org on a manual clock (`ManualClock`).
 
 TLS
 ---
-`test_ca()` makes one trustme CA per process, with a certificate for 127.0.0.1 and
-localhost, and writes the CA to a temporary PEM file (`TestCA.ca_path`, removed when the
-process exits); `TestCA.server_context()` is the server `ssl.SSLContext`;
-`TestCA.client_context()` trusts the test CA only. `persistent_ca(directory)` loads the CA
-kept in `directory` (or makes one and keeps it there), for a simulator whose clients must
-trust it across restarts; `use_ca(ca)` before `start()` makes a server use it.
+A server serves a certificate of the process's test CA (`simulators.tls`); `use_ca(ca)`
+before `start()` makes it serve another, such as `persistent_ca(directory)`'s.
 
 Admin routes and stopping
 -------------------------
@@ -112,49 +109,33 @@ promptly even with idle keep-alive clients or held requests.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import email.utils
 import enum
-import functools
 import http.client
-import json
-import os
 import re
 import secrets
-import shutil
 import socket
 import ssl
-import struct
-import tempfile
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-import trustme
+from simulators.messages import Handler, Headers, Request, Response
+from simulators.tls import TestCA, test_ca
+from simulators.wire import _HTTPServer, _RequestHandler
 
 __all__ = [
     "Fault",
     "refusing_port",
     "ManualClock",
-    "Request",
     "RequestRecord",
-    "Response",
     "SimulatorServer",
-    "TestCA",
-    "persistent_ca",
-    "test_ca",
 ]
-
-Headers = list[tuple[str, str]]
-Handler = Callable[["Request"], "Response"]
 
 
 class Fault(enum.Enum):
@@ -170,66 +151,6 @@ class Fault(enum.Enum):
     TRUNCATED = "truncated"
     VENDOR = "vendor"
     HANG = "hang"
-
-
-# --- TLS -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TestCA:
-    """A process-wide test CA and a server certificate for 127.0.0.1 and localhost."""
-
-    __test__ = False  # not a pytest test class despite the name
-
-    ca: trustme.CA
-    cert: trustme.LeafCert
-    ca_path: str
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.cert.configure_cert(context)
-        return context
-
-    def client_context(self) -> ssl.SSLContext:
-        """A client context that trusts the test CA (and nothing else)."""
-        context = ssl.create_default_context()
-        self.ca.configure_trust(context)
-        return context
-
-
-@functools.cache
-def test_ca() -> TestCA:
-    """The one test CA of this process; its PEM is written once to a temporary file,
-    removed when the process exits."""
-    ca = trustme.CA()
-    directory = Path(tempfile.mkdtemp(prefix="dirsync-simulator-ca-"))
-    atexit.register(_remove_in_process, os.getpid(), directory)
-    ca_path = directory / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    return TestCA(ca=ca, cert=ca.issue_cert("127.0.0.1", "localhost"), ca_path=str(ca_path))
-
-
-def _remove_in_process(pid: int, directory: Path) -> None:
-    if os.getpid() == pid:  # not from a forked child that exits normally
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def persistent_ca(directory: Path) -> TestCA:
-    """The CA kept in `directory` (`ca.pem`, `ca-key.pem`), made and written there first if
-    absent, so clients that trust `ca.pem` keep trusting the server after a restart."""
-    ca_path, key_path = directory / "ca.pem", directory / "ca-key.pem"
-    if ca_path.exists() and key_path.exists():
-        ca = trustme.CA.from_pem(ca_path.read_bytes(), key_path.read_bytes())
-    else:
-        ca = trustme.CA()
-        directory.mkdir(parents=True, exist_ok=True)
-        key_path.touch(mode=0o600)
-        ca.private_key_pem.write_to_path(str(key_path))
-        ca.cert_pem.write_to_path(str(ca_path))
-    return TestCA(ca=ca, cert=ca.issue_cert("127.0.0.1", "localhost"), ca_path=str(ca_path))
-
-
-test_ca.__test__ = False  # type: ignore[attr-defined]
 
 
 # --- clocks ----------------------------------------------------------------------------
@@ -261,64 +182,7 @@ class ManualClock:
             self._now = when
 
 
-# --- requests and responses ------------------------------------------------------------
-
-
-@dataclass
-class Request:
-    """One parsed request as a handler sees it."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-    params: dict[str, str] = field(default_factory=dict)
-    endpoint: str = ""
-    index: int = 0
-
-    @property
-    def target(self) -> str:
-        """Path plus query string, as sent."""
-        return self.path + (("?" + self.raw_query) if self.raw_query else "")
-
-    raw_query: str = ""
-
-    def arg(self, name: str, default: str | None = None) -> str | None:
-        """The first value of query parameter `name`."""
-        values = self.query.get(name)
-        return values[0] if values else default
-
-    def json(self) -> Any:
-        return json.loads(self.body or b"null")
-
-    def form(self) -> dict[str, str]:
-        """An `application/x-www-form-urlencoded` body, first value of each field."""
-        parsed = parse_qs(self.body.decode("utf-8"), keep_blank_values=True)
-        return {key: values[0] for key, values in parsed.items()}
-
-
-@dataclass
-class Response:
-    """What a handler answers. `headers` may repeat a name; `body` is sent as it is."""
-
-    status: int = 200
-    headers: Headers = field(default_factory=list)
-    body: bytes = b""
-
-    @classmethod
-    def json(cls, payload: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Response:
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        return cls(status, [("Content-Type", "application/json"), *headers], body)
-
-    def header(self, name: str) -> str | None:
-        """The first header called `name` (case-insensitive)."""
-        lower = name.lower()
-        return next((v for k, v in self.headers if k.lower() == lower), None)
-
-    def without_headers(self, names: Iterable[str]) -> Response:
-        drop = {n.lower() for n in names}
-        return Response(self.status, [(k, v) for k, v in self.headers if k.lower() not in drop], self.body)
+# --- the request log, faults and routes ------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -365,10 +229,6 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 
 MALFORMED_BODY = b'{"this is": not JSON, <html>oops</html>'
-
-
-class _Aborted(Exception):
-    """The connection was closed on purpose (Fault.RESET)."""
 
 
 # --- the server ------------------------------------------------------------------------
@@ -682,102 +542,3 @@ def refusing_port() -> Iterator[int]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         yield int(sock.getsockname()[1])
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], sim: SimulatorServer) -> None:
-        self.simulator = sim
-        self.ssl_context = sim._ca.server_context()
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, handler)
-
-    def close_connections(self) -> None:
-        """Cut every open connection: their threads stop waiting for the next request."""
-        with self._open_lock:
-            connections, self._open = list(self._open), set()
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = super().get_request()
-        # Without TCP_NODELAY, Nagle's algorithm holds the tail of each answer until the
-        # client's delayed ACK, adding milliseconds to every page.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # The handshake runs later on the connection's own thread, so a slow client never
-        # blocks the accept loop.
-        wrapped = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        with self._open_lock:
-            self._open.add(wrapped)
-        return wrapped, address
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients dropping connections (timeouts, resets) are expected here
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _HTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _dispatch(self) -> None:
-        sim = self.server.simulator
-        split = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        request = Request(
-            method=self.command,
-            path=split.path,
-            query=parse_qs(split.query, keep_blank_values=True),
-            headers={k.lower(): v for k, v in self.headers.items()},
-            body=body,
-            raw_query=split.query,
-        )
-        try:
-            response, _ = sim._serve(request, self._abort)
-        except _Aborted:
-            return
-        if response is None:
-            return
-        self._send(sim, response)
-
-    def _abort(self) -> None:
-        # SO_LINGER 0 makes close() send a TCP RST instead of an orderly shutdown.
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.connection.close()
-        self.close_connection = True
-        raise _Aborted
-
-    def _send(self, sim: SimulatorServer, response: Response) -> None:
-        reason = http.client.responses.get(response.status, "")
-        lines = [f"HTTP/1.1 {response.status} {reason}", f"Date: {sim.http_date()}", "Server: dirsync-simulator"]
-        names = {k.lower() for k, _ in response.headers}
-        if "content-type" not in names:
-            lines.append("Content-Type: application/json")
-        lines.extend(f"{k}: {v}" for k, v in response.headers if k.lower() != "content-length")
-        lines.append(f"Content-Length: {len(response.body)}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        try:
-            self.wfile.write(head + response.body)
-        except OSError:
-            self.close_connection = True
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch

@@ -45,14 +45,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from simulators.base import (
-    Fault,
-    Headers,
-    Request,
-    Response,
-    SimulatorServer,
-    real_clock,
-)
+from simulators.base import Fault, SimulatorServer, real_clock
 from simulators.graph_delta import (
     GROUP_FIELDS,
     USER_FIELDS,
@@ -65,6 +58,7 @@ from simulators.graph_delta import (
 )
 from simulators.graph_identity import IdentityPlatform
 from simulators.graph_tenant import GraphTenant
+from simulators.messages import Headers, Request, Response
 
 __all__ = ["Fault", "GraphSimulator", "GraphTenant", "run_cli"]
 

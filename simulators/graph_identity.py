@@ -20,8 +20,8 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from simulators.base import Request, Response
 from simulators.graph_tenant import GraphTenant
+from simulators.messages import Request, Response
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 TOKEN_LIFETIME = 3599

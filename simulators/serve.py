@@ -19,11 +19,12 @@ from typing import Any, Literal
 
 from simulators import admin, state
 from simulators.admin_client import ADMIN_TOKEN_ENV
-from simulators.base import SimulatorServer, persistent_ca
+from simulators.base import SimulatorServer
 from simulators.graph import GraphSimulator
 from simulators.graph_tenant import GraphTenant
 from simulators.okta import OktaSimulator
 from simulators.okta_org import OktaOrg
+from simulators.tls import persistent_ca
 
 __all__ = ["ServeError", "serve"]
 

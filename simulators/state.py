@@ -1,6 +1,6 @@
 """A simulator's state on disk, so `dirsync simulate --state-dir DIR` survives a restart.
 
-DIR holds `ca.pem` and `ca-key.pem` (the test CA, see `base.persistent_ca`) and
+DIR holds `ca.pem` and `ca-key.pem` (the test CA, see `tls.persistent_ca`) and
 `state.json` (mode 0600: it holds the credentials):
 
     {"kind": "okta" | "entra", "port": 8443, "admin_token": "...",

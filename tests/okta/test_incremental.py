@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from connectors.okta import Watermark
+from connectors.okta_watermark import Watermark
 from simulators.base import Fault, ManualClock
 from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.model import Changes, MembershipDelta, Snapshot

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.errors import ConnectorError
-from connectors.okta import Watermark
+from connectors.okta_watermark import Watermark
 from reconcile.model import Changes, MembershipDelta, Snapshot
 from simulators.base import Fault, ManualClock
 from simulators.okta import OktaOrg, OktaSimulator

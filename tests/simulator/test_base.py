@@ -11,15 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from simulators.base import (
-    Fault,
-    ManualClock,
-    Request,
-    Response,
-    SimulatorServer,
-    persistent_ca,
-    refusing_port,
-)
+from simulators.base import Fault, ManualClock, SimulatorServer, refusing_port
+from simulators.messages import Request, Response
+from simulators.tls import persistent_ca
 
 
 class EchoSimulator(SimulatorServer):

@@ -8,7 +8,7 @@ import ssl
 from pathlib import Path
 
 from simulators import state
-from simulators.base import persistent_ca
+from simulators.tls import persistent_ca
 from simulators.graph import GraphSimulator, GraphTenant
 from simulators.okta import OktaOrg
 

@@ -1,0 +1,247 @@
+"""Okta reads since a watermark: the filters on `lastUpdated`, the System Log's events and
+membership deltas (`connectors.okta_log` decides which groups' members to re-read), and
+app (un)assignments in app scope. Where an incremental read cannot be trusted or would
+cost more than a full one, it raises `_FullReadNeeded` and the connector reads in full.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from connectors.errors import PermanentError
+from connectors.okta_http import CursorRejected, NotFound, Page
+from connectors.okta_log import GroupStamps, membership_changes
+from connectors.okta_map import is_built_in, is_member_in_scope, user_id_of
+from connectors.okta_read import APP_GROUPS_PAGE, GROUPS_PAGE, USERS_PAGE, _filter, _Reader
+from connectors.okta_watermark import Watermark, okta_time
+from reconcile.model import Changes, ExternalGroup, ExternalUser, MembershipDelta, Rejection
+
+log = logging.getLogger("connectors.okta")
+
+GROUPS_BY_ID = 50  # groups looked up by id in one `filter=id eq ... or ...` request
+MAX_USER_CHECKS = 100  # app scope: more changed users than this -> a full read instead
+
+
+class _FullReadNeeded(Exception):
+    """An incremental read cannot be trusted or would cost more than a full one."""
+
+
+class _IncrementalReader(_Reader):
+    """A reader that can also read only what changed since a watermark."""
+
+    async def incremental(self, state: Watermark) -> Changes:
+        try:
+            events, cursor, started = await self.poll_log(state.log_cursor)
+        except CursorRejected as exc:
+            raise _FullReadNeeded("the System Log cursor was refused") from exc
+        window = _Window(state.since, state.since - self.overlap, state.seen)
+        since = okta_time(window.start)
+        deleted_users = self._targets(events, {"user.lifecycle.delete.completed"}, "User")
+        deleted_groups = self._targets(events, {"group.lifecycle.delete"}, "UserGroup")
+        user_filter = _filter(f'lastUpdated gt "{since}"')
+        raw_changed = await self.all_pages(f"/api/v1/users?limit={USERS_PAGE}&filter={user_filter}")
+        if self.app_id:
+            users, user_rejections, removed_users, raw_users, entered = await self._app_users_changed(
+                raw_changed, events, deleted_users)
+            groups, group_rejections, deltas, removed_groups = await self._app_groups_changed(
+                window, events, deleted_groups)
+        else:
+            mapped, user_rejections, _ = self.map_users(raw_changed)
+            users = list(mapped.values())
+            raw_users, entered = raw_changed, set()
+            removed_users = deleted_users - set(mapped)
+            group_filter = _filter(f'lastUpdated gt "{since}" or lastMembershipUpdated gt "{since}"')
+            raw_groups = await self.all_pages(f"/api/v1/groups?limit={GROUPS_PAGE}&filter={group_filter}")
+            groups, group_rejections, deltas = await self.changed_memberships(
+                self.in_scope_groups(raw_groups), events, window, deleted_groups)
+            removed_groups = deleted_groups - {g.external_id for g in groups}
+        active = {u.external_id for u in users if u.active}
+        regained = await self._memberships_of(active & (self._returning(raw_users, since) | entered))
+        # A member must be in scope (neither STAGED nor DEPROVISIONED) to count, as in a full
+        # read; the status of a user this read did not see is left to the engine.
+        not_members = {uid for raw in raw_users if (uid := user_id_of(raw)) and not is_member_in_scope(raw)}
+        memberships = _combined(deltas, regained, removed_users, not_members)
+        log.info("okta incremental read: %d users, %d groups re-read, %d membership deltas, %d+%d removed, "
+                 "%d requests", len(users), len(groups), len(memberships), len(removed_users), len(removed_groups),
+                 self.pager.requests)
+        return Changes(
+            users=tuple(users),
+            groups=tuple(groups),
+            removed_user_ids=frozenset(removed_users),
+            removed_group_ids=frozenset(removed_groups),
+            memberships=memberships,
+            members_complete=frozenset(g.external_id for g in groups),
+            rejections=tuple(user_rejections + group_rejections),
+            watermark=self.watermark(state.scope, state.full_at, started, cursor, events, state.seen),
+        )
+
+    def in_scope_groups(self, raw_groups: Iterable[Any]) -> list[Any]:
+        """The groups a read reports: all but Okta's `Everyone`, unless configured."""
+        return [g for g in raw_groups if not isinstance(g, dict) or self.directory.include_everyone
+                or not is_built_in(g)]
+
+    async def changed_memberships(
+        self,
+        moved: list[Any],
+        events: list[dict[str, Any]],
+        window: _Window,
+        deleted: set[str],
+        *,
+        known: dict[str, Any] | None = None,
+        reread_too: Collection[str] = (),
+    ) -> tuple[list[ExternalGroup], list[Rejection], tuple[MembershipDelta, ...]]:
+        """The moved groups whose members must be re-read, with their complete member lists,
+        and the membership deltas the System Log tells (`connectors.okta_log`).
+
+        `known` holds every group in scope by id when the caller has listed them all (app
+        scope); otherwise a group the log names but `moved` lacks is looked up by id."""
+        with_id = {g["id"]: g for g in moved if isinstance(g, dict) and isinstance(g.get("id"), str)}
+        decided = membership_changes(events, [GroupStamps.of(g) for g in with_id.values()],
+                                     since=window.since, window_start=window.start, seen=window.seen)
+        wanted = (set(decided.reread) | set(reread_too)) - deleted
+        found = {gid: raw for gid, raw in {**(known or {}), **with_id}.items() if gid in wanted}
+        if known is None:
+            found.update({g["id"]: g for g in self.in_scope_groups(await self.groups_by_id(wanted - set(found)))})
+        unreadable = [g for g in moved if not (isinstance(g, dict) and isinstance(g.get("id"), str))]
+        groups, rejections = await self.groups_with_members([found[gid] for gid in sorted(found)] + unreadable, None)
+        if decided.reread:
+            reasons: dict[str, int] = {}
+            for why in decided.reread.values():
+                reasons[why] = reasons.get(why, 0) + 1
+            log.info("okta incremental read: members re-read for %s",
+                     ", ".join(f"{n} group(s): {why}" for why, n in sorted(reasons.items())))
+        in_scope = None if known is None else set(known)
+        deltas = tuple(d for d in decided.deltas if d.group_external_id not in wanted | deleted
+                       and (in_scope is None or d.group_external_id in in_scope))
+        return groups, rejections, deltas
+
+    async def groups_by_id(self, group_ids: set[str]) -> list[Any]:
+        """The records of these groups (those that still exist), a few per request."""
+        ordered = sorted(group_ids)
+        batches = [ordered[i:i + GROUPS_BY_ID] for i in range(0, len(ordered), GROUPS_BY_ID)]
+        pages = await self.gather(
+            self.all_pages(f"/api/v1/groups?limit={GROUPS_PAGE}&filter="
+                           + _filter(" or ".join(f'id eq "{gid}"' for gid in batch)))
+            for batch in batches)
+        return [g for page in pages for g in page]
+
+    @staticmethod
+    def _returning(raw_users: Iterable[Any], since: str) -> set[str]:
+        """Users whose status changed since the watermark (back from SUSPENDED or DEPROVISIONED,
+        say): the engine dropped their memberships when they stopped, and their groups' member
+        lists did not change in Okta, so only the user's own groups tell."""
+        found = set()
+        for raw in raw_users:
+            if not isinstance(raw, dict):
+                continue
+            changed, created = raw.get("statusChanged"), raw.get("created")
+            # a new user's groups show their arrival themselves (membership events)
+            is_new = isinstance(created, str) and created > since
+            if isinstance(changed, str) and changed > since and not is_new and (uid := user_id_of(raw)):
+                found.add(uid)
+        return found
+
+    async def _memberships_of(self, user_ids: set[str]) -> tuple[MembershipDelta, ...]:
+        """Each user's current groups, as memberships to (re)add."""
+        if len(user_ids) > MAX_USER_CHECKS:
+            raise _FullReadNeeded(f"{len(user_ids)} users came back")
+        ordered = sorted(user_ids)
+        lists = await self.gather(self.all_pages(f"/api/v1/users/{quote(uid)}/groups") for uid in ordered)
+        added: dict[str, set[str]] = {}
+        for uid, raw_groups in zip(ordered, lists):
+            for raw in raw_groups:
+                if isinstance(raw, dict) and isinstance(raw.get("id"), str) and (
+                        self.directory.include_everyone or not is_built_in(raw)):
+                    added.setdefault(raw["id"], set()).add(uid)
+        return tuple(MembershipDelta(gid, added=frozenset(members)) for gid, members in sorted(added.items()))
+
+    def _targets(self, events: list[dict[str, Any]], types: set[str], kind: str,
+                 app_only: bool = False) -> set[str]:
+        found: set[str] = set()
+        for event in events:
+            if event.get("eventType") not in types:
+                continue
+            targets = [t for t in event.get("target") or [] if isinstance(t, dict)]
+            if app_only and not any(t.get("type") == "AppInstance" and t.get("id") == self.app_id for t in targets):
+                continue
+            found.update(str(t["id"]) for t in targets if t.get("type") == kind and t.get("id"))
+        return found
+
+    async def _app_users_changed(
+        self, raw_changed: list[Any], events: list[dict[str, Any]], deleted: set[str]
+    ) -> tuple[list[ExternalUser], list[Rejection], set[str], list[Any], set[str]]:
+        """Changed users in the app: records, rejections, removed ids, the raw users, and the
+        ids that (re)entered the app's scope."""
+        hinted = self._targets(events, {"application.user_membership.add", "application.user_membership.remove"},
+                               "User", app_only=True)
+        entered = self._targets(events, {"application.user_membership.add"}, "User", app_only=True)
+        candidates = ({uid for raw in raw_changed if (uid := user_id_of(raw))} | hinted) - deleted
+        if len(candidates) > MAX_USER_CHECKS:
+            raise _FullReadNeeded(f"{len(candidates)} users changed")
+        app = quote(self.app_id or "")
+        pages: list[Page | None] = await self.gather(
+            self.pager.get_optional(f"/api/v1/apps/{app}/users/{quote(uid)}?expand=user") for uid in sorted(candidates))
+        raw_users = self._embedded_users(p.data for p in pages if p is not None)
+        users, rejections, in_scope = self.map_users(raw_users)
+        removed = (candidates - in_scope) | deleted
+        return list(users.values()), rejections, removed, raw_users, entered & in_scope
+
+    async def _app_groups_changed(
+        self, window: _Window, events: list[dict[str, Any]], deleted: set[str]
+    ) -> tuple[list[ExternalGroup], list[Rejection], tuple[MembershipDelta, ...], set[str]]:
+        """The app's assigned groups that changed: re-read ones, membership deltas of the
+        others, and the ids of groups that left the app."""
+        app = quote(self.app_id or "")
+        try:
+            raw = await self.all_pages(f"/api/v1/apps/{app}/groups?limit={APP_GROUPS_PAGE}&expand=group")
+        except NotFound:
+            raise PermanentError(f"Okta has no app {self.app_id!r} (check app_id)") from None
+        assigned = self._embedded_groups(raw)
+        added = self._targets(events, {"group.application_assignment.add"}, "UserGroup", app_only=True)
+        unassigned = self._targets(events, {"group.application_assignment.remove"}, "UserGroup", app_only=True)
+        since = okta_time(window.start)
+
+        def moved(group: dict[str, Any]) -> bool:
+            stamps = (group.get("lastUpdated"), group.get("lastMembershipUpdated"))
+            return group.get("id") in added or any(isinstance(s, str) and s > since for s in stamps)
+
+        known = {g["id"]: g for g in assigned if isinstance(g, dict) and isinstance(g.get("id"), str)}
+        # A newly assigned group brings every member into scope: it is read whole.
+        groups, rejections, deltas = await self.changed_memberships(
+            [g for g in assigned if moved(g)], events, window, deleted, known=known, reread_too=added & set(known))
+        removed = {g for g in (unassigned | deleted) if g not in known}
+        return groups, rejections, deltas, removed
+
+
+@dataclass(frozen=True)
+class _Window:
+    """What an incremental read looks back to: the last read's start (Okta's clock), that
+    less the overlap (where the filters start), and the latest membership event seen."""
+
+    since: datetime
+    start: datetime
+    seen: datetime | None
+
+
+def _combined(from_log: Iterable[MembershipDelta], regained: Iterable[MembershipDelta],
+              removed_users: set[str], not_members: set[str]) -> tuple[MembershipDelta, ...]:
+    """One delta per group: the log's, then each regained user's current groups (read now,
+    so they win), without users deleted meanwhile (they leave every group anyway) and
+    adding none of `not_members`."""
+    added: dict[str, set[str]] = {}
+    dropped: dict[str, set[str]] = {}
+    for delta in from_log:
+        added.setdefault(delta.group_external_id, set()).update(delta.added)
+        dropped.setdefault(delta.group_external_id, set()).update(delta.removed)
+    for delta in regained:
+        added.setdefault(delta.group_external_id, set()).update(delta.added)
+        dropped.setdefault(delta.group_external_id, set()).difference_update(delta.added)
+    result = (MembershipDelta(gid, frozenset(added[gid] - removed_users - not_members),
+                              frozenset(dropped.get(gid, set()) - removed_users))
+              for gid in sorted(added))
+    return tuple(d for d in result if d.added or d.removed)
