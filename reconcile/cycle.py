@@ -268,7 +268,7 @@ class _Cycle:
             mode = "full"  # the connector had to resync (expired cursor or delta link)
 
         try:
-            with long_lived():  # the read and the store's state, walked by no collection while planning
+            with long_lived(collect_first=True):  # the read and the store's state, walked by no collection while planning
                 the_plan = plan(source, local, self.rules, directory=self.name, links=self.directory.links)
             if user_key is not None:
                 self.user_outcome = user_outcome(user_key, source, the_plan)

@@ -21,13 +21,13 @@ _depth = 0
 
 
 @contextmanager
-def long_lived() -> Iterator[None]:
+def long_lived(*, collect_first: bool = False) -> Iterator[None]:
     """Freeze the objects alive now for the length of the block (nestable, thread-safe:
     the freeze ends with the last block to exit)."""
     global _depth
     with _lock:
         _depth += 1
-        if _depth == 1:
+        if collect_first and _depth == 1:
             gc.collect()
         gc.freeze()
     try:

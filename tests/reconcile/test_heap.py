@@ -46,7 +46,7 @@ def test_cyclic_garbage_left_before_the_block_is_collected_not_frozen() -> None:
     del node
     gc.disable()  # no collection may run before the block's own
     try:
-        with long_lived():
+        with long_lived(collect_first=True):
             assert alive() is None
     finally:
         gc.enable()
