@@ -343,6 +343,8 @@ def _members(
     wanted: dict[int | str, tuple[Ref, tuple[tuple[str, object], ...]]] = {}
     for external_id in sorted(m.member_ids):
         if external_id not in users.seen:
+            if not users.seen_everyone:
+                continue  # an inactive user never created here, or one the next full read names
             out.rejections.append(
                 Rejection(
                     Kind.MEMBERSHIP,

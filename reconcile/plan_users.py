@@ -71,6 +71,10 @@ class UserPlan:
     identity_changed_local_ids: set[int] = field(default_factory=set)
     # external ids the directory reported, valid or not (to tell unknown members apart)
     seen: set[str] = field(default_factory=set)
+    # Whether `seen` holds every user in the directory's scope (a full read). An
+    # incremental one names only the users that changed: a member it does not name may
+    # be an inactive user never created here, not an unknown one.
+    seen_everyone: bool = True
 
 
 def clean_user(user: ExternalUser, rules: RuleSettings) -> CleanUser | Violation:
@@ -102,7 +106,7 @@ def plan_users(
     missing from it has left scope. Otherwise `users` are only the records that changed,
     `departed` the ids that left, and every other bound user stays exactly as it is.
     """
-    out = UserPlan()
+    out = UserPlan(seen_everyone=departed is None)
     local = list(local_users)
     bound = {u.external_id: u for u in local if u.managed_by == directory and u.external_id}
     by_key = {email_key(u.email): u for u in local}

@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from reconcile.model import Action, RuleSettings
+from reconcile.model import Action, Changes, RuleSettings
 from reconcile.plan import plan
 
 from tests.reconcile.builders import directory, group, local_group, local_user, store, user
@@ -150,6 +150,17 @@ def test_member_that_names_no_user_is_rejected_and_others_kept():
     p = plan(directory([user("u1")], [group("g1", "Eng", "u1", "ghost")]), store(), RULES, directory="hr")
     assert len(ops(p, Action.ADD_MEMBER)) == 1
     assert ("Eng: ghost", "unknown-member") in reasons(p)
+
+
+def test_an_incremental_read_does_not_call_a_member_it_does_not_name_unknown():
+    # g1 comes complete with a member who is inactive in the directory: never created
+    # here, and not among the users this read changed. A full read names every user, so
+    # only it can tell an unknown member from one not provisioned.
+    local = store([local_user(1, "a@example.com", managed_by="hr", external_id="u1")],
+                  [local_group(3, "Eng", 1, managed_by="hr", external_id="g1")])
+    changes = Changes(groups=(group("g1", "Eng", "u1", "u-inactive"),), members_complete=frozenset({"g1"}))
+    p = plan(changes, local, RULES, directory="hr")
+    assert p.is_empty and not p.rejections
 
 
 def test_group_too_long_name_after_rename_is_held():
