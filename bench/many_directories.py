@@ -145,9 +145,13 @@ def _stat(pid: int) -> list[str] | None:
     return raw[raw.rindex(")") + 2:].split()  # fields from the 3rd (state) on
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, reaped: bool = False) -> float:
+    """User + system CPU of `pid`; with `reaped`, plus that of its children that exited
+    (a postmaster's: backends and parallel workers that ended during the phase)."""
     fields = _stat(pid)
-    return (int(fields[11]) + int(fields[12])) / TICKS if fields else 0.0
+    if not fields:
+        return 0.0
+    return sum(int(f) for f in fields[11:15 if reaped else 13]) / TICKS
 
 
 def run_delay_seconds(pid: int) -> float:
@@ -207,6 +211,7 @@ class Probe:
         self.cluster = cluster
         self.conninfo = conninfo
         self.samples: Counter[str] = Counter()
+        self.lock_waits: Counter[str] = Counter()  # what the waiting statements were
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -221,25 +226,35 @@ class Probe:
             "beat": descendants([p.pid for p in self.cluster.beats], table),
             "backends": backends,
             "postgres": [pid for pid, (_, name) in table.items() if name.startswith("postgres")],
+            "postmaster": [pid for pid, (ppid, name) in table.items()
+                           if name.startswith("postgres") and not table.get(ppid, (0, ""))[1].startswith("postgres")],
             "redis": [pid for pid, (_, name) in table.items() if name == "redis-server"],
         }
 
     def start(self) -> Meter:
         pids = self.pids()
         self.samples.clear()
-        return Meter({g: {p: cpu_seconds(p) for p in ps} for g, ps in pids.items()},
+        self.lock_waits.clear()
+        return Meter({g: {p: cpu_seconds(p, g == "postmaster") for p in ps} for g, ps in pids.items()},
                      {p: run_delay_seconds(p) for p in pids["workers"]}, time.monotonic(), os.getloadavg(), _own_cpu())
 
     def stop(self, meter: Meter) -> dict[str, Any]:
         """CPU seconds per group since `start` (processes that began since count from 0),
         the workers' run-queue wait, wall seconds, the samples, the load at both ends."""
         pids = self.pids()
-        out: dict[str, Any] = {g: sum(cpu_seconds(p) - meter.groups.get(g, {}).get(p, 0.0) for p in ps)
-                               for g, ps in pids.items()}
+        out: dict[str, Any] = {g: sum(cpu_seconds(p, g == "postmaster") - meter.groups.get(g, {}).get(p, 0.0)
+                                      for p in ps) for g, ps in pids.items()}
+        # The server: its live processes, plus what the postmaster reaped from those that
+        # ended (their whole life, so less what they had used before the phase began).
+        postmasters, before = set(pids["postmaster"]), meter.groups["postgres"]
+        ended = sum(cpu for p, cpu in before.items() if p not in pids["postgres"])
+        out["postgres"] = sum(cpu_seconds(p) - before.get(p, 0.0)
+                              for p in pids["postgres"] if p not in postmasters) + out["postmaster"] - ended
         out["bench"] = _own_cpu() - meter.own
         out["run_delay"] = sum(run_delay_seconds(p) - meter.delays.get(p, 0.0) for p in pids["workers"])
         out["wall"] = time.monotonic() - meter.started
         out["samples"] = dict(self.samples)
+        out["lock_waits"] = dict(self.lock_waits)
         out["load"] = (meter.load, os.getloadavg())
         return out
 
@@ -248,7 +263,7 @@ class Probe:
         self._thread.join(timeout=5)
 
     def _sample(self) -> None:
-        query = ("SELECT state, wait_event_type FROM pg_stat_activity"
+        query = ("SELECT state, wait_event_type, query FROM pg_stat_activity"
                  " WHERE datname = current_database() AND pid <> pg_backend_pid()")
         try:
             conn = psycopg.connect(self.conninfo, autocommit=True)
@@ -256,12 +271,24 @@ class Probe:
             return
         with conn:
             while not self._stop.wait(0.25):
-                for state, wait in conn.execute(query):
-                    if state == "active":
-                        self.samples["waiting on a lock" if wait == "Lock" else "running" if wait is None
-                                     else f"waiting ({wait})"] += 1
+                for state, wait, text in conn.execute(query):
+                    if state == "active" and wait == "Lock":
+                        self.samples["waiting on a lock"] += 1
+                        self.lock_waits[_statement(text)] += 1
+                    elif state == "active":
+                        self.samples["running" if wait is None else f"waiting ({wait})"] += 1
                     elif state and state.startswith("idle in transaction"):
                         self.samples["idle in transaction"] += 1
+
+
+def _statement(text: str | None) -> str:
+    """A waiting statement, short: its verb and first table (`SELECT groups FOR UPDATE`)."""
+    words = (text or "").replace("\n", " ").split()
+    verb = words[0].upper() if words else "?"
+    table = next((w for i, w in enumerate(words[1:], 1) if words[i - 1].upper() in ("FROM", "INTO", "UPDATE")), "?")
+    joined = " ".join(words).upper()
+    reserved = " (the reserved group's row)" if "RESERVED" in joined and table == "groups" else ""
+    return f"{verb} {table}{' FOR UPDATE' if 'FOR UPDATE' in joined else ''}{reserved}"
 
 
 # --- one worker count -----------------------------------------------------------------------
@@ -310,13 +337,15 @@ def drop_database(admin: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
 
 
-def finished_directories(conninfo: str, trigger: str, since: datetime | None = None) -> int:
+def finished_directories(conn: psycopg.Connection[Any], trigger: str, since: datetime | None = None) -> int:
     """How many directories have a finished cycle (not a skipped one) of `trigger`, started
-    after `since`: one cheap query, since the bench polls it while the workers run."""
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(DISTINCT directory) FROM sync_runs WHERE trigger = %s AND finished_at IS NOT NULL"
-            " AND status <> 'skipped' AND started_at >= %s", (trigger, since or datetime(2000, 1, 1).astimezone())).fetchone()
+    after `since`: one cheap query on one connection, since the bench polls it while the
+    workers run."""
+    row = conn.execute(
+        "SELECT count(DISTINCT directory) FROM sync_runs WHERE trigger = %s AND finished_at IS NOT NULL"
+        " AND status <> 'skipped' AND started_at >= %s",
+        (trigger, since or datetime(2000, 1, 1).astimezone()),
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -350,12 +379,13 @@ def run_workers(count: int, args: argparse.Namespace, dirs: Directories, folder:
             raise SystemExit(f"workers did not answer:\n{cluster.logs()}")
         conninfo = store_url.replace("postgresql+psycopg://", "postgresql://")
         probe = Probe(cluster, conninfo)
+        poll = psycopg.connect(conninfo, autocommit=True)
         names = set(dirs.names)
 
         # 1. First round: every directory due at once at beat's first tick.
         meter = probe.start()
         cluster.beat(0, seconds=interval)
-        if not wait_until(lambda: finished_directories(conninfo, "beat") >= len(names), timeout=1800):
+        if not wait_until(lambda: finished_directories(poll, "beat") >= len(names), timeout=1800):
             raise SystemExit(f"the first round did not finish:\n{cluster.logs()}")
         phases["first"] = probe.stop(meter)
         first_sent = min(read_ledger(client, LEDGER).sent_at.values())
@@ -387,7 +417,7 @@ def run_workers(count: int, args: argparse.Namespace, dirs: Directories, folder:
         sent = time.time()
         for name in dirs.names:
             app.send_task(SYNC_DIRECTORY, args=(name,))
-        if not wait_until(lambda: finished_directories(conninfo, "task", since) >= len(names), timeout=1800):
+        if not wait_until(lambda: finished_directories(poll, "task", since) >= len(names), timeout=1800):
             raise SystemExit(f"the changed round did not finish:\n{cluster.logs()}")
         phases["changed"] = probe.stop(meter)
         changed_runs = [r for r in beat_runs(store_url) if r.trigger == "task" and r.started_at >= since]
@@ -399,6 +429,7 @@ def run_workers(count: int, args: argparse.Namespace, dirs: Directories, folder:
         run_of = {i: r.result.get("run_id") for i, r in results.items()
                   if r.successful() and isinstance(r.result, dict)}
         runs = beat_runs(store_url)
+        poll.close()
     finally:
         if probe is not None:
             probe.close()
@@ -474,7 +505,7 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> str:
         f" prefork, concurrency 1 per worker; nproc {os.cpu_count()}.",
         "",
         "| workers | first round (creates) | speed-up | changed round | speed-up | ideal | within 20 %? "
-        "| max wait due→start (steady) | max gap / interval | CPU s workers | CPU s PostgreSQL (bench / server) "
+        "| max wait due→start (steady) | max gap / interval | CPU s workers | CPU s PostgreSQL (bench backends / server) "
         "| load average |",
         "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|",
     ]
@@ -483,6 +514,7 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> str:
         up2 = base.changed_round / o.changed_round if base else float("nan")
         within = "yes" if base and o.changed_round * o.workers <= 1.2 * base.changed_round else "no"
         within1 = "yes" if base and o.first_round * o.workers <= 1.2 * base.first_round else "no"
+        verdict = "–" if o.workers == 1 else f"first {within1}, changed {within}"
         cpu_w = sum(p["workers"] for p in o.phases.values())
         cpu_b = sum(p["backends"] for p in o.phases.values())
         cpu_s = sum(p["postgres"] for p in o.phases.values())
@@ -491,7 +523,7 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> str:
         gap = f"{max(o.gaps):.1f} s / {args.interval} s" if o.gaps else "–"
         lines.append(
             f"| {o.workers} | {o.first_round:.1f} s | {up1:.2f}x | {o.changed_round:.1f} s | {up2:.2f}x | "
-            f"{o.workers}x | first {within1}, changed {within} | {_max(o.waits['steady'])} | {gap} | "
+            f"{o.workers}x | {verdict} | {_max(o.waits['steady'])} | {gap} | "
             f"{cpu_w:.1f} | {cpu_b:.1f} / {cpu_s:.1f} | {load} |")
     lines += ["", "Where the time went, per phase (CPU seconds; available = wall x nproc):", "",
               "| workers | phase | wall | workers CPU | workers waiting for a core | PostgreSQL: bench backends / "
@@ -500,6 +532,8 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> str:
     for o in outcomes:
         for phase, p in o.phases.items():
             samples = ", ".join(f"{k} {v}" for k, v in sorted(p["samples"].items(), key=lambda kv: -kv[1])) or "–"
+            if p["lock_waits"]:
+                samples += " (waiting: " + ", ".join(f"{k} {v}" for k, v in p["lock_waits"].items()) + ")"
             lines.append(
                 f"| {o.workers} | {phase} | {p['wall']:.1f} s | {p['workers']:.1f} | {p['run_delay']:.1f} | "
                 f"{p['backends']:.1f} / {p['postgres']:.1f} | {p['redis']:.1f} | {p['bench']:.1f} | {samples} |")
