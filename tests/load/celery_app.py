@@ -6,9 +6,10 @@ scheduled cycles. Beat sends a due tick; the worker that runs it publishes one
 `sync_directory` message per due directory. With `LOAD_LEDGER` set (the test sets it for
 workers), every `sync_directory` message is recorded in Redis, on the broker's database,
 twice: in `<ledger>:before` just before it is handed to the broker and in `<ledger>:after`
-once the broker has it, each with the time it was recorded (`at`, Unix seconds). The signals fire in the publishing process for every message, so
-the ledger holds every scheduled cycle sent; a message in `before` only was cut short by a
-shutdown and never reached the broker.
+once the broker has it, each with the time it was recorded (`at`, Unix seconds). The
+signals fire in the publishing process for every message, so the ledger holds every
+scheduled cycle sent; a message in `before` only was cut short by a shutdown and never
+reached the broker.
 """
 
 from __future__ import annotations
