@@ -5,9 +5,10 @@ Beat keeps no per-directory timetable. Its schedule has two entries:
 - `sync-due`, every `TICK` (30 s): the task `dirsync.sync_due`, run by a worker, asks the
   store which directories are due (`service.schedule.is_due`: last cycle's start plus
   `cycle_minutes`, a full read falling due, quarantine, disabled) and sends one
-  `sync_directory(name, trigger="beat")` for each. The entry fires at beat's first tick,
-  so a directory that never ran, or whose last run is older than its interval, starts
-  within a minute of beat starting, and a restart neither postpones nor repeats a cycle.
+  `sync_directory(name, trigger="beat")` for each, the longest due first. The entry fires
+  at beat's first tick, so a directory that never ran, or whose last run is older than its
+  interval, starts within a minute of beat starting, and a restart neither postpones nor
+  repeats a cycle.
 - `prune-runs`, daily at 03:30 UTC: `dirsync.prune` deletes runs older than
   `[store] keep_runs_days`.
 
@@ -16,8 +17,11 @@ A dispatched cycle may wait in the queue; until it starts, the store still says 
 again within its interval. A directory whose cycle is running (its lock is held) is not
 sent either: that cycle would only be skipped; the tick after the lock is free sends it.
 A cycle's `expires` is its interval: one still queued when the next one would be sent is
-discarded (and recorded as a `skipped` run) instead of piling up. The task itself re-checks the schedule when it starts (`service.schedule.decide`), so a
-second beat or a repeated message never runs a directory twice in one interval.
+discarded (and recorded as a `skipped` run) instead of piling up, and sent again by a
+later tick: sending the longest due first puts it ahead of the directories that ran
+meanwhile, so workers that fall behind the schedule leave no directory out. The task
+itself re-checks the schedule when it starts (`service.schedule.decide`), so a second beat
+or a repeated message never runs a directory twice in one interval.
 """
 
 from __future__ import annotations
@@ -134,15 +138,26 @@ def due_directories(
     settings: Settings, states: Mapping[str, schedule.DirectoryState], now: datetime,
     every: timedelta | None = None,
 ) -> list[str]:
-    """The configured directories whose scheduled cycle is due at `now`, by name
-    (`every` replaces `cycle_minutes`, for integration tests)."""
+    """The configured directories whose scheduled cycle is due at `now`, the longest due
+    first (`schedule.overdue_since`; one never run and never seen before all; ties by name).
+    `every` replaces `cycle_minutes`, for integration tests.
+
+    The order is the order of the queue: when the workers fall behind the schedule, a
+    cycle that waits past its interval expires and is sent again, and this order puts it
+    before the directories that have run since, so none is left out round after round.
+    """
     from service.status import cadence_of
 
-    return [
-        name for name, directory in sorted(settings.directories.items())
+    def since(name: str) -> datetime:
+        state = states.get(name, schedule.DirectoryState())
+        return schedule.overdue_since(state, cadence_of(settings, name, every)) or _LONG_AGO
+
+    due = [
+        name for name, directory in settings.directories.items()
         if directory.kind != "scim"  # pushed by its IdP: beat never pulls it
         and schedule.is_due(states.get(name, schedule.DirectoryState()), cadence_of(settings, name, every), now)
     ]
+    return sorted(due, key=lambda name: (since(name), name))
 
 
 def dispatch_due(
@@ -150,11 +165,22 @@ def dispatch_due(
     every: timedelta | None = None, running: Callable[[str], bool] = lambda name: False,
 ) -> list[str]:
     """Send one scheduled cycle for each due directory that is not `running` and was not
-    already sent within its interval; return the names sent."""
-    from service.status import cadence_of, read_states
+    already sent within its interval, the longest due first; return the names sent."""
+    from service.status import read_states
+
+    return send_due(settings, read_states(store), now, dispatched=dispatched, send=send, every=every,
+                    running=running)
+
+
+def send_due(
+    settings: Settings, states: Mapping[str, schedule.DirectoryState], now: datetime, *,
+    dispatched: DispatchLog, send: SendFn, every: timedelta | None = None,
+    running: Callable[[str], bool] = lambda name: False,
+) -> list[str]:
+    """`dispatch_due` on scheduling states already read (what the tick decides, given them)."""
+    from service.status import cadence_of
 
     sent = []
-    states = read_states(store)
     for name in due_directories(settings, states, now, every):
         if running(name):
             continue

@@ -6,15 +6,17 @@ scheduled cycles. Beat sends a due tick; the worker that runs it publishes one
 `sync_directory` message per due directory. With `LOAD_LEDGER` set (the test sets it for
 workers), every `sync_directory` message is recorded in Redis, on the broker's database,
 twice: in `<ledger>:before` just before it is handed to the broker and in `<ledger>:after`
-once the broker has it. The signals fire in the publishing process for every message, so
-the ledger holds every scheduled cycle sent; a message in `before` only was cut short by a
-shutdown and never reached the broker.
+once the broker has it, each with the time it was recorded (`at`, Unix seconds). The
+signals fire in the publishing process for every message, so the ledger holds every
+scheduled cycle sent; a message in `before` only was cut short by a shutdown and never
+reached the broker.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 import redis
@@ -31,7 +33,7 @@ def _record(stage: str, sender: Any, headers: Any, body: Any) -> None:
     if _client is None or sender != SYNC_DIRECTORY:
         return
     args = body[0] if isinstance(body, (list, tuple)) and body else []
-    entry = {"id": headers["id"], "directory": args[0] if args else None}
+    entry = {"id": headers["id"], "directory": args[0] if args else None, "at": time.time()}
     _client.rpush(f"{LEDGER}:{stage}", json.dumps(entry))
 
 

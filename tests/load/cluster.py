@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import redis
 from sqlalchemy import func, select
@@ -84,19 +85,23 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 @dataclass(frozen=True)
 class Ledger:
     """What the due ticks published: directory by task id, handed to the broker (`sent`)
-    or cut short by a shutdown before it reached the broker (`cut_short`)."""
+    or cut short by a shutdown before it reached the broker (`cut_short`); `sent_at`: when
+    the broker had each message sent (Unix seconds)."""
 
     sent: dict[str, str]
     cut_short: dict[str, str]
+    sent_at: dict[str, float]
 
 
 def read_ledger(client: redis.Redis, ledger: str) -> Ledger:
-    def entries(stage: str) -> dict[str, str]:
-        rows = (json.loads(raw) for raw in client.lrange(f"{ledger}:{stage}", 0, -1))
-        return {row["id"]: row["directory"] for row in rows}
+    def entries(stage: str) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in client.lrange(f"{ledger}:{stage}", 0, -1)]
 
-    before, after = entries("before"), entries("after")
-    return Ledger(sent=after, cut_short={i: d for i, d in before.items() if i not in after})
+    before = {row["id"]: row["directory"] for row in entries("before")}
+    after = entries("after")
+    sent = {row["id"]: row["directory"] for row in after}
+    return Ledger(sent=sent, cut_short={i: d for i, d in before.items() if i not in sent},
+                  sent_at={row["id"]: row["at"] for row in after})
 
 
 def beat_runs(store_url: str) -> list[SyncRun]:

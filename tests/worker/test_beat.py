@@ -19,6 +19,7 @@ from worker.beat import (
     MemoryDispatchLog,
     build_schedule,
     due_directories,
+    send_due,
 )
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -58,7 +59,7 @@ def test_runs_are_pruned_daily() -> None:
     assert (entry["schedule"].hour, entry["schedule"].minute) == ({3}, {30})  # 03:30 UTC
 
 
-def test_due_directories_are_the_never_run_and_the_overdue() -> None:
+def test_due_directories_are_the_never_run_and_the_overdue_longest_due_first() -> None:
     s = settings(new={"kind": "file", "path": "n.json"}, late={"kind": "file", "path": "l.json"},
                  fresh={"kind": "file", "path": "f.json"}, off={"kind": "file", "path": "o.json"})
     states = {
@@ -66,8 +67,47 @@ def test_due_directories_are_the_never_run_and_the_overdue() -> None:
         "fresh": schedule.DirectoryState(last_run_at=T0 - 39 * MIN),
         "off": schedule.DirectoryState(enabled=False),
     }
-    assert due_directories(s, states, T0) == ["late", "new"]
-    assert due_directories(s, states, T0 + 2 * MIN) == ["fresh", "late", "new"]
+    assert due_directories(s, states, T0) == ["new", "late"]
+    assert due_directories(s, states, T0 + 2 * MIN) == ["new", "late", "fresh"]
+
+
+def test_the_directory_due_longest_is_sent_first_whatever_its_name() -> None:
+    s = settings(**{name: {"kind": "file", "path": f"{name}.json"} for name in ("a", "m", "z")})
+    states = {
+        "a": schedule.DirectoryState(last_run_at=T0 - 41 * MIN),  # due since 1 minute
+        "m": schedule.DirectoryState(known_since=T0 - 5 * MIN),  # never ran, seen 5 minutes ago
+        "z": schedule.DirectoryState(last_run_at=T0 - 50 * MIN),  # due since 10 minutes
+    }
+    assert due_directories(s, states, T0) == ["z", "m", "a"]
+
+
+def test_workers_behind_the_schedule_still_run_every_directory_in_turn() -> None:
+    """20 directories due every 10 minutes, a worker that runs one cycle a minute: half the
+    cycles the schedule asks for. Each tick sends what is due into one FIFO queue; a
+    message older than its interval expires unrun (as Celery's `expires` does) and the
+    directory is sent again later. Every directory must still run within three intervals
+    of its last cycle, instead of the first names running every time and the last never."""
+    names = [f"d{i:02d}" for i in range(20)]
+    s = settings(**{name: {"kind": "file", "path": f"{name}.json", "cycle_minutes": 10} for name in names})
+    states: dict[str, schedule.DirectoryState] = {}
+    log, queue = MemoryDispatchLog(), []
+    starts: dict[str, list[datetime]] = {name: [] for name in names}
+    for minute in range(180):
+        now = T0 + minute * MIN
+        send_due(s, states, now, dispatched=log,
+                 send=lambda name, expires: queue.append((name, now + timedelta(seconds=expires))))
+        while queue:
+            name, expires_at = queue.pop(0)
+            if now >= expires_at:
+                continue  # expired in the queue: not run, the store unchanged
+            state = states.get(name, schedule.DirectoryState())
+            if schedule.decide(state, schedule.Cadence(cycle_minutes=10), now).run:
+                states[name] = schedule.after_success(state, now, schedule.Mode.INCREMENTAL)
+                starts[name].append(now)
+                break  # the one cycle of this minute
+
+    gaps = {name: max(b - a for a, b in zip([T0, *runs], [*runs, T0 + 180 * MIN])) for name, runs in starts.items()}
+    assert max(gaps.values()) <= 30 * MIN, gaps
 
 
 def test_a_directory_is_sent_once_per_interval_until_its_cycle_starts() -> None:
