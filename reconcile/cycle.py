@@ -21,7 +21,7 @@ from config import DirectorySettings, Settings
 from connectors import Connector, build_connector
 from connectors.errors import AuthError, ConnectorError
 from reconcile import clock, guard
-from reconcile.apply import apply
+from reconcile.apply import CHUNK_SIZE, apply
 from reconcile.heap import long_lived
 from reconcile.merge import reported_users
 from reconcile.model import Changes, LocalState, Plan, RuleSettings, Snapshot
@@ -268,7 +268,11 @@ class _Cycle:
             mode = "full"  # the connector had to resync (expired cursor or delta link)
 
         try:
-            with long_lived(collect_first=True):  # the read and the store's state, walked by no collection while planning
+            # A large read leaves cyclic garbage (an Okta read: its retry states) worth one
+            # full collection before it is frozen; for a small one the collection would
+            # cost more than it frees.
+            large = len(source.users) + len(source.groups) > CHUNK_SIZE
+            with long_lived(collect_first=large):  # the read and the store's state, walked by no collection while planning
                 the_plan = plan(source, local, self.rules, directory=self.name, links=self.directory.links)
             if user_key is not None:
                 self.user_outcome = user_outcome(user_key, source, the_plan)
