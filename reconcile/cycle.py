@@ -39,8 +39,7 @@ from store import (
     finish_run,
     has_open_plan,
     held_lease,
-    load_local_state,
-    load_scope,
+    load_for_read,
     open_store,
     record_failure,
     record_approved,
@@ -352,27 +351,8 @@ class _Cycle:
         return self._finish(run_id, "succeeded", mode, counts=counts, plan=the_plan)
 
     def _local_state(self, session: Session, source: Snapshot | Changes) -> LocalState:
-        """All of the store for a full read; for changes, only what they can touch."""
-        if isinstance(source, Snapshot):
-            return load_local_state(session)
-        touched = {g.external_id for g in source.groups} | {d.group_external_id for d in source.memberships}
-        members = {m for g in source.groups for m in g.member_ids}
-        members |= {m for d in source.memberships for m in d.added | d.removed}
-        held = {r.external_id for r in source.rejections if r.external_id}
-        return load_scope(
-            session,
-            self.name,
-            user_ids={u.external_id for u in source.users} | source.removed_user_ids | members | held,
-            emails={u.email for u in source.users if isinstance(u.email, str)},
-            group_ids=touched | source.removed_group_ids | held,
-            group_names={g.name for g in source.groups if isinstance(g.name, str)}
-            | {self.directory.links[ext] for ext in touched if ext in self.directory.links}
-            | {self.rules.admin_group, self.rules.admin_alias},
-            complete_group_ids=source.members_complete,
-            deactivating=source.removed_user_ids | {u.external_id for u in source.users if not u.active} | held,
-            own_names={(g.external_id, g.name) for g in source.groups if isinstance(g.name, str)}
-            | {(ext, self.directory.links[ext]) for ext in touched if ext in self.directory.links},
-        )
+        return load_for_read(session, self.name, source, links=self.directory.links,
+                             reserved_names=(self.rules.admin_group, self.rules.admin_alias))
 
     def _regain_groups(self, connector: Connector, changes: Changes, local: LocalState) -> Changes:
         """Changes that also carry the complete groups of every user they (re)activate.

@@ -190,9 +190,9 @@ def plan_users(
             candidate = None  # its bound owner moves it to another address first
         if candidate is None:
             if clean.active:  # a disabled account is never created (Entra's rule too)
-                create = _create(clean, directory)
-                creates.append(create)
-                out.final_ref[clean.external_id] = create.user  # type: ignore[assignment]
+                ref = Ref(key=clean.external_id)
+                creates.append(_create(clean, directory, ref))
+                out.final_ref[clean.external_id] = ref
                 out.final_member[clean.external_id] = member_values(clean.email)
                 out.final_active.add(clean.external_id)
             continue
@@ -329,11 +329,12 @@ def member_values(email: str) -> tuple[tuple[str, object], ...]:
 CREATE_FIELDS = ("active", "display_name", "email", "external_id", "family_name", "given_name", "managed_by")
 
 
-def _create(user: CleanUser, directory: str) -> Operation:
+def _create(user: CleanUser, directory: str, ref: Ref) -> Operation:
+    """Create `user` as `ref`, the one reference its add-member operations share."""
     return Operation(
         Action.CREATE_USER,
         user.email,
-        user=Ref(key=user.external_id),
+        user=ref,
         # A first cycle creates every user: their field names are one shared tuple.
         values=Fields(CREATE_FIELDS, (user.active, user.display_name, user.email, user.external_id,
                                       user.family_name, user.given_name, directory)),

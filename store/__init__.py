@@ -15,6 +15,8 @@ Reading
     load_local_state(session) -> reconcile.model.LocalState    (fast: Core selects)
     load_scope(session, directory, *, user_ids, emails, group_ids, group_names) -> LocalState
                                    only what an incremental plan can touch (see store.scope)
+    load_for_read(session, directory, source, *, links, reserved_names) -> LocalState
+                                   what planning a full or incremental read needs (store.read_scope)
     count_users(session, directory) -> (bound, active)
     count_memberships(session, directory) -> memberships of its groups
     export_state(session) -> dict                              (canonical, sorted; see store.export)
@@ -113,6 +115,7 @@ from store.staged import (
     staged_operations,
     supersede_open,
 )
+from store.read_scope import load_for_read
 from store.scope import count_memberships, count_users, load_scope
 from store.state import load_local_state
 
@@ -120,6 +123,7 @@ __all__ = [
     "count_memberships",
     "count_users",
     "current_holder",
+    "load_for_read",
     "load_scope",
     "INTERRUPTED",
     "close_interrupted_runs",

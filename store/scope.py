@@ -17,6 +17,11 @@ What the scope holds (see `load_scope`):
   those members listed: enough to remove them from this directory's groups (R7), and
   from every group when the row is re-bound to a new person (a re-used email);
 - open invites (R8).
+
+For a full read (`whole_directory`), the scope also holds every user and group bound to
+the directory — the groups with all their members, since a full read decides them whole —
+and the groups outside it that hold a bound user the read no longer names (a row re-bound
+to a new person leaves every group, R7). Nothing else of other directories is read.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ def load_scope(
     complete_group_ids: Collection[str] = (),
     deactivating: Collection[str] = (),
     own_names: Collection[tuple[str, str]] = (),
+    whole_directory: bool = False,
 ) -> LocalState:
     """The rows an incremental plan of `directory` may read or change (module docstring).
 
@@ -57,7 +63,9 @@ def load_scope(
     scoped users among its members: the plan changes only those. `own_names` pairs a
     changed group's external id with each name its own record claims (its name, its
     configured link): a bound group found only by a name its own record claims is no
-    other record's link or collision, and stays partial too.
+    other record's link or collision, and stays partial too. `whole_directory` (a full
+    read: `user_ids` are every id it reported) adds all of the directory's rows, and counts
+    each bound user `user_ids` does not name as leaving.
     """
     conn = session.connection()
     u, g, m = users.c, groups.c, memberships.c
@@ -65,12 +73,16 @@ def load_scope(
     group_columns = (g.id, g.name, g.managed_by, g.external_id, g.reserved)
 
     user_rows: dict[int, Any] = {}
+    if whole_directory:
+        _collect(user_rows, conn, select(*columns).where(u.managed_by == directory))
     for chunk in _chunks(user_ids):
         _collect(user_rows, conn, select(*columns).where(u.managed_by == directory, u.external_id.in_(chunk)))
     for chunk in _chunks({email_key(e) for e in emails}):
         _collect(user_rows, conn, select(*columns).where(u.email_key.in_(chunk)))
 
     bound_rows: dict[int, Any] = {}
+    if whole_directory:
+        _collect(bound_rows, conn, select(*group_columns).where(g.managed_by == directory))
     for chunk in _chunks(group_ids):
         _collect(bound_rows, conn, select(*group_columns).where(g.managed_by == directory, g.external_id.in_(chunk)))
     group_rows: dict[int, Any] = {}
@@ -87,7 +99,9 @@ def load_scope(
         return gid in group_rows and (bool(row[4]) or claimed_by.get(name_key(row[1])) != {row[3]})
 
     # Bound groups whose complete members the changes do not bring: only scoped members matter.
-    partial_ids = {gid for gid, row in bound_rows.items() if row[3] not in complete and not needs_all_members(gid, row)}
+    partial_ids = set() if whole_directory else {
+        gid for gid, row in bound_rows.items() if row[3] not in complete and not needs_all_members(gid, row)
+    }
     for gid, row in bound_rows.items():
         group_rows.setdefault(gid, row)
 
@@ -102,10 +116,14 @@ def load_scope(
     # Managed groups holding a user the changes name, listing only such users: the partial
     # groups above, and any other group the changes may remove a deactivated user from (R7).
     maybe_leaving, named_ids = set(deactivating), set(user_ids)
-    named = [uid for uid, row in user_rows.items() if row[6] == directory and row[7] in named_ids]
+    bound_users = [uid for uid, row in user_rows.items() if row[6] == directory]
+    named = [uid for uid in bound_users if user_rows[uid][7] in named_ids]
     leaving = {uid for uid in named if user_rows[uid][7] in maybe_leaving}
+    if whole_directory:
+        leaving |= {uid for uid in bound_users if user_rows[uid][7] not in named_ids}
     partial: defaultdict[int, set[int]] = defaultdict(set)
-    for chunk in _chunks(named):
+    # Without partial groups only the leaving users' other groups are wanted.
+    for chunk in _chunks(named if partial_ids else leaving):
         query = (
             select(m.group_id, m.user_id, g.managed_by)
             .join(groups, groups.c.id == m.group_id)
