@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -215,16 +215,17 @@ class GraphConnector:
             return f"last full read over {d.full_every_hours}h ago"
         return None
 
-    def read_user(self, key: str) -> Changes:
+    def read_user(self, key: str, known_groups: Collection[str] = ()) -> Changes:
         """Provision on demand: one user, by object id or by email (`email_source`), and
-        every in-scope group that lists them, each with its complete member list.
+        every in-scope group that lists them, each with its complete member list, except
+        the `known_groups` the caller already holds complete (not read again).
 
         A user that does not exist or is out of scope gives empty Changes. The result has
         no watermark: it does not move the directory's delta links.
         """
-        return self._guarded(self._read_user, key.strip())
+        return self._guarded(self._read_user, key.strip(), frozenset(known_groups))
 
-    def _read_user(self, key: str) -> Changes:
+    def _read_user(self, key: str, known_groups: frozenset[str]) -> Changes:
         assigned_f = self._submit(self._assignments) if self.directory.service_principal_id \
             else None
         base = f"{self._graph}/v1.0/users"
@@ -245,6 +246,7 @@ class GraphConnector:
             if uid not in assigned.users and not groups.keys() & assigned.groups:
                 return Changes()
             groups = {gid: name for gid, name in groups.items() if gid in assigned.groups}
+        groups = {gid: name for gid, name in groups.items() if gid not in known_groups}
         members = {gid: self._submit(list_all, self.client,
                                      f"{self._graph}/v1.0/groups/{gid}/members?$select=id&$top=999",
                                      self._where("group members")) for gid in groups}

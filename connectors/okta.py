@@ -45,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,9 +109,10 @@ class OktaConnector:
     def close(self) -> None:
         """Nothing is held between reads: each read opens and closes its own HTTP session."""
 
-    def read_user(self, key: str) -> Changes:
+    def read_user(self, key: str, known_groups: Collection[str] = ()) -> Changes:
         """Provision on demand: one user, by Okta id, login or email, with every in-scope group
-        that lists them, each with its complete member list (`members_complete`).
+        that lists them, each with its complete member list (`members_complete`), except the
+        `known_groups` the caller already holds complete (not read again).
 
         A user that does not exist, is STAGED, or is outside the app's scope gives empty
         Changes. The result has no watermark: it does not move the directory's cursor.
@@ -119,7 +120,7 @@ class OktaConnector:
         group list at once, then the members of each of the user's in-scope groups at once.
         """
         try:
-            result: Changes = _run(self._read_user(key.strip()))
+            result: Changes = _run(self._read_user(key.strip(), frozenset(known_groups)))
             return result
         except ConnectorError:
             raise
@@ -127,12 +128,12 @@ class OktaConnector:
             log.error("okta user read failed unexpectedly: %s", type(exc).__name__, exc_info=True)
             raise TransientError(f"Okta user read failed unexpectedly ({type(exc).__name__})") from None
 
-    async def _read_user(self, key: str) -> Changes:
+    async def _read_user(self, key: str, known_groups: frozenset[str]) -> Changes:
         if not key:
             return Changes()
         async with self._pager(PageCounter(None)) as pager:
             try:
-                return await _Reader(self.directory, pager, self._clock()).one_user(key)
+                return await _Reader(self.directory, pager, self._clock()).one_user(key, known_groups)
             finally:
                 self.last_request_count = pager.requests
 

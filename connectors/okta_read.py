@@ -224,7 +224,7 @@ class _Reader:
 
     # -- one user (provision on demand)
 
-    async def one_user(self, key: str) -> Changes:
+    async def one_user(self, key: str, known_groups: frozenset[str] = frozenset()) -> Changes:
         raw_user = await self.find_user(key)
         uid = user_id_of(raw_user)
         if uid is None:
@@ -241,7 +241,8 @@ class _Reader:
             return Changes()
         if isinstance(mapped, Rejection):
             return Changes(rejections=(mapped,))
-        wanted = [g for g in raw_groups if isinstance(g, dict) and (app_groups is None or g.get("id") in app_groups)]
+        wanted = [g for g in raw_groups if isinstance(g, dict) and (app_groups is None or g.get("id") in app_groups)
+                  and g.get("id") not in known_groups]
         # Members of an app's assigned group are in its scope through that group, so the
         # member filter (neither STAGED nor DEPROVISIONED) is all the scoping they need.
         groups, rejections = await self.groups_with_members(wanted, None)

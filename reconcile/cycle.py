@@ -361,7 +361,9 @@ class _Cycle:
         scope was never added to the groups that already listed them; the directory's
         groups did not change, so an incremental read that only says "active now" would not
         bring those memberships. A connector that can read one user with their groups
-        (`read_user`) is asked, once per such user; without it the next full cycle does.
+        (`read_user`) is asked, once per such user, for the groups not already held
+        complete (a large group several returning users share is read once); without it
+        the next full cycle does.
         """
         read_user = getattr(connector, "read_user", None)
         active = {u.external_id for u in local.users if u.managed_by == self.name and u.active}
@@ -371,7 +373,7 @@ class _Cycle:
         groups = {g.external_id: g for g in changes.groups}
         complete = set(changes.members_complete)
         for external_id in returning[:MAX_REGAINED_USERS]:
-            found: Changes = read_user(external_id)
+            found: Changes = read_user(external_id, known_groups=frozenset(complete))
             for group in found.groups:
                 if group.external_id in found.members_complete and group.external_id not in changes.removed_group_ids:
                     groups[group.external_id] = group

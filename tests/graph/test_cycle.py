@@ -175,3 +175,25 @@ def test_a_reenabled_user_gets_their_groups_back_in_an_incremental_cycle(sim: Gr
 
     assert result.mode == "incremental"
     assert _active_only(_store_view(store)) == _active_only(_tenant_view(tenant))
+
+
+def test_returning_users_who_share_a_group_have_it_read_once(sim: GraphSimulator, store: Store) -> None:
+    _cycle(sim, store)
+    tenant = sim.tenant
+    group = max(tenant.group_order, key=lambda g: len(tenant.groups[g].members))
+    returning = sorted(tenant.groups[group].members)[:3]
+    for user in returning:
+        tenant.disable(user)
+    _cycle(sim, store)
+    for user in returning:
+        tenant.enable(user)
+    before = max(r.index for r in sim.requests())
+
+    result = _cycle(sim, store)
+
+    assert result.mode == "incremental"
+    requests = [r for r in sim.requests() if r.index > before]
+    assert sum(r.endpoint == "users.memberOf" for r in requests) == len(returning)  # each one's groups
+    # Their shared group's members are read once, not once per returning user.
+    assert sum(r.endpoint == "groups.members" and f"/groups/{group}/" in r.target for r in requests) == 1
+    assert _active_only(_store_view(store)) == _active_only(_tenant_view(tenant))

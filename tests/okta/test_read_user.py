@@ -61,6 +61,24 @@ def test_each_user_read_alone_matches_the_full_read_in_app_scope(make_connector:
         assert seen(connector.read_user(email)) == expected, email
 
 
+def test_groups_the_caller_holds_complete_are_not_read_again(
+    make_connector: MakeConnector, org: OktaOrg, sim: OktaSimulator
+) -> None:
+    uid = next(u for u in org.user_ids if len([g for g in org.group_ids if u in org.members[g]]) >= 2
+               and org.users[u]["status"] == "ACTIVE")
+    connector = make_connector()
+    everything = connector.read_user(uid)
+    known = sorted(g.external_id for g in everything.groups)[0]
+    before = max(r.index for r in sim.requests())
+
+    found = connector.read_user(uid, known_groups={known})
+
+    member_lists = {r.target.split("/")[4] for r in sim.requests() if r.index > before and r.endpoint == "groups.users"}
+    assert known not in member_lists
+    assert groups_of(found.groups) == {k: v for k, v in groups_of(everything.groups).items() if k != known}
+    assert found.members_complete == frozenset(g.external_id for g in found.groups)
+
+
 def test_a_user_outside_the_app_but_in_an_unassigned_group_is_not_found(
     make_connector: MakeConnector, org: OktaOrg
 ) -> None:

@@ -53,10 +53,10 @@ class DiffConnector:
             watermark="w",
         )
 
-    def read_user(self, key: str) -> Changes:
+    def read_user(self, key: str, known_groups: frozenset[str] = frozenset()) -> Changes:
         now = parse(self.current)
         users = tuple(u for u in now.users if u.external_id == key)
-        groups = tuple(g for g in now.groups if key in g.member_ids)
+        groups = tuple(g for g in now.groups if key in g.member_ids and g.external_id not in known_groups)
         return Changes(users=users, groups=groups, members_complete=frozenset(g.external_id for g in groups))
 
     def close(self) -> None:
