@@ -101,8 +101,10 @@ def handled_marks(raw_groups: Iterable[Any], started: datetime, overlap: timedel
     the next read's filters will list again (later than `started`, Okta's time when the
     read began, less the overlap), at most `MAX_HANDLED_GROUPS`, the latest first.
 
-    Only changes from before the read began count: a change made while it read may share
-    its millisecond with a later one, which would leave the mark as it was."""
+    A mark is as read from the group list, so a later change moves it, except one made in
+    the very millisecond of the group's last change, after the list was read. Such a change
+    still comes in through its System Log event; only one Okta does not log would wait for
+    the next full read (the log's rules place the same trust in millisecond stamps)."""
     window_start = started - overlap
     kept: list[tuple[datetime, str, GroupMark]] = []
     for raw in raw_groups:
@@ -112,7 +114,7 @@ def handled_marks(raw_groups: Iterable[Any], started: datetime, overlap: timedel
         if membership is None or record is None:
             continue
         latest = max(membership, record)
-        if window_start < latest < started:
+        if latest > window_start:
             kept.append((latest, raw["id"], (okta_time(membership), okta_time(record))))
     kept.sort(reverse=True)
     return {gid: mark for _, gid, mark in kept[:MAX_HANDLED_GROUPS]}

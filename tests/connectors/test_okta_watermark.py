@@ -22,14 +22,16 @@ def before(minutes: float) -> datetime:
     return STARTED - timedelta(minutes=minutes)
 
 
-def test_a_read_keeps_the_marks_of_groups_changed_within_the_overlap_before_it_began() -> None:
+def test_a_read_keeps_the_marks_of_groups_whose_last_change_the_next_read_lists_again() -> None:
     recent, renamed = group("recent", before(1)), group("renamed", before(10), updated=before(2))
-    others = [group("old", before(6)), group("while-reading", STARTED + timedelta(milliseconds=300)),
+    while_reading = group("while-reading", STARTED + timedelta(milliseconds=300))
+    others = [group("old", before(6)), group("at-the-edge", before(5)),
               {"id": "no-stamps"}, {"lastUpdated": okta_time(before(1))}, "not a group"]
 
-    marks = handled_marks([recent, renamed, *others], STARTED, OVERLAP)
+    marks = handled_marks([recent, renamed, while_reading, *others], STARTED, OVERLAP)
 
-    assert marks == {"recent": group_mark(recent), "renamed": group_mark(renamed)}
+    assert marks == {"recent": group_mark(recent), "renamed": group_mark(renamed),
+                     "while-reading": group_mark(while_reading)}
 
 
 def test_past_the_bound_the_groups_changed_latest_are_kept() -> None:

@@ -49,8 +49,9 @@ def nothing(changes: Changes) -> bool:
     return changes == Changes(watermark=changes.watermark)
 
 
+@pytest.mark.parametrize("changed_before_the_read", [60.0, 0.0], ids=["a-minute-before", "the-same-instant"])
 def test_a_read_right_after_one_that_applied_membership_events_costs_three_requests(
-    reads: CloseReads, org: OktaOrg, sim: OktaSimulator
+    reads: CloseReads, org: OktaOrg, sim: OktaSimulator, changed_before_the_read: float
 ) -> None:
     first, second = org.group_ids[1], org.group_ids[2]
     leaver, joiner = member_and_outsider(org, first)
@@ -58,7 +59,7 @@ def test_a_read_right_after_one_that_applied_membership_events_costs_three_reque
     org.remove_member(first, leaver)
     org.add_member(first, joiner)
     org.add_member(second, other)
-    applied = reads.changes()
+    applied = reads.changes(after_minutes=changed_before_the_read / 60)
     assert applied.memberships == (
         MembershipDelta(first, added=frozenset({joiner}), removed=frozenset({leaver})),
         MembershipDelta(second, added=frozenset({other})),
