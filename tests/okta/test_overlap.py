@@ -72,7 +72,9 @@ def test_a_read_right_after_one_that_applied_membership_events_costs_three_reque
     assert sim.counts() == LIST_ONLY
 
 
-def test_groups_re_read_whole_are_not_re_read_by_the_next_read(reads: CloseReads, org: OktaOrg, sim: OktaSimulator) -> None:
+def test_groups_re_read_whole_are_not_re_read_by_the_next_read(
+    reads: CloseReads, org: OktaOrg, sim: OktaSimulator
+) -> None:
     created = org.create_group("Newcomers")
     org.add_member(created, org.user_ids[3])
     renamed = org.group_ids[1]
