@@ -16,7 +16,10 @@ phase runs in a fresh child process so its peak RSS is its own:
   of the users through the org's admin actions, so the System Log records it as Okta
   would: a third renamed, a third deactivated, a third moved from one of their groups to
   another (or added to one, if they had none). It is read once by the connector alone
-  (from the no-op read's watermark), then by a cycle.
+  (from the no-op read's watermark), then by a cycle. Then, with nothing changed, the read
+  right after the connector's (from its watermark) and a cycle right after the change cycle:
+  both within `overlap_minutes` of the read before, whose group filter lists again every
+  group the change touched.
 
 Prints a Markdown table (wall time, peak RSS, requests per endpoint).
 """
@@ -236,8 +239,13 @@ def main() -> None:
             changed = control.recv()
             print(f"1 % change: {changed}", flush=True)
             # the connector alone, from the no-op read's watermark (nothing else changed since)
-            record("1 % changed read (connector)", run_phase("noop", info, control, noop[3]))
+            changed_read = run_phase("noop", info, control, noop[3])
+            record("1 % changed read (connector)", changed_read)
+            record("next read within the overlap, nothing changed (connector)",
+                   run_phase("noop", info, control, changed_read[3]))
             record("1 % change cycle (engine, SQLite)", run_phase("cycle", info, control))
+            record("next cycle within the overlap, nothing changed (engine, SQLite)",
+                   run_phase("cycle", info, control))
 
     control.send("stop")
     control.recv()
@@ -250,7 +258,7 @@ def main() -> None:
     ratio: Callable[[int], float] = lambda i: rows[i][1] / rows[0][1]
     print(f"\nfull read / floor = {ratio(1):.2f}x; load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.cycles:
-        full_cycle, change_cycle = rows[3], rows[6]
+        full_cycle, change_cycle = rows[3], rows[7]
         print(f"1 % change cycle / full cycle = {change_cycle[1] / full_cycle[1]:.1%} of the time, "
               f"{sum(change_cycle[4].values())} vs {sum(full_cycle[4].values())} requests")
 

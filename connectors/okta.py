@@ -22,7 +22,8 @@ Incremental reads cost requests in proportion to what changed:
   users and groups. A moved group's full member list is re-read (and reported in
   `members_complete`) only where the log cannot tell the change in full: a new or changed
   group record, a membership change no event covers, a late or unreadable event
-  (`connectors.okta_log` decides). In app scope each changed user is checked with
+  (`connectors.okta_log` decides); never for a group whose stamps are as they were when a
+  read within the overlap handled it. In app scope each changed user is checked with
   `/apps/{id}/users/{user}`; past `MAX_USER_CHECKS` changed users, a full read is cheaper
   and is done instead.
 
@@ -33,7 +34,9 @@ handful of requests instead of a whole read. It returns `Changes` with no waterm
 
 The watermark is `connectors.okta_watermark.Watermark`'s JSON: the scope, when the last
 full read happened (our clock, `reconcile.clock.now` unless a clock is given), the server's
-time at the start of the last read, and the System Log cursor. The engine stores it as it is.
+time at the start of the last read, the System Log cursor, and the stamps of the groups
+the last read handled that are still inside the overlap (so a read soon after does not
+re-read them). The engine stores it as it is.
 
 This module is the connector and its construction from configuration; the requests of a
 full read and of one user's read are in `connectors.okta_read`, those of an incremental

@@ -1,13 +1,15 @@
 """Okta reads since a watermark: the filters on `lastUpdated`, the System Log's events and
 membership deltas (`connectors.okta_log` decides which groups' members to re-read), and
-app (un)assignments in app scope. Where an incremental read cannot be trusted or would
-cost more than a full one, it raises `_FullReadNeeded` and the connector reads in full.
+app (un)assignments in app scope. Groups a read within the overlap already handled, and
+unchanged since, are not re-read (`connectors.okta_watermark.handled_marks`). Where an
+incremental read cannot be trusted or would cost more than a full one, it raises
+`_FullReadNeeded` and the connector reads in full.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +20,7 @@ from connectors.okta_http import CursorRejected, NotFound, Page
 from connectors.okta_log import GroupStamps, membership_changes
 from connectors.okta_map import is_built_in, is_member_in_scope, user_id_of
 from connectors.okta_read import APP_GROUPS_PAGE, GROUPS_PAGE, USERS_PAGE, _filter, _Reader
-from connectors.okta_watermark import Watermark, okta_time
+from connectors.okta_watermark import GroupMark, Watermark, group_mark, handled_marks, okta_time
 from reconcile.model import Changes, ExternalGroup, ExternalUser, MembershipDelta, Rejection
 
 log = logging.getLogger("connectors.okta")
@@ -39,7 +41,7 @@ class _IncrementalReader(_Reader):
             events, cursor, started = await self.poll_log(state.log_cursor)
         except CursorRejected as exc:
             raise _FullReadNeeded("the System Log cursor was refused") from exc
-        window = _Window(state.since, state.since - self.overlap, state.seen)
+        window = _Window(state.since, state.since - self.overlap, state.seen, state.handled)
         since = okta_time(window.start)
         deleted_users = self._targets(events, {"user.lifecycle.delete.completed"}, "User")
         deleted_groups = self._targets(events, {"group.lifecycle.delete"}, "UserGroup")
@@ -48,8 +50,7 @@ class _IncrementalReader(_Reader):
         if self.app_id:
             users, user_rejections, removed_users, raw_users, entered = await self._app_users_changed(
                 raw_changed, events, deleted_users)
-            groups, group_rejections, deltas, removed_groups = await self._app_groups_changed(
-                window, events, deleted_groups)
+            read, removed_groups = await self._app_groups_changed(window, events, deleted_groups)
         else:
             mapped, user_rejections, _ = self.map_users(raw_changed)
             users = list(mapped.values())
@@ -57,9 +58,9 @@ class _IncrementalReader(_Reader):
             removed_users = deleted_users - set(mapped)
             group_filter = _filter(f'lastUpdated gt "{since}" or lastMembershipUpdated gt "{since}"')
             raw_groups = await self.all_pages(f"/api/v1/groups?limit={GROUPS_PAGE}&filter={group_filter}")
-            groups, group_rejections, deltas = await self.changed_memberships(
-                self.in_scope_groups(raw_groups), events, window, deleted_groups)
-            removed_groups = deleted_groups - {g.external_id for g in groups}
+            read = await self.changed_memberships(self.in_scope_groups(raw_groups), events, window, deleted_groups)
+            removed_groups = deleted_groups - {g.external_id for g in read.groups}
+        groups, deltas = read.groups, read.deltas
         active = {u.external_id for u in users if u.active}
         regained = await self._memberships_of(active & (self._returning(raw_users, since) | entered))
         # A member must be in scope (neither STAGED nor DEPROVISIONED) to count, as in a full
@@ -76,8 +77,9 @@ class _IncrementalReader(_Reader):
             removed_group_ids=frozenset(removed_groups),
             memberships=memberships,
             members_complete=frozenset(g.external_id for g in groups),
-            rejections=tuple(user_rejections + group_rejections),
-            watermark=self.watermark(state.scope, state.full_at, started, cursor, events, state.seen),
+            rejections=tuple(user_rejections + read.rejections),
+            watermark=self.watermark(state.scope, state.full_at, started, cursor, events, state.seen,
+                                     handled_marks(read.handled, started, self.overlap)),
         )
 
     def in_scope_groups(self, raw_groups: Iterable[Any]) -> list[Any]:
@@ -94,21 +96,28 @@ class _IncrementalReader(_Reader):
         *,
         known: dict[str, Any] | None = None,
         reread_too: Collection[str] = (),
-    ) -> tuple[list[ExternalGroup], list[Rejection], tuple[MembershipDelta, ...]]:
+    ) -> _GroupsRead:
         """The moved groups whose members must be re-read, with their complete member lists,
         and the membership deltas the System Log tells (`connectors.okta_log`).
 
         `known` holds every group in scope by id when the caller has listed them all (app
         scope); otherwise a group the log names but `moved` lacks is looked up by id."""
         with_id = {g["id"]: g for g in moved if isinstance(g, dict) and isinstance(g.get("id"), str)}
+        unchanged = {gid for gid, raw in with_id.items()
+                     if gid in window.handled and window.handled[gid] == group_mark(raw)}
         decided = membership_changes(events, [GroupStamps.of(g) for g in with_id.values()],
-                                     since=window.since, window_start=window.start, seen=window.seen)
+                                     since=window.since, window_start=window.start, seen=window.seen,
+                                     unchanged=unchanged)
         wanted = (set(decided.reread) | set(reread_too)) - deleted
         found = {gid: raw for gid, raw in {**(known or {}), **with_id}.items() if gid in wanted}
         if known is None:
             found.update({g["id"]: g for g in self.in_scope_groups(await self.groups_by_id(wanted - set(found)))})
         unreadable = [g for g in moved if not (isinstance(g, dict) and isinstance(g.get("id"), str))]
         groups, rejections = await self.groups_with_members([found[gid] for gid in sorted(found)] + unreadable, None)
+        read_ids = {g.external_id for g in groups}
+        # up to date now: re-read whole, or told in full by the log (or by nothing: unchanged)
+        handled = [raw for gid, raw in with_id.items() if gid not in wanted | deleted] + [
+            raw for gid, raw in found.items() if gid in read_ids]
         if decided.reread:
             reasons: dict[str, int] = {}
             for why in decided.reread.values():
@@ -118,7 +127,7 @@ class _IncrementalReader(_Reader):
         in_scope = None if known is None else set(known)
         deltas = tuple(d for d in decided.deltas if d.group_external_id not in wanted | deleted
                        and (in_scope is None or d.group_external_id in in_scope))
-        return groups, rejections, deltas
+        return _GroupsRead(groups, rejections, deltas, handled)
 
     async def groups_by_id(self, group_ids: set[str]) -> list[Any]:
         """The records of these groups (those that still exist), a few per request."""
@@ -193,7 +202,7 @@ class _IncrementalReader(_Reader):
 
     async def _app_groups_changed(
         self, window: _Window, events: list[dict[str, Any]], deleted: set[str]
-    ) -> tuple[list[ExternalGroup], list[Rejection], tuple[MembershipDelta, ...], set[str]]:
+    ) -> tuple[_GroupsRead, set[str]]:
         """The app's assigned groups that changed: re-read ones, membership deltas of the
         others, and the ids of groups that left the app."""
         app = quote(self.app_id or "")
@@ -212,20 +221,33 @@ class _IncrementalReader(_Reader):
 
         known = {g["id"]: g for g in assigned if isinstance(g, dict) and isinstance(g.get("id"), str)}
         # A newly assigned group brings every member into scope: it is read whole.
-        groups, rejections, deltas = await self.changed_memberships(
+        read = await self.changed_memberships(
             [g for g in assigned if moved(g)], events, window, deleted, known=known, reread_too=added & set(known))
         removed = {g for g in (unassigned | deleted) if g not in known}
-        return groups, rejections, deltas, removed
+        return read, removed
 
 
 @dataclass(frozen=True)
 class _Window:
     """What an incremental read looks back to: the last read's start (Okta's clock), that
-    less the overlap (where the filters start), and the latest membership event seen."""
+    less the overlap (where the filters start), the latest membership event seen, and the
+    marks of the groups the last read handled (`Watermark.handled`)."""
 
     since: datetime
     start: datetime
     seen: datetime | None
+    handled: Mapping[str, GroupMark]
+
+
+@dataclass(frozen=True)
+class _GroupsRead:
+    """What an incremental read found of groups: those re-read whole, rejections, the log's
+    deltas, and the raw records of the groups it brought up to date (for their marks)."""
+
+    groups: list[ExternalGroup]
+    rejections: list[Rejection]
+    deltas: tuple[MembershipDelta, ...]
+    handled: list[Any]
 
 
 def _combined(from_log: Iterable[MembershipDelta], regained: Iterable[MembershipDelta],

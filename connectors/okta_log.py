@@ -20,6 +20,11 @@ re-read. The log is trusted only where it provably covers the change; in doubt, 
 - every group whose membership moved or that has events, when any membership event lacks
   its user or group: that change cannot be placed.
 
+A listed group whose stamps have not moved since a read within the overlap handled it
+(`unchanged`, from the watermark's marks) is listed only because the filters look back over
+the overlap: its stamps call for no re-read (the cursor is past the events that explained
+them), and only its events in this poll can, by the rules above.
+
 Otherwise each member's last event (by `published`, then log order: a polling request
 returns events in persistence order, not by `published`) says whether they were added or
 removed. A group the log names but the group list does not (Okta's filter index lags)
@@ -29,7 +34,7 @@ ignored by the engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -98,11 +103,13 @@ def membership_changes(
     since: datetime,
     window_start: datetime,
     seen: datetime | None,
+    unchanged: Collection[str] = (),
 ) -> MembershipChanges:
     """Decide deltas and re-reads (module docstring). `events` are this poll's, in log
     order; `moved` the groups listed as changed after `window_start` (the last read's
     start, `since`, less the overlap); `seen` the latest `published` of a membership event
-    earlier polls returned."""
+    earlier polls returned; `unchanged` the ids of groups in `moved` whose stamps are as
+    they were when a read handled them."""
     readable: list[_Event] = []
     doubtful: set[str] = set()
     unplaceable = False
@@ -141,6 +148,12 @@ def membership_changes(
 
     reread: dict[str, str] = {}
     for stamps in moved:
+        if stamps.group_id in unchanged:
+            # handled already: a doubt about its events still re-reads it (membership_moved
+            # keeps an unplaceable event's doubt on it, as before it was handled)
+            if (why := doubt(stamps.group_id, True)) is not None:
+                reread[stamps.group_id] = why
+            continue
         why = _record_changed(stamps, window_start)
         if why is None:
             last_change = stamps.last_membership_updated

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -17,7 +17,7 @@ from connectors.errors import AuthError, ConnectorError, PartialReadError, Perma
 from connectors.okta_http import NotFound, OktaPager
 from connectors.okta_log import MEMBERSHIP_EVENTS, latest_membership_event
 from connectors.okta_map import is_built_in, is_member_in_scope, map_group, map_user, user_id_of
-from connectors.okta_watermark import Watermark, okta_time
+from connectors.okta_watermark import GroupMark, Watermark, handled_marks, okta_time
 from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Rejection, Snapshot
 
 log = logging.getLogger("connectors.okta")
@@ -160,11 +160,11 @@ class _Reader:
 
     @staticmethod
     def watermark(scope: str, full_at: datetime, since: datetime, cursor: str, events: list[dict[str, Any]],
-                  seen: datetime | None = None) -> str:
+                  seen: datetime | None = None, handled: Mapping[str, GroupMark] | None = None) -> str:
         latest = latest_membership_event(events)
         if seen is not None and (latest is None or seen > latest):
             latest = seen
-        return Watermark(scope, full_at, since, cursor, latest).dump()
+        return Watermark(scope, full_at, since, cursor, latest, dict(handled or {})).dump()
 
     def log_start_url(self) -> str:
         since = okta_time(self.now - self.overlap)
@@ -176,24 +176,28 @@ class _Reader:
         # The log cursor comes first, so whatever changes while we read is seen next time.
         events, cursor, started = await self.poll_log(self.log_start_url())
         if self.app_id:
-            users, groups, rejections = await self._full_app()
+            users, groups, rejections, raw_groups = await self._full_app()
         else:
-            users, groups, rejections = await self._full_org()
+            users, groups, rejections, raw_groups = await self._full_org()
         log.info("okta full read: %d users, %d groups, %d rejections, %d requests",
                  len(users), len(groups), len(rejections), self.pager.requests)
+        read_ids = {g.external_id for g in groups}
+        # every group read is up to date: the next read, within the overlap, need not re-read it
+        handled = handled_marks((g for g in raw_groups if isinstance(g, dict) and g.get("id") in read_ids),
+                                started, self.overlap)
         return Snapshot(users=tuple(users), groups=tuple(groups), rejections=tuple(rejections),
-                        watermark=self.watermark(scope, self.now, started, cursor, events))
+                        watermark=self.watermark(scope, self.now, started, cursor, events, handled=handled))
 
-    async def _full_org(self) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection]]:
+    async def _full_org(self) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection], list[Any]]:
         mapped_users, raw_groups = await self.gather([
             self.all_pages(f"/api/v1/users?limit={USERS_PAGE}", map_user),
             self.all_pages(f"/api/v1/groups?limit={GROUPS_PAGE}"),
         ])
         users, rejections, in_scope = self.collect_users(mapped_users)
         groups, group_rejections = await self.groups_with_members(raw_groups, in_scope)
-        return list(users.values()), groups, rejections + group_rejections
+        return list(users.values()), groups, rejections + group_rejections, raw_groups
 
-    async def _full_app(self) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection]]:
+    async def _full_app(self) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection], list[Any]]:
         app = quote(self.app_id or "")
         try:
             mapped_users, raw_app_groups = await self.gather([
@@ -204,8 +208,9 @@ class _Reader:
         except NotFound:
             raise PermanentError(f"Okta has no app {self.app_id!r} (check app_id)") from None
         users, rejections, in_scope = self.collect_users(mapped_users)
-        groups, group_rejections = await self.groups_with_members(self._embedded_groups(raw_app_groups), in_scope)
-        return list(users.values()), groups, rejections + group_rejections
+        raw_groups = self._embedded_groups(raw_app_groups)
+        groups, group_rejections = await self.groups_with_members(raw_groups, in_scope)
+        return list(users.values()), groups, rejections + group_rejections, raw_groups
 
     @staticmethod
     def _embedded_users(app_users: Iterable[Any]) -> list[Any]:

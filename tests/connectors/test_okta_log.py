@@ -143,3 +143,35 @@ def test_the_latest_membership_event_is_what_the_watermark_keeps() -> None:
 
     assert latest_membership_event(events) == at(2)
     assert latest_membership_event([]) is None
+
+
+# --- groups a read within the overlap already handled (`unchanged`) -------------------------
+
+
+def test_a_group_unchanged_since_it_was_handled_is_not_re_read_for_its_stamps() -> None:
+    # listed again only because the filters look back over the overlap; its events were
+    # in the last poll, so none are in this one
+    groups = [moved("g1", WINDOW + timedelta(minutes=1)), moved("g2", at(1), created=WINDOW + timedelta(minutes=2)),
+              moved("g3", OLD, updated=WINDOW + timedelta(minutes=3))]
+
+    decided = membership_changes([], groups, since=SINCE, window_start=WINDOW, seen=None,
+                                 unchanged={"g1", "g2", "g3"})
+
+    assert decided == MembershipChanges()
+
+
+def test_an_unchanged_group_still_takes_its_events_and_their_doubts() -> None:
+    events = [event("add", "u1", "g1", at(1)), event("add", "u2", "g2", SINCE - timedelta(seconds=1))]
+
+    decided = membership_changes(events, [moved("g1", WINDOW), moved("g2", WINDOW)], since=SINCE,
+                                 window_start=WINDOW, seen=None, unchanged={"g1", "g2"})
+
+    assert decided.deltas == (MembershipDelta("g1", added=frozenset({"u1"})),)
+    assert decided.reread == {"g2": LATE_EVENT}
+
+
+def test_an_event_without_its_group_still_re_reads_an_unchanged_group() -> None:
+    decided = membership_changes([event("add", "u1", None, at(1))], [moved("g1", at(-1))], since=SINCE,
+                                 window_start=WINDOW, seen=None, unchanged={"g1"})
+
+    assert decided.reread == {"g1": UNREADABLE_EVENT}
