@@ -30,6 +30,7 @@ from reconcile.apply.checks import (
     _binding_conflict,
     _check_directory,
     _REBINDS,
+    _RESERVED_GROUP_ID,
 )
 from reconcile.apply.lookup import _MOVES, _find_cycle, _is_move, _lookup_keys
 from reconcile.apply.members import _members
@@ -75,6 +76,7 @@ class _Applier:
         # other operations on those rows may find already in place: (is_user, row id) ->
         # bindings.
         self.own_bindings: defaultdict[tuple[bool, int], set[tuple[object, ...]]] = defaultdict(set)
+        self._admin_group_id: int | None = None
 
     def run(self, plan: Plan, progress: Progress | None, chunk_size: int,
             checkpoint: Callable[[], None] | None) -> ApplyResult:
@@ -142,7 +144,7 @@ class _Applier:
                 base = next_seq(conn, self.run_id)
                 self.op_seq = base + len(plan.rejections)
                 _check_directory(conn, self.directory, self.generation)
-                admin = _AdminGuard.open(conn, ops)
+                admin = _AdminGuard.open(conn, self, ops)
                 for part in (moves, rest):
                     if part:
                         results.update(zip((i for i, _ in part), self._in_batches(conn, part)))
@@ -247,7 +249,7 @@ class _Applier:
         is still enabled at the writer's generation, and the admin group keeps an active
         member (checked under a lock on its row, taken before anything is written)."""
         _check_directory(conn, self.directory, self.generation)
-        admin = _AdminGuard.open(conn, chunk)
+        admin = _AdminGuard.open(conn, self, chunk)
         todo = [item for n, item in enumerate(chunk) if n not in excluded]
         if not todo:
             done: list[_Result] = []
@@ -371,6 +373,13 @@ class _Applier:
             else:
                 keys[key] = previous
         self._journal = []
+
+    def admin_group_id(self, conn: Connection) -> int | None:
+        """The reserved admin group's row, read once it exists: it keeps its flag and no
+        writer deletes a group, so the id holds for the rest of the apply."""
+        if self._admin_group_id is None:
+            self._admin_group_id = conn.execute(_RESERVED_GROUP_ID).scalar()
+        return self._admin_group_id
 
     def users_of(self, conn: Connection, refs: Iterable[Ref | None]) -> list[int | None]:
         return self._resolve(conn, refs, self.user_keys, users, "email_key")

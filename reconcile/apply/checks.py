@@ -93,24 +93,27 @@ def _check_directory(conn: Connection, directory: str | None, generation: int | 
 class _AdminGuard:
     """R4 inside one transaction: the reserved admin group's row is locked (PostgreSQL;
     SQLite holds the database write lock already) before anything is written, and after
-    the writes it must still have an active member if it had one before."""
+    the writes it must still have an active member if it had one before. Only a
+    transaction that may touch that group takes its lock (`_may_touch_admin`): one that
+    writes ordinary groups alone does not wait on it."""
 
     group_id: int
     active_before: frozenset[int]
 
     @staticmethod
-    def open(conn: Connection, chunk: list[_Indexed]) -> _AdminGuard | None:
+    def open(conn: Connection, applier: _Applier, chunk: list[_Indexed]) -> _AdminGuard | None:
         # Every transaction that may write the admin group's row or its members, or
         # deactivate one of them, takes the group's lock first: one lock order for all
         # writers (a link of the alias taken after user rows would otherwise deadlock
         # with an admin action that holds the group and waits for a user).
         if not any(op.action in _TOUCH_ADMIN for _, op in chunk):
             return None
-        query = select(groups.c.id).where(groups.c.reserved.is_(True)).order_by(groups.c.id).limit(1)
+        group_id = applier.admin_group_id(conn)
+        if group_id is None or not _may_touch_admin(conn, applier, chunk, group_id):
+            return None
         if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        group_id = conn.execute(query).scalar()
-        if group_id is None or not any(op.action in _MAY_EMPTY_ADMIN for _, op in chunk):
+            conn.execute(select(groups.c.id).where(groups.c.id == group_id).with_for_update())
+        if not any(op.action in _MAY_EMPTY_ADMIN for _, op in chunk):
             return None
         active = frozenset(conn.execute(_active_members(group_id, users.c.id)).scalars())
         return _AdminGuard(group_id, active) if active else None
@@ -130,11 +133,37 @@ class _AdminGuard:
         raise _AdminWouldBeEmpty(offending)
 
 
+# The reserved admin group's id (none before it exists).
+_RESERVED_GROUP_ID = select(groups.c.id).where(groups.c.reserved.is_(True)).order_by(groups.c.id).limit(1)
+
+
+def _may_touch_admin(conn: Connection, applier: _Applier, chunk: list[_Indexed], admin_id: int) -> bool:
+    """Whether the chunk may write the admin group's row or its members, or leave it
+    without an active member: an operation on a group that resolves to it, the create
+    of a reserved group, or any deactivation. A deactivation cannot be narrowed to the
+    group's current members: a concurrent writer may add its user to the group and
+    remove the last other active member, its own check seeing that user still active,
+    and neither would wait for the other (a membership insert and a user update lock
+    the user row in modes that do not conflict)."""
+    refs = []
+    for _, op in chunk:
+        if op.action is Action.DEACTIVATE_USER:
+            return True
+        if op.action is Action.CREATE_GROUP and dict(op.values).get("reserved"):
+            return True
+        if op.action in _GROUP_WRITES:
+            refs.append(op.group)
+    # The same resolution the writes make next, so it costs no extra lookups: a ref
+    # is a row id already, or a key this apply mapped or looks up once.
+    return admin_id in applier.groups_of(conn, refs)
+
+
 _MAY_EMPTY_ADMIN = (Action.REMOVE_MEMBER, Action.DEACTIVATE_USER)
-_TOUCH_ADMIN = frozenset({
-    *_MAY_EMPTY_ADMIN, Action.ADD_MEMBER, Action.CREATE_GROUP, Action.RENAME_GROUP, Action.LINK_GROUP,
-    Action.UNLINK_GROUP,
+# Operations that write a group's row or its members.
+_GROUP_WRITES = frozenset({
+    Action.ADD_MEMBER, Action.REMOVE_MEMBER, Action.RENAME_GROUP, Action.LINK_GROUP, Action.UNLINK_GROUP,
 })
+_TOUCH_ADMIN = frozenset({*_GROUP_WRITES, Action.DEACTIVATE_USER, Action.CREATE_GROUP})
 
 
 def _active_members(group_id: int, column: ColumnElement[Any]) -> Any:

@@ -9,7 +9,9 @@ happen there.
 Two local removals of the last two administrators show R4 held at write time under the
 admin group's lock; two links of one user, a deactivation racing a link and a
 deactivation racing a link of the alias show that a writer checks rows under their lock
-and that every writer takes the admin group's lock first (no deadlock).
+and that every writer takes the admin group's lock first (no deadlock). While another
+transaction holds that lock, a cycle that writes only ordinary groups goes on without
+waiting for it, and every writer of the admin group still waits (DESIGN §2a).
 
 The writers are real plans: a directory's plan made by `plan()` from a snapshot, and a
 local admin action made by `reconcile.admin`, applied by `apply` as a cycle and the CLI do.
@@ -24,7 +26,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import event, make_url, select, text
+from sqlalchemy.exc import OperationalError
 
 from reconcile import admin
 from reconcile.apply import ApplyResult, apply
@@ -199,3 +202,78 @@ def test_two_local_removals_of_the_last_two_administrators(pg: str) -> None:
         assert results[0].applied == 1
         assert [f.reason for f in results[1].failures] == ["admin-group-would-be-empty"]
         assert read_snapshot(check).admin_active == 1
+
+
+# SQLSTATE of a statement that gave up waiting on a lock (`lock_timeout`).
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+@contextmanager
+def admin_group_locked(store: Store) -> Iterator[None]:
+    """Another transaction holds the admin group's row lock, as a local admin action on
+    the group does while it writes."""
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT id FROM groups WHERE reserved FOR UPDATE")).all()
+        try:
+            yield
+        finally:
+            conn.rollback()
+
+
+@contextmanager
+def impatient(url: str) -> Iterator[Store]:
+    """A store whose statements fail (LOCK_NOT_AVAILABLE) instead of waiting on a lock."""
+    store = open_store(make_url(url).update_query_dict({"options": "-c lock_timeout=1"}))
+    try:
+        yield store
+    finally:
+        store.dispose()
+
+
+def _cycle(store: Store, groups: list[ExternalGroup]) -> Plan:
+    """East lists the local user, two people of its own and `groups`."""
+    people = (ExternalUser("east-lee", LOCAL, display_name="Lee"),
+              ExternalUser("east-ann", "ann@example.com"), ExternalUser("east-bob", "bob@example.com"))
+    return plan(Snapshot(people, tuple(groups), (), None), _local(store), RULES, directory="east")
+
+
+def test_cycles_of_ordinary_groups_do_not_wait_for_the_admin_group(pg: str) -> None:
+    """Creating, linking, renaming, filling, emptying and unlinking groups other than
+    `Administrators` neither writes it nor can empty it: no wait on its lock."""
+    with stores(pg, 1) as (holder,), impatient(pg) as store:
+        apply(store, admin.add_group(_local(store), "Sales", RULES), run_id=None)
+        cycles = [
+            [ExternalGroup("east-eng", "Engineering", frozenset({"east-lee", "east-ann", "east-bob"})),
+             ExternalGroup("east-sales", "Sales", frozenset({"east-ann"}))],
+            [ExternalGroup("east-eng", "Engineers", frozenset({"east-ann"}))],
+        ]
+        actions: set[str] = set()
+        with admin_group_locked(holder):
+            for groups in cycles:
+                result = apply(store, _cycle(store, groups), run_id=None)
+                assert result.failures == ()
+                actions |= set(result.actions)
+        assert {"create-group", "link-group", "rename-group", "unlink-group", "add-member",
+                "remove-member"} <= actions
+
+
+def _add_lee_to_the_admins(store: Store) -> Plan:
+    return admin.add_member(_local(store), "Administrators", LOCAL, RULES)
+
+
+def _link_the_alias(store: Store) -> Plan:
+    return _directory_plan(store, "east", alias=True)
+
+
+def _deactivate_lee(store: Store) -> Plan:
+    # Lee is no administrator here; a deactivation takes the lock all the same (checks.py).
+    return admin.deactivate_user(_local(store), LOCAL, RULES)
+
+
+@pytest.mark.parametrize("writer", [_add_lee_to_the_admins, _link_the_alias, _deactivate_lee])
+def test_writers_that_may_touch_the_admin_group_wait_for_its_lock(pg: str, writer: Any) -> None:
+    with stores(pg, 1) as (holder,), impatient(pg) as store:
+        the_plan = writer(store)
+        with admin_group_locked(holder), pytest.raises(OperationalError) as raised:
+            apply(store, the_plan, run_id=None, directory=the_plan.directory)
+        assert getattr(raised.value.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
