@@ -179,7 +179,7 @@ def _members_among(conn: Connection, applier: _Applier, group_id: int, refs: Ite
     user_ids = {i for i in applier.users_of(conn, refs) if i is not None}
     found = _select_in(conn, (memberships.c.user_id,), memberships.c.user_id, user_ids,
                        memberships.c.group_id == group_id)
-    return next(found, None) is not None
+    return bool(list(found))  # read to the end: no statement left open in the transaction
 
 
 _MAY_EMPTY_ADMIN = (Action.REMOVE_MEMBER, Action.DEACTIVATE_USER)
