@@ -26,10 +26,12 @@ from reconcile.apply.checks import (
     REQUEST_REFUSED,
     DirectoryChanged,
     _AdminGuard,
+    _AdminLockNeeded,
     _AdminWouldBeEmpty,
     _binding_conflict,
     _check_directory,
     _REBINDS,
+    _RESERVED_GROUP_ID,
 )
 from reconcile.apply.lookup import _MOVES, _find_cycle, _is_move, _lookup_keys
 from reconcile.apply.members import _members
@@ -50,6 +52,10 @@ _OP_ERRORS = (IntegrityError, DataError)
 
 class _Refused(Exception):
     """An all-or-nothing plan has an operation that cannot be written: roll back."""
+
+    def __init__(self, results: dict[int, _Result]) -> None:
+        super().__init__("an operation of an all-or-nothing plan was refused")
+        self.results = results
 
 
 class _Applier:
@@ -75,6 +81,7 @@ class _Applier:
         # other operations on those rows may find already in place: (is_user, row id) ->
         # bindings.
         self.own_bindings: defaultdict[tuple[bool, int], set[tuple[object, ...]]] = defaultdict(set)
+        self._admin_group_id: int | None = None
 
     def run(self, plan: Plan, progress: Progress | None, chunk_size: int,
             checkpoint: Callable[[], None] | None) -> ApplyResult:
@@ -128,33 +135,20 @@ class _Applier:
         self.session.commit()
         ops = list(enumerate(plan.operations))
         self._note_own_bindings(plan.operations)
-        moves = [(i, op) for i, op in ops if _is_move(op)]
-        rest = [(i, op) for i, op in ops if not _is_move(op)]
         if checkpoint is not None:
             checkpoint()
         self.at = clock.now()
-        self._journal = []
         results: dict[int, _Result] = {}
         refused: dict[int, _Result] = {}
         aborted: str | None = None
         try:
-            with self._transaction() as conn:
-                base = next_seq(conn, self.run_id)
-                self.op_seq = base + len(plan.rejections)
-                _check_directory(conn, self.directory, self.generation)
-                admin = _AdminGuard.open(conn, ops)
-                for part in (moves, rest):
-                    if part:
-                        results.update(zip((i for i, _ in part), self._in_batches(conn, part)))
-                if admin is not None:
-                    admin.check(conn, self, ops, set())
-                refused = {i: r for i, r in results.items() if r[0] in (Outcome.FAILED, Outcome.CONFLICT)}
-                if refused:
-                    raise _Refused()
-                events = [rejection_event(self.run_id, base + n, r, at=self.at) for n, r in enumerate(plan.rejections)]
-                insert_events(conn, events + self._events(ops, [results[i] for i, _ in ops]))
-        except _Refused:
-            pass
+            try:
+                results = self._write_atomically(plan, ops, lock_admin=False)
+            except _AdminLockNeeded:
+                self._forget_new_keys()
+                results = self._write_atomically(plan, ops, lock_admin=True)
+        except _Refused as exc:
+            refused = exc.results
         except _AdminWouldBeEmpty as exc:
             refused = {ops[n][0]: (Outcome.CONFLICT, ADMIN_EMPTY) for n in exc.offending}
         except DirectoryChanged as exc:
@@ -182,6 +176,29 @@ class _Applier:
             aborted=aborted,
         )
 
+    def _write_atomically(self, plan: Plan, ops: list[_Indexed], lock_admin: bool) -> dict[int, _Result]:
+        """The plan's writes and events in one transaction, each operation's result by
+        position; `_Refused` (nothing written) when any operation is refused."""
+        self._journal = []
+        results: dict[int, _Result] = {}
+        with self._transaction() as conn:
+            base = next_seq(conn, self.run_id)
+            self.op_seq = base + len(plan.rejections)
+            _check_directory(conn, self.directory, self.generation)
+            admin = _AdminGuard.open(conn, self, ops, lock_admin)
+            for moves in (True, False):
+                part = [(i, op) for i, op in ops if _is_move(op) is moves]
+                if part:
+                    results.update(zip((i for i, _ in part), self._in_batches(conn, part)))
+            if admin is not None:
+                admin.check(conn, self, ops, set())
+            refused = {i: r for i, r in results.items() if r[0] in (Outcome.FAILED, Outcome.CONFLICT)}
+            if refused:
+                raise _Refused(refused)
+            events = [rejection_event(self.run_id, base + n, r, at=self.at) for n, r in enumerate(plan.rejections)]
+            insert_events(conn, events + self._events(ops, [results[i] for i, _ in ops]))
+        return results
+
     def _note_own_bindings(self, operations: Iterable[Operation]) -> None:
         for op in operations:
             ref = written_ref(op)
@@ -205,19 +222,25 @@ class _Applier:
         member is redone without the operations that would (R4)."""
         excluded: set[int] = set()
         one_by_one = False
+        lock_admin = False
         retries = 0
         while True:
             self.at = clock.now()
             self._journal = []
             try:
                 with self._transaction() as conn:
-                    results = self._guarded(conn, chunk, excluded, is_moves, one_by_one)
+                    results = self._guarded(conn, chunk, excluded, is_moves, one_by_one, lock_admin)
                     insert_events(conn, extra_events + self._events(chunk, results))
             except _AdminWouldBeEmpty as exc:
                 self._forget_new_keys()
                 if exc.offending <= excluded:
                     raise AssertionError("the admin group check excluded nothing") from exc
                 excluded |= exc.offending
+                lock_admin = True
+                continue
+            except _AdminLockNeeded:
+                self._forget_new_keys()
+                lock_admin = True
                 continue
             except _OP_ERRORS:
                 self._forget_new_keys()
@@ -241,13 +264,15 @@ class _Applier:
         self._count(chunk, results)
 
     def _guarded(
-        self, conn: Connection, chunk: list[_Indexed], excluded: set[int], is_moves: bool, one_by_one: bool
+        self, conn: Connection, chunk: list[_Indexed], excluded: set[int], is_moves: bool, one_by_one: bool,
+        lock_admin: bool,
     ) -> list[_Result]:
         """The chunk's writes between the checks every transaction makes: the directory
         is still enabled at the writer's generation, and the admin group keeps an active
-        member (checked under a lock on its row, taken before anything is written)."""
+        member (checked under a lock on its row, taken before anything is written, when
+        the chunk may touch the group, or always with `lock_admin`)."""
         _check_directory(conn, self.directory, self.generation)
-        admin = _AdminGuard.open(conn, chunk)
+        admin = _AdminGuard.open(conn, self, chunk, lock_admin)
         todo = [item for n, item in enumerate(chunk) if n not in excluded]
         if not todo:
             done: list[_Result] = []
@@ -371,6 +396,13 @@ class _Applier:
             else:
                 keys[key] = previous
         self._journal = []
+
+    def admin_group_id(self, conn: Connection) -> int | None:
+        """The reserved admin group's row, read once it exists: it keeps its flag and no
+        writer deletes a group, so the id holds for the rest of the apply."""
+        if self._admin_group_id is None:
+            self._admin_group_id = conn.execute(_RESERVED_GROUP_ID).scalar()
+        return self._admin_group_id
 
     def users_of(self, conn: Connection, refs: Iterable[Ref | None]) -> list[int | None]:
         return self._resolve(conn, refs, self.user_keys, users, "email_key")

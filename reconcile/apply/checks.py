@@ -7,15 +7,16 @@ named here (docs/rules.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, func, select
 
+from reconcile.apply.lookup import _select_in
 from reconcile.apply.result import _Indexed
 from reconcile.expect import BINDING
-from reconcile.model import Action, Operation
+from reconcile.model import Action, Operation, Ref
 from store.models import directories, groups, memberships, users
 
 if TYPE_CHECKING:
@@ -89,33 +90,58 @@ def _check_directory(conn: Connection, directory: str | None, generation: int | 
         raise DirectoryChanged(f"directory {directory!r} was disabled and enabled again while this cycle ran")
 
 
+class _AdminLockNeeded(Exception):
+    """A user the transaction deactivated without the admin group's lock has become a
+    member of that group meanwhile (a concurrent writer committed it): run the
+    transaction again under the lock."""
+
+
 @dataclass(frozen=True)
 class _AdminGuard:
-    """R4 inside one transaction: the reserved admin group's row is locked (PostgreSQL;
-    SQLite holds the database write lock already) before anything is written, and after
-    the writes it must still have an active member if it had one before."""
+    """R4 inside one transaction. One that may write the reserved admin group's row or its
+    members, or deactivate one of its members, locks that row (PostgreSQL; SQLite holds
+    the database write lock already) before anything is written, and after the writes the
+    group must still have an active member if it had one before. One that deactivates only
+    users outside the group takes no lock, but checks after its writes that none of them
+    joined the group meanwhile: it holds each such user's row `FOR UPDATE`, so a
+    concurrent membership insert of that user (which key-share locks it) either waits for
+    this commit and then sees the user inactive, or committed first and is seen here
+    (`_AdminLockNeeded`). Any other transaction neither waits on the group nor checks it."""
 
     group_id: int
-    active_before: frozenset[int]
+    # The group's active members before the writes when the row is locked, else None.
+    active_before: frozenset[int] | None
+    # Users deactivated without the lock.
+    unlocked_deactivations: tuple[Ref | None, ...] = ()
 
     @staticmethod
-    def open(conn: Connection, chunk: list[_Indexed]) -> _AdminGuard | None:
+    def open(conn: Connection, applier: _Applier, chunk: list[_Indexed], lock: bool = False) -> _AdminGuard | None:
         # Every transaction that may write the admin group's row or its members, or
         # deactivate one of them, takes the group's lock first: one lock order for all
         # writers (a link of the alias taken after user rows would otherwise deadlock
-        # with an admin action that holds the group and waits for a user).
+        # with an admin action that holds the group and waits for a user). `lock` takes
+        # it whatever the chunk holds (a transaction run again after `_AdminLockNeeded`).
         if not any(op.action in _TOUCH_ADMIN for _, op in chunk):
             return None
-        query = select(groups.c.id).where(groups.c.reserved.is_(True)).order_by(groups.c.id).limit(1)
+        group_id = applier.admin_group_id(conn)
+        if group_id is None:
+            return None
+        deactivated = tuple(op.user for _, op in chunk if op.action is Action.DEACTIVATE_USER)
+        if not (lock or _may_write_admin(conn, applier, chunk, group_id)
+                or _members_among(conn, applier, group_id, deactivated)):
+            return _AdminGuard(group_id, None, deactivated) if deactivated else None
         if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        group_id = conn.execute(query).scalar()
-        if group_id is None or not any(op.action in _MAY_EMPTY_ADMIN for _, op in chunk):
+            conn.execute(select(groups.c.id).where(groups.c.id == group_id).with_for_update())
+        if not any(op.action in _MAY_EMPTY_ADMIN for _, op in chunk):
             return None
         active = frozenset(conn.execute(_active_members(group_id, users.c.id)).scalars())
         return _AdminGuard(group_id, active) if active else None
 
     def check(self, conn: Connection, applier: _Applier, chunk: list[_Indexed], excluded: set[int]) -> None:
+        if self.active_before is None:
+            if _members_among(conn, applier, self.group_id, self.unlocked_deactivations):
+                raise _AdminLockNeeded()
+            return
         left = conn.execute(_active_members(self.group_id, func.count())).scalar()
         if left:
             return
@@ -130,11 +156,38 @@ class _AdminGuard:
         raise _AdminWouldBeEmpty(offending)
 
 
+# The reserved admin group's id (none before it exists).
+_RESERVED_GROUP_ID = select(groups.c.id).where(groups.c.reserved.is_(True)).order_by(groups.c.id).limit(1)
+
+
+def _may_write_admin(conn: Connection, applier: _Applier, chunk: list[_Indexed], admin_id: int) -> bool:
+    """Whether the chunk may write the admin group's row or its members: an operation on
+    a group that resolves to it, or the create of a reserved group."""
+    refs = []
+    for _, op in chunk:
+        if op.action is Action.CREATE_GROUP and dict(op.values).get("reserved"):
+            return True
+        if op.action in _GROUP_WRITES:
+            refs.append(op.group)
+    # The same resolution the writes make next, so it costs no extra lookups: a ref
+    # is a row id already, or a key this apply mapped or looks up once.
+    return admin_id in applier.groups_of(conn, refs)
+
+
+def _members_among(conn: Connection, applier: _Applier, group_id: int, refs: Iterable[Ref | None]) -> bool:
+    """Whether any of the users `refs` name is a member of group `group_id` now."""
+    user_ids = {i for i in applier.users_of(conn, refs) if i is not None}
+    found = _select_in(conn, (memberships.c.user_id,), memberships.c.user_id, user_ids,
+                       memberships.c.group_id == group_id)
+    return bool(list(found))  # read to the end: no statement left open in the transaction
+
+
 _MAY_EMPTY_ADMIN = (Action.REMOVE_MEMBER, Action.DEACTIVATE_USER)
-_TOUCH_ADMIN = frozenset({
-    *_MAY_EMPTY_ADMIN, Action.ADD_MEMBER, Action.CREATE_GROUP, Action.RENAME_GROUP, Action.LINK_GROUP,
-    Action.UNLINK_GROUP,
+# Operations that write a group's row or its members.
+_GROUP_WRITES = frozenset({
+    Action.ADD_MEMBER, Action.REMOVE_MEMBER, Action.RENAME_GROUP, Action.LINK_GROUP, Action.UNLINK_GROUP,
 })
+_TOUCH_ADMIN = frozenset({*_GROUP_WRITES, Action.DEACTIVATE_USER, Action.CREATE_GROUP})
 
 
 def _active_members(group_id: int, column: ColumnElement[Any]) -> Any:

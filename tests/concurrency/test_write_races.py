@@ -9,7 +9,11 @@ happen there.
 Two local removals of the last two administrators show R4 held at write time under the
 admin group's lock; two links of one user, a deactivation racing a link and a
 deactivation racing a link of the alias show that a writer checks rows under their lock
-and that every writer takes the admin group's lock first (no deadlock).
+and that every writer takes the admin group's lock first (no deadlock). While another
+transaction holds that lock, a cycle that writes only ordinary groups (or deactivates a
+user outside the admin group) goes on without waiting for it, and every writer of the
+admin group still waits (DESIGN §2a); a deactivation that took no lock and meets a user
+who joined the group meanwhile runs again under it.
 
 The writers are real plans: a directory's plan made by `plan()` from a snapshot, and a
 local admin action made by `reconcile.admin`, applied by `apply` as a cycle and the CLI do.
@@ -24,7 +28,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import event, make_url, select, text
+from sqlalchemy.exc import OperationalError
 
 from reconcile import admin
 from reconcile.apply import ApplyResult, apply
@@ -198,4 +203,121 @@ def test_two_local_removals_of_the_last_two_administrators(pg: str) -> None:
         assert all(isinstance(r, ApplyResult) for r in results), results
         assert results[0].applied == 1
         assert [f.reason for f in results[1].failures] == ["admin-group-would-be-empty"]
+        assert read_snapshot(check).admin_active == 1
+
+
+# SQLSTATE of a statement that gave up waiting on a lock (`lock_timeout`).
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+@contextmanager
+def admin_group_locked(store: Store) -> Iterator[None]:
+    """Another transaction holds the admin group's row lock, as a local admin action on
+    the group does while it writes."""
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT id FROM groups WHERE reserved FOR UPDATE")).all()
+        try:
+            yield
+        finally:
+            conn.rollback()
+
+
+@contextmanager
+def impatient(url: str) -> Iterator[Store]:
+    """A store whose statements fail (LOCK_NOT_AVAILABLE) instead of waiting on a lock."""
+    store = open_store(make_url(url).update_query_dict({"options": "-c lock_timeout=1"}))
+    try:
+        yield store
+    finally:
+        store.dispose()
+
+
+def _cycle(store: Store, groups: list[ExternalGroup], *, ann_active: bool = True) -> Plan:
+    """East lists the local user, two people of its own and `groups`."""
+    people = (ExternalUser("east-lee", LOCAL, display_name="Lee"),
+              ExternalUser("east-ann", "ann@example.com", active=ann_active), ExternalUser("east-bob", "bob@example.com"))
+    return plan(Snapshot(people, tuple(groups), (), None), _local(store), RULES, directory="east")
+
+
+def test_cycles_of_ordinary_groups_do_not_wait_for_the_admin_group(pg: str) -> None:
+    """Creating, linking, renaming, filling, emptying and unlinking groups other than
+    `Administrators`, and deactivating users outside it, neither write it nor can empty
+    it: no wait on its lock."""
+    with stores(pg, 1) as (holder,), impatient(pg) as store:
+        apply(store, admin.add_group(_local(store), "Sales", RULES), run_id=None)
+        engineering = frozenset({"east-lee", "east-ann", "east-bob"})
+        cycles = [
+            lambda: _cycle(store, [ExternalGroup("east-eng", "Engineering", engineering),
+                                   ExternalGroup("east-sales", "Sales", frozenset({"east-ann"}))]),
+            lambda: _cycle(store, [ExternalGroup("east-eng", "Engineers", engineering)]),
+            lambda: _cycle(store, [ExternalGroup("east-eng", "Engineers", engineering)], ann_active=False),
+        ]
+        actions: set[str] = set()
+        with admin_group_locked(holder):
+            for cycle in cycles:
+                result = apply(store, cycle(), run_id=None)
+                assert result.failures == ()
+                actions |= set(result.actions)
+        assert {"create-group", "link-group", "rename-group", "unlink-group", "add-member", "remove-member",
+                "deactivate-user"} <= actions
+
+
+def _add_lee_to_the_admins(store: Store) -> Plan:
+    return admin.add_member(_local(store), "Administrators", LOCAL, RULES)
+
+
+def _link_the_alias(store: Store) -> Plan:
+    return _directory_plan(store, "east", alias=True)
+
+
+def _deactivate_an_admin(store: Store) -> Plan:
+    apply(store, _add_lee_to_the_admins(store), run_id=None)
+    return admin.deactivate_user(_local(store), ROOT, RULES)
+
+
+@pytest.mark.parametrize("writer", [_add_lee_to_the_admins, _link_the_alias, _deactivate_an_admin])
+def test_writers_that_may_touch_the_admin_group_wait_for_its_lock(pg: str, writer: Any) -> None:
+    with stores(pg, 1) as (holder,), impatient(pg) as store:
+        the_plan = writer(store)
+        with admin_group_locked(holder), pytest.raises(OperationalError) as raised:
+            apply(store, the_plan, run_id=None, directory=the_plan.directory)
+        assert getattr(raised.value.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
+
+
+def _west(store: Store, *, lee_active: bool) -> Plan:
+    people = (ExternalUser("west-lee", LOCAL, display_name="Lee", active=lee_active),)
+    return plan(Snapshot(people, (), (), None), _local(store), RULES, directory="west")
+
+
+def test_a_deactivation_racing_a_new_administrator_keeps_the_group_active(pg: str) -> None:
+    """West deactivates Lee, planned when Lee was no administrator, so it takes no lock
+    on the admin group. Meanwhile another writer makes Lee the group's only member (adds
+    Lee and removes Root, its own check seeing Lee active) and holds its commit until west
+    waits, on Lee's row. West then finds Lee in the group and runs again under the
+    group's lock, where the deactivation would leave it without an active member."""
+    with stores(pg, 2) as (west, check):
+        apply(west, _west(west, lee_active=True), run_id=None)
+        deactivate = _west(west, lee_active=False)
+        results: list[Any] = [None]
+
+        def run() -> None:
+            try:
+                results[0] = apply(west, deactivate, run_id=None)
+            except Exception as exc:  # what the test reports
+                results[0] = exc
+
+        with check.engine.connect() as other:
+            admins = "(SELECT id FROM groups WHERE reserved)"
+            other.execute(text(f"INSERT INTO memberships (group_id, user_id) SELECT {admins}, id FROM users"
+                               " WHERE email_key = :email"), {"email": LOCAL})
+            other.execute(text(f"DELETE FROM memberships WHERE group_id = {admins}"
+                               " AND user_id = (SELECT id FROM users WHERE email_key = :email)"), {"email": ROOT})
+            writer = threading.Thread(target=run)
+            writer.start()
+            _wait_until_a_writer_waits_on_a_lock(check)
+            other.commit()
+            writer.join(60)
+        assert isinstance(results[0], ApplyResult), results
+        assert [f.reason for f in results[0].failures] == ["admin-group-would-be-empty"]
+        assert _binding(check, LOCAL) == ("west", True)
         assert read_snapshot(check).admin_active == 1
