@@ -49,7 +49,7 @@ from store import (
     finish_run,
     get_directory,
     get_staged,
-    load_local_state,
+    load_for_read,
     open_store,
     record_success,
     staged_operations,
@@ -203,12 +203,14 @@ class _Approval:
                 connector.close()
         if not isinstance(source, Snapshot):
             return self._fail(run_id, "the connector did not return a full read; nothing applied")
+        rules = self.settings.to_rules()
         with self.store.session() as session:
-            local = load_local_state(session)
+            local = load_for_read(session, self.name, source, links=directory.links,
+                                  reserved_names=(rules.admin_group, rules.admin_alias))
             row = get_staged(session, self.staged_run_id)
             assert row is not None
             staged = staged_operations(row)
-        fresh = plan(source, local, self.settings.to_rules(), directory=self.name, links=directory.links)
+        fresh = plan(source, local, rules, directory=self.name, links=directory.links)
         kept, dropped = still_valid(staged, fresh)
         self._record_dropped(run_id, [(op, _why_dropped(op)) for op in dropped])
         try:
