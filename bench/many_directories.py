@@ -7,10 +7,10 @@
     quick check (about a minute):
         python bench/many_directories.py --directories 20 --users 100 --workers 1,2 --interval 10
 
-The default run (200 x 500 users, 1 then 3 workers) took 30 minutes on the shared 2-core
-machine at load 4-10, where 10 were meant: every full-read cycle loads the whole store, so
-a round grows with the square of the number of directories (bench/results/many-directories.md).
-`--directories 100 --workers 1,2,3` took 14 minutes.
+The default run (200 x 500 users, 1 then 3 workers) takes about 4 minutes on the 2-core
+machine (bench/results/many-directories.md, run 3; 30 minutes in run 1, when every
+full-read cycle still loaded the whole store).
+`--directories 100 --workers 1,2,3` took 14 minutes in run 2.
 
 For each worker count (in one run, on the same data):
 
