@@ -75,16 +75,19 @@ def load_scope(
     user_rows: dict[int, Any] = {}
     if whole_directory:
         _collect(user_rows, conn, select(*columns).where(u.managed_by == directory))
-    for chunk in _chunks(user_ids):
-        _collect(user_rows, conn, select(*columns).where(u.managed_by == directory, u.external_id.in_(chunk)))
+    else:
+        for chunk in _chunks(user_ids):
+            _collect(user_rows, conn, select(*columns).where(u.managed_by == directory, u.external_id.in_(chunk)))
     for chunk in _chunks({email_key(e) for e in emails}):
         _collect(user_rows, conn, select(*columns).where(u.email_key.in_(chunk)))
 
     bound_rows: dict[int, Any] = {}
     if whole_directory:
         _collect(bound_rows, conn, select(*group_columns).where(g.managed_by == directory))
-    for chunk in _chunks(group_ids):
-        _collect(bound_rows, conn, select(*group_columns).where(g.managed_by == directory, g.external_id.in_(chunk)))
+    else:
+        for chunk in _chunks(group_ids):
+            _collect(bound_rows, conn,
+                     select(*group_columns).where(g.managed_by == directory, g.external_id.in_(chunk)))
     group_rows: dict[int, Any] = {}
     for chunk in _chunks({name_key(n) for n in group_names}):
         _collect(group_rows, conn, select(*group_columns).where(g.name_key.in_(chunk)))
