@@ -20,7 +20,16 @@ from connectors.okta_http import CursorRejected, NotFound, Page
 from connectors.okta_log import GroupStamps, membership_changes
 from connectors.okta_map import is_built_in, is_member_in_scope, user_id_of
 from connectors.okta_read import APP_GROUPS_PAGE, GROUPS_PAGE, USERS_PAGE, _filter, _Reader
-from connectors.okta_watermark import GroupMark, Watermark, group_mark, handled_marks, okta_time
+from connectors.okta_watermark import (
+    GroupMark,
+    UserMark,
+    Watermark,
+    group_mark,
+    handled_marks,
+    handled_user_marks,
+    okta_time,
+    user_mark,
+)
 from reconcile.model import Changes, ExternalGroup, ExternalUser, MembershipDelta, Rejection
 
 log = logging.getLogger("connectors.okta")
@@ -41,15 +50,19 @@ class _IncrementalReader(_Reader):
             events, cursor, started = await self.poll_log(state.log_cursor)
         except CursorRejected as exc:
             raise _FullReadNeeded("the System Log cursor was refused") from exc
-        window = _Window(state.since, state.since - self.overlap, state.seen, state.handled)
+        window = _Window(state.since, state.since - self.overlap, state.seen, state.handled, state.handled_users)
         since = okta_time(window.start)
         deleted_users = self._targets(events, {"user.lifecycle.delete.completed"}, "User")
         deleted_groups = self._targets(events, {"group.lifecycle.delete"}, "UserGroup")
         user_filter = _filter(f'lastUpdated gt "{since}"')
-        raw_changed = await self.all_pages(f"/api/v1/users?limit={USERS_PAGE}&filter={user_filter}")
+        listed = await self.all_pages(f"/api/v1/users?limit={USERS_PAGE}&filter={user_filter}")
+        # a user a read within the overlap handled, with the same stamp, has not changed since
+        raw_changed = [raw for raw in listed if not _unchanged_user(raw, window.handled_users)]
+        scope_unknown: set[str] = set()
         if self.app_id:
-            users, user_rejections, removed_users, raw_users, entered = await self._app_users_changed(
-                raw_changed, events, deleted_users)
+            app_users = await self._app_users_changed(raw_changed, events, deleted_users, since)
+            users, user_rejections, removed_users = app_users.users, app_users.rejections, app_users.removed
+            raw_users, entered, scope_unknown = app_users.raw, app_users.entered, app_users.scope_unknown
             read, removed_groups = await self._app_groups_changed(window, events, deleted_groups)
         else:
             mapped, user_rejections, _ = self.map_users(raw_changed)
@@ -79,7 +92,9 @@ class _IncrementalReader(_Reader):
             members_complete=frozenset(g.external_id for g in groups),
             rejections=tuple(user_rejections + read.rejections),
             watermark=self.watermark(state.scope, state.full_at, started, cursor, events, state.seen,
-                                     handled_marks(read.handled, started, self.overlap)),
+                                     handled_marks(read.handled, started, self.overlap),
+                                     handled_user_marks(listed, started, self.overlap)),
+            scope_unknown=frozenset(scope_unknown),
         )
 
     def in_scope_groups(self, raw_groups: Iterable[Any]) -> list[Any]:
@@ -182,23 +197,54 @@ class _IncrementalReader(_Reader):
         return found
 
     async def _app_users_changed(
-        self, raw_changed: list[Any], events: list[dict[str, Any]], deleted: set[str]
-    ) -> tuple[list[ExternalUser], list[Rejection], set[str], list[Any], set[str]]:
-        """Changed users in the app: records, rejections, removed ids, the raw users, and the
-        ids that (re)entered the app's scope."""
-        hinted = self._targets(events, {"application.user_membership.add", "application.user_membership.remove"},
-                               "User", app_only=True)
+        self, raw_changed: list[Any], events: list[dict[str, Any]], deleted: set[str], since: str
+    ) -> _AppUsers:
+        """The changed users in the app's scope, deciding each without a request where it can:
+
+        - deleted, or DEPROVISIONED (Okta unassigns a deactivated user from every app): removed;
+          STAGED: left out (never created);
+        - with an app (un)assignment event in this poll, or a status changed since the last
+          read (back from SUSPENDED, say, whose local twin is inactive): checked one by one
+          (`/apps/{id}/users/{user}`), concurrently; past `MAX_USER_CHECKS` a full read;
+        - otherwise (a profile change, or a user created since the last read): the user's
+          scope did not change since the last read (a new one was in none), because every
+          change of it is an app (un)assignment event, direct or through a group. Whether the user was in scope the store knows, not this read: the record
+          is reported as `scope_unknown`, and applies only to a user the directory holds
+          active (`reconcile.merge.settle_scope`). No request.
+
+        `since` is where the filters start (Okta's time)."""
+        app_events = {"application.user_membership.add", "application.user_membership.remove"}
+        hinted = self._targets(events, app_events, "User", app_only=True) - deleted
         entered = self._targets(events, {"application.user_membership.add"}, "User", app_only=True)
-        candidates = ({uid for raw in raw_changed if (uid := user_id_of(raw))} | hinted) - deleted
-        if len(candidates) > MAX_USER_CHECKS:
-            raise _FullReadNeeded(f"{len(candidates)} users changed")
+        by_id = {uid: raw for raw in raw_changed if (uid := user_id_of(raw))}
+        removed = set(deleted)
+        to_check = set(hinted)
+        unknown: list[Any] = []
+        for uid, raw in by_id.items():
+            if uid in deleted:
+                continue
+            if raw.get("status") == "DEPROVISIONED":
+                removed.add(uid)
+                to_check.discard(uid)
+            elif raw.get("status") == "STAGED":  # never created, in scope or not
+                to_check.discard(uid)
+            elif uid not in hinted and (_created_after(raw, since) or not _status_changed(raw, since)):
+                unknown.append(raw)
+            else:
+                to_check.add(uid)
+        unreadable = [raw for raw in raw_changed if user_id_of(raw) is None]
+        if len(to_check) > MAX_USER_CHECKS:
+            raise _FullReadNeeded(f"{len(to_check)} users changed their status or app assignment")
         app = quote(self.app_id or "")
+        ordered = sorted(to_check)
         pages: list[Page | None] = await self.gather(
-            self.pager.get_optional(f"/api/v1/apps/{app}/users/{quote(uid)}?expand=user") for uid in sorted(candidates))
-        raw_users = self._embedded_users(p.data for p in pages if p is not None)
-        users, rejections, in_scope = self.map_users(raw_users)
-        removed = (candidates - in_scope) | deleted
-        return list(users.values()), rejections, removed, raw_users, entered & in_scope
+            self.pager.get_optional(f"/api/v1/apps/{app}/users/{quote(uid)}?expand=user") for uid in ordered)
+        checked = self._embedded_users(p.data for p in pages if p is not None)
+        users, rejections, in_scope = self.map_users(checked + unknown + unreadable)
+        removed |= to_check - in_scope
+        scope_unknown = {user_id_of(raw) for raw in unknown} - set(to_check)
+        return _AppUsers(list(users.values()), rejections, removed, checked + unknown,
+                         entered & in_scope & to_check, {uid for uid in scope_unknown if uid is not None})
 
     async def _app_groups_changed(
         self, window: _Window, events: list[dict[str, Any]], deleted: set[str]
@@ -231,12 +277,14 @@ class _IncrementalReader(_Reader):
 class _Window:
     """What an incremental read looks back to: the last read's start (Okta's clock), that
     less the overlap (where the filters start), the latest membership event seen, and the
-    marks of the groups the last read handled (`Watermark.handled`)."""
+    marks of the groups and users the last read handled (`Watermark.handled`,
+    `Watermark.handled_users`)."""
 
     since: datetime
     start: datetime
     seen: datetime | None
     handled: Mapping[str, GroupMark]
+    handled_users: Mapping[str, UserMark]
 
 
 @dataclass(frozen=True)
@@ -248,6 +296,37 @@ class _GroupsRead:
     rejections: list[Rejection]
     deltas: tuple[MembershipDelta, ...]
     handled: list[Any]
+
+
+@dataclass(frozen=True)
+class _AppUsers:
+    """What an app-scoped incremental read found of users: records and rejections (those of
+    `scope_unknown` apply only to users the directory holds active), the ids that left scope
+    or were deleted, the raw records, and the ids that (re)entered the app's scope."""
+
+    users: list[ExternalUser]
+    rejections: list[Rejection]
+    removed: set[str]
+    raw: list[Any]
+    entered: set[str]
+    scope_unknown: set[str]
+
+
+def _unchanged_user(raw: Any, handled: Mapping[str, UserMark]) -> bool:
+    """Whether a read within the overlap handled this user with the same stamp."""
+    uid = user_id_of(raw)
+    return uid is not None and uid in handled and handled[uid] == user_mark(raw)
+
+
+def _created_after(raw: Any, since: str) -> bool:
+    created = raw.get("created") if isinstance(raw, dict) else None
+    return isinstance(created, str) and created > since
+
+
+def _status_changed(raw: Any, since: str) -> bool:
+    """Whether the user's status changed after `since` (or cannot be told)."""
+    changed = raw.get("statusChanged") if isinstance(raw, dict) else None
+    return not isinstance(changed, str) or changed > since
 
 
 def _combined(from_log: Iterable[MembershipDelta], regained: Iterable[MembershipDelta],

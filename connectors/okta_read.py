@@ -17,7 +17,7 @@ from connectors.errors import AuthError, ConnectorError, PartialReadError, Perma
 from connectors.okta_http import NotFound, OktaPager
 from connectors.okta_log import MEMBERSHIP_EVENTS, latest_membership_event
 from connectors.okta_map import is_built_in, is_member_in_scope, map_group, map_user, user_id_of
-from connectors.okta_watermark import GroupMark, Watermark, handled_marks, okta_time
+from connectors.okta_watermark import GroupMark, UserMark, Watermark, handled_marks, okta_time
 from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Rejection, Snapshot
 
 log = logging.getLogger("connectors.okta")
@@ -160,11 +160,12 @@ class _Reader:
 
     @staticmethod
     def watermark(scope: str, full_at: datetime, since: datetime, cursor: str, events: list[dict[str, Any]],
-                  seen: datetime | None = None, handled: Mapping[str, GroupMark] | None = None) -> str:
+                  seen: datetime | None = None, handled: Mapping[str, GroupMark] | None = None,
+                  handled_users: Mapping[str, UserMark] | None = None) -> str:
         latest = latest_membership_event(events)
         if seen is not None and (latest is None or seen > latest):
             latest = seen
-        return Watermark(scope, full_at, since, cursor, latest, dict(handled or {})).dump()
+        return Watermark(scope, full_at, since, cursor, latest, dict(handled or {}), dict(handled_users or {})).dump()
 
     def log_start_url(self) -> str:
         since = okta_time(self.now - self.overlap)

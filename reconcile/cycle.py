@@ -23,7 +23,7 @@ from connectors.errors import AuthError, ConnectorError
 from reconcile import clock, guard
 from reconcile.apply import CHUNK_SIZE, apply
 from reconcile.heap import long_lived
-from reconcile.merge import reported_users
+from reconcile.merge import reported_users, settle_scope
 from reconcile.model import Changes, LocalState, Plan, RuleSettings, Snapshot
 from reconcile.outcome import UserOutcome, user_outcome
 from reconcile.plan import plan
@@ -249,6 +249,8 @@ class _Cycle:
             source = self._read(connector, mode, watermark, user_key)
             with self.store.session() as session:
                 local = self._local_state(session, source)
+                if isinstance(source, Changes):
+                    source = settle_scope(source, local, self.name)
                 if isinstance(source, Changes) and user_key is None:
                     regained = self._regain_groups(connector, source, local)
                     if regained is not source:
