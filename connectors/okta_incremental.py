@@ -75,7 +75,8 @@ class _IncrementalReader(_Reader):
             removed_groups = deleted_groups - {g.external_id for g in read.groups}
         groups, deltas = read.groups, read.deltas
         active = {u.external_id for u in users if u.active}
-        regained = await self._memberships_of(active & (self._returning(raw_users, since) | entered))
+        regaining = active & (self._returning(raw_users, since) | entered)
+        regained = await self._memberships_of(regaining)
         # A member must be in scope (neither STAGED nor DEPROVISIONED) to count, as in a full
         # read; the status of a user this read did not see is left to the engine.
         not_members = {uid for raw in raw_users if (uid := user_id_of(raw)) and not is_member_in_scope(raw)}
@@ -95,6 +96,7 @@ class _IncrementalReader(_Reader):
                                      handled_marks(read.handled, started, self.overlap),
                                      handled_user_marks(listed, started, self.overlap)),
             scope_unknown=frozenset(scope_unknown),
+            groups_read_for=frozenset(regaining),
         )
 
     def in_scope_groups(self, raw_groups: Iterable[Any]) -> list[Any]:

@@ -365,11 +365,13 @@ class _Cycle:
         bring those memberships. A connector that can read one user with their groups
         (`read_user`) is asked, once per such user, for the groups not already held
         complete (a large group several returning users share is read once); without it
-        the next full cycle does.
+        the next full cycle does. Users whose groups the read itself read
+        (`Changes.groups_read_for`) are not asked for again.
         """
         read_user = getattr(connector, "read_user", None)
         active = {u.external_id for u in local.users if u.managed_by == self.name and u.active}
-        returning = [u.external_id for u in changes.users if u.active and u.external_id not in active]
+        returning = [u.external_id for u in changes.users
+                     if u.active and u.external_id not in active and u.external_id not in changes.groups_read_for]
         if read_user is None or not returning:
             return changes
         groups = {g.external_id: g for g in changes.groups}

@@ -102,6 +102,10 @@ class Changes:
     read (an app-scoped read that sees a profile change, and no assignment change, of a
     user it did not check): such a record applies only to a user the directory holds
     active, so it never creates, links or reactivates anyone (`merge.settle_scope`).
+
+    `groups_read_for` names users whose current groups the read already read: `memberships`
+    adds them to each, so a cycle that sees them become active (back, or new in scope)
+    need not read their groups again (`cycle._regain_groups`).
     """
 
     users: tuple[ExternalUser, ...] = ()
@@ -113,6 +117,7 @@ class Changes:
     rejections: tuple[Rejection, ...] = ()
     watermark: str | None = None
     scope_unknown: frozenset[str] = frozenset()
+    groups_read_for: frozenset[str] = frozenset()
 
 
 # --- what the store holds --------------------------------------------------------------

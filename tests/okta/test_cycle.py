@@ -223,3 +223,25 @@ def _debug_diff(a: View, b: View) -> str:
             lines.append(f"{name}: store-only {groups_a.get(name, set()) - groups_b.get(name, set())} "
                          f"org-only {groups_b.get(name, set()) - groups_a.get(name, set())}")
     return "\n".join(lines)
+
+
+def test_users_entering_the_app_have_their_groups_read_once(
+    make_connector: MakeConnector, sim: OktaSimulator, store: Store, clock: ManualClock, org: OktaOrg
+) -> None:
+    app = org.app_id
+    assert app is not None
+    engine = Engine(make_connector, sim, store, clock, app_id=app)
+    assert engine.cycle().status == "succeeded"
+    group = sorted(org.app_groups[app])[0]
+    joiners = [u for u in org.user_ids if u not in org.app_user_ids(app)[1]][:3]
+    for uid in joiners:
+        org.add_member(group, uid)
+    sim.reset_counts()
+
+    result = engine.cycle()
+
+    assert (result.status, result.mode) == ("succeeded", "incremental"), result.error
+    assert engine.view() == org_view(org, app)
+    # the read reads each joiner's groups; the cycle does not read them again (`read_user`)
+    counts = sim.counts()
+    assert counts["users.groups"] == len(joiners) and "users.get" not in counts and counts["apps.groups"] == 1
