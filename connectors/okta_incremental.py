@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from connectors.errors import PermanentError
 from connectors.okta_http import CursorRejected, NotFound, Page
-from connectors.okta_log import GroupStamps, membership_changes
+from connectors.okta_log import NOTHING_CHANGED, GroupStamps, membership_changes, parse_time
 from connectors.okta_map import is_built_in, is_member_in_scope, user_id_of
 from connectors.okta_read import APP_GROUPS_PAGE, GROUPS_PAGE, USERS_PAGE, _filter, _Reader
 from connectors.okta_watermark import (
@@ -35,7 +35,8 @@ from reconcile.model import Changes, ExternalGroup, ExternalUser, MembershipDelt
 log = logging.getLogger("connectors.okta")
 
 GROUPS_BY_ID = 50  # groups looked up by id in one `filter=id eq ... or ...` request
-MAX_USER_CHECKS = 100  # app scope: more changed users than this -> a full read instead
+USERS_BY_ID = 50  # users likewise
+MAX_USER_CHECKS = 100  # app scope: more users to check one by one than this -> a full read instead
 
 
 class _FullReadNeeded(Exception):
@@ -60,7 +61,7 @@ class _IncrementalReader(_Reader):
         raw_changed = [raw for raw in listed if not _unchanged_user(raw, window.handled_users)]
         scope_unknown: set[str] = set()
         if self.app_id:
-            app_users = await self._app_users_changed(raw_changed, events, deleted_users, since)
+            app_users = await self._app_users_changed(raw_changed, events, deleted_users, window)
             users, user_rejections, removed_users = app_users.users, app_users.rejections, app_users.removed
             raw_users, entered, scope_unknown = app_users.raw, app_users.entered, app_users.scope_unknown
             read, removed_groups = await self._app_groups_changed(window, events, deleted_groups)
@@ -199,54 +200,103 @@ class _IncrementalReader(_Reader):
         return found
 
     async def _app_users_changed(
-        self, raw_changed: list[Any], events: list[dict[str, Any]], deleted: set[str], since: str
+        self, raw_changed: list[Any], events: list[dict[str, Any]], deleted: set[str], window: _Window
     ) -> _AppUsers:
         """The changed users in the app's scope, deciding each without a request where it can:
 
         - deleted, or DEPROVISIONED (Okta unassigns a deactivated user from every app): removed;
           STAGED: left out (never created);
-        - with an app (un)assignment event in this poll, or a status changed since the last
-          read (back from SUSPENDED, say, whose local twin is inactive): checked one by one
-          (`/apps/{id}/users/{user}`), concurrently; past `MAX_USER_CHECKS` a full read;
+        - whose last app event in this poll assigned them (directly or through a group): in
+          scope; a record the user filter did not list is read by id, 50 a request;
+        - with another app event (an unassignment, or an assignment published before the
+          last read began, which may be older than what that read saw), or a status changed
+          since the last read (back from SUSPENDED, say, whose local twin is inactive):
+          checked one by one (`/apps/{id}/users/{user}`), concurrently; past
+          `MAX_USER_CHECKS` a full read. An unassignment is checked, not trusted: a user
+          assigned both directly and through a group may stay in scope;
         - otherwise (a profile change, or a user created since the last read): the user's
           scope did not change since the last read (a new one was in none), because every
-          change of it is an app (un)assignment event, direct or through a group. Whether the user was in scope the store knows, not this read: the record
-          is reported as `scope_unknown`, and applies only to a user the directory holds
-          active (`reconcile.merge.settle_scope`). No request.
-
-        `since` is where the filters start (Okta's time)."""
-        app_events = {"application.user_membership.add", "application.user_membership.remove"}
-        hinted = self._targets(events, app_events, "User", app_only=True) - deleted
-        entered = self._targets(events, {"application.user_membership.add"}, "User", app_only=True)
+          change of it is an app (un)assignment event, direct or through a group. Whether
+          the user was in scope the store knows, not this read: the record is reported as
+          `scope_unknown`, and applies only to a user the directory holds active
+          (`reconcile.merge.settle_scope`). No request."""
+        since = okta_time(window.start)
+        last = self._last_app_events(events, window.since)
+        hinted = set(last) - deleted
+        assigned = {uid for uid in hinted if last[uid] is True}
         by_id = {uid: raw for raw in raw_changed if (uid := user_id_of(raw))}
         removed = set(deleted)
-        to_check = set(hinted)
+        to_check = hinted - assigned
         unknown: list[Any] = []
         for uid, raw in by_id.items():
             if uid in deleted:
                 continue
-            if raw.get("status") == "DEPROVISIONED":
+            if raw.get("status") in ("DEPROVISIONED", "STAGED"):  # out of scope, or never created
                 removed.add(uid)
                 to_check.discard(uid)
-            elif raw.get("status") == "STAGED":  # never created, in scope or not
-                to_check.discard(uid)
+                assigned.discard(uid)
             elif uid not in hinted and (_created_after(raw, since) or not _status_changed(raw, since)):
                 unknown.append(raw)
-            else:
+            elif uid not in assigned:
                 to_check.add(uid)
         unreadable = [raw for raw in raw_changed if user_id_of(raw) is None]
         if len(to_check) > MAX_USER_CHECKS:
-            raise _FullReadNeeded(f"{len(to_check)} users changed their status or app assignment")
+            raise _FullReadNeeded(f"{len(to_check)} users changed their status or were unassigned")
         app = quote(self.app_id or "")
         ordered = sorted(to_check)
-        pages: list[Page | None] = await self.gather(
-            self.pager.get_optional(f"/api/v1/apps/{app}/users/{quote(uid)}?expand=user") for uid in ordered)
+        pages, fetched = await self.gather([
+            self.gather(self.pager.get_optional(f"/api/v1/apps/{app}/users/{quote(uid)}?expand=user")
+                        for uid in ordered),
+            self.users_by_id(assigned - set(by_id)),
+        ])
         checked = self._embedded_users(p.data for p in pages if p is not None)
-        users, rejections, in_scope = self.map_users(checked + unknown + unreadable)
+        entering = [by_id[uid] for uid in sorted(assigned) if uid in by_id] + [
+            raw for raw in fetched if raw.get("status") not in ("DEPROVISIONED", "STAGED")]
+        removed |= {uid for raw in fetched if raw.get("status") == "DEPROVISIONED" and (uid := user_id_of(raw))}
+        users, rejections, in_scope = self.map_users(checked + entering + unknown + unreadable)
         removed |= to_check - in_scope
-        scope_unknown = {user_id_of(raw) for raw in unknown} - set(to_check)
-        return _AppUsers(list(users.values()), rejections, removed, checked + unknown,
-                         entered & in_scope & to_check, {uid for uid in scope_unknown if uid is not None})
+        entered = {uid for uid, added in last.items() if added} & in_scope
+        scope_unknown = {uid for raw in unknown if (uid := user_id_of(raw))}
+        return _AppUsers(list(users.values()), rejections, removed, checked + entering + unknown, entered,
+                         scope_unknown)
+
+    def _last_app_events(self, events: list[dict[str, Any]], since: datetime) -> dict[str, bool | None]:
+        """Each user with an app (un)assignment event for this app: True when the last one
+        (by `published`, then log order) assigned them and all of theirs are readable and
+        timely (published after `since`, the last read's start), else False (unassigned)
+        or None (in doubt)."""
+        found: dict[str, list[tuple[datetime, int, bool]]] = {}
+        doubtful: set[str] = set()
+        for position, event in enumerate(events):
+            kind = event.get("eventType")
+            if kind not in ("application.user_membership.add", "application.user_membership.remove"):
+                continue
+            targets = [t for t in event.get("target") or [] if isinstance(t, dict)]
+            if not any(t.get("type") == "AppInstance" and t.get("id") == self.app_id for t in targets):
+                continue
+            outcome = event.get("outcome")
+            result = outcome.get("result") if isinstance(outcome, dict) else None
+            if result in NOTHING_CHANGED:
+                continue
+            published = parse_time(event.get("published"))
+            for uid in (str(t["id"]) for t in targets if t.get("type") == "User" and t.get("id")):
+                if published is None or result != "SUCCESS" or published < since:
+                    doubtful.add(uid)
+                else:
+                    found.setdefault(uid, []).append((published, position, kind == "application.user_membership.add"))
+        decided: dict[str, bool | None] = {uid: max(seen)[2] for uid, seen in found.items()}
+        decided.update({uid: None for uid in doubtful})
+        return decided
+
+    async def users_by_id(self, user_ids: set[str]) -> list[dict[str, Any]]:
+        """The records of these users (those that still exist), 50 per request."""
+        ordered = sorted(user_ids)
+        batches = [ordered[i:i + USERS_BY_ID] for i in range(0, len(ordered), USERS_BY_ID)]
+        pages = await self.gather(
+            self.all_pages(f"/api/v1/users?limit={USERS_PAGE}&filter="
+                           + _filter(" or ".join(f'id eq "{uid}"' for uid in batch)))
+            for batch in batches)
+        return [u for page in pages for u in page if isinstance(u, dict) and user_id_of(u)]
 
     async def _app_groups_changed(
         self, window: _Window, events: list[dict[str, Any]], deleted: set[str]

@@ -181,11 +181,30 @@ def test_app_scope_assign_and_unassign_a_user(app_cycles: Cycles, org: OktaOrg) 
     org.assign_user(app, outsider)
 
     assert users_of(app_cycles.changes()) == {outsider: (org.users[outsider]["profile"]["email"], True)}
+    # the assignment event is trusted: the user is read by id, not checked
+    assert "apps.user" not in app_cycles.sim.counts() and app_cycles.sim.counts()["users.list"] == 2
 
     org.unassign_user(app, outsider)
 
     changes = app_cycles.changes()
     assert changes.removed_user_ids == {outsider} and changes.users == ()
+
+
+def test_app_scope_an_assignment_logged_late_is_checked(app_cycles: Cycles, org: OktaOrg,
+                                                        clock: ManualClock) -> None:
+    app = org.app_id
+    assert app is not None
+    outsider = next(u for u in org.user_ids if u not in org.app_user_ids(app)[1])
+    with org.held_log() as late:
+        org.assign_user(app, outsider)
+        org.unassign_user(app, outsider)
+    app_cycles.changes()
+    late.release()  # published before the last read began: it may be older than what that read saw
+
+    changes = app_cycles.changes()
+
+    assert outsider in changes.removed_user_ids and changes.users == ()
+    assert app_cycles.sim.counts()["apps.user"] == 1
 
 
 def test_app_scope_assign_and_unassign_a_group(app_cycles: Cycles, org: OktaOrg) -> None:

@@ -201,14 +201,19 @@ def test_app_scope_users_a_read_checked_are_not_checked_by_the_next_read(
 ) -> None:
     app = org.app_id
     assert app is not None
+    solo = org.hire("Solo", "Direct")  # assigned directly, in no group of the app
+    org.assign_user(app, solo)
+    clock.advance(minutes=10)
     reads = CloseReads(make_connector(app_id=app), clock, sim)
     direct = sorted(org.app_users[app])
     outsider = next(u for u in org.user_ids if u not in org.app_user_ids(app)[1])
     org.suspend(direct[0])  # a status change: checked
-    org.assign_user(app, outsider)  # an assignment: checked
+    org.unassign_user(app, solo)  # an unassignment: checked
+    org.assign_user(app, outsider)  # an assignment: trusted
     org.rename(direct[1], last_name="Renamed")  # a profile change: left to the store
     first = reads.changes()
     assert {u.external_id for u in first.users} == {direct[0], direct[1], outsider}
+    assert first.removed_user_ids == {solo}
     assert sim.counts()["apps.user"] == 2
 
     again = reads.changes()
