@@ -1,7 +1,9 @@
 """Okta reads since a watermark: the filters on `lastUpdated`, the System Log's events and
 membership deltas (`connectors.okta_log` decides which groups' members to re-read), and
-app (un)assignments in app scope. Groups a read within the overlap already handled, and
-unchanged since, are not re-read (`connectors.okta_watermark.handled_marks`). Where an
+app (un)assignments in app scope (`_IncrementalReader._app_users_changed`: most users are
+decided without a request of their own). Groups and users a read within the overlap
+already handled, and unchanged since, are not read again
+(`connectors.okta_watermark.handled_marks`, `handled_user_marks`). Where an
 incremental read cannot be trusted or would cost more than a full one, it raises
 `_FullReadNeeded` and the connector reads in full.
 """
