@@ -257,7 +257,7 @@ class _IncrementalReader(_Reader):
         removed |= {uid for raw in fetched if raw.get("status") == "DEPROVISIONED" and (uid := user_id_of(raw))}
         users, rejections, in_scope = self.map_users(checked + entering + unknown + unreadable)
         removed |= to_check - in_scope
-        entered = {uid for uid, added in last.items() if added} & in_scope
+        entered = self._targets(events, {"application.user_membership.add"}, "User", app_only=True) & in_scope
         scope_unknown = {uid for raw in unknown if (uid := user_id_of(raw))}
         return _AppUsers(list(users.values()), rejections, removed, checked + entering + unknown, entered,
                          scope_unknown)

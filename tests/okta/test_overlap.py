@@ -234,3 +234,19 @@ def test_a_user_changed_again_within_the_overlap_is_reported_again(reads: CloseR
     changes = reads.changes()
 
     assert [(u.external_id, u.family_name) for u in changes.users] == [(uid, "Twice")]
+
+
+@pytest.mark.parametrize("app_scope", [False, True], ids=["org", "app"])
+def test_a_full_read_counts_as_handling_the_users_it_read(
+    make_connector: MakeConnector, clock: ManualClock, sim: OktaSimulator, org: OktaOrg, app_scope: bool
+) -> None:
+    app = org.app_id
+    assert app is not None
+    in_app = sorted(org.app_users[app])
+    org.rename(in_app[0], last_name="Renamed")
+    org.suspend(in_app[1])  # a status change: in app scope, checked unless marked
+    clock.advance(minutes=1)
+    reads = CloseReads(make_connector(app_id=app if app_scope else None), clock, sim)
+
+    assert nothing(reads.changes())
+    assert sim.counts() == ({"logs": 1, "users.list": 1, "apps.groups": 1} if app_scope else LIST_ONLY)
