@@ -181,3 +181,72 @@ def test_app_scope_a_read_right_after_one_that_applied_membership_events_costs_t
 
     assert nothing(again)
     assert sim.counts() == {"logs": 1, "users.list": 1, "apps.groups": 1}
+
+
+def test_users_a_read_reported_are_not_reported_by_the_next_read(reads: CloseReads, org: OktaOrg,
+                                                                 sim: OktaSimulator) -> None:
+    renamed = org.user_ids[3]
+    org.rename(renamed, last_name="Renamed")
+    org.suspend(org.user_ids[4])
+    assert {u.external_id for u in reads.changes().users} == {renamed, org.user_ids[4]}
+
+    again = reads.changes()
+
+    assert nothing(again)
+    assert sim.counts() == LIST_ONLY
+
+
+def test_app_scope_users_a_read_checked_are_not_checked_by_the_next_read(
+    make_connector: MakeConnector, clock: ManualClock, sim: OktaSimulator, org: OktaOrg
+) -> None:
+    app = org.app_id
+    assert app is not None
+    solo = org.hire("Solo", "Direct")  # assigned directly, in no group of the app
+    org.assign_user(app, solo)
+    clock.advance(minutes=10)
+    reads = CloseReads(make_connector(app_id=app), clock, sim)
+    direct = sorted(org.app_users[app])
+    outsider = next(u for u in org.user_ids if u not in org.app_user_ids(app)[1])
+    org.suspend(direct[0])  # a status change: checked
+    org.unassign_user(app, solo)  # an unassignment: checked
+    org.assign_user(app, outsider)  # an assignment: trusted
+    org.rename(direct[1], last_name="Renamed")  # a profile change: left to the store
+    first = reads.changes()
+    assert {u.external_id for u in first.users} == {direct[0], direct[1], outsider}
+    assert first.removed_user_ids == {solo}
+    assert sim.counts()["apps.user"] == 2
+
+    again = reads.changes()
+    and_again = reads.changes()
+
+    assert nothing(again) and nothing(and_again)
+    assert sim.counts() == {"logs": 1, "users.list": 1, "apps.groups": 1}
+
+
+def test_a_user_changed_again_within_the_overlap_is_reported_again(reads: CloseReads, org: OktaOrg,
+                                                                   clock: ManualClock) -> None:
+    uid = org.user_ids[3]
+    org.rename(uid, last_name="Once")
+    reads.changes()
+    clock.advance(seconds=20)
+    org.rename(uid, last_name="Twice")
+
+    changes = reads.changes()
+
+    assert [(u.external_id, u.family_name) for u in changes.users] == [(uid, "Twice")]
+
+
+@pytest.mark.parametrize("app_scope", [False, True], ids=["org", "app"])
+def test_a_full_read_counts_as_handling_the_users_it_read(
+    make_connector: MakeConnector, clock: ManualClock, sim: OktaSimulator, org: OktaOrg, app_scope: bool
+) -> None:
+    app = org.app_id
+    assert app is not None
+    in_app = sorted(org.app_users[app])
+    org.rename(in_app[0], last_name="Renamed")
+    org.suspend(in_app[1])  # a status change: in app scope, checked unless marked
+    clock.advance(minutes=1)
+    reads = CloseReads(make_connector(app_id=app if app_scope else None), clock, sim)
+
+    assert nothing(reads.changes())
+    assert sim.counts() == ({"logs": 1, "users.list": 1, "apps.groups": 1} if app_scope else LIST_ONLY)
