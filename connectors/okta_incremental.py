@@ -36,8 +36,7 @@ from reconcile.model import Changes, ExternalGroup, ExternalUser, MembershipDelt
 
 log = logging.getLogger("connectors.okta")
 
-GROUPS_BY_ID = 50  # groups looked up by id in one `filter=id eq ... or ...` request
-USERS_BY_ID = 50  # users likewise
+BY_ID = 50  # users or groups looked up by id in one `filter=id eq ... or ...` request
 MAX_USER_CHECKS = 100  # app scope: more users to check one by one than this -> a full read instead
 
 
@@ -131,7 +130,8 @@ class _IncrementalReader(_Reader):
         wanted = (set(decided.reread) | set(reread_too)) - deleted
         found = {gid: raw for gid, raw in {**(known or {}), **with_id}.items() if gid in wanted}
         if known is None:
-            found.update({g["id"]: g for g in self.in_scope_groups(await self.groups_by_id(wanted - set(found)))})
+            looked_up = await self.by_id("groups", GROUPS_PAGE, wanted - set(found))
+            found.update({g["id"]: g for g in self.in_scope_groups(looked_up)})
         unreadable = [g for g in moved if not (isinstance(g, dict) and isinstance(g.get("id"), str))]
         groups, rejections = await self.groups_with_members([found[gid] for gid in sorted(found)] + unreadable, None)
         read_ids = {g.external_id for g in groups}
@@ -149,15 +149,16 @@ class _IncrementalReader(_Reader):
                        and (in_scope is None or d.group_external_id in in_scope))
         return _GroupsRead(groups, rejections, deltas, handled)
 
-    async def groups_by_id(self, group_ids: set[str]) -> list[Any]:
-        """The records of these groups (those that still exist), a few per request."""
-        ordered = sorted(group_ids)
-        batches = [ordered[i:i + GROUPS_BY_ID] for i in range(0, len(ordered), GROUPS_BY_ID)]
+    async def by_id(self, collection: str, page_size: int, ids: set[str]) -> list[Any]:
+        """The records of `/api/v1/{collection}` with these ids (those that still exist),
+        `BY_ID` per request."""
+        ordered = sorted(ids)
+        batches = [ordered[i:i + BY_ID] for i in range(0, len(ordered), BY_ID)]
         pages = await self.gather(
-            self.all_pages(f"/api/v1/groups?limit={GROUPS_PAGE}&filter="
-                           + _filter(" or ".join(f'id eq "{gid}"' for gid in batch)))
+            self.all_pages(f"/api/v1/{collection}?limit={page_size}&filter="
+                           + _filter(" or ".join(f'id eq "{one}"' for one in batch)))
             for batch in batches)
-        return [g for page in pages for g in page]
+        return [record for page in pages for record in page]
 
     @staticmethod
     def _returning(raw_users: Iterable[Any], since: str) -> set[str]:
@@ -291,14 +292,8 @@ class _IncrementalReader(_Reader):
         return decided
 
     async def users_by_id(self, user_ids: set[str]) -> list[dict[str, Any]]:
-        """The records of these users (those that still exist), 50 per request."""
-        ordered = sorted(user_ids)
-        batches = [ordered[i:i + USERS_BY_ID] for i in range(0, len(ordered), USERS_BY_ID)]
-        pages = await self.gather(
-            self.all_pages(f"/api/v1/users?limit={USERS_PAGE}&filter="
-                           + _filter(" or ".join(f'id eq "{uid}"' for uid in batch)))
-            for batch in batches)
-        return [u for page in pages for u in page if isinstance(u, dict) and user_id_of(u)]
+        """The records of these users (those that still exist), `BY_ID` per request."""
+        return [u for u in await self.by_id("users", USERS_PAGE, user_ids) if isinstance(u, dict) and user_id_of(u)]
 
     async def _app_groups_changed(
         self, window: _Window, events: list[dict[str, Any]], deleted: set[str]
