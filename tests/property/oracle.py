@@ -31,8 +31,8 @@ HELD_LINK = "held-link"
 
 
 # The product judges R4 by the admin group as it is before the plan: a member this plan
-# adds or activates does not count, so it holds deactivations (or keeps members) the rules
-# let go, and the next cycle is not a no-op.
+# adds or activates does not count, and one it removes still does, so it holds
+# deactivations (or keeps members) the rules let go, and the next cycle is not a no-op.
 R4_BEFORE_PLAN = "r4-before-plan"
 
 UserRecord = tuple[str, str, str | None, bool]
@@ -456,6 +456,8 @@ class Model:
         assert admin is not None
         if users.held_admins and any(self.users[m].active for m in self.groups[admin].members - users.held_admins):
             self.known_defects.add(R4_BEFORE_PLAN)  # the plan leaves another active administrator
+        if users.held_admins - self.groups[admin].members:
+            self.known_defects.add(R4_BEFORE_PLAN)  # the plan takes a held administrator out of the group
 
     def _members(
         self, follow: list[tuple[int, Sequence[str]]], users: _Users, before: Mapping[int, bool], unlinked: set[int]

@@ -124,3 +124,22 @@ def test_an_administrator_the_plan_adds_lets_the_last_one_go(store, tmp_path):
     assert [g["members"] for g in state["groups"] if g["name"] == ADMIN] == [["user0@example.com"]]
     again = run_cycle(cfg, "crm", store=store, dry_run=True, full=True)
     assert again.plan is not None and again.plan.operations == ()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="oracle.R4_BEFORE_PLAN: plan._keep_last_admin holds the deactivation of every last active"
+    " administrator before the plan, though the same plan takes one of them out of the group",
+)
+def test_an_administrator_the_plan_removes_from_the_group_is_not_held(store, tmp_path):
+    """user0 and user4 are Administrators through Split_Administrators. Then both are
+    disabled and the alias lists user4 alone: R4 needs one of them active, user4, who stays
+    in the group; user0 leaves it, so R4 holds nothing for user0, who is deactivated in this
+    cycle, and a second cycle plans nothing. The product holds both and deactivates user0
+    at the next cycle (found by the wide-domain property)."""
+    run_states(store, tmp_path, ([], [], set()), [
+        ([("u0", 0, "A", True), ("u4", 0, "A", True)], [("ga", 0, ["u4", "u0"])]),
+        ([("u4", 0, "A", False), ("u0", 0, "A", False)], [("ga", 0, ["u4"])]),
+    ])
+
