@@ -1,6 +1,6 @@
 """Okta connector benchmark: 100,000 users / 2,000 groups / 200,000 memberships.
 
-    /work/venv/bin/python bench/okta_bench.py [--users N --groups M --memberships K] [--cycles] [--app]
+    /work/venv/bin/python bench/okta_bench.py [--users N --groups M --memberships K] [--cycles]
 
 The simulator runs in its own process (so the client does not share a GIL with it), with
 rate limits lifted: the point is the connector's own cost, not Okta's quota. Each measured
@@ -20,11 +20,6 @@ phase runs in a fresh child process so its peak RSS is its own:
   right after the connector's (from its watermark) and a cycle right after the change cycle:
   both within `overlap_minutes` of the read before, whose group filter lists again every
   group the change touched.
-
-With `--app`, the connector reads in app scope (`app_id`): the org gets an app with half of
-its users assigned directly and a fifth of its groups assigned (members of those groups are
-in scope too), and every phase, the floor included, reads the app's users, groups and
-those groups' members instead of the whole org's.
 
 Prints a Markdown table (wall time, peak RSS, requests per endpoint).
 """
@@ -97,15 +92,12 @@ def serve(args: argparse.Namespace, control: Any) -> None:
     from simulators.okta import OktaOrg, OktaSimulator
 
     started = time.perf_counter()
-    app_users, app_groups = (args.users // 2, args.groups // 5) if args.app else (0, 0)
-    org = OktaOrg.generate(users=args.users, groups=args.groups, memberships=args.memberships, seed=args.seed,
-                           app_users=app_users, app_groups=app_groups)
+    org = OktaOrg.generate(users=args.users, groups=args.groups, memberships=args.memberships, seed=args.seed)
     generated = time.perf_counter() - started
     sim = OktaSimulator(org, rate_limits=UNLIMITED).start()
     for uid in org.user_ids:  # serialise once, as a long-running org would have
         org.user_bytes(uid)
-    control.send({"base_url": sim.base_url, "token": sim.api_token, "ca_path": sim.ca_path, "generated": generated,
-                  "app_id": org.app_id if args.app else None})
+    control.send({"base_url": sim.base_url, "token": sim.api_token, "ca_path": sim.ca_path, "generated": generated})
     answer_commands(sim, control)
 
 
@@ -132,14 +124,7 @@ async def floor(info: dict[str, Any]) -> int:
                 next_url = str(link["url"]) if link else None
             return items
 
-        app = info.get("app_id")
-        if app:
-            users, assigned = await asyncio.gather(all_pages(f"/api/v1/apps/{app}/users?limit=500&expand=user"),
-                                                   all_pages(f"/api/v1/apps/{app}/groups?limit=200&expand=group"))
-            groups = [a["_embedded"]["group"] for a in assigned]
-        else:
-            users, groups = await asyncio.gather(all_pages("/api/v1/users?limit=200"),
-                                                 all_pages("/api/v1/groups?limit=10000"))
+        users, groups = await asyncio.gather(all_pages("/api/v1/users?limit=200"), all_pages("/api/v1/groups?limit=10000"))
         members = await asyncio.gather(*(all_pages(f"/api/v1/groups/{g['id']}/users?limit=1000")
                                          for g in groups if g["type"] != "BUILT_IN"))
         return len(users) + sum(len(m) for m in members)
@@ -162,8 +147,7 @@ def connector_for(info: dict[str, Any]) -> Any:
 
     context = ssl.create_default_context()
     context.load_verify_locations(cafile=info["ca_path"])
-    directory = OktaDirectorySettings(name="okta", kind="okta", org_url=info["base_url"], token_env="X",
-                                      app_id=info.get("app_id"))
+    directory = OktaDirectorySettings(name="okta", kind="okta", org_url=info["base_url"], token_env="X")
     return OktaConnector(directory, ApiToken(info["token"]), ssl_context=context)
 
 
@@ -196,8 +180,7 @@ def phase(name: str, info: dict[str, Any], out: Any, watermark: str | None) -> N
     store = open_store(info["store_url"], check_schema=False)
     store.upgrade()
     settings = parse({"store": {"url": info["store_url"]}, "directories": {"okta": {
-        "kind": "okta", "org_url": info["base_url"], "token_env": "X", "ca_bundle": info["ca_path"],
-        **({"app_id": info["app_id"]} if info.get("app_id") else {})}}}, {})
+        "kind": "okta", "org_url": info["base_url"], "token_env": "X", "ca_bundle": info["ca_path"]}}}, {})
     started = time.perf_counter()
     result = run_cycle(settings, "okta", store=store, connector=connector_for(info), allow_deactivations=True)
     elapsed = time.perf_counter() - started
@@ -225,7 +208,6 @@ def main() -> None:
     parser.add_argument("--memberships", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cycles", action="store_true", help="also run cycles through the engine on SQLite")
-    parser.add_argument("--app", action="store_true", help="read in app scope (see the module docstring)")
     args = parser.parse_args()
 
     control, child_end = mp.Pipe()
@@ -233,7 +215,7 @@ def main() -> None:
     server.start()
     info: dict[str, Any] = control.recv()
     print(f"org generated in {info['generated']:.1f} s: {args.users} users, {args.groups} groups, "
-          f"{args.memberships} memberships" + (f", app scope ({info['app_id']})" if args.app else ""), flush=True)
+          f"{args.memberships} memberships", flush=True)
 
     rows: list[tuple[str, float, float, str, dict[str, int]]] = []
 

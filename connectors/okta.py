@@ -23,15 +23,9 @@ Incremental reads cost requests in proportion to what changed:
   `members_complete`) only where the log cannot tell the change in full: a new or changed
   group record, a membership change no event covers, a late or unreadable event
   (`connectors.okta_log` decides); never for a group whose stamps are as they were when a
-  read within the overlap handled it. In app scope a changed user is decided from its
-  status and the log's app (un)assignment events where they tell (deactivated: out;
-  assigned: in, read by id if the filter did not list it); an unassigned user, a late
-  event or a status change is checked with `/apps/{id}/users/{user}` (past
-  `MAX_USER_CHECKS` such users, a full read is cheaper and is done instead); a user with
-  only a profile change keeps the scope it had, which the store knows: it is reported in
-  `Changes.scope_unknown` (`connectors.okta_incremental._app_users_changed`). Users a
-  read within the overlap handled, with the same `lastUpdated` and status, are not
-  reported (or checked) again.
+  read within the overlap handled it. In app scope each changed user is checked with
+  `/apps/{id}/users/{user}`; past `MAX_USER_CHECKS` changed users, a full read is cheaper
+  and is done instead.
 
 `read_user(key)` reads one user (by id, login or email) for provisioning on demand: the
 user, their groups (`/users/{id}/groups`; with `app_id`, only the app's assigned groups and
@@ -41,8 +35,8 @@ handful of requests instead of a whole read. It returns `Changes` with no waterm
 The watermark is `connectors.okta_watermark.Watermark`'s JSON: the scope, when the last
 full read happened (our clock, `reconcile.clock.now` unless a clock is given), the server's
 time at the start of the last read, the System Log cursor, and the stamps of the groups
-and users the last read handled that are still inside the overlap (so a read soon after
-does not re-read or report them again). The engine stores it as it is.
+the last read handled that are still inside the overlap (so a read soon after does not
+re-read them). The engine stores it as it is.
 
 This module is the connector and its construction from configuration; the requests of a
 full read and of one user's read are in `connectors.okta_read`, those of an incremental

@@ -1,9 +1,7 @@
 """Okta reads since a watermark: the filters on `lastUpdated`, the System Log's events and
 membership deltas (`connectors.okta_log` decides which groups' members to re-read), and
-app (un)assignments in app scope (`_IncrementalReader._app_users_changed`: most users are
-decided without a request of their own). Groups and users a read within the overlap
-already handled, and unchanged since, are not read again
-(`connectors.okta_watermark.handled_marks`, `handled_user_marks`). Where an
+app (un)assignments in app scope. Groups a read within the overlap already handled, and
+unchanged since, are not re-read (`connectors.okta_watermark.handled_marks`). Where an
 incremental read cannot be trusted or would cost more than a full one, it raises
 `_FullReadNeeded` and the connector reads in full.
 """
@@ -19,25 +17,16 @@ from urllib.parse import quote
 
 from connectors.errors import PermanentError
 from connectors.okta_http import CursorRejected, NotFound, Page
-from connectors.okta_log import NOTHING_CHANGED, GroupStamps, membership_changes, parse_time
+from connectors.okta_log import GroupStamps, membership_changes
 from connectors.okta_map import is_built_in, is_member_in_scope, user_id_of
 from connectors.okta_read import APP_GROUPS_PAGE, GROUPS_PAGE, USERS_PAGE, _filter, _Reader
-from connectors.okta_watermark import (
-    GroupMark,
-    UserMark,
-    Watermark,
-    group_mark,
-    handled_marks,
-    handled_user_marks,
-    okta_time,
-    user_mark,
-)
+from connectors.okta_watermark import GroupMark, Watermark, group_mark, handled_marks, okta_time
 from reconcile.model import Changes, ExternalGroup, ExternalUser, MembershipDelta, Rejection
 
 log = logging.getLogger("connectors.okta")
 
-BY_ID = 50  # users or groups looked up by id in one `filter=id eq ... or ...` request
-MAX_USER_CHECKS = 100  # app scope: more users to check one by one than this -> a full read instead
+GROUPS_BY_ID = 50  # groups looked up by id in one `filter=id eq ... or ...` request
+MAX_USER_CHECKS = 100  # app scope: more changed users than this -> a full read instead
 
 
 class _FullReadNeeded(Exception):
@@ -52,19 +41,15 @@ class _IncrementalReader(_Reader):
             events, cursor, started = await self.poll_log(state.log_cursor)
         except CursorRejected as exc:
             raise _FullReadNeeded("the System Log cursor was refused") from exc
-        window = _Window(state.since, state.since - self.overlap, state.seen, state.handled, state.handled_users)
+        window = _Window(state.since, state.since - self.overlap, state.seen, state.handled)
         since = okta_time(window.start)
         deleted_users = self._targets(events, {"user.lifecycle.delete.completed"}, "User")
         deleted_groups = self._targets(events, {"group.lifecycle.delete"}, "UserGroup")
         user_filter = _filter(f'lastUpdated gt "{since}"')
-        listed = await self.all_pages(f"/api/v1/users?limit={USERS_PAGE}&filter={user_filter}")
-        # a user a read within the overlap handled, with the same stamp, has not changed since
-        raw_changed = [raw for raw in listed if not _unchanged_user(raw, window.handled_users)]
-        scope_unknown: set[str] = set()
+        raw_changed = await self.all_pages(f"/api/v1/users?limit={USERS_PAGE}&filter={user_filter}")
         if self.app_id:
-            app_users = await self._app_users_changed(raw_changed, events, deleted_users, window)
-            users, user_rejections, removed_users = app_users.users, app_users.rejections, app_users.removed
-            raw_users, entered, scope_unknown = app_users.raw, app_users.entered, app_users.scope_unknown
+            users, user_rejections, removed_users, raw_users, entered = await self._app_users_changed(
+                raw_changed, events, deleted_users)
             read, removed_groups = await self._app_groups_changed(window, events, deleted_groups)
         else:
             mapped, user_rejections, _ = self.map_users(raw_changed)
@@ -77,8 +62,7 @@ class _IncrementalReader(_Reader):
             removed_groups = deleted_groups - {g.external_id for g in read.groups}
         groups, deltas = read.groups, read.deltas
         active = {u.external_id for u in users if u.active}
-        regaining = active & (self._returning(raw_users, since) | entered)
-        regained = await self._memberships_of(regaining)
+        regained = await self._memberships_of(active & (self._returning(raw_users, since) | entered))
         # A member must be in scope (neither STAGED nor DEPROVISIONED) to count, as in a full
         # read; the status of a user this read did not see is left to the engine.
         not_members = {uid for raw in raw_users if (uid := user_id_of(raw)) and not is_member_in_scope(raw)}
@@ -95,10 +79,7 @@ class _IncrementalReader(_Reader):
             members_complete=frozenset(g.external_id for g in groups),
             rejections=tuple(user_rejections + read.rejections),
             watermark=self.watermark(state.scope, state.full_at, started, cursor, events, state.seen,
-                                     handled_marks(read.handled, started, self.overlap),
-                                     handled_user_marks(listed, started, self.overlap)),
-            scope_unknown=frozenset(scope_unknown),
-            groups_read_for=frozenset(regaining),
+                                     handled_marks(read.handled, started, self.overlap)),
         )
 
     def in_scope_groups(self, raw_groups: Iterable[Any]) -> list[Any]:
@@ -130,8 +111,7 @@ class _IncrementalReader(_Reader):
         wanted = (set(decided.reread) | set(reread_too)) - deleted
         found = {gid: raw for gid, raw in {**(known or {}), **with_id}.items() if gid in wanted}
         if known is None:
-            looked_up = await self.by_id("groups", GROUPS_PAGE, wanted - set(found))
-            found.update({g["id"]: g for g in self.in_scope_groups(looked_up)})
+            found.update({g["id"]: g for g in self.in_scope_groups(await self.groups_by_id(wanted - set(found)))})
         unreadable = [g for g in moved if not (isinstance(g, dict) and isinstance(g.get("id"), str))]
         groups, rejections = await self.groups_with_members([found[gid] for gid in sorted(found)] + unreadable, None)
         read_ids = {g.external_id for g in groups}
@@ -149,16 +129,15 @@ class _IncrementalReader(_Reader):
                        and (in_scope is None or d.group_external_id in in_scope))
         return _GroupsRead(groups, rejections, deltas, handled)
 
-    async def by_id(self, collection: str, page_size: int, ids: set[str]) -> list[Any]:
-        """The records of `/api/v1/{collection}` with these ids (those that still exist),
-        `BY_ID` per request."""
-        ordered = sorted(ids)
-        batches = [ordered[i:i + BY_ID] for i in range(0, len(ordered), BY_ID)]
+    async def groups_by_id(self, group_ids: set[str]) -> list[Any]:
+        """The records of these groups (those that still exist), a few per request."""
+        ordered = sorted(group_ids)
+        batches = [ordered[i:i + GROUPS_BY_ID] for i in range(0, len(ordered), GROUPS_BY_ID)]
         pages = await self.gather(
-            self.all_pages(f"/api/v1/{collection}?limit={page_size}&filter="
-                           + _filter(" or ".join(f'id eq "{one}"' for one in batch)))
+            self.all_pages(f"/api/v1/groups?limit={GROUPS_PAGE}&filter="
+                           + _filter(" or ".join(f'id eq "{gid}"' for gid in batch)))
             for batch in batches)
-        return [record for page in pages for record in page]
+        return [g for page in pages for g in page]
 
     @staticmethod
     def _returning(raw_users: Iterable[Any], since: str) -> set[str]:
@@ -203,97 +182,23 @@ class _IncrementalReader(_Reader):
         return found
 
     async def _app_users_changed(
-        self, raw_changed: list[Any], events: list[dict[str, Any]], deleted: set[str], window: _Window
-    ) -> _AppUsers:
-        """The changed users in the app's scope, deciding each without a request where it can:
-
-        - deleted, or DEPROVISIONED (Okta unassigns a deactivated user from every app): removed;
-          STAGED: left out (never created);
-        - whose last app event in this poll assigned them (directly or through a group): in
-          scope; a record the user filter did not list is read by id, 50 a request;
-        - with another app event (an unassignment, or an assignment published before the
-          last read began, which may be older than what that read saw), or a status changed
-          since the last read (back from SUSPENDED, say, whose local twin is inactive):
-          checked one by one (`/apps/{id}/users/{user}`), concurrently; past
-          `MAX_USER_CHECKS` a full read. An unassignment is checked, not trusted: a user
-          assigned both directly and through a group may stay in scope;
-        - otherwise (a profile change, or a user created since the last read): the user's
-          scope did not change since the last read (a new one was in none), because every
-          change of it is an app (un)assignment event, direct or through a group. Whether
-          the user was in scope the store knows, not this read: the record is reported as
-          `scope_unknown`, and applies only to a user the directory holds active
-          (`reconcile.merge.settle_scope`). No request."""
-        since = okta_time(window.start)
-        last = self._last_app_events(events, window.since)
-        hinted = set(last) - deleted
-        assigned = {uid for uid in hinted if last[uid] is True}
-        by_id = {uid: raw for raw in raw_changed if (uid := user_id_of(raw))}
-        removed = set(deleted)
-        to_check = hinted - assigned
-        unknown: list[Any] = []
-        for uid, raw in by_id.items():
-            if uid in deleted:
-                continue
-            if raw.get("status") in ("DEPROVISIONED", "STAGED"):  # out of scope, or never created
-                removed.add(uid)
-                to_check.discard(uid)
-                assigned.discard(uid)
-            elif uid not in hinted and (_created_after(raw, since) or not _status_changed(raw, since)):
-                unknown.append(raw)
-            elif uid not in assigned:
-                to_check.add(uid)
-        unreadable = [raw for raw in raw_changed if user_id_of(raw) is None]
-        if len(to_check) > MAX_USER_CHECKS:
-            raise _FullReadNeeded(f"{len(to_check)} users changed their status or were unassigned")
+        self, raw_changed: list[Any], events: list[dict[str, Any]], deleted: set[str]
+    ) -> tuple[list[ExternalUser], list[Rejection], set[str], list[Any], set[str]]:
+        """Changed users in the app: records, rejections, removed ids, the raw users, and the
+        ids that (re)entered the app's scope."""
+        hinted = self._targets(events, {"application.user_membership.add", "application.user_membership.remove"},
+                               "User", app_only=True)
+        entered = self._targets(events, {"application.user_membership.add"}, "User", app_only=True)
+        candidates = ({uid for raw in raw_changed if (uid := user_id_of(raw))} | hinted) - deleted
+        if len(candidates) > MAX_USER_CHECKS:
+            raise _FullReadNeeded(f"{len(candidates)} users changed")
         app = quote(self.app_id or "")
-        ordered = sorted(to_check)
-        pages, fetched = await self.gather([
-            self.gather(self.pager.get_optional(f"/api/v1/apps/{app}/users/{quote(uid)}?expand=user")
-                        for uid in ordered),
-            self.users_by_id(assigned - set(by_id)),
-        ])
-        checked = self._embedded_users(p.data for p in pages if p is not None)
-        entering = [by_id[uid] for uid in sorted(assigned) if uid in by_id] + [
-            raw for raw in fetched if raw.get("status") not in ("DEPROVISIONED", "STAGED")]
-        removed |= {uid for raw in fetched if raw.get("status") == "DEPROVISIONED" and (uid := user_id_of(raw))}
-        users, rejections, in_scope = self.map_users(checked + entering + unknown + unreadable)
-        removed |= to_check - in_scope
-        entered = self._targets(events, {"application.user_membership.add"}, "User", app_only=True) & in_scope
-        scope_unknown = {uid for raw in unknown if (uid := user_id_of(raw))}
-        return _AppUsers(list(users.values()), rejections, removed, checked + entering + unknown, entered,
-                         scope_unknown)
-
-    def _last_app_events(self, events: list[dict[str, Any]], since: datetime) -> dict[str, bool | None]:
-        """Each user with an app (un)assignment event for this app: True when the last one
-        (by `published`, then log order) assigned them and all of theirs are readable and
-        timely (published after `since`, the last read's start), else False (unassigned)
-        or None (in doubt)."""
-        found: dict[str, list[tuple[datetime, int, bool]]] = {}
-        doubtful: set[str] = set()
-        for position, event in enumerate(events):
-            kind = event.get("eventType")
-            if kind not in ("application.user_membership.add", "application.user_membership.remove"):
-                continue
-            targets = [t for t in event.get("target") or [] if isinstance(t, dict)]
-            if not any(t.get("type") == "AppInstance" and t.get("id") == self.app_id for t in targets):
-                continue
-            outcome = event.get("outcome")
-            result = outcome.get("result") if isinstance(outcome, dict) else None
-            if result in NOTHING_CHANGED:
-                continue
-            published = parse_time(event.get("published"))
-            for uid in (str(t["id"]) for t in targets if t.get("type") == "User" and t.get("id")):
-                if published is None or result != "SUCCESS" or published < since:
-                    doubtful.add(uid)
-                else:
-                    found.setdefault(uid, []).append((published, position, kind == "application.user_membership.add"))
-        decided: dict[str, bool | None] = {uid: max(seen)[2] for uid, seen in found.items()}
-        decided.update({uid: None for uid in doubtful})
-        return decided
-
-    async def users_by_id(self, user_ids: set[str]) -> list[dict[str, Any]]:
-        """The records of these users (those that still exist), `BY_ID` per request."""
-        return [u for u in await self.by_id("users", USERS_PAGE, user_ids) if isinstance(u, dict) and user_id_of(u)]
+        pages: list[Page | None] = await self.gather(
+            self.pager.get_optional(f"/api/v1/apps/{app}/users/{quote(uid)}?expand=user") for uid in sorted(candidates))
+        raw_users = self._embedded_users(p.data for p in pages if p is not None)
+        users, rejections, in_scope = self.map_users(raw_users)
+        removed = (candidates - in_scope) | deleted
+        return list(users.values()), rejections, removed, raw_users, entered & in_scope
 
     async def _app_groups_changed(
         self, window: _Window, events: list[dict[str, Any]], deleted: set[str]
@@ -326,14 +231,12 @@ class _IncrementalReader(_Reader):
 class _Window:
     """What an incremental read looks back to: the last read's start (Okta's clock), that
     less the overlap (where the filters start), the latest membership event seen, and the
-    marks of the groups and users the last read handled (`Watermark.handled`,
-    `Watermark.handled_users`)."""
+    marks of the groups the last read handled (`Watermark.handled`)."""
 
     since: datetime
     start: datetime
     seen: datetime | None
     handled: Mapping[str, GroupMark]
-    handled_users: Mapping[str, UserMark]
 
 
 @dataclass(frozen=True)
@@ -345,37 +248,6 @@ class _GroupsRead:
     rejections: list[Rejection]
     deltas: tuple[MembershipDelta, ...]
     handled: list[Any]
-
-
-@dataclass(frozen=True)
-class _AppUsers:
-    """What an app-scoped incremental read found of users: records and rejections (those of
-    `scope_unknown` apply only to users the directory holds active), the ids that left scope
-    or were deleted, the raw records, and the ids that (re)entered the app's scope."""
-
-    users: list[ExternalUser]
-    rejections: list[Rejection]
-    removed: set[str]
-    raw: list[Any]
-    entered: set[str]
-    scope_unknown: set[str]
-
-
-def _unchanged_user(raw: Any, handled: Mapping[str, UserMark]) -> bool:
-    """Whether a read within the overlap handled this user with the same stamp."""
-    uid = user_id_of(raw)
-    return uid is not None and uid in handled and handled[uid] == user_mark(raw)
-
-
-def _created_after(raw: Any, since: str) -> bool:
-    created = raw.get("created") if isinstance(raw, dict) else None
-    return isinstance(created, str) and created > since
-
-
-def _status_changed(raw: Any, since: str) -> bool:
-    """Whether the user's status changed after `since` (or cannot be told)."""
-    changed = raw.get("statusChanged") if isinstance(raw, dict) else None
-    return not isinstance(changed, str) or changed > since
 
 
 def _combined(from_log: Iterable[MembershipDelta], regained: Iterable[MembershipDelta],

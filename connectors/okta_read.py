@@ -17,7 +17,7 @@ from connectors.errors import AuthError, ConnectorError, PartialReadError, Perma
 from connectors.okta_http import NotFound, OktaPager
 from connectors.okta_log import MEMBERSHIP_EVENTS, latest_membership_event
 from connectors.okta_map import is_built_in, is_member_in_scope, map_group, map_user, user_id_of
-from connectors.okta_watermark import GroupMark, UserMark, Watermark, handled_marks, handled_user_marks, okta_time
+from connectors.okta_watermark import GroupMark, Watermark, handled_marks, okta_time
 from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Rejection, Snapshot
 
 log = logging.getLogger("connectors.okta")
@@ -160,12 +160,11 @@ class _Reader:
 
     @staticmethod
     def watermark(scope: str, full_at: datetime, since: datetime, cursor: str, events: list[dict[str, Any]],
-                  seen: datetime | None = None, handled: Mapping[str, GroupMark] | None = None,
-                  handled_users: Mapping[str, UserMark] | None = None) -> str:
+                  seen: datetime | None = None, handled: Mapping[str, GroupMark] | None = None) -> str:
         latest = latest_membership_event(events)
         if seen is not None and (latest is None or seen > latest):
             latest = seen
-        return Watermark(scope, full_at, since, cursor, latest, dict(handled or {}), dict(handled_users or {})).dump()
+        return Watermark(scope, full_at, since, cursor, latest, dict(handled or {})).dump()
 
     def log_start_url(self) -> str:
         since = okta_time(self.now - self.overlap)
@@ -176,42 +175,34 @@ class _Reader:
     async def full(self, scope: str) -> Snapshot:
         # The log cursor comes first, so whatever changes while we read is seen next time.
         events, cursor, started = await self.poll_log(self.log_start_url())
-        recent = _RecentUsers(okta_time(started - self.overlap))
         if self.app_id:
-            users, groups, rejections, raw_groups = await self._full_app(recent)
+            users, groups, rejections, raw_groups = await self._full_app()
         else:
-            users, groups, rejections, raw_groups = await self._full_org(recent)
+            users, groups, rejections, raw_groups = await self._full_org()
         log.info("okta full read: %d users, %d groups, %d rejections, %d requests",
                  len(users), len(groups), len(rejections), self.pager.requests)
         read_ids = {g.external_id for g in groups}
         # every group read is up to date: the next read, within the overlap, need not re-read it
         handled = handled_marks((g for g in raw_groups if isinstance(g, dict) and g.get("id") in read_ids),
                                 started, self.overlap)
-        # likewise every user read whose last change the next read's filter lists again
-        handled_users = handled_user_marks(recent.users, started, self.overlap)
         return Snapshot(users=tuple(users), groups=tuple(groups), rejections=tuple(rejections),
-                        watermark=self.watermark(scope, self.now, started, cursor, events, handled=handled,
-                                                 handled_users=handled_users))
+                        watermark=self.watermark(scope, self.now, started, cursor, events, handled=handled))
 
-    async def _full_org(
-        self, recent: _RecentUsers
-    ) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection], list[Any]]:
+    async def _full_org(self) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection], list[Any]]:
         mapped_users, raw_groups = await self.gather([
-            self.all_pages(f"/api/v1/users?limit={USERS_PAGE}", lambda raw: map_user(recent.note(raw))),
+            self.all_pages(f"/api/v1/users?limit={USERS_PAGE}", map_user),
             self.all_pages(f"/api/v1/groups?limit={GROUPS_PAGE}"),
         ])
         users, rejections, in_scope = self.collect_users(mapped_users)
         groups, group_rejections = await self.groups_with_members(raw_groups, in_scope)
         return list(users.values()), groups, rejections + group_rejections, raw_groups
 
-    async def _full_app(
-        self, recent: _RecentUsers
-    ) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection], list[Any]]:
+    async def _full_app(self) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection], list[Any]]:
         app = quote(self.app_id or "")
         try:
             mapped_users, raw_app_groups = await self.gather([
                 self.all_pages(f"/api/v1/apps/{app}/users?limit={APP_USERS_PAGE}&expand=user",
-                               lambda app_user: map_user(recent.note(_embedded_user(app_user)))),
+                               lambda app_user: map_user(_embedded_user(app_user))),
                 self.all_pages(f"/api/v1/apps/{app}/groups?limit={APP_GROUPS_PAGE}&expand=group"),
             ])
         except NotFound:
@@ -308,20 +299,6 @@ class _Reader:
         except NotFound:
             raise PermanentError(f"Okta has no app {self.app_id!r} (check app_id)") from None
         return {a["id"] for a in assignments if isinstance(a, dict) and isinstance(a.get("id"), str)}
-
-
-class _RecentUsers:
-    """The raw users a full read sees changed after `window_start` (the next read's filter
-    start at the earliest), kept for their marks as the pages go by."""
-
-    def __init__(self, window_start: str) -> None:
-        self.window_start = window_start
-        self.users: list[Any] = []
-
-    def note(self, raw: Any) -> Any:
-        if isinstance(raw, dict) and isinstance(raw.get("lastUpdated"), str) and raw["lastUpdated"] > self.window_start:
-            self.users.append(raw)
-        return raw
 
 
 def _member_id(raw: Any) -> str | None:

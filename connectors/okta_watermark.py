@@ -3,15 +3,13 @@
 It is this module's JSON: the connector's scope, when the last full read happened (our
 clock), the server's time at the start of the last read (Okta's clock), the System Log
 cursor, the latest membership event any poll has returned (`connectors.okta_log`), and the
-marks of the groups and users the last read brought up to date whose last change is still
-inside the overlap (`handled_marks`, `handled_user_marks`).
+marks of the groups the last read brought up to date whose last change is still inside the
+overlap (`handled_marks`).
 
-Why the marks: the next read's filters start `overlap_minutes` before this read began, so
-they list these groups and users again, while the log cursor is already past their events;
+Why the marks: the next read's group filter starts `overlap_minutes` before this read
+began, so it lists these groups again, while the log cursor is already past their events;
 without the marks each such group would look changed with no event to tell how, and its
-members would be re-read, and each such user would be reported again (in app scope,
-checked again with a request of its own). A group or user whose mark is unchanged was not
-changed since.
+members would be re-read. A group whose mark is unchanged was not changed since.
 """
 
 from __future__ import annotations
@@ -24,23 +22,16 @@ from typing import Any
 
 from connectors.okta_log import parse_time
 
-__all__ = ["GroupMark", "MAX_HANDLED_GROUPS", "MAX_HANDLED_USERS", "UserMark", "Watermark", "group_mark",
-           "handled_marks", "handled_user_marks", "okta_time", "user_mark"]
+__all__ = ["GroupMark", "MAX_HANDLED_GROUPS", "Watermark", "group_mark", "handled_marks", "okta_time"]
 
 # A group's `lastMembershipUpdated` and `lastUpdated`, as `okta_time` writes them.
 GroupMark = tuple[str, str]
-# A user's `lastUpdated` (as `okta_time` writes it) and status.
-UserMark = tuple[str, str]
 
 # Groups changed within one overlap rarely number more than a few hundred (526 for a 1 %
 # change of 100,000 users in `bench/okta_bench.py`); a mark costs about 80 bytes of
 # watermark. Past this many, the ones changed earliest are left out (each costs one re-read
 # of its members, no more).
 MAX_HANDLED_GROUPS = 2000
-# Users changed within one overlap: 667 for a 1 % change of 100,000 users in the bench; a
-# mark costs about 60 bytes. Past this many, the ones changed earliest are left out (each
-# is reported again, and in app scope may cost one check).
-MAX_HANDLED_USERS = 5000
 
 # 2: the log cursor follows membership events too; a version-1 cursor does not, so its
 # watermark is unreadable and the next read is a full one.
@@ -69,9 +60,6 @@ class Watermark:
     # Group id -> its mark when the last read handled it, for groups still inside the overlap.
     # A watermark written before the marks existed has none: each such group is re-read once.
     handled: Mapping[str, GroupMark] = field(default_factory=dict)
-    # User id -> its mark when the last read handled it, likewise (none in an older watermark:
-    # each such user is reported, or checked, once more).
-    handled_users: Mapping[str, UserMark] = field(default_factory=dict)
 
     def dump(self) -> str:
         return json.dumps({
@@ -82,7 +70,6 @@ class Watermark:
             "log": self.log_cursor,
             "seen": okta_time(self.seen) if self.seen is not None else None,
             "groups": {gid: list(mark) for gid, mark in sorted(self.handled.items())},
-            "users": {uid: list(mark) for uid, mark in sorted(self.handled_users.items())},
         }, sort_keys=True)
 
     @classmethod
@@ -98,8 +85,7 @@ class Watermark:
             seen = _parse_time(data["seen"]) if data.get("seen") is not None else None
             if full_at.tzinfo is None or since.tzinfo is None or (seen is not None and seen.tzinfo is None):
                 return None
-            return cls(str(data["scope"]), full_at, since, str(data["log"]), seen, _marks(data.get("groups")),
-                       _marks(data.get("users")))
+            return cls(str(data["scope"]), full_at, since, str(data["log"]), seen, _marks(data.get("groups")))
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -136,33 +122,8 @@ def handled_marks(raw_groups: Iterable[Any], started: datetime, overlap: timedel
     return {gid: mark for _, gid, mark in kept[:MAX_HANDLED_GROUPS]}
 
 
-def user_mark(raw: Mapping[str, Any]) -> UserMark | None:
-    """The mark of a user record; None when its `lastUpdated` or status is missing or unreadable."""
-    updated, status = parse_time(raw.get("lastUpdated")), raw.get("status")
-    if updated is None or not isinstance(status, str):
-        return None
-    return okta_time(updated), status
-
-
-def handled_user_marks(raw_users: Iterable[Any], started: datetime, overlap: timedelta) -> dict[str, UserMark]:
-    """The marks to keep of the users a read handled (reported, found out of scope, or left
-    alone as unchanged): those whose `lastUpdated` the next read's user filter will list
-    again, at most `MAX_HANDLED_USERS`, the latest first (as `handled_marks`)."""
-    window_start = started - overlap
-    kept: list[tuple[datetime, str, UserMark]] = []
-    for raw in raw_users:
-        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
-            continue
-        updated, mark = parse_time(raw.get("lastUpdated")), user_mark(raw)
-        if updated is not None and mark is not None and updated > window_start:
-            kept.append((updated, raw["id"], mark))
-    kept.sort(reverse=True)
-    return {uid: mark for _, uid, mark in kept[:MAX_HANDLED_USERS]}
-
-
-def _marks(data: Any) -> dict[str, tuple[str, str]]:
-    """The `groups` or `users` field; absent or malformed, none (each group is then simply
-    re-read, each user reported again)."""
+def _marks(data: Any) -> dict[str, GroupMark]:
+    """The `groups` field; absent or malformed, none (each group is then simply re-read)."""
     if not isinstance(data, dict):
         return {}
     return {gid: (mark[0], mark[1]) for gid, mark in data.items()

@@ -23,7 +23,7 @@ from connectors.errors import AuthError, ConnectorError
 from reconcile import clock, guard
 from reconcile.apply import CHUNK_SIZE, apply
 from reconcile.heap import long_lived
-from reconcile.merge import reported_users, settle_scope
+from reconcile.merge import reported_users
 from reconcile.model import Changes, LocalState, Plan, RuleSettings, Snapshot
 from reconcile.outcome import UserOutcome, user_outcome
 from reconcile.plan import plan
@@ -249,8 +249,6 @@ class _Cycle:
             source = self._read(connector, mode, watermark, user_key)
             with self.store.session() as session:
                 local = self._local_state(session, source)
-                if isinstance(source, Changes):
-                    source = settle_scope(source, local, self.name)
                 if isinstance(source, Changes) and user_key is None:
                     regained = self._regain_groups(connector, source, local)
                     if regained is not source:
@@ -365,13 +363,11 @@ class _Cycle:
         bring those memberships. A connector that can read one user with their groups
         (`read_user`) is asked, once per such user, for the groups not already held
         complete (a large group several returning users share is read once); without it
-        the next full cycle does. Users whose groups the read itself read
-        (`Changes.groups_read_for`) are not asked for again.
+        the next full cycle does.
         """
         read_user = getattr(connector, "read_user", None)
         active = {u.external_id for u in local.users if u.managed_by == self.name and u.active}
-        returning = [u.external_id for u in changes.users
-                     if u.active and u.external_id not in active and u.external_id not in changes.groups_read_for]
+        returning = [u.external_id for u in changes.users if u.active and u.external_id not in active]
         if read_user is None or not returning:
             return changes
         groups = {g.external_id: g for g in changes.groups}

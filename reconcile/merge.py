@@ -4,13 +4,10 @@ The store holds the directory's last applied state: the users and groups bound t
 `merge` lays `Changes` over that projection and gives the `Snapshot` a full read would
 have returned (the meaning of `Changes`, and what tests compare incremental plans with).
 `touched_groups` does the same for only the groups a change touches, so planning an
-incremental cycle costs in proportion to what changed. `settle_scope` decides, against the
-store, the users whose scope the connector could not tell.
+incremental cycle costs in proportion to what changed.
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 from reconcile.model import (
     Changes,
@@ -39,26 +36,8 @@ def project(local: LocalState, directory: str, rules: RuleSettings) -> Snapshot:
     return Snapshot(users=users, groups=tuple(_bound_groups(local, directory, rules).values()))
 
 
-def settle_scope(changes: Changes, local: LocalState, directory: str) -> Changes:
-    """`changes` without the records of `scope_unknown` users that the directory does not
-    hold active: their scope did not change since the last read, so a user held active is
-    in scope (its new record applies), and any other (never held, or deactivated when it
-    left scope) is still out of it. `local` must hold the bound users `changes` names."""
-    if not changes.scope_unknown:
-        return changes
-    active = {u.external_id for u in local.users if u.managed_by == directory and u.active and u.external_id}
-    dropped = changes.scope_unknown - active
-    return replace(
-        changes,
-        users=tuple(u for u in changes.users if u.external_id not in dropped),
-        rejections=tuple(r for r in changes.rejections if r.external_id is None or r.external_id not in dropped),
-        scope_unknown=frozenset(),
-    )
-
-
 def merge(changes: Changes, local: LocalState, directory: str, rules: RuleSettings) -> Snapshot:
     """The snapshot a full read would give: the store's projection with `changes` applied."""
-    changes = settle_scope(changes, local, directory)
     base = project(local, directory, rules)
     users = {u.external_id: u for u in base.users}
     for user in changes.users:

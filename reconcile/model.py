@@ -96,16 +96,6 @@ class Changes:
     in `groups` carries its complete member list when `members_complete` holds its id,
     otherwise its membership is only changed through `memberships`. Objects not mentioned
     are unchanged. `removed_*` left scope or were deleted.
-
-    `scope_unknown` names users (in `users` or `rejections`) whose record changed but
-    whose scope the connector could not tell, only that it did not change since its last
-    read (an app-scoped read that sees a profile change, and no assignment change, of a
-    user it did not check): such a record applies only to a user the directory holds
-    active, so it never creates, links or reactivates anyone (`merge.settle_scope`).
-
-    `groups_read_for` names users whose current groups the read already read: `memberships`
-    adds them to each, so a cycle that sees them become active (back, or new in scope)
-    need not read their groups again (`cycle._regain_groups`).
     """
 
     users: tuple[ExternalUser, ...] = ()
@@ -116,8 +106,6 @@ class Changes:
     members_complete: frozenset[str] = frozenset()
     rejections: tuple[Rejection, ...] = ()
     watermark: str | None = None
-    scope_unknown: frozenset[str] = frozenset()
-    groups_read_for: frozenset[str] = frozenset()
 
 
 # --- what the store holds --------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reconcile.expect import stamp
-from reconcile.merge import settle_scope, touched_groups
+from reconcile.merge import touched_groups
 from reconcile.model import (
     Action,
     Changes,
@@ -65,7 +65,6 @@ def plan(
     with an external id) hold their local counterparts exactly as they are.
     """
     if isinstance(source, Changes):
-        source = settle_scope(source, local, directory)
         external_users, external_groups = source.users, touched_groups(source, local, directory, rules)
         departed_users: frozenset[str] | None = source.removed_user_ids
         departed_groups: frozenset[str] | None = source.removed_group_ids

@@ -7,16 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.okta_watermark import (
-    MAX_HANDLED_GROUPS,
-    MAX_HANDLED_USERS,
-    Watermark,
-    group_mark,
-    handled_marks,
-    handled_user_marks,
-    okta_time,
-    user_mark,
-)
+from connectors.okta_watermark import MAX_HANDLED_GROUPS, Watermark, group_mark, handled_marks, okta_time
 
 STARTED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # Okta's time when the read began
 OVERLAP = timedelta(minutes=5)
@@ -68,40 +59,3 @@ def test_a_watermark_without_marks_or_with_unreadable_ones_reads_as_having_none(
     for text in [json.dumps(without)] + [json.dumps(u) for u in unreadable]:
         parsed = Watermark.parse(text)
         assert parsed is not None and parsed.handled == {}
-
-
-def user(uid: str, updated: datetime, status: str = "ACTIVE") -> dict[str, Any]:
-    return {"id": uid, "lastUpdated": okta_time(updated), "status": status}
-
-
-def test_a_read_keeps_the_marks_of_users_the_next_read_lists_again() -> None:
-    recent, suspended = user("recent", before(1)), user("suspended", before(2), "SUSPENDED")
-    others = [user("old", before(6)), user("at-the-edge", before(5)), {"id": "no-stamp", "status": "ACTIVE"},
-              {"id": "no-status", "lastUpdated": okta_time(before(1))}, "not a user"]
-
-    marks = handled_user_marks([recent, suspended, *others], STARTED, OVERLAP)
-
-    assert marks == {"recent": (okta_time(before(1)), "ACTIVE"), "suspended": (okta_time(before(2)), "SUSPENDED")}
-    assert user_mark(recent) == marks["recent"]
-
-
-def test_past_the_bound_the_users_changed_latest_are_kept() -> None:
-    users = [user(f"u{i:05}", before(4) + timedelta(milliseconds=i)) for i in range(MAX_HANDLED_USERS + 10)]
-
-    marks = handled_user_marks(users, STARTED, OVERLAP)
-
-    assert len(marks) == MAX_HANDLED_USERS
-    assert "u00009" not in marks and f"u{MAX_HANDLED_USERS + 9:05}" in marks
-
-
-def test_user_marks_are_written_and_read_back_and_older_watermarks_have_none() -> None:
-    watermark = Watermark("org", STARTED, STARTED, "/api/v1/logs?after=1", None, {},
-                          {"u1": (okta_time(before(1)), "ACTIVE")})
-    fields = json.loads(watermark.dump())
-    older = {k: v for k, v in fields.items() if k != "users"}
-
-    assert Watermark.parse(watermark.dump()) == watermark
-    parsed = Watermark.parse(json.dumps(older))
-    assert parsed is not None and parsed.handled_users == {}
-    malformed = Watermark.parse(json.dumps({**fields, "users": {"u1": ["x"]}}))
-    assert malformed is not None and malformed.handled_users == {}

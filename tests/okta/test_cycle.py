@@ -167,52 +167,6 @@ def test_app_scoped_cycles_follow_assignments(
     assert engine.view() == org_view(org, app)
 
 
-def test_app_scoped_cycles_follow_every_kind_of_change(
-    make_connector: MakeConnector, sim: OktaSimulator, store: Store, clock: ManualClock, org: OktaOrg
-) -> None:
-    app = org.app_id
-    assert app is not None
-    engine = Engine(make_connector, sim, store, clock, app_id=app)
-    assert engine.cycle().status == "succeeded"
-    in_app = org.app_user_ids(app)[0]
-    direct = sorted(org.app_users[app])
-    group = sorted(org.app_groups[app])[0]
-    outsiders = [u for u in org.user_ids if u not in in_app]
-    member = next(u for u in sorted(org.members[group]) if u not in org.app_users[app])
-    steps = [
-        # a profile change outside the app's scope creates nobody
-        lambda: org.rename(outsiders[0], email="outside@example.com"),
-        lambda: org.rename(in_app[0], email="renamed-inside@example.com"),
-        lambda: org.suspend(direct[0]),
-        lambda: org.unsuspend(direct[0]),
-        # a user who left the app and then changed is not brought back
-        lambda: org.unassign_user(app, direct[1]),
-        lambda: org.rename(direct[1], last_name="Gone"),
-        # assigned and unassigned between two cycles: still out
-        lambda: (org.assign_user(app, outsiders[1]), org.unassign_user(app, outsiders[1])),
-        # unassigned and assigned back between two cycles: still in, renamed meanwhile
-        lambda: (org.unassign_user(app, direct[2]), org.rename(direct[2], first_name="Back"),
-                 org.assign_user(app, direct[2])),
-        # scope through a group: a member who leaves it leaves the app, one who joins enters it
-        lambda: org.remove_member(group, member),
-        lambda: org.rename(member, email="left-with-the-group@example.com"),
-        lambda: org.add_member(group, outsiders[2]),
-        lambda: org.rename(outsiders[2], email="joined-through-the-group@example.com"),
-        lambda: org.deactivate(direct[3]),
-        lambda: org.reactivate(direct[3]),
-        lambda: org.assign_user(app, direct[3]),
-    ]
-    for n, step in enumerate(steps):
-        step()
-        sim.reset_counts()
-
-        result = engine.cycle()
-
-        assert (result.status, result.mode) == ("succeeded", "incremental"), (n, result.error)
-        assert "apps.users" not in sim.counts(), n  # never a page of the app's users
-        assert engine.view() == org_view(org, app), (n, _debug_diff(engine.view(), org_view(org, app)))
-
-
 def _debug_diff(a: View, b: View) -> str:
     users_a, groups_a = a
     users_b, groups_b = b
@@ -223,25 +177,3 @@ def _debug_diff(a: View, b: View) -> str:
             lines.append(f"{name}: store-only {groups_a.get(name, set()) - groups_b.get(name, set())} "
                          f"org-only {groups_b.get(name, set()) - groups_a.get(name, set())}")
     return "\n".join(lines)
-
-
-def test_users_entering_the_app_have_their_groups_read_once(
-    make_connector: MakeConnector, sim: OktaSimulator, store: Store, clock: ManualClock, org: OktaOrg
-) -> None:
-    app = org.app_id
-    assert app is not None
-    engine = Engine(make_connector, sim, store, clock, app_id=app)
-    assert engine.cycle().status == "succeeded"
-    group = sorted(org.app_groups[app])[0]
-    joiners = [u for u in org.user_ids if u not in org.app_user_ids(app)[1]][:3]
-    for uid in joiners:
-        org.add_member(group, uid)
-    sim.reset_counts()
-
-    result = engine.cycle()
-
-    assert (result.status, result.mode) == ("succeeded", "incremental"), result.error
-    assert engine.view() == org_view(org, app)
-    # the read reads each joiner's groups; the cycle does not read them again (`read_user`)
-    counts = sim.counts()
-    assert counts["users.groups"] == len(joiners) and "users.get" not in counts and counts["apps.groups"] == 1

@@ -1,6 +1,6 @@
 """An incremental read laid over the store equals what a full read would say."""
 
-from reconcile.merge import merge, settle_scope
+from reconcile.merge import merge
 from reconcile.model import Changes, MembershipDelta, RuleSettings
 from reconcile.plan import plan
 
@@ -48,23 +48,3 @@ def test_changed_group_with_complete_members_replaces_them():
 def test_unbound_local_users_are_not_part_of_the_directorys_view():
     snapshot = merge(Changes(), LOCAL, "hr", RULES)
     assert {u.external_id for u in snapshot.users} == {"u1", "u2"}
-
-
-def test_a_user_of_unknown_scope_applies_only_to_one_the_directory_holds_active():
-    local = store(
-        [local_user(1, "a@example.com", managed_by="hr", external_id="u1"),
-         local_user(2, "b@example.com", active=False, managed_by="hr", external_id="u2"),
-         local_user(3, "c@example.com")],
-        [],
-    )
-    changes = Changes(users=(user("u1", "a2@example.com"), user("u2", "b2@example.com"),
-                             user("u3", "c@example.com"), user("u4", "d@example.com")),
-                      scope_unknown=frozenset({"u1", "u2", "u3", "u4"}))
-
-    settled = settle_scope(changes, local, "hr")
-
-    # held active: applied; held inactive (left scope), unbound (u3's email) or unknown: untouched
-    assert [u.external_id for u in settled.users] == ["u1"] and settled.scope_unknown == frozenset()
-    assert {u.external_id for u in merge(changes, local, "hr", RULES).users} == {"u1", "u2"}
-    assert [(op.action.value, op.target) for op in plan(changes, local, RULES, directory="hr").operations] == [
-        ("update-user", "a2@example.com")]
