@@ -65,6 +65,9 @@ def set_enabled(session: Session, name: str, enabled: bool) -> Directory:
     """Switch sync on or off for `name` (the R8 conversions are the planner's job). Each
     switch starts a new generation: writers that started before it stop writing."""
     row = require_directory(session, name)
+    # Locked and read again: a cycle's bookkeeping committed since the row was first read
+    # (its watermark) is seen, and a write of the caller's stale copy cannot keep it.
+    session.refresh(row, with_for_update=True)
     row.enabled = enabled
     row.generation = (row.generation or 0) + 1
     session.flush()

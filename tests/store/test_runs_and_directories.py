@@ -49,6 +49,24 @@ def test_disabling_and_enabling_a_directory(store: Store) -> None:
         assert get_directory(session, "okta").enabled is False  # type: ignore[union-attr]
 
 
+def test_disable_clears_a_watermark_a_cycle_committed_after_the_row_was_read(store: Store) -> None:
+    """The switch locks and reads the row again: a cycle's success that lands between the
+    switch's first read and its write is not kept by a write of the stale copy."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite write transactions take the write lock first: they never interleave")
+    with store.session() as session:
+        ensure_directory(session, "okta", "okta")
+    with store.session() as switch:
+        seen = get_directory(switch, "okta")  # held: the session keeps this copy
+        assert seen is not None and seen.watermark is None
+        with store.session() as cycle:
+            record_success(cycle, "okta", watermark="w1", full=True)
+        set_enabled(switch, "okta", False).watermark = None
+    with store.session() as session:
+        row = get_directory(session, "okta")
+        assert row is not None and not row.enabled and row.watermark is None
+
+
 def test_unknown_directory_is_a_store_error(store: Store) -> None:
     with pytest.raises(StoreError, match="'nope' is not in the store"), store.session() as session:
         set_enabled(session, "nope", True)
