@@ -113,6 +113,15 @@ def test_status_explains_a_late_cycle_by_what_the_daemon_last_said(tmp_path: Pat
     store.dispose()
 
 
+def test_a_report_of_an_earlier_day_is_named_with_its_date(tmp_path: Path) -> None:
+    _, settings, store = setup(tmp_path)
+    set_row(store, "hr", last_run_at=NOW - timedelta(hours=12))
+    yesterday = Heartbeats(workers={"w1@host": NOW - timedelta(hours=11)}, beat=NOW - MIN)
+    (view,) = collect(settings, store, NOW, heartbeats=yesterday)
+    assert view.overdue_reason == "no worker has reported since 2026-03-01 23:14Z"
+    store.dispose()
+
+
 def test_a_cycle_due_within_the_grace_is_not_overdue(tmp_path: Path) -> None:
     _, settings, store = setup(tmp_path)
     set_row(store, "hr", last_run_at=NOW - timedelta(minutes=41))
@@ -155,7 +164,9 @@ def test_status_and_metrics_with_no_worker_running_report_overdue(tmp_path: Path
     out = CliRunner().invoke(status_command, ["--json"], obj=Context(str(path)))
     assert out.exit_code == 0, out.output
     data = {d["name"]: d for d in json.loads(out.output)}
-    stamp = (now - timedelta(hours=1, minutes=30)).strftime("%H:%MZ")
+    reported = now - timedelta(hours=1, minutes=30)
+    # Before 01:30 UTC the last report was yesterday, and the reason names its date.
+    stamp = reported.strftime("%H:%MZ" if reported.date() == now.date() else "%Y-%m-%d %H:%MZ")
     assert data["hr"]["overdue_reason"] == f"no worker has reported since {stamp}"
     assert data["hr"]["overdue_seconds"] >= 80 * 60
     assert data["corp"]["overdue_seconds"] >= 60 * 60
