@@ -142,11 +142,7 @@ class _Applier:
         refused: dict[int, _Result] = {}
         aborted: str | None = None
         try:
-            try:
-                results = self._write_atomically(plan, ops, lock_admin=False)
-            except _AdminLockNeeded:
-                self._forget_new_keys()
-                results = self._write_atomically(plan, ops, lock_admin=True)
+            results = self._write_atomically_again_if_needed(plan, ops)
         except _Refused as exc:
             refused = exc.results
         except _AdminWouldBeEmpty as exc:
@@ -175,6 +171,25 @@ class _Applier:
             failures=tuple(sorted(self.failures, key=lambda f: f.seq)),
             aborted=aborted,
         )
+
+    def _write_atomically_again_if_needed(self, plan: Plan, ops: list[_Indexed]) -> dict[int, _Result]:
+        """`_write_atomically`, run again under the admin group's lock when its check asks
+        for it, and again when the database made it give way in a deadlock (nothing of it
+        was written), as a chunk of a cycle is."""
+        lock_admin = False
+        retries = 0
+        while True:
+            try:
+                return self._write_atomically(plan, ops, lock_admin)
+            except _AdminLockNeeded:
+                self._forget_new_keys()
+                lock_admin = True
+            except DBAPIError as exc:
+                self._forget_new_keys()
+                if isinstance(exc, _OP_ERRORS) or not _must_retry(exc) or retries >= _RETRIES:
+                    raise
+                retries += 1
+                _back_off(retries)
 
     def _write_atomically(self, plan: Plan, ops: list[_Indexed], lock_admin: bool) -> dict[int, _Result]:
         """The plan's writes and events in one transaction, each operation's result by
@@ -255,7 +270,7 @@ class _Applier:
                 if not _must_retry(exc) or retries >= _RETRIES:
                     raise
                 retries += 1
-                time.sleep(random.uniform(0.01, 0.05) * retries)
+                _back_off(retries)
                 continue
             except BaseException:
                 self._forget_new_keys()
@@ -452,6 +467,11 @@ _RETRIES = 5
 
 def _must_retry(exc: DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in _RETRY_STATES
+
+
+def _back_off(retries: int) -> None:
+    """A short random wait, longer each time, so two writers that deadlocked do not meet again."""
+    time.sleep(random.uniform(0.01, 0.05) * retries)
 
 
 def _reason(exc: Exception) -> str:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
 from reconcile.admin import add_group, add_member, add_user
 from reconcile.apply import apply
 from reconcile.model import Action, Operation, Plan, Ref, RuleSettings
@@ -64,18 +69,55 @@ def test_without_atomic_the_rename_is_written_in_its_own_transaction(store: Stor
     assert _names(store) == ["Administrators", "Revenue"]
 
 
-def test_an_atomic_plan_that_holds_is_written_whole(store: Store) -> None:
-    sales, _, root = _setup(store)
-    plan = Plan(None, (
+def _rename_and_add(sales: int, root: int) -> Plan:
+    return Plan(None, (
         Operation(Action.RENAME_GROUP, "Revenue", group=Ref(local_id=sales), values=(("name", "Revenue"),),
                   old=(("name", "Sales"),)),
         Operation(Action.ADD_MEMBER, "Revenue", group=Ref(local_id=sales), user=Ref(local_id=root),
                   values=(("member", "root@example.com"),)),
     ))
 
-    result = apply(store, plan, run_id=None, atomic=True)
+
+def test_an_atomic_plan_that_holds_is_written_whole(store: Store) -> None:
+    sales, _, root = _setup(store)
+
+    result = apply(store, _rename_and_add(sales, root), run_id=None, atomic=True)
 
     assert result.applied == 2 and not result.failures
     with store.session() as session:
         groups = {g["name"]: g["members"] for g in export_state(session)["groups"]}
     assert groups["Revenue"] == ["root@example.com"]
+
+
+# What PostgreSQL raises in the transaction it picks to give way in a deadlock.
+DEADLOCK = "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$"
+
+
+def test_an_atomic_plan_the_database_made_give_way_in_a_deadlock_runs_again(store: Store) -> None:
+    """A request's transaction chosen as a deadlock's victim (two directories linking the
+    same local groups in opposite orders) is rolled back whole; it runs again, as a
+    cycle's chunk does, instead of failing the request."""
+    if not store.engine.url.drivername.startswith("postgresql"):
+        pytest.skip("SQLite write transactions take the write lock first: they never deadlock")
+    sales, _, root = _setup(store)
+    victims = []
+
+    def first_rename_deadlocks(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                               executemany: bool) -> tuple[str, Any]:
+        if statement.startswith("UPDATE groups") and not victims:
+            victims.append(statement)
+            return DEADLOCK, ()
+        return statement, parameters
+
+    event.listen(store.engine, "before_cursor_execute", first_rename_deadlocks, retval=True)
+    try:
+        result = apply(store, _rename_and_add(sales, root), run_id=None, atomic=True)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", first_rename_deadlocks)
+
+    assert victims and result.applied == 2 and not result.failures
+    with store.session() as session:
+        groups = {g["name"]: g["members"] for g in export_state(session)["groups"]}
+        actions = [e.action for e in list_events(session, None)][-2:]
+    assert groups["Revenue"] == ["root@example.com"]
+    assert actions == ["rename-group", "add-member"]  # recorded once, by the try that committed
