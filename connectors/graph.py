@@ -45,11 +45,11 @@ from connectors.graph_rounds import (
     GroupsRound,
     UsersRound,
     batched_filter_urls,
+    created_since,
     external_group,
     list_all,
     normalise_user,
     read_groups,
-    created_since,
     read_users,
     split,
 )
