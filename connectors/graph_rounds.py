@@ -21,6 +21,9 @@ from reconcile.model import ExternalGroup, ExternalUser, Kind, Rejection
 from reconcile.rules import entra_active
 
 USER_SELECT = "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled,createdDateTime"
+# The users delta without `createdDateTime`, for a tenant whose delta refuses to select it
+# (Graph refuses some properties in a delta's `$select` with a 400, undocumented per property).
+USER_DELTA_SELECT_WITHOUT_CREATED = USER_SELECT.removesuffix(",createdDateTime")
 GROUP_SELECT = "id,displayName,members"
 USER_TYPE = "#microsoft.graph.user"
 FILTER_BATCH = 15  # Graph allows at most 15 values in one `id in (...)` filter

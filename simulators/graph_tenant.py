@@ -107,6 +107,9 @@ class GraphTenant:
         # Graph's clock: stamps `createdDateTime`. A bench may set it ahead to stand for
         # changes made some time after the last read.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        # Properties the users delta refuses to select (Graph answers 400 for some, such as
+        # `birthday` or `signInActivity`; which ones is not documented property by property).
+        self.users_delta_refuses: frozenset[str] = frozenset()
         self._n = 0
 
     # --- building ---------------------------------------------------------------------

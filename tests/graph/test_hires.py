@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from freezegun import freeze_time
 
+from connectors.errors import PermanentError
 from connectors.graph_watermark import CLOCK_MARGIN, Watermark
 from reconcile.model import Changes
 from simulators.graph import GraphSimulator
@@ -94,3 +95,28 @@ def test_links_at_is_when_the_read_ended_and_survives_a_round_trip(sim: GraphSim
     assert mark is not None and mark.links_at is not None
     assert mark.links_at.isoformat() == "2026-03-02T09:00:00+00:00"
     assert Watermark.load(mark.dump()) == mark
+
+
+def test_a_tenant_whose_users_delta_refuses_created_date_time_is_read_without_it(sim: GraphSimulator) -> None:
+    """Graph refuses some properties in a delta's `$select` with a 400; were it to refuse
+    `createdDateTime`, reads go on without it and nobody counts as created (their groups
+    are read one user at a time, as before)."""
+    t = sim.tenant
+    t.users_delta_refuses = frozenset({"createdDateTime"})
+    with freeze_time("2026-03-02 09:00:00") as frozen:
+        full = connect(sim).read(None)
+        frozen.tick(timedelta(minutes=30))
+        hired = t.hire("new.person@contoso.example")
+
+        result = connect(sim).read(full.watermark)
+
+    assert isinstance(result, Changes)
+    assert hired in {u.external_id for u in result.users}
+    assert result.created_user_ids == frozenset()
+
+
+def test_a_users_delta_refusing_another_property_still_fails_the_read(sim: GraphSimulator) -> None:
+    sim.tenant.users_delta_refuses = frozenset({"mail"})
+
+    with pytest.raises(PermanentError, match="HTTP 400 BadRequest.*mail"):
+        connect(sim).read(None)
