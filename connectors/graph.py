@@ -5,7 +5,9 @@ complete `Snapshot`; `read(watermark)` replays both delta links and returns `Cha
 a `Snapshot` when a full read is due: no usable watermark, a changed scope or email source,
 delta links older than 7 days, `full_every_hours` elapsed, or Graph refusing a link (410,
 `syncStateNotFound`, `resyncRequired`). Any failed page fails the read (S1): nothing
-partial is ever returned.
+partial is ever returned. `Changes.created_user_ids` names the changed users Graph created
+(`createdDateTime`) after the previous read had its links, less a clock margin: their
+memberships all come through the groups delta, so the engine need not read their groups.
 
 Scope: with `service_principal_id`, the users and groups assigned to that enterprise app
 (`appRoleAssignedTo`) plus the direct user members of assigned groups, as Entra's own
@@ -13,12 +15,12 @@ provisioning scopes them; otherwise every user and group. Assignments have no de
 they are re-listed each cycle (a small list) and compared with the scope kept in the
 watermark: users leaving scope are reported removed, users entering it are fetched by id.
 
-The watermark is this module's own JSON (see `Watermark`); the engine stores it as it is.
+The watermark is this module's own JSON (`connectors.graph_watermark`); the engine stores
+it as it is.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -38,11 +40,13 @@ from connectors.graph_auth import Credential, TokenSource
 from connectors.graph_http import GraphClient, ResyncNeeded, make_session
 from connectors.graph_rounds import (
     GROUP_SELECT,
+    USER_DELTA_SELECT_WITHOUT_CREATED,
     USER_SELECT,
     USER_TYPE,
     GroupsRound,
     UsersRound,
     batched_filter_urls,
+    created_since,
     external_group,
     list_all,
     normalise_user,
@@ -50,6 +54,7 @@ from connectors.graph_rounds import (
     read_users,
     split,
 )
+from connectors.graph_watermark import Watermark
 from connectors.retry import DEFAULT_MAX_RETRY_WAIT_SECONDS, configured_max_retry_wait
 from reconcile import clock
 from reconcile.model import Changes, ExternalGroup, MembershipDelta, Snapshot
@@ -58,60 +63,7 @@ log = logging.getLogger("connectors.graph")
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 DELTA_LINK_LIFETIME = timedelta(days=7)  # Graph keeps directory delta state for 7 days
-WATERMARK_VERSION = 1
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Watermark:
-    """What an incremental read needs: both delta links, their age, and the scope seen.
-
-    `group_members` holds, for assigned scope only, the direct user members of each
-    assigned group, so that membership changes can move users in and out of scope.
-    """
-
-    users_link: str
-    groups_link: str
-    issued_at: datetime
-    full_at: datetime
-    email_source: str
-    service_principal_id: str | None = None
-    assigned_users: frozenset[str] = frozenset()
-    group_members: dict[str, frozenset[str]] = field(default_factory=dict)
-
-    def scope(self) -> set[str]:
-        users = set(self.assigned_users)
-        for members in self.group_members.values():
-            users |= members
-        return users
-
-    def dump(self) -> str:
-        return json.dumps({
-            "v": WATERMARK_VERSION, "users": self.users_link, "groups": self.groups_link,
-            "issued_at": self.issued_at.isoformat(), "full_at": self.full_at.isoformat(),
-            "email_source": self.email_source, "sp": self.service_principal_id,
-            "assigned_users": sorted(self.assigned_users),
-            "group_members": {g: sorted(m) for g, m in sorted(self.group_members.items())},
-        }, separators=(",", ":"))
-
-    @classmethod
-    def load(cls, raw: str) -> Watermark | None:
-        """The watermark, or None if it is not one this version wrote."""
-        try:
-            data = json.loads(raw)
-            if data.get("v") != WATERMARK_VERSION:
-                return None
-            return cls(
-                users_link=str(data["users"]), groups_link=str(data["groups"]),
-                issued_at=datetime.fromisoformat(data["issued_at"]),
-                full_at=datetime.fromisoformat(data["full_at"]),
-                email_source=str(data["email_source"]),
-                service_principal_id=data.get("sp"),
-                assigned_users=frozenset(data.get("assigned_users", ())),
-                group_members={g: frozenset(m) for g, m in data.get("group_members", {}).items()},
-            )
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return None
 
 
 @dataclass
@@ -258,27 +210,41 @@ class GraphConnector:
 
     # --- full ---------------------------------------------------------------------------
 
+    def _initial_users_round(self) -> UsersRound:
+        """The users delta's initial round, with `createdDateTime` if Graph lets a delta
+        select it; without it no user counts as created since the last read (each returning
+        user's groups are then read, as before), which costs requests, never memberships."""
+        url = f"{self._graph}/v1.0/users/delta?$select="
+        try:
+            return read_users(self.client, url + USER_SELECT, self._where("users"), self.directory.email_source)
+        except PermanentError as exc:
+            if "HTTP 400" not in str(exc) or "createdDateTime" not in str(exc):
+                raise
+        log.warning("entra %s: the users delta refused to select createdDateTime; reading without it, so "
+                    "returning users' groups are read one user at a time", self.directory.name)
+        return read_users(self.client, url + USER_DELTA_SELECT_WITHOUT_CREATED, self._where("users"),
+                          self.directory.email_source)
+
     def _full(self, now: datetime) -> Snapshot:
-        users_f = self._submit(read_users, self.client,
-                               f"{self._graph}/v1.0/users/delta?$select={USER_SELECT}",
-                               self._where("users"), self.directory.email_source)
+        users_f = self._submit(self._initial_users_round)
         groups_f = self._submit(read_groups, self.client,
                                 f"{self._graph}/v1.0/groups/delta?$select={GROUP_SELECT}",
                                 self._where("groups"))
         assigned_f = self._submit(self._assignments) if self.directory.service_principal_id \
             else None
         users_round, groups_round = _result(users_f), _result(groups_f)
+        links_at = clock.now()
         assigned = _result(assigned_f) if assigned_f else None
         if assigned is None:
             users, rejections = split(users_round.users.values())
             groups = [external_group(gid, g.name, g.added)
                       for gid, g in groups_round.groups.items() if not g.gone]
-            mark = self._mark(users_round, groups_round, now, now)
+            mark = self._mark(users_round, groups_round, now, now, links_at)
         else:
             group_members = {gid: frozenset(groups_round.groups[gid].added)
                              for gid in assigned.groups
                              if gid in groups_round.groups and not groups_round.groups[gid].gone}
-            mark = self._mark(users_round, groups_round, now, now, assigned, group_members)
+            mark = self._mark(users_round, groups_round, now, now, links_at, assigned, group_members)
             scope = mark.scope()
             users, rejections = split(record for uid, record in users_round.users.items()
                                       if uid in scope)
@@ -293,18 +259,20 @@ class GraphConnector:
 
     def _incremental(self, mark: Watermark, now: datetime) -> Changes:
         users_f = self._submit(read_users, self.client, mark.users_link, self._where("users"),
-                               self.directory.email_source)
+                               self.directory.email_source, mark.created_after())
         groups_f = self._submit(read_groups, self.client, mark.groups_link,
                                 self._where("groups"))
         assigned_f = self._submit(self._assignments) if self.directory.service_principal_id \
             else None
         users_round, groups_round = _result(users_f), _result(groups_f)
+        links_at = clock.now()
         if assigned_f is None:
-            return self._changes_all(mark, users_round, groups_round, now)
-        return self._changes_assigned(mark, users_round, groups_round, _result(assigned_f), now)
+            return self._changes_all(mark, users_round, groups_round, now, links_at)
+        return self._changes_assigned(mark, users_round, groups_round, _result(assigned_f), now,
+                                      links_at)
 
     def _changes_all(self, mark: Watermark, users_round: UsersRound, groups_round: GroupsRound,
-                     now: datetime) -> Changes:
+                     now: datetime, links_at: datetime) -> Changes:
         users, rejections = split(users_round.users.values())
         groups, memberships, removed_groups = [], [], set()
         for gid, delta in groups_round.groups.items():
@@ -320,13 +288,13 @@ class GraphConnector:
             users=tuple(users), groups=tuple(groups),
             removed_user_ids=frozenset(users_round.removed),
             removed_group_ids=frozenset(removed_groups), memberships=tuple(memberships),
-            rejections=tuple(rejections),
-            watermark=self._mark(users_round, groups_round, now, mark.full_at).dump(),
+            rejections=tuple(rejections), created_user_ids=frozenset(users_round.created),
+            watermark=self._mark(users_round, groups_round, now, mark.full_at, links_at).dump(),
         )
 
     def _changes_assigned(self, mark: Watermark, users_round: UsersRound,
-                          groups_round: GroupsRound, assigned: _Assignments, now: datetime
-                          ) -> Changes:
+                          groups_round: GroupsRound, assigned: _Assignments, now: datetime,
+                          links_at: datetime) -> Changes:
         old_scope = mark.scope()
         group_members: dict[str, frozenset[str]] = {}
         groups: list[ExternalGroup] = []
@@ -356,20 +324,25 @@ class GraphConnector:
             group_members[gid] = fetched
             groups.append(external_group(gid, name, fetched))
             complete.add(gid)
-        new_mark = self._mark(users_round, groups_round, now, mark.full_at, assigned,
+        new_mark = self._mark(users_round, groups_round, now, mark.full_at, links_at, assigned,
                               group_members)
         new_scope = new_mark.scope()
         removed_users = (old_scope - new_scope) | (users_round.removed & (old_scope | new_scope))
         entering = new_scope - old_scope - users_round.users.keys() - users_round.removed
         records = [u for uid, u in users_round.users.items() if uid in new_scope]
-        records += [normalise_user(item, self.directory.email_source)
-                    for item in self._fetch_users(entering)]
+        created = users_round.created & new_scope
+        since = mark.created_after()
+        for item in self._fetch_users(entering):
+            records.append(normalise_user(item, self.directory.email_source))
+            if since is not None and created_since(item, since):
+                created.add(str(item["id"]))
         users, rejections = split(records)
         return Changes(
             users=tuple(users), groups=tuple(groups),
             removed_user_ids=frozenset(removed_users), removed_group_ids=frozenset(removed_groups),
             memberships=tuple(memberships), members_complete=frozenset(complete),
-            rejections=tuple(rejections), watermark=new_mark.dump(),
+            rejections=tuple(rejections), created_user_ids=frozenset(created),
+            watermark=new_mark.dump(),
         )
 
     # --- helpers ------------------------------------------------------------------------
@@ -418,14 +391,14 @@ class GraphConnector:
         return out
 
     def _mark(self, users_round: UsersRound, groups_round: GroupsRound, now: datetime,
-              full_at: datetime, assigned: _Assignments | None = None,
+              full_at: datetime, links_at: datetime, assigned: _Assignments | None = None,
               group_members: dict[str, frozenset[str]] | None = None) -> Watermark:
         return Watermark(
             users_link=users_round.delta_link, groups_link=groups_round.delta_link,
             issued_at=now, full_at=full_at, email_source=self.directory.email_source,
             service_principal_id=self.directory.service_principal_id,
             assigned_users=frozenset(assigned.users) if assigned else frozenset(),
-            group_members=group_members or {},
+            group_members=group_members or {}, links_at=links_at,
         )
 
     def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:

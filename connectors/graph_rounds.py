@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -19,7 +20,10 @@ from connectors.graph_http import GraphClient, decode_page
 from reconcile.model import ExternalGroup, ExternalUser, Kind, Rejection
 from reconcile.rules import entra_active
 
-USER_SELECT = "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled"
+USER_SELECT = "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled,createdDateTime"
+# The users delta without `createdDateTime`, for a tenant whose delta refuses to select it
+# (Graph refuses some properties in a delta's `$select` with a 400, undocumented per property).
+USER_DELTA_SELECT_WITHOUT_CREATED = USER_SELECT.removesuffix(",createdDateTime")
 GROUP_SELECT = "id,displayName,members"
 USER_TYPE = "#microsoft.graph.user"
 FILTER_BATCH = 15  # Graph allows at most 15 values in one `id in (...)` filter
@@ -44,6 +48,8 @@ class UsersRound:
     # objects (measured at 100,000 users: peak RSS of a full read 167 -> 133 MiB).
     users: dict[str, UserRecord] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
+    # Users created after the round's `created_after` time (see `read_users`).
+    created: set[str] = field(default_factory=set)
     delta_link: str = ""
     pages: int = 0
 
@@ -76,7 +82,10 @@ def pages(client: GraphClient, url: str, where: str) -> Iterable[tuple[list[dict
             raise PartialReadError(f"{where}: a page without a next or delta link")
 
 
-def read_users(client: GraphClient, url: str, where: str, email_source: str) -> UsersRound:
+def read_users(client: GraphClient, url: str, where: str, email_source: str,
+               created_after: datetime | None = None) -> UsersRound:
+    """The round's users; those Graph says were created after `created_after` are also
+    listed in `created`."""
     out = UsersRound()
     for items, delta_link in pages(client, url, where):
         out.pages += 1
@@ -87,9 +96,12 @@ def read_users(client: GraphClient, url: str, where: str, email_source: str) -> 
             if "@removed" in item:
                 out.users.pop(uid, None)
                 out.removed.add(uid)
+                out.created.discard(uid)
             else:
                 out.removed.discard(uid)
                 out.users[uid] = normalise_user(item, email_source)
+                if created_after is not None and created_since(item, created_after):
+                    out.created.add(uid)
         if delta_link:
             out.delta_link = delta_link
     return out
@@ -180,6 +192,21 @@ def normalise_user(item: dict[str, Any], email_source: str
         display_name=item.get("displayName"),
         active=entra_active(enabled),  # R9, defined once in the rules; soft-deleted users arrive as removed
     )
+
+
+def created_since(item: dict[str, Any], moment: datetime) -> bool:
+    """Whether Graph says the user was created after `moment`. A missing, null or unreadable
+    `createdDateTime` (null for some users created before June 2018) answers no."""
+    raw = item.get("createdDateTime")
+    if not isinstance(raw, str):
+        return False
+    try:
+        created = datetime.fromisoformat(raw)
+    except ValueError:
+        return False
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)  # Graph writes UTC
+    return created > moment
 
 
 def split(records: Iterable[UserRecord]) -> tuple[list[ExternalUser], list[Rejection]]:

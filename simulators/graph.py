@@ -264,6 +264,10 @@ class GraphSimulator(SimulatorServer):
     def _delta(self, request: Request, kind: str, allowed: tuple[str, ...]) -> Response:
         path = request.path
         skip, delta = request.arg("$skiptoken"), request.arg("$deltatoken")
+        refused = [f for f in _select(request, allowed) if kind == "u" and f in self.tenant.users_delta_refuses]
+        if refused:  # only a round's first request carries `$select`; its links encode it
+            return self.graph_error(400, "BadRequest", "Invalid request for delta query: for this entity set, "
+                                    f"$expand/$select is not supported for the following properties: {','.join(refused)}")
         try:
             if skip:
                 page = self.delta.resume_skip(skip)

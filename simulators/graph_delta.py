@@ -23,7 +23,9 @@ from simulators.graph_tenant import GraphTenant
 
 USER_FIELDS = (
     "id", "userPrincipalName", "mail", "givenName", "surname", "displayName", "accountEnabled",
+    "createdDateTime",
 )
+ONLY_ON_SELECT = frozenset({"createdDateTime"})  # Graph: "Returned only on $select"
 GROUP_FIELDS = ("id", "displayName", "members")
 TOKEN_LIFETIME_SECONDS = 7 * 24 * 3600  # directory objects' delta tokens live 7 days
 USER_TYPE = "#microsoft.graph.user"
@@ -243,5 +245,5 @@ class DeltaEngine:
 def project(record: dict[str, Any], select: list[str]) -> dict[str, Any]:
     """Only the selected properties (and always `id`), as Graph's `$select` does."""
     if not select:
-        return record
+        return {k: v for k, v in record.items() if k not in ONLY_ON_SELECT}
     return {k: v for k, v in record.items() if k == "id" or k in select}

@@ -20,11 +20,18 @@ import random
 import secrets
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 LogOp = Literal["upsert", "add", "remove"]
+GENERATED_AT = "2024-05-06T07:08:09Z"  # when a generated tenant's users were created
+
+
+def graph_time(moment: datetime) -> str:
+    """A UTC time as Graph writes it: `2026-03-02T09:00:00Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -38,6 +45,9 @@ class SimUser:
     account_enabled: bool | None = True  # None: the property is left out of every answer
     deleted: bool = False  # soft-deleted: in the recycle bin, restorable
     saved_groups: set[str] = field(default_factory=set)  # memberships held while deleted
+    # Set by Graph when the user is created, never changed; null for some users created
+    # before June 2018, as Graph documents.
+    created_date_time: str | None = None
 
     def to_graph(self) -> dict[str, object]:
         record: dict[str, object] = {
@@ -47,6 +57,7 @@ class SimUser:
             "givenName": self.given_name,
             "surname": self.surname,
             "displayName": self.display_name,
+            "createdDateTime": self.created_date_time,
         }
         if self.account_enabled is not None:
             record["accountEnabled"] = self.account_enabled
@@ -93,6 +104,12 @@ class GraphTenant:
         self.log: list[LogEntry] = []
         self.delta_epoch = 0  # bumped to invalidate every delta token issued so far
         self.resync_epoch = 0  # bumped to answer every existing delta token with resyncRequired
+        # Graph's clock: stamps `createdDateTime`. A bench may set it ahead to stand for
+        # changes made some time after the last read.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        # Properties the users delta refuses to select (Graph answers 400 for some, such as
+        # `birthday` or `signInActivity`; which ones is not documented property by property).
+        self.users_delta_refuses: frozenset[str] = frozenset()
         self._n = 0
 
     # --- building ---------------------------------------------------------------------
@@ -121,7 +138,8 @@ class GraphTenant:
             uid = t._guid()
             t._add_user(
                 SimUser(uid, f"user{i:06d}@{domain}", f"user{i:06d}@{domain}",
-                        f"Given{i}", f"Sur{i}", f"User {i}", account_enabled=(i % 97 != 96))
+                        f"Given{i}", f"Sur{i}", f"User {i}", account_enabled=(i % 97 != 96),
+                        created_date_time=None if i % 50 == 49 else GENERATED_AT)
             )
         for j in range(groups):
             gid = t._guid()
@@ -168,7 +186,8 @@ class GraphTenant:
             self._n += 1
             upn = upn or f"hire{self._n}-{uid[:8]}@contoso.example"
             self._add_user(SimUser(uid, upn, mail, given_name, surname,
-                                   display_name or f"{given_name} {surname}", enabled))
+                                   display_name or f"{given_name} {surname}", enabled,
+                                   created_date_time=graph_time(self.clock())))
             self._record("user", uid)
             for gid in groups:
                 self.add_member(gid, uid)

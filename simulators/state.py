@@ -156,10 +156,10 @@ def _user_to_json(user: SimUser) -> dict[str, Any]:
     return {"id": user.id, "user_principal_name": user.user_principal_name, "mail": user.mail,
             "given_name": user.given_name, "surname": user.surname, "display_name": user.display_name,
             "account_enabled": user.account_enabled, "deleted": user.deleted,
-            "saved_groups": sorted(user.saved_groups)}
+            "saved_groups": sorted(user.saved_groups), "created_date_time": user.created_date_time}
 
 
 def _user_from_json(data: dict[str, Any]) -> SimUser:
     return SimUser(data["id"], data["user_principal_name"], data["mail"], data["given_name"],
                    data["surname"], data["display_name"], data["account_enabled"], data["deleted"],
-                   set(data["saved_groups"]))
+                   set(data["saved_groups"]), data.get("created_date_time"))  # absent in older saves

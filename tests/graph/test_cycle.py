@@ -4,10 +4,12 @@ msal client and connector against the simulator; the store is compared with the 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from freezegun import freeze_time
 
 from config import Settings, parse
 from simulators.base import Fault
@@ -197,3 +199,61 @@ def test_returning_users_who_share_a_group_have_it_read_once(sim: GraphSimulator
     # Their shared group's members are read once, not once per returning user.
     assert sum(r.endpoint == "groups.members" and f"/groups/{group}/" in r.target for r in requests) == 1
     assert _active_only(_store_view(store)) == _active_only(_tenant_view(tenant))
+
+
+def _read_user_requests(sim: GraphSimulator, since: int) -> int:
+    """Requests of `read_user` (a user by key, their memberOf) after request `since`."""
+    return sum(r.endpoint in ("users", "users.memberOf") for r in sim.requests() if r.index > since)
+
+
+def test_a_hire_created_since_the_last_cycle_gets_every_group_without_reading_the_user(
+    sim: GraphSimulator, store: Store,
+) -> None:
+    tenant = sim.tenant
+    g0, g1 = tenant.group_order[0], tenant.group_order[1]
+    with freeze_time("2026-03-02 09:00:00") as frozen:
+        assert _cycle(sim, store).status == "succeeded"
+        frozen.tick(timedelta(minutes=20))
+        hired = tenant.hire("new.hire@contoso.example", groups=[g0, g1])
+        frozen.tick(timedelta(minutes=20))
+        since = sim.request_index
+
+        result = _cycle(sim, store)
+
+    assert (result.status, result.mode) == ("succeeded", "incremental"), result.error
+    assert _read_user_requests(sim, since) == 0
+    users, groups = _store_view(store)
+    assert users[hired] == ("new.hire@contoso.example", True)
+    for gid in (g0, g1):
+        assert "new.hire@contoso.example" in groups[tenant.groups[gid].display_name]
+    assert _active_only((users, groups)) == _active_only(_tenant_view(tenant))
+
+
+def test_a_user_created_before_the_last_cycle_and_enabled_now_regains_the_groups_added_while_disabled(
+    sim: GraphSimulator, store: Store,
+) -> None:
+    tenant = sim.tenant
+    gid = tenant.group_order[0]
+    with freeze_time("2026-03-02 09:00:00") as frozen:
+        assert _cycle(sim, store).status == "succeeded"  # the last complete read
+        frozen.tick(timedelta(minutes=20))
+        hired = tenant.hire("late.starter@contoso.example", enabled=False)
+        frozen.tick(timedelta(minutes=20))
+        assert _cycle(sim, store).status == "succeeded"  # seen disabled: not created here
+        frozen.tick(timedelta(minutes=20))
+        tenant.add_member(gid, hired)  # added while disabled: this cycle drops it
+        frozen.tick(timedelta(minutes=20))
+        assert _cycle(sim, store).status == "succeeded"
+        frozen.tick(timedelta(minutes=20))
+        tenant.enable(hired)  # the groups delta will not mention that membership again
+        frozen.tick(timedelta(minutes=20))
+        since = sim.request_index
+
+        result = _cycle(sim, store)
+
+    assert (result.status, result.mode) == ("succeeded", "incremental"), result.error
+    users, groups = _store_view(store)
+    assert users[hired] == ("late.starter@contoso.example", True)
+    assert "late.starter@contoso.example" in groups[tenant.groups[gid].display_name]
+    assert _active_only((users, groups)) == _active_only(_tenant_view(tenant))
+    assert _read_user_requests(sim, since) == 2  # the user, then their groups

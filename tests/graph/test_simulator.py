@@ -4,6 +4,7 @@ resource units, bearer checks and delta-token expiry, seen with a plain HTTPS cl
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -118,3 +119,18 @@ def test_generator_is_deterministic_for_a_seed() -> None:
     assert a.user_order == b.user_order
     assert {g: a.groups[g].members for g in a.group_order} == \
         {g: b.groups[g].members for g in b.group_order}
+
+
+def test_created_date_time_comes_only_when_selected_and_hires_are_stamped_by_the_tenant_clock(
+    sim: GraphSimulator, http: requests.Session,
+) -> None:
+    t = sim.tenant
+    t.clock = lambda: datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    hired = t.hire("stamped@contoso.example")
+    t.update_user(hired, given_name="Renamed")  # an update leaves the stamp as it was
+
+    _, plain = _get(http, sim, f"/v1.0/users?$filter=id eq '{hired}'")
+    _, chosen = _get(http, sim, f"/v1.0/users?$filter=id eq '{hired}'&$select=id,createdDateTime")
+
+    assert "createdDateTime" not in plain["value"][0]
+    assert chosen["value"] == [{"id": hired, "createdDateTime": "2026-03-02T09:30:00Z"}]
