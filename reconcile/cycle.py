@@ -267,10 +267,11 @@ class _Cycle:
             mode = "full"  # the connector had to resync (expired cursor or delta link)
 
         try:
-            # A large read leaves cyclic garbage (an Okta read: its retry states) worth one
-            # full collection before it is frozen; for a small one the collection would
-            # cost more than it frees.
-            large = len(source.users) + len(source.groups) > CHUNK_SIZE
+            # A large full read leaves cyclic garbage (an Okta read: its retry states) worth
+            # one full collection before it is frozen. Changes come from a few requests: the
+            # collection would walk the whole heap (0.2 s of a 1 % change cycle at 100,000
+            # users) to free little.
+            large = isinstance(source, Snapshot) and len(source.users) + len(source.groups) > CHUNK_SIZE
             with long_lived(collect_first=large):  # the read and the store's state, walked by no collection while planning
                 the_plan = plan(source, local, self.rules, directory=self.name, links=self.directory.links)
             if user_key is not None:
