@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, bindparam, delete
 
-from reconcile.apply.lookup import _one_of, _select_in
+from reconcile.apply.lookup import _select_in
 from reconcile.apply.result import _Result
 from reconcile.model import Action, Operation
 from store.bulk import insert_many
@@ -31,10 +31,14 @@ def _members(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[
         bindings = {i: {"managed_by": owner, "external_id": ext} for i, owner, ext in rows}
     present: set[tuple[int, int]] = set()
     if wanted_groups and wanted_users:
+        # The users' memberships, by the user index, kept for the wanted groups here: with
+        # both lists in the query SQLite probes the key (group, user) for every pair, 2,000
+        # users by 2,000 groups taking 0.67 s where this takes 0.01 s. One group is one probe
+        # per user.
         m = memberships.c
-        rows = _select_in(conn, (m.group_id, m.user_id), m.user_id, wanted_users,
-                          _one_of(conn, m.group_id, sorted(wanted_groups)))
-        present = {(g, u) for g, u in rows}
+        one_group = (m.group_id == next(iter(wanted_groups)),) if len(wanted_groups) == 1 else ()
+        rows = _select_in(conn, (m.group_id, m.user_id), m.user_id, wanted_users, *one_group)
+        present = {(g, u) for g, u in rows if g in wanted_groups}
     results: list[_Result] = []
     writes: list[dict[str, int]] = []
     for op, group_id, user_id in zip(ops, group_ids, user_ids):
