@@ -227,7 +227,7 @@ class _IncrementalReader(_Reader):
             raise PermanentError(f"Okta has no app {self.app_id!r} (check app_id)") from None
         wanted = candidates & assigned
         found = {uid: raw for raw in raw_changed if (uid := user_id_of(raw)) in wanted}
-        found.update((user_id_of(raw), raw) for raw in await self.users_by_id(wanted - set(found)) if user_id_of(raw))
+        found.update((uid, raw) for raw in await self.users_by_id(wanted - set(found)) if (uid := user_id_of(raw)))
         log.info("okta incremental read: the app's user list for %d changed users, %d of them in the app",
                  len(candidates), len(found))
         return [found[uid] for uid in sorted(found)]
