@@ -206,7 +206,8 @@ def phase(name: str, info: dict[str, Any], out: Any, watermark: str | None) -> N
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     store.dispose()
     operations = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()) if not k.startswith("outcome:"))
-    out.send((elapsed, cpu, peak_rss_mb(), f"{result.status} ({result.mode}) {result.error or operations}".strip(), None))
+    summary = f"{result.status} ({result.mode}) {result.error or operations}".strip()
+    out.send((elapsed, cpu, peak_rss_mb(), summary, None))
 
 
 def run_phase(name: str, info: dict[str, Any], control: Any, watermark: str | None = None) -> tuple[Any, ...]:

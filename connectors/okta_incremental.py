@@ -21,7 +21,7 @@ from urllib.parse import quote
 from connectors.errors import PermanentError
 from connectors.okta_http import CursorRejected, NotFound, Page
 from connectors.okta_log import GroupStamps, membership_changes
-from connectors.okta_map import is_built_in, is_member_in_scope, user_id_of
+from connectors.okta_map import ACTIVE, is_built_in, is_member_in_scope, user_id_of
 from connectors.okta_read import APP_GROUPS_PAGE, APP_USERS_PAGE, GROUPS_PAGE, USERS_PAGE, _filter, _Reader
 from connectors.okta_watermark import GroupMark, Watermark, group_mark, handled_marks, okta_time
 from reconcile.model import Changes, ExternalGroup, ExternalUser, MembershipDelta, Rejection
@@ -55,7 +55,7 @@ class _IncrementalReader(_Reader):
         raw_changed = await self.all_pages(f"/api/v1/users?limit={USERS_PAGE}&filter={user_filter}")
         if self.app_id:
             users, user_rejections, removed_users, raw_users, entered = await self._app_users_changed(
-                raw_changed, events, deleted_users)
+                raw_changed, events, deleted_users, since)
             read, removed_groups = await self._app_groups_changed(window, events, deleted_groups)
         else:
             mapped, user_rejections, _ = self.map_users(raw_changed)
@@ -194,7 +194,7 @@ class _IncrementalReader(_Reader):
         return found
 
     async def _app_users_changed(
-        self, raw_changed: list[Any], events: list[dict[str, Any]], deleted: set[str]
+        self, raw_changed: list[Any], events: list[dict[str, Any]], deleted: set[str], since: str
     ) -> tuple[list[ExternalUser], list[Rejection], set[str], list[Any], set[str]]:
         """Changed users in the app: records, rejections, removed ids, the raw users, and the
         ids that (re)entered the app's scope."""
@@ -203,6 +203,12 @@ class _IncrementalReader(_Reader):
         entered = self._targets(events, {"application.user_membership.add"}, "User", app_only=True)
         candidates = ({uid for raw in raw_changed if (uid := user_id_of(raw))} | hinted) - deleted
         if len(candidates) > MAX_USER_CHECKS:
+            # Past this many users coming back or entering, their groups need a full read
+            # (`_memberships_of`): known before the list, the list would be paid for nothing.
+            active_now = (raw for raw in raw_changed if isinstance(raw, dict) and raw.get("status") in ACTIVE)
+            back = self._returning(active_now, since)
+            if len((entered | back) - deleted) > MAX_USER_CHECKS:
+                raise _FullReadNeeded(f"up to {len(entered | back)} users entered the app or came back")
             raw_users = await self._assigned_among(candidates, raw_changed)
         else:
             app = quote(self.app_id or "")

@@ -172,3 +172,19 @@ def test_past_the_checks_a_read_lists_the_app_once_instead_of_reading_in_full(
     # the app's users fit one page of the list, instead of 104 checks; the one check left is
     # the engine's read of the user who entered the app, with their groups (`read_user`)
     assert counts["apps.users"] == 1 and counts["apps.user"] == 1, counts
+
+
+def test_past_the_checks_many_users_entering_the_app_read_in_full_without_the_list(
+    engine: Engine, org: OktaOrg, sim: OktaSimulator, app: str
+) -> None:
+    engine.cycle()
+    group = sorted(org.app_groups[app])[0]
+    for n in range(MAX_USER_CHECKS + 1):  # each enters the app through its group
+        org.hire(f"Joiner{n}", "Team", groups=[group])
+    sim.reset_counts()
+
+    result = engine.cycle()
+
+    assert (result.status, result.mode) == ("succeeded", "full"), result.error
+    assert sim.counts()["apps.users"] == 1  # the full read's page, not the list's before it
+    assert engine.view() == org_view(org, app)
