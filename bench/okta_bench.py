@@ -1,6 +1,6 @@
 """Okta connector benchmark: 100,000 users / 2,000 groups / 200,000 memberships.
 
-    /work/venv/bin/python bench/okta_bench.py [--users N --groups M --memberships K] [--cycles]
+    /work/venv/bin/python bench/okta_bench.py [--users N --groups M --memberships K] [--cycles] [--app]
 
 The simulator runs in its own process (so the client does not share a GIL with it), with
 rate limits lifted: the point is the connector's own cost, not Okta's quota. Each measured
@@ -21,7 +21,13 @@ phase runs in a fresh child process so its peak RSS is its own:
   both within `overlap_minutes` of the read before, whose group filter lists again every
   group the change touched.
 
-Prints a Markdown table (wall time, peak RSS, requests per endpoint).
+With `--app`, the connector reads in app scope (`app_id`): the org gets an app with half of
+its users assigned directly and a fifth of its groups assigned (members of those groups are
+in scope too), and every phase, the floor included, reads the app's users, groups and
+those groups' members instead of the whole org's.
+
+Prints a Markdown table (wall time, the measuring process's CPU seconds, peak RSS, requests per
+endpoint).
 """
 
 from __future__ import annotations
@@ -92,12 +98,15 @@ def serve(args: argparse.Namespace, control: Any) -> None:
     from simulators.okta import OktaOrg, OktaSimulator
 
     started = time.perf_counter()
-    org = OktaOrg.generate(users=args.users, groups=args.groups, memberships=args.memberships, seed=args.seed)
+    app_users, app_groups = (args.users // 2, args.groups // 5) if args.app else (0, 0)
+    org = OktaOrg.generate(users=args.users, groups=args.groups, memberships=args.memberships, seed=args.seed,
+                           app_users=app_users, app_groups=app_groups)
     generated = time.perf_counter() - started
     sim = OktaSimulator(org, rate_limits=UNLIMITED).start()
     for uid in org.user_ids:  # serialise once, as a long-running org would have
         org.user_bytes(uid)
-    control.send({"base_url": sim.base_url, "token": sim.api_token, "ca_path": sim.ca_path, "generated": generated})
+    control.send({"base_url": sim.base_url, "token": sim.api_token, "ca_path": sim.ca_path, "generated": generated,
+                  "app_id": org.app_id if args.app else None})
     answer_commands(sim, control)
 
 
@@ -124,7 +133,14 @@ async def floor(info: dict[str, Any]) -> int:
                 next_url = str(link["url"]) if link else None
             return items
 
-        users, groups = await asyncio.gather(all_pages("/api/v1/users?limit=200"), all_pages("/api/v1/groups?limit=10000"))
+        app = info.get("app_id")
+        if app:
+            users, assigned = await asyncio.gather(all_pages(f"/api/v1/apps/{app}/users?limit=500&expand=user"),
+                                                   all_pages(f"/api/v1/apps/{app}/groups?limit=200&expand=group"))
+            groups = [a["_embedded"]["group"] for a in assigned]
+        else:
+            users, groups = await asyncio.gather(all_pages("/api/v1/users?limit=200"),
+                                                 all_pages("/api/v1/groups?limit=10000"))
         members = await asyncio.gather(*(all_pages(f"/api/v1/groups/{g['id']}/users?limit=1000")
                                          for g in groups if g["type"] != "BUILT_IN"))
         return len(users) + sum(len(m) for m in members)
@@ -147,29 +163,32 @@ def connector_for(info: dict[str, Any]) -> Any:
 
     context = ssl.create_default_context()
     context.load_verify_locations(cafile=info["ca_path"])
-    directory = OktaDirectorySettings(name="okta", kind="okta", org_url=info["base_url"], token_env="X")
+    directory = OktaDirectorySettings(name="okta", kind="okta", org_url=info["base_url"], token_env="X",
+                                      app_id=info.get("app_id"))
     return OktaConnector(directory, ApiToken(info["token"]), ssl_context=context)
 
 
 def phase(name: str, info: dict[str, Any], out: Any, watermark: str | None) -> None:
-    """One measured phase in this (fresh) process; sends (seconds, peak MB, summary, watermark)."""
+    """One measured phase in this (fresh) process; sends (seconds, CPU seconds, peak MB, summary,
+    watermark). CPU is this process's user + system time: the client's, not the simulator's."""
     if name == "floor":
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         items = asyncio.run(floor(info))
-        out.send((time.perf_counter() - started, peak_rss_mb(), f"{items} records parsed", None))
+        out.send((time.perf_counter() - started, time.process_time() - cpu, peak_rss_mb(), f"{items} records parsed",
+                  None))
         return
     if name in ("full", "noop"):
         import_sdk_request_path()
         from reconcile.model import Changes
 
         connector = connector_for(info)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = connector.read(None if name == "full" else watermark)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         summary = f"{type(result).__name__}: {len(result.users)} users, {len(result.groups)} groups"
         if isinstance(result, Changes):
             summary += f", {len(result.memberships)} membership deltas"
-        out.send((elapsed, peak_rss_mb(), summary, result.watermark))
+        out.send((elapsed, cpu, peak_rss_mb(), summary, result.watermark))
         return
     from config import parse
     from reconcile.cycle import run_cycle
@@ -180,13 +199,15 @@ def phase(name: str, info: dict[str, Any], out: Any, watermark: str | None) -> N
     store = open_store(info["store_url"], check_schema=False)
     store.upgrade()
     settings = parse({"store": {"url": info["store_url"]}, "directories": {"okta": {
-        "kind": "okta", "org_url": info["base_url"], "token_env": "X", "ca_bundle": info["ca_path"]}}}, {})
-    started = time.perf_counter()
+        "kind": "okta", "org_url": info["base_url"], "token_env": "X", "ca_bundle": info["ca_path"],
+        **({"app_id": info["app_id"]} if info.get("app_id") else {})}}}, {})
+    started, cpu = time.perf_counter(), time.process_time()
     result = run_cycle(settings, "okta", store=store, connector=connector_for(info), allow_deactivations=True)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     store.dispose()
     operations = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()) if not k.startswith("outcome:"))
-    out.send((elapsed, peak_rss_mb(), f"{result.status} ({result.mode}) {result.error or operations}".strip(), None))
+    summary = f"{result.status} ({result.mode}) {result.error or operations}".strip()
+    out.send((elapsed, cpu, peak_rss_mb(), summary, None))
 
 
 def run_phase(name: str, info: dict[str, Any], control: Any, watermark: str | None = None) -> tuple[Any, ...]:
@@ -208,6 +229,7 @@ def main() -> None:
     parser.add_argument("--memberships", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cycles", action="store_true", help="also run cycles through the engine on SQLite")
+    parser.add_argument("--app", action="store_true", help="read in app scope (see the module docstring)")
     args = parser.parse_args()
 
     control, child_end = mp.Pipe()
@@ -215,20 +237,20 @@ def main() -> None:
     server.start()
     info: dict[str, Any] = control.recv()
     print(f"org generated in {info['generated']:.1f} s: {args.users} users, {args.groups} groups, "
-          f"{args.memberships} memberships", flush=True)
+          f"{args.memberships} memberships" + (f", app scope ({info['app_id']})" if args.app else ""), flush=True)
 
-    rows: list[tuple[str, float, float, str, dict[str, int]]] = []
+    rows: list[tuple[str, float, float, float, str, dict[str, int]]] = []
 
     def record(label: str, outcome: tuple[Any, ...]) -> None:
-        seconds, peak, summary, _, counts = outcome
-        rows.append((label, seconds, peak, summary, counts))
-        print(f"{label}: {seconds:.2f} s, peak RSS {peak:.0f} MB, {summary}, {counts}", flush=True)
+        seconds, cpu, peak, summary, _, counts = outcome
+        rows.append((label, seconds, cpu, peak, summary, counts))
+        print(f"{label}: {seconds:.2f} s, CPU {cpu:.2f} s, peak RSS {peak:.0f} MB, {summary}, {counts}", flush=True)
 
     run_phase("floor", info, control)  # warm-up: TLS, server caches
     record("floor (aiohttp + json, no SDK)", run_phase("floor", info, control))
     full = run_phase("full", info, control)
     record("full read (connector)", full)
-    noop = run_phase("noop", info, control, full[3])
+    noop = run_phase("noop", info, control, full[4])
     record("no-op incremental read", noop)
     if args.cycles:
         with tempfile.TemporaryDirectory() as scratch:
@@ -239,10 +261,10 @@ def main() -> None:
             changed = control.recv()
             print(f"1 % change: {changed}", flush=True)
             # the connector alone, from the no-op read's watermark (nothing else changed since)
-            changed_read = run_phase("noop", info, control, noop[3])
+            changed_read = run_phase("noop", info, control, noop[4])
             record("1 % changed read (connector)", changed_read)
             record("next read within the overlap, nothing changed (connector)",
-                   run_phase("noop", info, control, changed_read[3]))
+                   run_phase("noop", info, control, changed_read[4]))
             record("1 % change cycle (engine, SQLite)", run_phase("cycle", info, control))
             record("next cycle within the overlap, nothing changed (engine, SQLite)",
                    run_phase("cycle", info, control))
@@ -250,17 +272,19 @@ def main() -> None:
     control.send("stop")
     control.recv()
     print()
-    print("| phase | wall time | peak RSS | result | requests |")
-    print("|---|---:|---:|---|---|")
-    for label, seconds, peak, summary, counts in rows:
+    print("| phase | wall time | CPU | peak RSS | result | requests |")
+    print("|---|---:|---:|---:|---|---|")
+    for label, seconds, cpu, peak, summary, counts in rows:
         requests = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        print(f"| {label} | {seconds:.2f} s | {peak:.0f} MB | {summary} | {requests} (total {sum(counts.values())}) |")
+        print(f"| {label} | {seconds:.2f} s | {cpu:.2f} s | {peak:.0f} MB | {summary} | {requests} "
+              f"(total {sum(counts.values())}) |")
     ratio: Callable[[int], float] = lambda i: rows[i][1] / rows[0][1]
     print(f"\nfull read / floor = {ratio(1):.2f}x; load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.cycles:
         full_cycle, change_cycle = rows[3], rows[7]
         print(f"1 % change cycle / full cycle = {change_cycle[1] / full_cycle[1]:.1%} of the time, "
-              f"{sum(change_cycle[4].values())} vs {sum(full_cycle[4].values())} requests")
+              f"{change_cycle[2] / full_cycle[2]:.1%} of the CPU, "
+              f"{sum(change_cycle[5].values())} vs {sum(full_cycle[5].values())} requests")
 
 
 if __name__ == "__main__":

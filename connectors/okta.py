@@ -24,8 +24,8 @@ Incremental reads cost requests in proportion to what changed:
   group record, a membership change no event covers, a late or unreadable event
   (`connectors.okta_log` decides); never for a group whose stamps are as they were when a
   read within the overlap handled it. In app scope each changed user is checked with
-  `/apps/{id}/users/{user}`; past `MAX_USER_CHECKS` changed users, a full read is cheaper
-  and is done instead.
+  `/apps/{id}/users/{user}`; past `MAX_USER_CHECKS` changed users, the app's user list
+  (`/apps/{id}/users`, 500 a page, without the users) tells them all at once instead.
 
 `read_user(key)` reads one user (by id, login or email) for provisioning on demand: the
 user, their groups (`/users/{id}/groups`; with `app_id`, only the app's assigned groups and

@@ -1,9 +1,12 @@
 """Okta reads since a watermark: the filters on `lastUpdated`, the System Log's events and
 membership deltas (`connectors.okta_log` decides which groups' members to re-read), and
-app (un)assignments in app scope. Groups a read within the overlap already handled, and
-unchanged since, are not re-read (`connectors.okta_watermark.handled_marks`). Where an
-incremental read cannot be trusted or would cost more than a full one, it raises
-`_FullReadNeeded` and the connector reads in full.
+app (un)assignments in app scope, where Okta itself tells each changed user's scope (one
+check each, or past `MAX_USER_CHECKS` the app's whole user list), never the store, which
+does not know the users it holds inactive, held or rejected, or never created. Groups a
+read within the overlap already handled, and unchanged since, are not re-read
+(`connectors.okta_watermark.handled_marks`). Where an incremental read cannot be trusted
+or would cost more than a full one, it raises `_FullReadNeeded` and the connector reads in
+full.
 """
 
 from __future__ import annotations
@@ -18,15 +21,18 @@ from urllib.parse import quote
 from connectors.errors import PermanentError
 from connectors.okta_http import CursorRejected, NotFound, Page
 from connectors.okta_log import GroupStamps, membership_changes
-from connectors.okta_map import is_built_in, is_member_in_scope, user_id_of
-from connectors.okta_read import APP_GROUPS_PAGE, GROUPS_PAGE, USERS_PAGE, _filter, _Reader
+from connectors.okta_map import ACTIVE, is_built_in, is_member_in_scope, user_id_of
+from connectors.okta_read import APP_GROUPS_PAGE, APP_USERS_PAGE, GROUPS_PAGE, USERS_PAGE, _filter, _Reader
 from connectors.okta_watermark import GroupMark, Watermark, group_mark, handled_marks, okta_time
 from reconcile.model import Changes, ExternalGroup, ExternalUser, MembershipDelta, Rejection
 
 log = logging.getLogger("connectors.okta")
 
 GROUPS_BY_ID = 50  # groups looked up by id in one `filter=id eq ... or ...` request
-MAX_USER_CHECKS = 100  # app scope: more changed users than this -> a full read instead
+USERS_BY_ID = 50  # users looked up by id in one `filter=id eq ... or ...` request
+# Requests one user each: past this many users, the app's user list tells their scope, and
+# a full read reads the groups of users who came back.
+MAX_USER_CHECKS = 100
 
 
 class _FullReadNeeded(Exception):
@@ -49,7 +55,7 @@ class _IncrementalReader(_Reader):
         raw_changed = await self.all_pages(f"/api/v1/users?limit={USERS_PAGE}&filter={user_filter}")
         if self.app_id:
             users, user_rejections, removed_users, raw_users, entered = await self._app_users_changed(
-                raw_changed, events, deleted_users)
+                raw_changed, events, deleted_users, since)
             read, removed_groups = await self._app_groups_changed(window, events, deleted_groups)
         else:
             mapped, user_rejections, _ = self.map_users(raw_changed)
@@ -131,13 +137,19 @@ class _IncrementalReader(_Reader):
 
     async def groups_by_id(self, group_ids: set[str]) -> list[Any]:
         """The records of these groups (those that still exist), a few per request."""
-        ordered = sorted(group_ids)
-        batches = [ordered[i:i + GROUPS_BY_ID] for i in range(0, len(ordered), GROUPS_BY_ID)]
+        return await self._by_id(f"/api/v1/groups?limit={GROUPS_PAGE}", group_ids, GROUPS_BY_ID)
+
+    async def users_by_id(self, user_ids: set[str]) -> list[Any]:
+        """The records of these users (those that still exist), a few per request."""
+        return await self._by_id(f"/api/v1/users?limit={USERS_PAGE}", user_ids, USERS_BY_ID)
+
+    async def _by_id(self, list_url: str, ids: set[str], batch_size: int) -> list[Any]:
+        ordered = sorted(ids)
+        batches = [ordered[i:i + batch_size] for i in range(0, len(ordered), batch_size)]
         pages = await self.gather(
-            self.all_pages(f"/api/v1/groups?limit={GROUPS_PAGE}&filter="
-                           + _filter(" or ".join(f'id eq "{gid}"' for gid in batch)))
+            self.all_pages(f"{list_url}&filter=" + _filter(" or ".join(f'id eq "{item}"' for item in batch)))
             for batch in batches)
-        return [g for page in pages for g in page]
+        return [record for page in pages for record in page]
 
     @staticmethod
     def _returning(raw_users: Iterable[Any], since: str) -> set[str]:
@@ -182,7 +194,7 @@ class _IncrementalReader(_Reader):
         return found
 
     async def _app_users_changed(
-        self, raw_changed: list[Any], events: list[dict[str, Any]], deleted: set[str]
+        self, raw_changed: list[Any], events: list[dict[str, Any]], deleted: set[str], since: str
     ) -> tuple[list[ExternalUser], list[Rejection], set[str], list[Any], set[str]]:
         """Changed users in the app: records, rejections, removed ids, the raw users, and the
         ids that (re)entered the app's scope."""
@@ -191,14 +203,40 @@ class _IncrementalReader(_Reader):
         entered = self._targets(events, {"application.user_membership.add"}, "User", app_only=True)
         candidates = ({uid for raw in raw_changed if (uid := user_id_of(raw))} | hinted) - deleted
         if len(candidates) > MAX_USER_CHECKS:
-            raise _FullReadNeeded(f"{len(candidates)} users changed")
-        app = quote(self.app_id or "")
-        pages: list[Page | None] = await self.gather(
-            self.pager.get_optional(f"/api/v1/apps/{app}/users/{quote(uid)}?expand=user") for uid in sorted(candidates))
-        raw_users = self._embedded_users(p.data for p in pages if p is not None)
+            # Past this many users coming back or entering, their groups need a full read
+            # (`_memberships_of`): known before the list, the list would be paid for nothing.
+            active_now = (raw for raw in raw_changed if isinstance(raw, dict) and raw.get("status") in ACTIVE)
+            back = self._returning(active_now, since)
+            if len((entered | back) - deleted) > MAX_USER_CHECKS:
+                raise _FullReadNeeded(f"up to {len(entered | back)} users entered the app or came back")
+            raw_users = await self._assigned_among(candidates, raw_changed)
+        else:
+            app = quote(self.app_id or "")
+            pages: list[Page | None] = await self.gather(
+                self.pager.get_optional(f"/api/v1/apps/{app}/users/{quote(uid)}?expand=user")
+                for uid in sorted(candidates))
+            raw_users = self._embedded_users(p.data for p in pages if p is not None)
         users, rejections, in_scope = self.map_users(raw_users)
         removed = (candidates - in_scope) | deleted
         return list(users.values()), rejections, removed, raw_users, entered & in_scope
+
+    async def _assigned_among(self, candidates: set[str], raw_changed: list[Any]) -> list[Any]:
+        """The current records of those of `candidates` the app has now, as one check each
+        would tell, from the app's whole user list: a request per 500 of its users, not one
+        per changed user, and without the users themselves (`expand=user` would send every
+        one). A candidate the users filter did not list (one with an assignment event only)
+        is read by id."""
+        app = quote(self.app_id or "")
+        try:
+            assigned = set(await self.all_pages(f"/api/v1/apps/{app}/users?limit={APP_USERS_PAGE}", user_id_of))
+        except NotFound:
+            raise PermanentError(f"Okta has no app {self.app_id!r} (check app_id)") from None
+        wanted = candidates & assigned
+        found = {uid: raw for raw in raw_changed if (uid := user_id_of(raw)) in wanted}
+        found.update((uid, raw) for raw in await self.users_by_id(wanted - set(found)) if (uid := user_id_of(raw)))
+        log.info("okta incremental read: the app's user list for %d changed users, %d of them in the app",
+                 len(candidates), len(found))
+        return [found[uid] for uid in sorted(found)]
 
     async def _app_groups_changed(
         self, window: _Window, events: list[dict[str, Any]], deleted: set[str]

@@ -8,6 +8,7 @@ Okta's event types, so a connector sees exactly what it would see in a real org:
     hire(...) -> user id              user.lifecycle.create (+ .activate)
     rename(user_id, email=, login=, first_name=, last_name=, display_name=)
                                       user.account.update_profile
+    activate(user_id)                 user.lifecycle.activate (a STAGED user becomes ACTIVE)
     suspend / unsuspend(user_id)      user.lifecycle.suspend / .unsuspend
     deactivate(user_id)               user.lifecycle.deactivate; direct app assignments go
     reactivate(user_id)               user.lifecycle.reactivate (status PROVISIONED)
@@ -285,6 +286,9 @@ class OktaOrg:
             self._touch_user(user_id, status=status)
             self.log(event, [self._user_target(user_id)])
             self._log_app_changes(user_id, before)
+
+    def activate(self, user_id: str) -> None:
+        self._lifecycle(user_id, "ACTIVE", "user.lifecycle.activate")
 
     def suspend(self, user_id: str) -> None:
         self._lifecycle(user_id, "SUSPENDED", "user.lifecycle.suspend")

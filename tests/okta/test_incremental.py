@@ -242,11 +242,20 @@ def test_app_scope_membership_change_in_an_assigned_group(app_cycles: Cycles, or
     assert joiner in users_of(changes)
 
 
-def test_app_scope_many_changes_fall_back_to_a_full_read(app_cycles: Cycles, org: OktaOrg) -> None:
-    for n in range(101):
-        org.hire(f"Many{n}", "Hires")
+def test_app_scope_many_changes_read_the_apps_user_list_not_everything(
+    app_cycles: Cycles, org: OktaOrg, sim: OktaSimulator
+) -> None:
+    app = org.app_id
+    assert app is not None
+    hired = [org.hire(f"Many{n}", "Hires") for n in range(101)]
+    for uid in hired[:3]:
+        org.assign_user(app, uid)
 
-    assert isinstance(app_cycles.next(), Snapshot)
+    changes = app_cycles.changes()
+
+    assert set(users_of(changes)) == set(hired[:3])
+    # one page of the app's users instead of 101 checks; the groups of the 3 who entered it
+    assert sim.counts() == {"logs": 1, "users.list": 1, "apps.groups": 1, "apps.users": 1, "users.groups": 3}
 
 
 # --- when a full read is due ----------------------------------------------------------------

@@ -1,0 +1,190 @@
+"""App scope through the engine: every changed user's scope comes from Okta, whether the read
+checks each one (`/apps/{id}/users/{user}`) or, past `MAX_USER_CHECKS` changed users, reads
+the app's user list. The store cannot tell a user's scope: it does not know the users it
+never created (staged, rejected), and it holds some that left the app (a protected account
+whose deactivation is held). Each case runs on both paths; `crowd` pushes a read onto the
+list by changing more users outside the app than the read checks one by one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from config import parse
+from connectors.okta_incremental import MAX_USER_CHECKS
+from simulators.base import ManualClock
+from simulators.okta import OktaOrg, OktaSimulator
+from reconcile.cycle import RunResult
+from store import Store
+from store.export import export_state
+from tests.okta.conftest import MakeConnector
+from tests.okta.test_cycle import Engine, org_view, store  # noqa: F401  (the store fixture)
+
+PATHS = ["one check each", "the app's user list"]
+
+
+def crowd(org: OktaOrg, app: str) -> None:
+    """Change more users than the read checks one by one, all outside the app."""
+    for n in range(MAX_USER_CHECKS + 1):
+        uid = org.hire(f"Crowd{n}", "Outside")
+        assert uid not in org.app_user_ids(app)[1]
+
+
+@pytest.fixture()
+def app(org: OktaOrg) -> str:
+    assert org.app_id is not None
+    return org.app_id
+
+
+def assigned_directly(org: OktaOrg, app: str, first_name: str) -> str:
+    """A new user in the app through a direct assignment only (in none of its groups)."""
+    uid = org.hire(first_name, "Direct")
+    org.assign_user(app, uid)
+    return uid
+
+
+def app_engine(make_connector: MakeConnector, sim: OktaSimulator, store: Store, clock: ManualClock, app: str,
+               protected: tuple[str, ...] = ()) -> Engine:
+    engine = Engine(make_connector, sim, store, clock, app_id=app)
+    table = {"kind": "okta", "org_url": sim.base_url, "token_env": "OKTA_TEST_TOKEN", "ca_bundle": sim.ca_path,
+             "app_id": app}
+    engine.settings = parse({"store": {"url": str(store.engine.url)}, "directories": {"okta": table},
+                             "safety": {"protected_users": list(protected)}}, {})
+    return engine
+
+
+@pytest.fixture()
+def engine(make_connector: MakeConnector, sim: OktaSimulator, store: Store, clock: ManualClock, app: str) -> Engine:
+    return app_engine(make_connector, sim, store, clock, app)
+
+
+def stored(engine: Engine, uid: str) -> dict[str, Any] | None:
+    """The store's row of Okta user `uid` (active or not), or None."""
+    with engine.store.session() as session:
+        users = export_state(session)["users"]
+    return next((u for u in users if u["external_id"] == uid), None)
+
+
+def incremental_cycle(engine: Engine, sim: OktaSimulator, org: OktaOrg, app: str, path: str) -> RunResult:
+    """One cycle on `path`, checked to be incremental and to have taken that path."""
+    if path == PATHS[1]:
+        crowd(org, app)
+    sim.reset_counts()
+    result = engine.cycle()
+    assert (result.status, result.mode) == ("succeeded", "incremental"), result.error
+    assert ("apps.users" in sim.counts()) == (path == PATHS[1]), sim.counts()
+    return result
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_user_assigned_while_staged_and_activated_within_the_overlap_is_created(
+    engine: Engine, org: OktaOrg, sim: OktaSimulator, clock: ManualClock, app: str, path: str
+) -> None:
+    engine.cycle()
+    uid = org.hire("Stan", "Staged", status="STAGED")
+    org.assign_user(app, uid)
+    engine.cycle()  # reads the assignment event while the user is STAGED: nothing to create
+    assert stored(engine, uid) is None
+    clock.advance(minutes=-42)  # just before the last read started, inside its overlap
+    org.activate(uid)
+    clock.advance(minutes=42)
+
+    incremental_cycle(engine, sim, org, app, path)
+
+    assert engine.view()[0][uid] == "stan.staged@example.com"
+    assert engine.view() == org_view(org, app)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_suspended_users_profile_change_reaches_the_store(
+    engine: Engine, org: OktaOrg, sim: OktaSimulator, clock: ManualClock, app: str, path: str
+) -> None:
+    engine.cycle()
+    uid = sorted(org.app_users[app])[0]
+    org.suspend(uid)
+    clock.advance(minutes=10)  # the suspension is older than the overlap of the next reads
+    engine.cycle()
+    assert (stored(engine, uid) or {}).get("active") is False
+    org.rename(uid, first_name="Renamed", last_name="Away", display_name="Renamed Away")
+
+    incremental_cycle(engine, sim, org, app, path)
+
+    row = stored(engine, uid)
+    assert row is not None and (row["display_name"], row["active"]) == ("Renamed Away", False)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_fix_of_a_record_rejected_before_creates_the_user(
+    engine: Engine, org: OktaOrg, sim: OktaSimulator, app: str, path: str
+) -> None:
+    engine.cycle()
+    uid = org.hire("No", "Email")
+    org.patch_user(uid, {"profile": {"email": None}})
+    org.assign_user(app, uid)
+    assert engine.cycle().counts.get("rejected") == 1
+    assert stored(engine, uid) is None
+    org.rename(uid, email="now.reachable@example.com")
+
+    incremental_cycle(engine, sim, org, app, path)
+
+    assert engine.view()[0][uid] == "now.reachable@example.com"
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_protected_account_that_left_the_app_takes_no_profile_update(
+    make_connector: MakeConnector, sim: OktaSimulator, store: Store, clock: ManualClock,  # noqa: F811
+    org: OktaOrg, app: str, path: str
+) -> None:
+    uid = assigned_directly(org, app, "Pat")
+    email = org.users[uid]["profile"]["email"]
+    engine = app_engine(make_connector, sim, store, clock, app, protected=(email,))
+    engine.cycle()
+    before = stored(engine, uid)
+    org.unassign_user(app, uid)
+    assert uid not in org.app_user_ids(app)[1]
+    engine.cycle()  # its deactivation is held: it stays active in the store
+    assert stored(engine, uid) == before and before is not None and before["active"]
+    org.rename(uid, display_name="Not Ours Any More")
+
+    incremental_cycle(engine, sim, org, app, path)
+
+    assert stored(engine, uid) == before
+
+
+def test_past_the_checks_a_read_lists_the_app_once_instead_of_reading_in_full(
+    engine: Engine, org: OktaOrg, sim: OktaSimulator, app: str
+) -> None:
+    renamed, left = assigned_directly(org, app, "Ren"), assigned_directly(org, app, "Lee")
+    engine.cycle()
+    outsider = next(u for u in org.user_ids if u not in org.app_user_ids(app)[1])
+    org.assign_user(app, outsider)  # an assignment event only: read by id
+    org.rename(renamed, email="renamed@example.com")
+    org.unassign_user(app, left)
+    crowd(org, app)
+    sim.reset_counts()
+
+    result = engine.cycle()
+
+    assert (result.status, result.mode) == ("succeeded", "incremental"), result.error
+    assert engine.view() == org_view(org, app)
+    counts = sim.counts()
+    # the app's users fit one page of the list, instead of 104 checks; the one check left is
+    # the engine's read of the user who entered the app, with their groups (`read_user`)
+    assert counts["apps.users"] == 1 and counts["apps.user"] == 1, counts
+
+
+def test_past_the_checks_many_users_entering_the_app_read_in_full_without_the_list(
+    engine: Engine, org: OktaOrg, sim: OktaSimulator, app: str
+) -> None:
+    engine.cycle()
+    group = sorted(org.app_groups[app])[0]
+    for n in range(MAX_USER_CHECKS + 1):  # each enters the app through its group
+        org.hire(f"Joiner{n}", "Team", groups=[group])
+    sim.reset_counts()
+
+    result = engine.cycle()
+
+    assert (result.status, result.mode) == ("succeeded", "full"), result.error
+    assert sim.counts()["apps.users"] == 1  # the full read's page, not the list's before it
+    assert engine.view() == org_view(org, app)
