@@ -5,8 +5,8 @@ complete `Snapshot`; `read(watermark)` replays both delta links and returns `Cha
 a `Snapshot` when a full read is due: no usable watermark, a changed scope or email source,
 delta links older than 7 days, `full_every_hours` elapsed, or Graph refusing a link (410,
 `syncStateNotFound`, `resyncRequired`). Any failed page fails the read (S1): nothing
-partial is ever returned. `Changes.created_user_ids` names the changed users Graph created
-(`createdDateTime`) after the previous read had its links, less a clock margin: their
+partial is ever returned. `Changes.user_groups_complete` names the changed users Graph created
+(`createdDateTime`) more than a clock margin after the previous read had its links: their
 memberships all come through the groups delta, so the engine need not read their groups.
 
 Scope: with `service_principal_id`, the users and groups assigned to that enterprise app
@@ -288,7 +288,7 @@ class GraphConnector:
             users=tuple(users), groups=tuple(groups),
             removed_user_ids=frozenset(users_round.removed),
             removed_group_ids=frozenset(removed_groups), memberships=tuple(memberships),
-            rejections=tuple(rejections), created_user_ids=frozenset(users_round.created),
+            rejections=tuple(rejections), user_groups_complete=frozenset(users_round.created),
             watermark=self._mark(users_round, groups_round, now, mark.full_at, links_at).dump(),
         )
 
@@ -341,7 +341,7 @@ class GraphConnector:
             users=tuple(users), groups=tuple(groups),
             removed_user_ids=frozenset(removed_users), removed_group_ids=frozenset(removed_groups),
             memberships=tuple(memberships), members_complete=frozenset(complete),
-            rejections=tuple(rejections), created_user_ids=frozenset(created),
+            rejections=tuple(rejections), user_groups_complete=frozenset(created),
             watermark=new_mark.dump(),
         )
 

@@ -68,7 +68,8 @@ class _IncrementalReader(_Reader):
             removed_groups = deleted_groups - {g.external_id for g in read.groups}
         groups, deltas = read.groups, read.deltas
         active = {u.external_id for u in users if u.active}
-        regained = await self._memberships_of(active & (self._returning(raw_users, since) | entered))
+        back = active & (self._returning(raw_users, since) | entered)
+        regained = await self._memberships_of(back)
         # A member must be in scope (neither STAGED nor DEPROVISIONED) to count, as in a full
         # read; the status of a user this read did not see is left to the engine.
         not_members = {uid for raw in raw_users if (uid := user_id_of(raw)) and not is_member_in_scope(raw)}
@@ -83,6 +84,7 @@ class _IncrementalReader(_Reader):
             removed_group_ids=frozenset(removed_groups),
             memberships=memberships,
             members_complete=frozenset(g.external_id for g in groups),
+            user_groups_complete=frozenset(back),  # their groups listed above: not to be read again
             rejections=tuple(user_rejections + read.rejections),
             watermark=self.watermark(state.scope, state.full_at, started, cursor, events, state.seen,
                                      handled_marks(read.handled, started, self.overlap)),

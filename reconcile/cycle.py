@@ -364,13 +364,14 @@ class _Cycle:
         bring those memberships. A connector that can read one user with their groups
         (`read_user`) is asked, once per such user, for the groups not already held
         complete (a large group several returning users share is read once); without it
-        the next full cycle does. Users the directory created since the last read
-        (`created_user_ids`) have no older memberships: theirs are all in the changes.
+        the next full cycle does. Users whose groups the changes already carry whole
+        (`user_groups_complete`: created since the last read, or their groups read by the
+        connector) are not read again.
         """
         read_user = getattr(connector, "read_user", None)
         active = {u.external_id for u in local.users if u.managed_by == self.name and u.active}
         returning = [u.external_id for u in changes.users if u.active and u.external_id not in active
-                     and u.external_id not in changes.created_user_ids]
+                     and u.external_id not in changes.user_groups_complete]
         if read_user is None or not returning:
             return changes
         groups = {g.external_id: g for g in changes.groups}

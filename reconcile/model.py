@@ -95,9 +95,10 @@ class Changes:
     `users` and `groups` are full current records of objects that changed; a group listed
     in `groups` carries its complete member list when `members_complete` holds its id,
     otherwise its membership is only changed through `memberships`. Objects not mentioned
-    are unchanged. `removed_*` left scope or were deleted. `created_user_ids` are users the
-    directory created after the read the watermark came from: they can hold no membership
-    older than that read, so every one they hold is in these changes or a later read's.
+    are unchanged. `removed_*` left scope or were deleted. `user_groups_complete` are users
+    whose every membership is in these changes (or a later read's), so the engine need not
+    read their groups: users the directory created after the read the watermark came from
+    (they hold no older membership), or whose groups the read itself listed.
     """
 
     users: tuple[ExternalUser, ...] = ()
@@ -108,7 +109,7 @@ class Changes:
     members_complete: frozenset[str] = frozenset()
     rejections: tuple[Rejection, ...] = ()
     watermark: str | None = None
-    created_user_ids: frozenset[str] = frozenset()
+    user_groups_complete: frozenset[str] = frozenset()
 
 
 # --- what the store holds --------------------------------------------------------------

@@ -19,7 +19,7 @@ from tests.graph.conftest import connect
 def _created(sim: GraphSimulator, mark: str | None, **options: object) -> frozenset[str]:
     result = connect(sim, **options).read(mark)  # type: ignore[arg-type]
     assert isinstance(result, Changes)
-    return result.created_user_ids
+    return result.user_groups_complete
 
 
 @pytest.mark.parametrize("assigned", [False, True], ids=["all-scope", "assigned-scope"])
@@ -84,7 +84,7 @@ def test_a_watermark_from_before_links_at_marks_no_one(sim: GraphSimulator) -> N
         result = connect(sim).read(json.dumps(older))
 
     assert isinstance(result, Changes)  # still incremental
-    assert result.created_user_ids == frozenset()
+    assert result.user_groups_complete == frozenset()
     assert Watermark.load(result.watermark or "").links_at is not None  # type: ignore[union-attr]
 
 
@@ -112,7 +112,7 @@ def test_a_tenant_whose_users_delta_refuses_created_date_time_is_read_without_it
 
     assert isinstance(result, Changes)
     assert hired in {u.external_id for u in result.users}
-    assert result.created_user_ids == frozenset()
+    assert result.user_groups_complete == frozenset()
 
 
 def test_a_users_delta_refusing_another_property_still_fails_the_read(sim: GraphSimulator) -> None:

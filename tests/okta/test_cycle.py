@@ -112,6 +112,26 @@ def test_incremental_cycles_follow_every_kind_of_change(engine: Engine, org: Okt
             _debug_diff((users, groups), (expected_users, expected_groups))
 
 
+def test_a_returning_users_groups_are_read_once_by_the_read_not_again_by_the_engine(
+    engine: Engine, org: OktaOrg, sim: OktaSimulator
+) -> None:
+    member = next(uid for uid in org.user_ids if any(uid in org.members[g] for g in org.group_ids
+                                                      if g != org.everyone_id))
+    engine.cycle()
+    org.suspend(member)
+    engine.cycle()  # deactivated here: out of every group (R7)
+    org.unsuspend(member)
+    sim.reset_counts()
+
+    engine.cycle()
+
+    assert engine.view() == org_view(org)
+    counts = sim.counts()
+    # the read lists the user's groups to bring their memberships back; the engine, told so,
+    # reads neither the user nor the members of those groups again
+    assert counts.get("users.groups") == 1 and "groups.users" not in counts, counts
+
+
 def test_a_second_cycle_without_changes_plans_nothing(engine: Engine) -> None:
     engine.cycle()
 
