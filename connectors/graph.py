@@ -218,10 +218,12 @@ class GraphConnector:
         try:
             return read_users(self.client, url + USER_SELECT, self._where("users"), self.directory.email_source)
         except PermanentError as exc:
-            if "HTTP 400" not in str(exc) or "createdDateTime" not in str(exc):
+            # Graph names the refused property in some answers and says only "Unsupported
+            # Query" in others: a round refused with a 400 is tried once more without it.
+            if "HTTP 400" not in str(exc):
                 raise
-        log.warning("entra %s: the users delta refused to select createdDateTime; reading without it, so "
-                    "returning users' groups are read one user at a time", self.directory.name)
+            log.warning("entra %s: the users delta refused its $select (%s); reading without createdDateTime, so "
+                        "returning users' groups are read one user at a time", self.directory.name, exc)
         return read_users(self.client, url + USER_DELTA_SELECT_WITHOUT_CREATED, self._where("users"),
                           self.directory.email_source)
 

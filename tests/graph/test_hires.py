@@ -116,7 +116,11 @@ def test_a_tenant_whose_users_delta_refuses_created_date_time_is_read_without_it
 
 
 def test_a_users_delta_refusing_another_property_still_fails_the_read(sim: GraphSimulator) -> None:
+    """Tried once more without `createdDateTime`, the round is refused again: the read fails
+    (nothing partial is applied) and says what Graph refused."""
     sim.tenant.users_delta_refuses = frozenset({"mail"})
+    sim.reset_counts()
 
     with pytest.raises(PermanentError, match="HTTP 400 BadRequest.*mail"):
         connect(sim).read(None)
+    assert sim.counts()["users.delta"] == 2
