@@ -3,10 +3,10 @@ the plan leaves it, with the plan's own adds, removals, activations and deactiva
 
 `plan_groups` asks two things of this module, in this order:
 
-1. `hold_last_admins`, before any group's members are planned: when the plan deactivates
-   every member of the admin group that is active now and leaves it no other active
-   member, which deactivations to hold. Holding keeps a row active, so every group that
-   lists it (not only the admin group) must see it that way: hence first.
+1. `hold_last_admins`, before any group's members are planned: when the plan would leave
+   no member of the admin group active (it deactivates every member that is active now),
+   which deactivations to hold. Holding keeps a row active, so every group that lists it
+   (not only the admin group) must see it that way: hence first.
 2. `admin_removals`, for the admin group's own member changes: which removals to make,
    and when none (the group keeps its current members).
 """
@@ -38,20 +38,24 @@ def hold_last_admins(
 
     `current` are its members now; `stays(uid)` says whether the plan keeps member `uid` in
     the group should it be active; `gains` whether the plan adds a member (every member it
-    adds is active). Nothing is held when the group keeps or gains an active member, nor
-    when some member active now is only removed (not deactivated): `admin_removals` then
-    keeps the current members instead, as it always has. Otherwise the plan deactivates
-    every member active now, and it holds the deactivations of those it keeps in the group;
-    when it keeps none of them, of all of them (and `admin_removals` keeps the members).
+    adds is active). Nothing is held when the plan adds an active member or leaves one of
+    the current members active: in the group, or, when the plan would leave the group
+    without one, kept there by `admin_removals` with the other current members. Otherwise
+    the plan deactivates every member active now, and it holds the deactivations of those
+    it keeps in the group; when it keeps none of them, of all of them (and `admin_removals`
+    keeps the members).
 
     Updates `users`: the held rows lose their deactivation and count as active users of the
     directory (as members of every group that lists them). Returns one rejection per held
     row, sorted by row.
     """
-    if gains or any(stays(uid) and active_after(uid, local_users, users) for uid in current):
+    if gains or any(
+        active_after(uid, local_users, users) and (stays(uid) or _kept_as_current(uid, local_users, users))
+        for uid in current
+    ):
         return []
-    active_now = {uid for uid in current if local_users[uid].active}
-    if not active_now or not active_now <= users.deactivated_local_ids:
+    active_now = {uid for uid in current if local_users[uid].active}  # the plan deactivates each
+    if not active_now:
         return []
     held = {uid for uid in active_now if stays(uid)} or active_now
     users.operations = [
@@ -120,7 +124,11 @@ def admin_removals(
             f"{name!r} must keep at least one active member; its current members are kept",
         )
     )
-    # A re-bound row inactive in the store is no active member to keep, and the new
-    # person it now belongs to must not inherit the old one's rights.
-    rebound = users.identity_changed_local_ids
-    return [uid for uid in removes if uid in rebound and not local_users[uid].active], rejections
+    return [uid for uid in removes if not _kept_as_current(uid, local_users, users)], rejections
+
+
+def _kept_as_current(uid: int, local_users: Mapping[int, LocalUser], users: UserPlan) -> bool:
+    """Whether member `uid` stays when the admin group keeps its current members: all do but
+    a re-bound row inactive in the store, no active member to keep (the new person it now
+    belongs to must not inherit the old one's rights)."""
+    return uid not in users.identity_changed_local_ids or local_users[uid].active

@@ -432,9 +432,10 @@ class Model:
         self, follow: list[tuple[int, Sequence[str]]], users: _Users, before: Mapping[int, bool]
     ) -> None:
         """R4, judged by Administrators as the cycle leaves it: when no member would be
-        active afterwards and the cycle deactivates every member active now, the members it
-        would keep in the group stay active (or, when it would keep none, all of them: the
-        group then keeps its members, `_set_members`)."""
+        active afterwards, not even kept with the current members (`_set_members`), the
+        cycle deactivates every member active now; the members it would keep in the group
+        stay active (or, when it would keep none, all of them, and the group keeps its
+        members)."""
         admin = self.admin()
         assert admin is not None
         members = self.groups[admin].members
@@ -446,11 +447,11 @@ class Model:
             rows = {users.final_row[m] for m in listed if m in users.final_row}
             keeps = members & rows
             gains = any(self.users[row].active for row in rows - members)
-        if gains or any(self.users[m].active for m in keeps):
+        # Kept with the current members if need be: all but re-bound rows inactive before.
+        kept = keeps | {m for m in members if m not in users.identity_changed or before[m]}
+        if gains or any(self.users[m].active for m in kept):
             return
         active_now = {m for m in members if before[m]}
-        if not active_now or not active_now <= users.deactivated:
-            return  # nobody to hold, or some member active now is only removed: members kept
         held = (active_now & keeps) or active_now
         users.deactivated -= held
         for m in held:

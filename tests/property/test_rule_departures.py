@@ -117,3 +117,15 @@ def test_an_administrator_the_plan_removes_from_the_group_is_not_held(store, tmp
         ([("u4", 0, "A", False), ("u0", 0, "A", False)], [("ga", 0, ["u4"])]),
     ])
 
+
+
+def test_an_administrator_the_plan_activates_counts_when_the_group_keeps_its_members(store, tmp_path):
+    """user0 (inactive) and user1 (active) are local administrators. The directory links
+    both, user0 active and user1 disabled, and its alias lists neither: R4 keeps the current
+    members, among them user0, active after the plan, so user1's deactivation is not held and
+    a second cycle plans nothing. (Found by the two-directory property while R4 came to be
+    judged after the plan: holding user1 because user0 was inactive before the plan left a
+    deactivation for the next cycle.)"""
+    run_states(store, tmp_path, ([(0, False, False, None), (1, False, False, None)], [], {0, 1}), [
+        ([("u0", 0, "A", True), ("u1", 0, "A", False)], [("ga", 0, [])]),
+    ])

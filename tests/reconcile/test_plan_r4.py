@@ -117,3 +117,34 @@ def test_an_incremental_read_holds_the_last_administrator_as_a_full_read_does():
     assert not ops(full, Action.DEACTIVATE_USER)
     assert incremental.operations == full.operations
     assert ("ana@example.com", "last-active-administrator") in reasons(incremental)
+
+
+def test_an_administrator_the_plan_activates_but_the_alias_drops_keeps_the_members_and_nothing_is_held():
+    # Cy (inactive) is activated and Di disabled, and the alias lists neither: keeping the
+    # current members keeps Cy an active administrator, so Di's deactivation goes ahead
+    # (and the next plan, with Cy active and Di not, changes nothing).
+    local = store([local_user(3, "cy@example.com", active=False), local_user(4, "di@example.com")], [admins(3, 4)])
+    snap = directory([user("u3", "cy@example.com"), user("u4", "di@example.com", active=False)],
+                     [group("ga", "Split_Administrators")])
+    p = plan(snap, local, RULES, directory="hr")
+    assert changed(p, Action.ACTIVATE_USER) == [3] and changed(p, Action.DEACTIVATE_USER) == [4]
+    assert not ops(p, Action.REMOVE_MEMBER)
+    assert ("Administrators", "admin-group-would-be-empty") in reasons(p)
+    after = store([local_user(3, "cy@example.com", managed_by="hr", external_id="u3"),
+                   local_user(4, "di@example.com", active=False, managed_by="hr", external_id="u4")],
+                  [local_group(9, "Administrators", 3, 4, managed_by="hr", external_id="ga", reserved=True)])
+    assert plan(snap, after, RULES, directory="hr").is_empty
+
+
+def test_a_re_bound_row_the_plan_activates_is_no_administrator_to_keep_the_last_one_for():
+    # Row 1's address came back as a new person (active): it leaves Administrators whatever
+    # R4 needs, so it does not stand in for Bo, the last active administrator, whose
+    # deactivation is held.
+    local = store([local_user(1, "ana@example.com", active=False, managed_by="hr", external_id="old"),
+                   local_user(2, "bo@example.com", managed_by="hr", external_id="u2")],
+                  [admins(1, 2)])
+    snap = directory([user("new", "ana@example.com"), user("u2", "bo@example.com", active=False)])
+    p = plan(snap, local, RULES, directory="hr")
+    assert changed(p, Action.ACTIVATE_USER) == [1] and not ops(p, Action.DEACTIVATE_USER)
+    assert memberships(p, Action.REMOVE_MEMBER) == [(9, 1)]
+    assert ("bo@example.com", "last-active-administrator") in reasons(p)
