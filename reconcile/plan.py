@@ -15,16 +15,14 @@ from reconcile.model import (
     Changes,
     Kind,
     LocalState,
-    LocalUser,
     Operation,
     Plan,
     Ref,
-    Rejection,
     RuleSettings,
     Snapshot,
 )
-from reconcile.plan_groups import find_admin_group, plan_groups
-from reconcile.plan_users import UserPlan, plan_users
+from reconcile.plan_groups import plan_groups
+from reconcile.plan_users import plan_users
 
 # Apply runs operations in this order: links are freed before they are taken, rows exist
 # before memberships name them.
@@ -80,8 +78,6 @@ def plan(
     users_by_id = {u.id: u for u in local.users}
 
     users = plan_users(external_users, local.users, directory, rules, held_users, departed_users)
-    rejections = list(source.rejections) + users.rejections
-    rejections += _keep_last_admin(users, local, users_by_id, rules)
     groups = plan_groups(
         external_groups,
         local.groups,
@@ -93,7 +89,8 @@ def plan(
         held_groups,
         departed_groups,
     )
-    rejections += groups.rejections
+    # Planning groups may hold deactivations (R4): the users' operations are read after it.
+    rejections = list(source.rejections) + users.rejections + groups.held + groups.rejections
     operations = users.operations + groups.operations + groups.member_operations
     operations += revoke_invites(local)
     return Plan(directory, stamp(_ordered(operations), local), tuple(rejections))
@@ -139,40 +136,6 @@ def plan_disable(local: LocalState, directory: str) -> Plan:
         if g.managed_by == directory
     ]
     return Plan(directory, stamp(_ordered(ops), local))
-
-
-def _keep_last_admin(
-    users: UserPlan, local: LocalState, users_by_id: Mapping[int, LocalUser], rules: RuleSettings
-) -> list[Rejection]:
-    """R4: never deactivate the admin group's last active members; hold them instead."""
-    admin = find_admin_group(local.groups, rules)
-    if admin is None:
-        return []
-    active = {m for m in admin.members if users_by_id[m].active}
-    if not active or not active <= users.deactivated_local_ids:
-        return []
-    users.operations = [
-        op
-        for op in users.operations
-        if not (op.action is Action.DEACTIVATE_USER and op.user is not None and op.user.local_id in active)
-    ]
-    users.deactivated_local_ids -= active
-    rejections = []
-    for uid in sorted(active):
-        user = users_by_id[uid]
-        if user.external_id is not None and user.external_id in users.final_ref:
-            users.final_active.add(user.external_id)
-        rejections.append(
-            Rejection(
-                Kind.USER,
-                user.email,
-                "last-active-administrator",
-                f"{user.email!r} is among the last active members of {admin.name!r};"
-                " the deactivation is held",
-                external_id=user.external_id,
-            )
-        )
-    return rejections
 
 
 def _ordered(operations: list[Operation]) -> tuple[Operation, ...]:

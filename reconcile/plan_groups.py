@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 
 from reconcile.model import (
@@ -16,6 +16,7 @@ from reconcile.model import (
     Rejection,
     RuleSettings,
 )
+from reconcile.plan_admin import admin_removals, hold_last_admins
 from reconcile.plan_users import IDENTITY_CHANGED, UserPlan, is_protected
 from reconcile.rules import Violation, check_group_name, is_admin_alias, is_admin_group, name_key
 
@@ -35,6 +36,8 @@ class GroupPlan:
     operations: list[Operation] = field(default_factory=list)
     member_operations: list[Operation] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    # deactivations R4 holds (last-active-administrator)
+    held: list[Rejection] = field(default_factory=list)
 
 
 def find_admin_group(groups: Iterable[LocalGroup], rules: RuleSettings) -> LocalGroup | None:
@@ -249,24 +252,71 @@ def plan_groups(
             )
         )
 
-    # 4. Memberships follow the directory (R7: inactive users are not members).
+    # 4. Memberships follow the directory (R7: inactive users are not members). R4 first: a
+    #    deactivation it holds keeps the row a member of every group that lists it.
     managed.extend(kept)
+    planned = {m.local.id for m in managed if m.local is not None}
+
+    def settled(g: LocalGroup) -> bool:
+        """A group of this directory that an incremental read left unchanged: it still loses
+        the members this plan deactivates or whose records left, as a full read would."""
+        return departed is not None and g.managed_by == directory and g.id not in held_local | unlinked
+
+    out.held = _hold_last_admins(managed, admin, settled, local_users, users, rules)
     for m in managed:
         out.member_operations.extend(_members(m, local_users, users, out, admin, rules))
-    planned = {m.local.id for m in managed if m.local is not None}
     for g in local:
         if g.id in planned:
             continue
         # A row re-bound to a new person leaves every group: local ones, other
         # directories', the admin group (R7).
         leaving = g.members & users.identity_changed_local_ids
-        if departed is not None and g.managed_by == directory and g.id not in held_local | unlinked:
-            # Groups that did not change still lose the members this plan deactivates or
-            # whose records left, as a full read would take them out.
+        if settled(g):
             leaving |= g.members & (users.deactivated_local_ids | users.left_local_ids)
         if leaving:
             out.member_operations.extend(_drop(g, leaving, local_users, users, out, admin, rules))
     return out
+
+
+def _is_admin(m: _Managed, admin: LocalGroup | None, rules: RuleSettings) -> bool:
+    """Whether `m` is the reserved admin group (one this plan creates has its name)."""
+    return m.local is admin if admin is not None else m.name == rules.admin_group
+
+
+def _hold_last_admins(
+    managed: Iterable[_Managed],
+    admin: LocalGroup | None,
+    settled: Callable[[LocalGroup], bool],
+    local_users: Mapping[int, LocalUser],
+    users: UserPlan,
+    rules: RuleSettings,
+) -> list[Rejection]:
+    """R4's holds (`plan_admin.hold_last_admins`) for the admin group as this plan leaves it."""
+    own = next((m for m in managed if _is_admin(m, admin, rules)), None)
+    if own is not None:
+        current = own.local.members if own.local is not None else frozenset()
+        listed = {ref.local_id for ref in map(users.final_ref.get, own.member_ids) if ref is not None}
+        return hold_last_admins(
+            own.name,
+            current,
+            lambda uid: uid in listed or is_protected(local_users[uid], rules),
+            any(isinstance(key, str) or key not in current for key in _wanted(own.member_ids, users)),
+            local_users,
+            users,
+        )
+    if admin is None:
+        return []
+    # Without a record to follow it keeps its members, but for those leaving every group (R7)
+    # and, unchanged by an incremental read, those whose records left.
+    rebound, left = users.identity_changed_local_ids, users.left_local_ids if settled(admin) else set()
+    return hold_last_admins(
+        admin.name,
+        admin.members,
+        lambda uid: not (uid in rebound or uid in left) or is_protected(local_users[uid], rules),
+        False,
+        local_users,
+        users,
+    )
 
 
 def _drop(
@@ -281,54 +331,24 @@ def _drop(
     """Remove `leaving` from a group whose other members this plan does not change."""
     removes = sorted(leaving)
     if g is admin:
-        removes = _admin_removals(g.name, g.members, removes, False, local_users, users, out, rules)
+        removes, refused = admin_removals(g.name, g.members, removes, False, local_users, users, rules)
+        out.rejections.extend(refused)
     return [_remove(g.name, Ref(local_id=g.id), uid, local_users, users) for uid in removes]
 
 
-def _admin_removals(
-    name: str,
-    current: frozenset[int],
-    removes: list[int],
-    adds: bool,
-    local_users: Mapping[int, LocalUser],
-    users: UserPlan,
-    out: GroupPlan,
-    rules: RuleSettings,
-) -> list[int]:
-    """The removals from the admin group that R4 allows: never a break-glass account, and
-    never the last active member unless the plan adds one."""
-    kept = [uid for uid in removes if is_protected(local_users[uid], rules)]
-    for uid in kept:
-        email = local_users[uid].email
-        out.rejections.append(
-            Rejection(
-                Kind.MEMBERSHIP,
-                f"{name}: {email}",
-                "protected",
-                f"{email!r} is a protected account ([safety] protected_users);"
-                f" no directory removes it from {name!r}",
-            )
-        )
-    removes = [uid for uid in removes if uid not in kept]
-    still_active = {
-        uid
-        for uid in current
-        if uid not in removes and local_users[uid].active and uid not in users.deactivated_local_ids
-    }
-    if still_active or adds:
-        return removes
-    # R4: keep the current members rather than leave the admin group empty.
-    out.rejections.append(
-        Rejection(
-            Kind.GROUP,
-            name,
-            "admin-group-would-be-empty",
-            f"{name!r} must keep at least one active member; its current members are kept",
-        )
-    )
-    # A re-bound row inactive in the store is no active member to keep, and the new
-    # person it now belongs to must not inherit the old one's rights.
-    return [uid for uid in removes if uid in users.identity_changed_local_ids and not local_users[uid].active]
+def _wanted(member_ids: Iterable[str], users: UserPlan) -> dict[int | str, tuple[Ref, tuple[tuple[str, object], ...]]]:
+    """The members a group listing `member_ids` has after the plan: the active users they
+    name, keyed by local row (or by the reference of a row the plan creates)."""
+    wanted: dict[int | str, tuple[Ref, tuple[tuple[str, object], ...]]] = {}
+    for external_id in sorted(member_ids):
+        # A held user (its record refused) counts as it stands in the store: memberships
+        # belong to the group's record, which the directory still lists.
+        ref = users.final_ref.get(external_id)
+        if ref is None or external_id not in users.final_active:
+            continue
+        key = ref.local_id if ref.local_id is not None else str(ref)
+        wanted[key] = (ref, users.final_member[external_id])
+    return wanted
 
 
 def _members(
@@ -340,33 +360,24 @@ def _members(
     rules: RuleSettings,
 ) -> list[Operation]:
     current = m.local.members if m.local is not None else frozenset()
-    wanted: dict[int | str, tuple[Ref, tuple[tuple[str, object], ...]]] = {}
-    for external_id in sorted(m.member_ids):
-        if external_id not in users.seen:
-            if not users.seen_everyone:
-                continue  # an inactive user never created here, or one the next full read names
-            out.rejections.append(
-                Rejection(
-                    Kind.MEMBERSHIP,
-                    f"{m.name}: {external_id}",
-                    "unknown-member",
-                    f"group {m.name!r} lists member {external_id!r}, which names no user in scope",
-                )
+    if users.seen_everyone:  # an incremental read names only the users that changed
+        out.rejections.extend(
+            Rejection(
+                Kind.MEMBERSHIP,
+                f"{m.name}: {external_id}",
+                "unknown-member",
+                f"group {m.name!r} lists member {external_id!r}, which names no user in scope",
             )
-            continue
-        # A held user (its record refused) counts as it stands in the store: memberships
-        # belong to the group's record, which the directory still lists.
-        ref = users.final_ref.get(external_id)
-        if ref is None or external_id not in users.final_active:
-            continue
-        key = ref.local_id if ref.local_id is not None else str(ref)
-        wanted[key] = (ref, users.final_member[external_id])
+            for external_id in sorted(m.member_ids)
+            if external_id not in users.seen
+        )
+    wanted = _wanted(m.member_ids, users)
     removes = sorted(uid for uid in current if uid not in wanted)
     adds = [item for k, item in wanted.items() if not (isinstance(k, int) and k in current)]
 
-    is_admin = m.local is admin if admin is not None else m.name == rules.admin_group
-    if is_admin:
-        removes = _admin_removals(m.name, current, removes, bool(adds), local_users, users, out, rules)
+    if _is_admin(m, admin, rules):
+        removes, refused = admin_removals(m.name, current, removes, bool(adds), local_users, users, rules)
+        out.rejections.extend(refused)
         if not removes and not adds:
             return []
 

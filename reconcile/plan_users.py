@@ -60,8 +60,9 @@ class UserPlan:
     final_active: set[str] = field(default_factory=set)
     # local ids left exactly as they are (a rejected record of a bound user)
     held_local_ids: set[int] = field(default_factory=set)
-    # local ids this plan deactivates
+    # local ids this plan deactivates, and those it activates
     deactivated_local_ids: set[int] = field(default_factory=set)
+    activated_local_ids: set[int] = field(default_factory=set)
     # local ids some directory record is bound to after the plan
     bound_local_ids: set[int] = field(default_factory=set)
     # local ids whose directory record left scope (deactivated, or held active)
@@ -277,6 +278,7 @@ def _update(
                 old=(("active", False),),
             )
         )
+        out.activated_local_ids.add(target.id)
     elif target.active and not user.active:
         _deactivate(out, target, rules, target=user.email, reason=SUSPENDED if user.suspended else DISABLED_IN_IDP)
     out.final_ref[user.external_id] = ref

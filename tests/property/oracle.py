@@ -25,16 +25,6 @@ LONGEST_NAME = 24  # R2: shorter than 25
 
 # A directory record as the tests write it: (id, email, display name, active) for users,
 # (id, name, member ids) for groups.
-# The product leaves a row it links in this plan, whose deactivation R4 holds, out of the
-# groups that list it until the next cycle (the next cycle is not a no-op).
-HELD_LINK = "held-link"
-
-
-# The product judges R4 by the admin group as it is before the plan: a member this plan
-# adds or activates does not count, and one it removes still does, so it holds
-# deactivations (or keeps members) the rules let go, and the next cycle is not a no-op.
-R4_BEFORE_PLAN = "r4-before-plan"
-
 UserRecord = tuple[str, str, str | None, bool]
 GroupRecord = tuple[str, str, Sequence[str]]
 
@@ -104,7 +94,6 @@ class _Users:
     deactivated: set[int] = field(default_factory=set)
     identity_changed: set[int] = field(default_factory=set)  # rows re-bound to another record
     reported: set[str] = field(default_factory=set)
-    held_admins: set[int] = field(default_factory=set)  # deactivations R4 held
 
 
 @dataclass
@@ -112,9 +101,6 @@ class Model:
     users: dict[int, UserRow] = field(default_factory=dict)
     groups: dict[int, GroupRow] = field(default_factory=dict)
     rejections: set[tuple[str, str]] = field(default_factory=set)  # (external id, reason) of the last cycle
-    # Cases of the last cycle where the product is known to depart from the rules (the
-    # tests name each in an xfail test and leave it out of the random domain).
-    known_defects: set[str] = field(default_factory=set)
 
     # --- local admin actions (the store before the first cycle) --------------------------
 
@@ -173,7 +159,6 @@ class Model:
     ) -> None:
         """Bring the model in step with one directory's complete read."""
         self.rejections = set()
-        self.known_defects = set()
         before = {uid: u.active for uid, u in self.users.items()}
         decided = self._users(directory, users, before)
         self._groups(directory, groups, links, link_by_name, decided, before)
@@ -286,18 +271,7 @@ class Model:
         }
         to_deactivate = {row for row in leaving if before[row]}
         to_deactivate |= {row for row, (_, _, active) in changes.items() if before[row] and not active}
-        # R4: a plan that would deactivate every active administrator holds those deactivations.
-        admin = self.admin()
-        if admin is not None:
-            active_admins = {m for m in self.groups[admin].members if before[m]}
-            if active_admins and active_admins <= to_deactivate:
-                to_deactivate -= active_admins
-                out.held_admins = active_admins
-                if active_admins & links.keys():
-                    self.known_defects.add(HELD_LINK)
-                for m in active_admins:
-                    self._reject(self.users[m].external_id or "", "last-active-administrator")
-        out.deactivated = to_deactivate
+        out.deactivated = to_deactivate  # R4 may hold some, once the groups are known
 
         for row, (email, name, active) in changes.items():
             user = self.users[row]
@@ -451,13 +425,38 @@ class Model:
             follow.append((gid, members))
         if self.admin() is None:
             self.add_group(ADMIN)  # the reserved group always exists
+        self._hold_last_admins(follow, users, before)
         self._members(follow, users, before, unlinked - set(link_to))
+
+    def _hold_last_admins(
+        self, follow: list[tuple[int, Sequence[str]]], users: _Users, before: Mapping[int, bool]
+    ) -> None:
+        """R4, judged by Administrators as the cycle leaves it: when no member would be
+        active afterwards, not even kept with the current members (`_set_members`), the
+        cycle deactivates every member active now; the members it would keep in the group
+        stay active (or, when it would keep none, all of them, and the group keeps its
+        members)."""
         admin = self.admin()
         assert admin is not None
-        if users.held_admins and any(self.users[m].active for m in self.groups[admin].members - users.held_admins):
-            self.known_defects.add(R4_BEFORE_PLAN)  # the plan leaves another active administrator
-        if users.held_admins - self.groups[admin].members:
-            self.known_defects.add(R4_BEFORE_PLAN)  # the plan takes a held administrator out of the group
+        members = self.groups[admin].members
+        listed = next((ids for gid, ids in follow if gid == admin), None)
+        if listed is None:  # no record: it keeps its members, but re-bound rows (R7)
+            keeps = members - users.identity_changed
+            gains = False
+        else:  # its members follow the alias: the listed active users of the directory
+            rows = {users.final_row[m] for m in listed if m in users.final_row}
+            keeps = members & rows
+            gains = any(self.users[row].active for row in rows - members)
+        # Kept with the current members if need be: all but re-bound rows inactive before.
+        kept = keeps | {m for m in members if m not in users.identity_changed or before[m]}
+        if gains or any(self.users[m].active for m in kept):
+            return
+        active_now = {m for m in members if before[m]}
+        held = (active_now & keeps) or active_now
+        users.deactivated -= held
+        for m in held:
+            self.users[m].active = True
+            self._reject(self.users[m].external_id or "", "last-active-administrator")
 
     def _members(
         self, follow: list[tuple[int, Sequence[str]]], users: _Users, before: Mapping[int, bool], unlinked: set[int]
@@ -483,9 +482,6 @@ class Model:
             # R4: a plan that would leave the admin group without an active member keeps
             # its current members; a re-bound row inactive in the store still leaves.
             left = group.members - removes
-            active_before = any(before[m] and m not in users.deactivated for m in left)
-            if active_before != any(self.users[m].active for m in left):
-                self.known_defects.add(R4_BEFORE_PLAN)
             if not any(self.users[m].active for m in left):
                 self._reject("", "admin-group-would-be-empty")
                 removes = {m for m in removes if m in users.identity_changed and not before[m]}

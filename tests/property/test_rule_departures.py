@@ -1,6 +1,7 @@
-"""Where the product departs from docs/rules.md: each case the property tests found, kept
-as a strict xfail so it turns into a failure the day the product follows the rule (then
-drop the mark and the matching `oracle` flag that keeps the case out of the random domain).
+"""Cases the property tests found where the product departed from docs/rules.md, each kept
+as a test of the rule it broke. A departure found and not yet fixed goes here as a strict
+xfail (`raises=AssertionError`), with an `assume` that keeps the case out of the random
+domain, until the fix drops both: none is open now.
 """
 
 from __future__ import annotations
@@ -8,8 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from reconcile.cycle import run_cycle
 from store import Store
@@ -33,30 +32,22 @@ DEFAULTS = {"links": {}, "link_groups_by_name": True, "max_deactivations": 500, 
 
 def run_states(store: Store, tmp_path: Path, spec: Any, states: list[tuple[Users, Groups]]) -> None:
     """Seed the store as `spec` says, then sync `states` one after another, each checked
-    against the model (known departures included)."""
+    against the model."""
     reset(store)
     files = {"hr": tmp_path / "hr.json"}
     cfg = config_for(store, files, DEFAULTS)
     model = Model()
     seed(store, cfg, model, spec)
     for users, groups in states:
-        sync_and_compare(
-            store, cfg, model, "hr", user_records(users), group_records(groups), files, skip_known_defects=False
-        )
+        sync_and_compare(store, cfg, model, "hr", user_records(users), group_records(groups), files)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="oracle.HELD_LINK: plan._keep_last_admin marks a held administrator active by the row's"
-    " external id before the plan (None for a local row it links), so the linked row misses the"
-    " groups that list it until the next cycle",
-)
 def test_a_local_administrator_linked_while_disabled_stays_in_the_groups_that_list_it(store, tmp_path):
     """user0 is the only, local, administrator; the directory links it as a disabled user
     listed in Engineering. R4 holds the deactivation, so user0 is an active user of the
     directory and a member of Engineering (as a bound user in the same position is), and a
-    second cycle plans nothing."""
+    second cycle plans nothing. (The hold once marked the row active by the record it was
+    bound to before the plan, none, so it joined Engineering only at the next cycle.)"""
     run_states(store, tmp_path, ([(0, False, True, None)], [], {0}), [([("u0", 0, "A", False)], [("g0", 0, ["u0"])])])
 
 
@@ -73,18 +64,12 @@ def test_a_reused_address_leaves_a_group_that_left_scope_in_the_same_cycle(store
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="oracle.R4_BEFORE_PLAN: R4 is judged by the admin group before the plan"
-    " (plan_groups._admin_removals), so an administrator the plan activates does not count",
-)
 def test_an_administrator_activated_by_the_plan_counts_for_r4(store, tmp_path):
     """user3 (inactive) and user4 (active) are local administrators. The directory links both,
     user3 active and in Split_Administrators, user4 disabled: after the plan Administrators
     has an active member (user3), so R4 has nothing to hold: user4 is deactivated and leaves
-    the group, and a second cycle plans nothing. The product keeps user4 active and an
-    administrator, and deactivates it only at the next cycle."""
+    the group, and a second cycle plans nothing. (R4 judged by the group before the plan
+    kept user4 active and an administrator until the next cycle.)"""
     reset(store)
     files = {"hr": tmp_path / "hr.json"}
     cfg = config_for(store, files, DEFAULTS)
@@ -101,17 +86,12 @@ def test_an_administrator_activated_by_the_plan_counts_for_r4(store, tmp_path):
     assert again.plan is not None and again.plan.operations == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="oracle.R4_BEFORE_PLAN: plan._keep_last_admin holds the deactivation of the admin group's"
-    " last active member before the plan, though the same plan adds another",
-)
 def test_an_administrator_the_plan_adds_lets_the_last_one_go(store, tmp_path):
     """user1 is the only administrator, linked by crm. Then crm drops c1 and lists a new
     active c0 in Split_Administrators: after the plan Administrators has an active member
     (user0), so R4 holds nothing: user1 is deactivated in this cycle and a second cycle
-    plans nothing. The product keeps user1 active and deactivates it at the next cycle."""
+    plans nothing. (R4 judged by the group before the plan kept user1 active until the next
+    cycle.)"""
     reset(store)
     files = {"crm": tmp_path / "crm.json"}
     cfg = config_for(store, files, DEFAULTS)
@@ -126,20 +106,26 @@ def test_an_administrator_the_plan_adds_lets_the_last_one_go(store, tmp_path):
     assert again.plan is not None and again.plan.operations == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="oracle.R4_BEFORE_PLAN: plan._keep_last_admin holds the deactivation of every last active"
-    " administrator before the plan, though the same plan takes one of them out of the group",
-)
 def test_an_administrator_the_plan_removes_from_the_group_is_not_held(store, tmp_path):
     """user0 and user4 are Administrators through Split_Administrators. Then both are
     disabled and the alias lists user4 alone: R4 needs one of them active, user4, who stays
     in the group; user0 leaves it, so R4 holds nothing for user0, who is deactivated in this
-    cycle, and a second cycle plans nothing. The product holds both and deactivates user0
-    at the next cycle (found by the wide-domain property)."""
+    cycle, and a second cycle plans nothing. (R4 judged by the group before the plan held both
+    and deactivated user0 at the next cycle; found by the wide-domain property.)"""
     run_states(store, tmp_path, ([], [], set()), [
         ([("u0", 0, "A", True), ("u4", 0, "A", True)], [("ga", 0, ["u4", "u0"])]),
         ([("u4", 0, "A", False), ("u0", 0, "A", False)], [("ga", 0, ["u4"])]),
     ])
 
+
+
+def test_an_administrator_the_plan_activates_counts_when_the_group_keeps_its_members(store, tmp_path):
+    """user0 (inactive) and user1 (active) are local administrators. The directory links
+    both, user0 active and user1 disabled, and its alias lists neither: R4 keeps the current
+    members, among them user0, active after the plan, so user1's deactivation is not held and
+    a second cycle plans nothing. (Found by the two-directory property while R4 came to be
+    judged after the plan: holding user1 because user0 was inactive before the plan left a
+    deactivation for the next cycle.)"""
+    run_states(store, tmp_path, ([(0, False, False, None), (1, False, False, None)], [], {0, 1}), [
+        ([("u0", 0, "A", True), ("u1", 0, "A", False)], [("ga", 0, [])]),
+    ])

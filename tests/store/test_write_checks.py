@@ -200,6 +200,44 @@ def test_a_swap_whose_add_fails_keeps_the_old_admin_and_says_so(store: Store) ->
     assert admins == ["a@example.com"]
 
 
+def _inactive_and_active_local_admins(store: Store) -> Plan:
+    """C (inactive) and D (active) are local administrators; okta's plan links both, C
+    active and in its alias, D disabled: R4 counts C, so D is deactivated in the same plan."""
+    for email in ("c@example.com", "d@example.com"):
+        local_user(store, email)
+        apply(store, actions.add_member(state(store), "Administrators", email, RULES), run_id=None)
+    apply(store, actions.deactivate_user(state(store), "c@example.com", RULES), run_id=None)
+    with store.session(write=True) as session:
+        ensure_directory(session, "okta", "file")
+    c, d = ExternalUser("c", "c@example.com"), ExternalUser("d", "d@example.com", active=False)
+    return plan(snap(c, d, groups=_alias("c")), state(store), RULES, directory="okta")
+
+
+def test_an_activation_that_makes_room_for_the_last_admins_deactivation_never_commits_it_empty(store: Store) -> None:
+    handover = _inactive_and_active_local_admins(store)
+    seen: list[int] = []
+
+    result = apply(store, handover, run_id=None, chunk_size=1,
+                   progress=lambda done, total: seen.append(active_admins(store)))
+
+    assert result.conflicts == 0
+    assert len(seen) == len(handover.operations) > 2 and min(seen) >= 1
+    assert {u: row["active"] for u, row in users_by_email(store).items()} == {"c@example.com": True,
+                                                                            "d@example.com": False}
+
+
+def test_an_activation_that_conflicts_keeps_the_last_admin_active_and_says_so(store: Store) -> None:
+    handover = _inactive_and_active_local_admins(store)
+    with store.session(write=True) as session:
+        ensure_directory(session, "entra", "file")
+    sync(store, "entra", snap(ExternalUser("e1", "c@example.com", active=False)))  # entra links C first
+
+    result = apply(store, handover, run_id=None, chunk_size=1)
+
+    assert {"owned-by-other-directory", "admin-group-would-be-empty"} <= reasons(result)
+    assert users_by_email(store)["d@example.com"]["active"] is True and active_admins(store) == 1
+
+
 def test_a_disable_while_a_cycle_applies_stops_its_writes_and_every_operation_has_an_outcome(store: Store) -> None:
     with store.session(write=True) as session:
         generation = ensure_directory(session, "okta", "file").generation

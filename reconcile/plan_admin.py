@@ -1,0 +1,134 @@
+"""R4 in the planner: the reserved admin group keeps an active member, judged by the group as
+the plan leaves it, with the plan's own adds, removals, activations and deactivations counted.
+
+`plan_groups` asks two things of this module, in this order:
+
+1. `hold_last_admins`, before any group's members are planned: when the plan would leave
+   no member of the admin group active (it deactivates every member that is active now),
+   which deactivations to hold. Holding keeps a row active, so every group that lists it
+   (not only the admin group) must see it that way: hence first.
+2. `admin_removals`, for the admin group's own member changes: which removals to make,
+   and when none (the group keeps its current members).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+
+from reconcile.model import Action, Kind, LocalUser, Rejection, RuleSettings
+from reconcile.plan_users import UserPlan, is_protected
+
+
+def active_after(uid: int, local_users: Mapping[int, LocalUser], users: UserPlan) -> bool:
+    """Whether local row `uid` is active once the plan has run."""
+    if uid in users.activated_local_ids:
+        return True
+    return local_users[uid].active and uid not in users.deactivated_local_ids
+
+
+def hold_last_admins(
+    name: str,
+    current: Collection[int],
+    stays: Callable[[int], bool],
+    gains: bool,
+    local_users: Mapping[int, LocalUser],
+    users: UserPlan,
+) -> list[Rejection]:
+    """R4: hold deactivations the admin group named `name` needs to keep an active member.
+
+    `current` are its members now; `stays(uid)` says whether the plan keeps member `uid` in
+    the group should it be active; `gains` whether the plan adds a member (every member it
+    adds is active). Nothing is held when the plan adds an active member or leaves one of
+    the current members active: in the group, or, when the plan would leave the group
+    without one, kept there by `admin_removals` with the other current members. Otherwise
+    the plan deactivates every member active now, and it holds the deactivations of those
+    it keeps in the group; when it keeps none of them, of all of them (and `admin_removals`
+    keeps the members).
+
+    Updates `users`: the held rows lose their deactivation and count as active users of the
+    directory (as members of every group that lists them). Returns one rejection per held
+    row, sorted by row.
+    """
+    if gains or any(
+        active_after(uid, local_users, users) and (stays(uid) or _kept_as_current(uid, local_users, users))
+        for uid in current
+    ):
+        return []
+    active_now = {uid for uid in current if local_users[uid].active}  # the plan deactivates each
+    if not active_now:
+        return []
+    held = {uid for uid in active_now if stays(uid)} or active_now
+    users.operations = [
+        op
+        for op in users.operations
+        if not (op.action is Action.DEACTIVATE_USER and op.user is not None and op.user.local_id in held)
+    ]
+    users.deactivated_local_ids -= held
+    # The record each held row is bound to after the plan: a row this plan links is bound to
+    # a record it was not bound to before, and the groups that list that record want it.
+    bound_to = {ref.local_id: ext for ext, ref in users.final_ref.items() if ref.local_id in held}
+    rejections = []
+    for uid in sorted(held):
+        user = local_users[uid]
+        external_id = bound_to.get(uid)
+        if external_id is not None:
+            users.final_active.add(external_id)
+        rejections.append(
+            Rejection(
+                Kind.USER,
+                user.email,
+                "last-active-administrator",
+                f"{user.email!r} is among the last active members of {name!r};"
+                " the deactivation is held",
+                external_id=external_id or user.external_id,
+            )
+        )
+    return rejections
+
+
+def admin_removals(
+    name: str,
+    current: Collection[int],
+    removes: list[int],
+    adds: bool,
+    local_users: Mapping[int, LocalUser],
+    users: UserPlan,
+    rules: RuleSettings,
+) -> tuple[list[int], list[Rejection]]:
+    """The removals from the admin group that R4 allows, and the rejections that say why
+    others are not made: never a break-glass account, and none at all when the group would
+    be left without an active member (it keeps its current members, but for re-bound rows
+    inactive in the store)."""
+    rejections = []
+    kept = [uid for uid in removes if is_protected(local_users[uid], rules)]
+    for uid in kept:
+        email = local_users[uid].email
+        rejections.append(
+            Rejection(
+                Kind.MEMBERSHIP,
+                f"{name}: {email}",
+                "protected",
+                f"{email!r} is a protected account ([safety] protected_users);"
+                f" no directory removes it from {name!r}",
+            )
+        )
+    removes = [uid for uid in removes if uid not in kept]
+    leaving = set(removes)
+    if adds or any(active_after(uid, local_users, users) for uid in current if uid not in leaving):
+        return removes, rejections
+    rejections.append(
+        Rejection(
+            Kind.GROUP,
+            name,
+            "admin-group-would-be-empty",
+            f"{name!r} must keep at least one active member; its current members are kept",
+        )
+    )
+    return [uid for uid in removes if not _kept_as_current(uid, local_users, users)], rejections
+
+
+def _kept_as_current(uid: int, local_users: Mapping[int, LocalUser], users: UserPlan) -> bool:
+    """Whether member `uid` stays when the admin group keeps its current members: all do but
+    a re-bound row inactive in the store, no active member to keep (the new person it now
+    belongs to must not inherit the old one's rights)."""
+    return uid not in users.identity_changed_local_ids or local_users[uid].active
