@@ -353,7 +353,7 @@ class _Cycle:
 
     def _local_state(self, session: Session, source: Snapshot | Changes) -> LocalState:
         return load_for_read(session, self.name, source, links=self.directory.links,
-                             reserved_names=(self.rules.admin_group, self.rules.admin_alias))
+                             reserved_names=self.rules.reserved_names)
 
     def _regain_groups(self, connector: Connector, changes: Changes, local: LocalState) -> Changes:
         """Changes that also carry the complete groups of every user they (re)activate.

@@ -165,6 +165,11 @@ class RuleSettings:
     # them from the admin group (R4); local admin actions still may.
     protected_users: frozenset[str] = frozenset()
 
+    @property
+    def reserved_names(self) -> tuple[str, str]:
+        """The reserved admin group's name and the alias that maps onto it (R3)."""
+        return (self.admin_group, self.admin_alias)
+
 
 @dataclass(frozen=True, slots=True)
 class SafetyLimits:

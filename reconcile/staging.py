@@ -206,7 +206,7 @@ class _Approval:
         rules = self.settings.to_rules()
         with self.store.session() as session:
             local = load_for_read(session, self.name, source, links=directory.links,
-                                  reserved_names=(rules.admin_group, rules.admin_alias))
+                                  reserved_names=rules.reserved_names)
             row = get_staged(session, self.staged_run_id)
             assert row is not None
             staged = staged_operations(row)

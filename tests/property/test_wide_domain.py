@@ -247,7 +247,7 @@ def assert_scope_plans_alike(store: Store, cfg: config.Settings, directory: str,
     with store.session() as session:
         whole = load_local_state(session)
         scoped = load_for_read(session, directory, snapshot, links=links,
-                               reserved_names=(rules.admin_group, rules.admin_alias))
+                               reserved_names=rules.reserved_names)
     assert plan(snapshot, scoped, rules, directory=directory, links=links) == plan(
         snapshot, whole, rules, directory=directory, links=links)
 

@@ -11,7 +11,7 @@ from store import Store, load_for_read, load_local_state
 from store import read_scope
 
 RULES = RuleSettings()
-RESERVED = (RULES.admin_group, RULES.admin_alias)
+RESERVED = RULES.reserved_names
 
 
 def _sync(store: Store, directory: str, snapshot: Snapshot) -> None:
