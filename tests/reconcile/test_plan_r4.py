@@ -53,10 +53,15 @@ def test_an_administrator_the_plan_adds_lets_the_last_active_one_go():
     assert ("ana@example.com", "last-active-administrator") not in reasons(p)
 
 
+def two_administrators_of_hr():
+    """Ana (u1) and Bo (u2), both active, the members of Administrators through hr's alias."""
+    return store([local_user(1, "ana@example.com", managed_by="hr", external_id="u1"),
+                  local_user(2, "bo@example.com", managed_by="hr", external_id="u2")],
+                 [local_group(9, "Administrators", 1, 2, managed_by="hr", external_id="ga", reserved=True)])
+
+
 def test_of_two_disabled_administrators_only_the_one_the_alias_keeps_is_held():
-    local = store([local_user(1, "ana@example.com", managed_by="hr", external_id="u1"),
-                   local_user(2, "bo@example.com", managed_by="hr", external_id="u2")],
-                  [local_group(9, "Administrators", 1, 2, managed_by="hr", external_id="ga", reserved=True)])
+    local = two_administrators_of_hr()
     snap = directory([user("u1", "ana@example.com", active=False), user("u2", "bo@example.com", active=False)],
                      [group("ga", "Split_Administrators", "u2")])
     p = plan(snap, local, RULES, directory="hr")
@@ -69,9 +74,7 @@ def test_of_two_disabled_administrators_only_the_one_the_alias_keeps_is_held():
 def test_disabled_administrators_the_alias_keeps_none_of_are_all_held_and_stay_members():
     # No member would stay in the group active: every deactivation is held, and the group
     # keeps its current members.
-    local = store([local_user(1, "ana@example.com", managed_by="hr", external_id="u1"),
-                   local_user(2, "bo@example.com", managed_by="hr", external_id="u2")],
-                  [local_group(9, "Administrators", 1, 2, managed_by="hr", external_id="ga", reserved=True)])
+    local = two_administrators_of_hr()
     snap = directory([user("u1", "ana@example.com", active=False), user("u2", "bo@example.com", active=False)],
                      [group("ga", "Split_Administrators")])
     p = plan(snap, local, RULES, directory="hr")
@@ -83,9 +86,7 @@ def test_disabled_administrators_the_alias_keeps_none_of_are_all_held_and_stay_m
 def test_an_administrator_the_plan_only_removes_keeps_the_members_and_nothing_is_held():
     # Bo stays active but the alias drops him, and Ana is disabled: keeping the current
     # members keeps Bo an active administrator, so Ana's deactivation goes ahead.
-    local = store([local_user(1, "ana@example.com", managed_by="hr", external_id="u1"),
-                   local_user(2, "bo@example.com", managed_by="hr", external_id="u2")],
-                  [local_group(9, "Administrators", 1, 2, managed_by="hr", external_id="ga", reserved=True)])
+    local = two_administrators_of_hr()
     snap = directory([user("u1", "ana@example.com", active=False), user("u2", "bo@example.com")],
                      [group("ga", "Split_Administrators", "u1")])
     p = plan(snap, local, RULES, directory="hr")
