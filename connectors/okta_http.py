@@ -40,6 +40,7 @@ import asyncio
 import email.utils
 import json
 import logging
+import math
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -273,7 +274,10 @@ class OktaPager:
                 self._raise_for_auth_error(error, where)
             # fire_request_helper, not fire_request: the latter JSON-parses every 2xx body a
             # second time only to decide whether to cache it (the cache is off).
-            _, response, body, error = await self._executor.fire_request_helper(request, 0, time.time())
+            # Its start-time check guards the SDK's own retry loop, which is off (each call is
+            # a first attempt; aiohttp enforces the timeout). Our clock may not be the SDK's
+            # (frozen time in tests), so a start of +inf keeps that check from ever firing.
+            _, response, body, error = await self._executor.fire_request_helper(request, 0, math.inf)
         except (Retryable, ConnectorError):
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
