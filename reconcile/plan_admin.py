@@ -9,14 +9,17 @@ the plan leaves it, with the plan's own adds, removals, activations and deactiva
    (not only the admin group) must see it that way: hence first.
 2. `admin_removals`, for the admin group's own member changes: which removals to make,
    and when none (the group keeps its current members).
+
+`hold_last_admins_among` asks both of a part of a plan (the staged operations an approval
+applies), judged by what that part alone does to the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 
-from reconcile.model import Action, Kind, LocalUser, Rejection, RuleSettings
-from reconcile.plan_users import UserPlan, is_protected
+from reconcile.model import Action, Kind, LocalGroup, LocalUser, Operation, Rejection, RuleSettings
+from reconcile.plan_users import IDENTITY_CHANGED, UserPlan, is_protected
 
 
 def active_after(uid: int, local_users: Mapping[int, LocalUser], users: UserPlan) -> bool:
@@ -125,6 +128,67 @@ def admin_removals(
         )
     )
     return [uid for uid in removes if not _kept_as_current(uid, local_users, users)], rejections
+
+
+def hold_last_admins_among(
+    operations: Sequence[Operation],
+    admin: LocalGroup | None,
+    local_users: Mapping[int, LocalUser],
+    rules: RuleSettings,
+) -> tuple[tuple[Operation, ...], list[Rejection]]:
+    """R4 judged over `operations` alone, as they would change the store that `admin` (the
+    reserved group as stored, None before it exists) and `local_users` (its members at
+    least) describe. A part of a plan may lack the activation or the add that the whole plan
+    let an administrator's deactivation or removal lean on.
+
+    Returns `operations`, in order, without the deactivations and admin-group removals R4
+    holds, and the rejections that say why, as `hold_last_admins` and `admin_removals` word
+    them. Without the directory's records, a removal from the group counts as the record no
+    longer listing the member; so when no active member would stay, every one active now is
+    held (where the planner holds those the record still lists).
+    """
+    if admin is None:
+        return tuple(operations), []
+    group = admin
+
+    def member(op: Operation, action: Action) -> int | str | None:
+        """The row (or, for a row the operations create, its key) `op` adds to or removes
+        from the admin group, when it does."""
+        if op.action is not action or op.group is None or op.group.local_id != group.id or op.user is None:
+            return None
+        return op.user.local_id if op.user.local_id is not None else op.user.key
+
+    def rows(action: Action) -> set[int]:
+        return {
+            op.user.local_id for op in operations if op.action is action and op.user and op.user.local_id is not None
+        }
+
+    leaving = {uid for op in operations if isinstance(uid := member(op, Action.REMOVE_MEMBER), int)}
+    users = UserPlan(
+        operations=list(operations),
+        deactivated_local_ids=rows(Action.DEACTIVATE_USER),
+        activated_local_ids=rows(Action.ACTIVATE_USER),
+        identity_changed_local_ids={
+            uid for op in operations if isinstance(uid := member(op, Action.REMOVE_MEMBER), int)
+            and op.reason == IDENTITY_CHANGED
+        },
+    )
+    created_active = {
+        op.user.key for op in operations if op.action is Action.CREATE_USER and op.user and op.value("active") is True
+    }
+    gains = any(
+        key in created_active
+        if isinstance(key, str)
+        else key not in group.members and key in local_users and active_after(key, local_users, users)
+        for key in (member(op, Action.ADD_MEMBER) for op in operations)
+        if key is not None
+    )
+    held = hold_last_admins(group.name, group.members, lambda uid: uid not in leaving, gains, local_users, users)
+    made, refused = admin_removals(group.name, group.members, sorted(leaving), gains, local_users, users, rules)
+    stay = leaving - set(made)
+    if not stay:  # a group with no active member now is refused by the whole plan already
+        return tuple(users.operations), held
+    return tuple(op for op in users.operations if member(op, Action.REMOVE_MEMBER) not in stay), held + refused
 
 
 def _kept_as_current(uid: int, local_users: Mapping[int, LocalUser], users: UserPlan) -> bool:
