@@ -7,7 +7,11 @@ plan still contains (in the fresh plan's form, so the write-time checks compare 
 today's store). A staged operation the fresh plan no longer contains is dropped with an
 event (outcome `rejected`, reason `no-longer-confirmed`): a deactivation the directory no
 longer confirms is never applied. Operations the fresh plan adds are left to the next
-cycle. The plan is closed as approved (who, when, by which run).
+cycle. R4 is judged again over exactly what is applied: a kept deactivation or removal
+that leaned on an activation or add of the fresh plan that was never staged (so would leave
+`Administrators` without an active member) is held, with the rejection a cycle records
+(`last-active-administrator`, `admin-group-would-be-empty`). The plan is closed as approved
+(who, when, by which run).
 
 A push directory (`kind = "scim"`) has no connector to read: its plan holds the
 operations of SCIM requests the deactivation limit held (`store.held`, `service.scim_hold`).
@@ -40,6 +44,8 @@ from reconcile.apply import ApplyResult, apply
 from reconcile.cycle import Lock, lease_lock
 from reconcile.model import Action, Operation, Plan, Snapshot
 from reconcile.plan import plan
+from reconcile.plan_admin import hold_last_admins_among
+from reconcile.plan_groups import find_admin_group
 from store import (
     Outcome,
     StagedStatus,
@@ -213,17 +219,26 @@ class _Approval:
         fresh = plan(source, local, rules, directory=self.name, links=directory.links)
         kept, dropped = still_valid(staged, fresh)
         self._record_dropped(run_id, [(op, _why_dropped(op)) for op in dropped])
+        # The fresh plan met R4 as a whole; what is applied is only its staged part.
+        confirmed = len(kept)
+        kept, held = hold_last_admins_among(kept, find_admin_group(local.groups, rules),
+                                            {u.id: u for u in local.users}, rules)
+        approved = Plan(self.name, kept, fresh.rejections + tuple(held))
         try:
-            outcome = apply(self.store, Plan(self.name, kept, fresh.rejections), run_id=run_id, directory=self.name)
+            outcome = apply(self.store, approved, run_id=run_id, directory=self.name)
         except Exception as exc:
             log.exception("approval apply failed directory=%s", self.name)
             return self._fail(run_id, f"apply failed: {type(exc).__name__}: {exc}")
         with self.store.session(write=True) as session:
             decide(session, self.staged_run_id, StagedStatus.APPROVED, by=self.by, decided_run_id=run_id)
             if len(kept) == len(fresh.operations) and not (outcome.failed or outcome.conflicts):
-                # Nothing of the fresh read is left undone: it counts as this directory's full sync.
+                # Nothing of the fresh read is left undone (all of it was staged, none of it
+                # held by R4): it counts as this directory's full sync.
                 record_success(session, self.name, watermark=source.watermark, full=True)
-        return self._finish(run_id, Plan(self.name, kept, fresh.rejections), outcome, dropped)
+        unapplied = confirmed - len(kept)
+        note = (f"{unapplied} approved change{'s' if unapplied > 1 else ''} held: {rules.admin_group!r} must keep"
+                f" an active member (R4); see `dirsync events {run_id}`") if unapplied else None
+        return self._finish(run_id, approved, outcome, dropped, note)
 
     def run_held(self) -> Decision:
         """Approve a push directory's plan of held requests (see the module notes)."""

@@ -25,6 +25,7 @@ from reconcile.cycle import RunResult, run_cycle
 from reconcile.model import Changes, Snapshot
 from reconcile.staging import NO_LONGER_CONFIRMED, NotStaged, approve, reject
 from store import Store, StagedPlan, SyncRun, User, export_state, get_staged, list_events, open_plans
+from service import admin as admin_actions
 from service import status
 from cli import status_view
 
@@ -187,6 +188,52 @@ def test_approve_applies_exactly_the_staged_operations_the_directory_still_confi
     assert plan.decided_at == T0 + timedelta(minutes=45)
     run = hr.run(decision.run_id)
     assert (run.trigger, run.mode, run.status) == ("approval", "full", "succeeded")
+
+
+def staged_before_an_administrator_left(hr: HR) -> int:
+    """Administrators (local) holds u1, u2 and root; u2 has left the directory. The plan
+    staged while root was active deactivates u1; then root is deactivated here and u2 comes
+    back: the fresh plan lets u1 go because it activates u2, which was never staged. The
+    staged run's id."""
+    admin_actions.add_user(hr.settings, hr.store, "root@example.com")
+    for email in ("u1@example.com", "u2@example.com", "root@example.com"):
+        admin_actions.add_member(hr.settings, hr.store, "Administrators", email)
+    hr.write(["u1", "u3", "u4", "u5"])
+    assert hr.cycle(full=True).status == "succeeded"
+    hr.write(["u5"])
+    staged = hr.cycle(full=True)
+    assert staged.status == "halted" and staged.run_id is not None
+    admin_actions.deactivate_user(hr.settings, hr.store, "root@example.com")
+    hr.write(["u2", "u5"])
+    return staged.run_id
+
+
+def test_approve_holds_a_staged_deactivation_that_leaned_on_an_activation_never_staged(hr: HR) -> None:
+    staged = staged_before_an_administrator_left(hr)
+
+    decision = approve(hr.settings, staged, by="alice", store=hr.store, connector=FileConnector(hr.path))
+
+    assert decision.status == "approved" and decision.error is None
+    assert decision.run_id is not None
+    assert hr.run(decision.run_id).status == "succeeded"
+    assert hr.active() == ["u1", "u5"]
+    events = _events(hr, decision.run_id)
+    held = [e for e in events if e.reason == "last-active-administrator"]
+    assert [(e.target, e.outcome) for e in held] == [("u1@example.com", "rejected")]
+    assert not [e for e in events if e.outcome == "conflict"]
+    assert (hr.plan(staged).status, hr.plan(staged).decided_run_id) == ("approved", decision.run_id)
+    assert decision.note == ("1 approved change held: 'Administrators' must keep an active member (R4);"
+                             f" see `dirsync events {decision.run_id}`")
+
+
+def test_after_an_approval_held_by_r4_the_next_cycle_lets_the_administrator_go(hr: HR) -> None:
+    staged = staged_before_an_administrator_left(hr)
+    approve(hr.settings, staged, by="alice", store=hr.store, connector=FileConnector(hr.path))
+
+    result = hr.cycle(full=True)
+
+    assert result.status == "succeeded"
+    assert hr.active() == ["u2", "u5"]
 
 
 def test_after_an_approval_the_next_cycle_brings_in_what_was_never_staged(hr: HR, halted: int) -> None:
