@@ -93,7 +93,7 @@ class Decision:
     applied: ApplyResult | None = None
     dropped: tuple[Operation, ...] = field(default=())
     error: str | None = None
-    note: str | None = None  # something the decision left for later (requests held while it ran)
+    note: str | None = None  # what the decision left for later (R4 holds, requests held while it ran)
 
     @property
     def ok(self) -> bool:

@@ -85,6 +85,8 @@ def _decided(decision: Decision) -> str:
         text += f" {len(decision.dropped)} staged operations were dropped: the directory no longer confirms them."
     if decision.error:
         text += f" {decision.error}"
+    if decision.note:  # what it left for later: R4 holds, requests held while it ran
+        text += f" {decision.note}"
     return text
 
 
