@@ -21,6 +21,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from reconcile.model import Action, Kind, LocalGroup, LocalUser, Operation, Rejection, RuleSettings
 from reconcile.plan_users import IDENTITY_CHANGED, UserPlan, is_protected
 
+LAST_ACTIVE_ADMINISTRATOR = "last-active-administrator"  # the reason of a deactivation R4 holds
+
 
 def active_after(uid: int, local_users: Mapping[int, LocalUser], users: UserPlan) -> bool:
     """Whether local row `uid` is active once the plan has run."""
@@ -80,7 +82,7 @@ def hold_last_admins(
             Rejection(
                 Kind.USER,
                 user.email,
-                "last-active-administrator",
+                LAST_ACTIVE_ADMINISTRATOR,
                 f"{user.email!r} is among the last active members of {name!r};"
                 " the deactivation is held",
                 external_id=external_id or user.external_id,

@@ -32,7 +32,7 @@ failed read or a busy lock: the result says so and the plan stays open.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -44,7 +44,7 @@ from reconcile.apply import ApplyResult, apply
 from reconcile.cycle import Lock, lease_lock
 from reconcile.model import Action, Operation, Plan, Snapshot
 from reconcile.plan import plan
-from reconcile.plan_admin import hold_last_admins_among
+from reconcile.plan_admin import LAST_ACTIVE_ADMINISTRATOR, hold_last_admins_among
 from reconcile.plan_groups import find_admin_group
 from store import (
     Outcome,
@@ -218,7 +218,9 @@ class _Approval:
             staged = staged_operations(row)
         fresh = plan(source, local, rules, directory=self.name, links=directory.links)
         kept, dropped = still_valid(staged, fresh)
-        self._record_dropped(run_id, [(op, _why_dropped(op)) for op in dropped])
+        held_emails = {r.target for r in fresh.rejections if r.reason == LAST_ACTIVE_ADMINISTRATOR}
+        held_now = {u.id for u in local.users if u.email in held_emails}
+        self._record_dropped(run_id, [(op, _why_dropped(op, held_now, rules.admin_group)) for op in dropped])
         # The fresh plan met R4 as a whole; what is applied is only its staged part.
         confirmed = len(kept)
         kept, held = hold_last_admins_among(kept, find_admin_group(local.groups, rules),
@@ -317,7 +319,11 @@ def _change(op: Operation) -> tuple[object, ...]:
     return (op.action, op.user, op.group, op.invite_id, op.values)
 
 
-def _why_dropped(op: Operation) -> str:
+def _why_dropped(op: Operation, held_by_r4: Collection[int], admin_group: str) -> str:
+    """Why a staged operation is not applied; `held_by_r4`: the users whose deactivation
+    the fresh plan holds as the last active members of `admin_group`."""
+    if op.action is Action.DEACTIVATE_USER and op.user is not None and op.user.local_id in held_by_r4:
+        return f"held: the user is among the last active members of {admin_group!r} (R4); not applied"
     if op.action is Action.DEACTIVATE_USER:
         return "the directory no longer confirms this deactivation; not applied"
     if op.action is Action.REMOVE_MEMBER:

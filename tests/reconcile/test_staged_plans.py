@@ -226,6 +226,19 @@ def test_approve_holds_a_staged_deactivation_that_leaned_on_an_activation_never_
                              f" see `dirsync events {decision.run_id}`")
 
 
+def test_a_staged_deactivation_the_fresh_plan_holds_by_r4_is_dropped_saying_so(hr: HR) -> None:
+    staged = staged_before_an_administrator_left(hr)
+    hr.write(["u5"])  # u2 stays away: u1 is now the last active administrator
+
+    decision = approve(hr.settings, staged, by="alice", store=hr.store, connector=FileConnector(hr.path))
+
+    assert decision.status == "approved" and decision.run_id is not None
+    assert "u1" in hr.active()
+    dropped = [e for e in _events(hr, decision.run_id) if e.reason == NO_LONGER_CONFIRMED]
+    assert [(e.target, e.detail) for e in dropped] == [
+        ("u1@example.com", "held: the user is among the last active members of 'Administrators' (R4); not applied")]
+
+
 def test_after_an_approval_held_by_r4_the_next_cycle_lets_the_administrator_go(hr: HR) -> None:
     staged = staged_before_an_administrator_left(hr)
     approve(hr.settings, staged, by="alice", store=hr.store, connector=FileConnector(hr.path))
