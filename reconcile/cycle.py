@@ -273,7 +273,7 @@ class _Cycle:
                 # full cycle reads it (rare: a hold outstanding and the admin group changing).
                 log.info("cycle directory=%s reads in full: an R4 hold may be released", self.name,
                          extra={"directory": self.name, "run_id": run_id})
-                source = connector.read(None, progress=self.progress)
+                source = self._read(connector, "full", None, None)
                 with self.store.session() as session:
                     local = self._local_state(session, source)
                     bound, active, managed_memberships = self._counts(session)
@@ -480,7 +480,8 @@ def _halt_message(name: str, run_id: int, reason: str, refused_approval: bool) -
 
 def _meets_admins(changes: Changes, local: LocalState, directory: str, rules: RuleSettings) -> bool:
     """Whether `changes` name the admin group (its directory record, the alias) or one of
-    its members (by external id or email key): what R4 judges the group by."""
+    its members (as a record, by email key, or as a member of a group they carry): what a
+    hold of R4 keeps as the store has it, not as the directory says."""
     admin = find_admin_group(local.groups, rules)
     if admin is None:
         return False
@@ -488,14 +489,16 @@ def _meets_admins(changes: Changes, local: LocalState, directory: str, rules: Ru
     user_ids = {u.external_id for u in members if u.managed_by == directory and u.external_id}
     emails = {email_key(u.email) for u in members}
     group_ids = {admin.external_id} if admin.managed_by == directory and admin.external_id else set()
+    named = {u.external_id for u in changes.users} | changes.removed_user_ids
+    named |= {m for g in changes.groups for m in g.member_ids}
+    named |= {m for d in changes.memberships for m in d.added | d.removed}
+    named |= {r.external_id for r in changes.rejections if r.external_id}
     return (
-        any(g.external_id in group_ids or (isinstance(g.name, str) and is_admin_alias(g.name, rules))
-            for g in changes.groups)
+        bool(named & user_ids or named & group_ids or changes.removed_group_ids & group_ids)
+        or any(g.external_id in group_ids or (isinstance(g.name, str) and is_admin_alias(g.name, rules))
+               for g in changes.groups)
         or any(d.group_external_id in group_ids for d in changes.memberships)
-        or bool(changes.removed_group_ids & group_ids or changes.removed_user_ids & user_ids)
-        or any(u.external_id in user_ids or (isinstance(u.email, str) and email_key(u.email) in emails)
-               for u in changes.users)
-        or any(r.external_id in user_ids | group_ids for r in changes.rejections if r.external_id)
+        or any(isinstance(u.email, str) and email_key(u.email) in emails for u in changes.users)
     )
 
 

@@ -127,3 +127,16 @@ def test_changes_to_administrators_without_a_hold_stay_incremental(tmp_path: Pat
     ])
     assert modes == ["full", "incremental", "incremental"]
     assert Reads.full_reads == 1
+
+
+def test_a_held_administrator_who_left_scope_joins_no_group_the_directory_lists_them_in(tmp_path: Path) -> None:
+    # b, the only administrator, leaves scope: R4 holds the deactivation. A new group still
+    # lists b: b is in no scope, so not a member, as a full cycle has it.
+    final, _ = sync_steps(tmp_path, [
+        state([user("b")], alias("b")),
+        state([], alias("b")),
+        state([], alias("b"), {"id": "g0", "name": "Engineering", "members": ["b"]}),
+    ])
+    assert active(final) == {"b": True}
+    [engineering] = [g for g in final["groups"] if g["name"] == "Engineering"]
+    assert engineering["members"] == []
