@@ -22,12 +22,14 @@ from connectors import Connector, build_connector
 from connectors.errors import AuthError, ConnectorError
 from reconcile import clock, guard
 from reconcile.apply import CHUNK_SIZE, apply
+from reconcile.apply.checks import ADMIN_EMPTY
 from reconcile.heap import long_lived
 from reconcile.merge import reported_users
 from reconcile.model import Changes, LocalState, Plan, RuleSettings, Snapshot
 from reconcile.outcome import UserOutcome, user_outcome
 from reconcile.plan import plan
-from reconcile.rules import email_key
+from reconcile.plan_groups import find_admin_group
+from reconcile.rules import email_key, is_admin_alias
 from store import (
     LockHandle,
     LockLost,
@@ -50,6 +52,7 @@ from store import (
     start_run,
     supersede_open,
 )
+from store.read_scope import held_since_full
 from store.staged import EMPTY_READ
 
 log = logging.getLogger("dirsync.cycle")
@@ -57,6 +60,12 @@ log = logging.getLogger("dirsync.cycle")
 # Users an incremental cycle activates whose groups it re-reads (a request or so each);
 # past this, the periodic full cycle restores the rest.
 MAX_REGAINED_USERS = 200
+
+# What R4 records when it holds a deactivation (the planner) or keeps the admin group's
+# members (the planner, or the write-time check).
+R4_HOLDS = ("last-active-administrator", ADMIN_EMPTY)
+# The trigger of an approval's run (`reconcile.staging`), which applies only part of its read.
+APPROVAL_TRIGGER = "approval"
 
 # Entering a lock yields a handle that is truthy when held (see `store.LockHandle`).
 Lock = Callable[[str], AbstractContextManager[LockHandle]]
@@ -249,12 +258,25 @@ class _Cycle:
             source = self._read(connector, mode, watermark, user_key)
             with self.store.session() as session:
                 local = self._local_state(session, source)
+                reread = False
                 if isinstance(source, Changes) and user_key is None:
                     regained = self._regain_groups(connector, source, local)
                     if regained is not source:
                         source, local = regained, self._local_state(session, regained)
-                bound, active = count_users(session, self.name)
-                managed_memberships = count_memberships(session, self.name)
+                    reread = self._may_release_hold(session, source, local)
+                if not reread:
+                    bound, active, managed_memberships = self._counts(session)
+            if reread:
+                # R4 held an administrator's deactivation or removal, which only the IdP's
+                # record asked for, and a read of changes no longer carries that record:
+                # these changes may release the hold, so the directory is read whole, as a
+                # full cycle reads it (rare: a hold outstanding and the admin group changing).
+                log.info("cycle directory=%s reads in full: an R4 hold may be released", self.name,
+                         extra={"directory": self.name, "run_id": run_id})
+                source = self._read(connector, "full", None, None)
+                with self.store.session() as session:
+                    local = self._local_state(session, source)
+                    bound, active, managed_memberships = self._counts(session)
         except ConnectorError as exc:
             return self._fail(run_id, mode, str(exc), auth=isinstance(exc, AuthError))
         except Exception as exc:  # a bug must not leave a run "running" forever
@@ -355,6 +377,18 @@ class _Cycle:
         return load_for_read(session, self.name, source, links=self.directory.links,
                              reserved_names=self.rules.reserved_names)
 
+    def _counts(self, session: Session) -> tuple[int, int, int]:
+        """(bound users, active bound users, managed memberships): what the guard measures."""
+        bound, active = count_users(session, self.name)
+        return bound, active, count_memberships(session, self.name)
+
+    def _may_release_hold(self, session: Session, changes: Changes, local: LocalState) -> bool:
+        """Whether `changes` meet the admin group while an R4 hold may be outstanding: the
+        plan of these changes would judge R4 with a held member as the store keeps it
+        (active, in the group), not as its directory says."""
+        return _meets_admins(changes, local, self.name, self.rules) and held_since_full(
+            session, self.name, R4_HOLDS, approval=APPROVAL_TRIGGER)
+
     def _regain_groups(self, connector: Connector, changes: Changes, local: LocalState) -> Changes:
         """Changes that also carry the complete groups of every user they (re)activate.
 
@@ -442,6 +476,30 @@ def _halt_message(name: str, run_id: int, reason: str, refused_approval: bool) -
     note = "; --allow-deactivations does not apply an empty read" if refused_approval else ""
     return (f"halted by a safety limit: {reason}{note}; nothing applied. Review with `dirsync staged {name}`,"
             f" then `dirsync approve {run_id}` or `dirsync reject {run_id}`")
+
+
+def _meets_admins(changes: Changes, local: LocalState, directory: str, rules: RuleSettings) -> bool:
+    """Whether `changes` name the admin group (its directory record, the alias) or one of
+    its members (as a record, by email key, or as a member of a group they carry): what a
+    hold of R4 keeps as the store has it, not as the directory says."""
+    admin = find_admin_group(local.groups, rules)
+    if admin is None:
+        return False
+    members = [u for u in local.users if u.id in admin.members]
+    user_ids = {u.external_id for u in members if u.managed_by == directory and u.external_id}
+    emails = {email_key(u.email) for u in members}
+    group_ids = {admin.external_id} if admin.managed_by == directory and admin.external_id else set()
+    named = {u.external_id for u in changes.users} | changes.removed_user_ids
+    named |= {m for g in changes.groups for m in g.member_ids}
+    named |= {m for d in changes.memberships for m in d.added | d.removed}
+    named |= {r.external_id for r in changes.rejections if r.external_id}
+    return (
+        bool(named & user_ids or named & group_ids or changes.removed_group_ids & group_ids)
+        or any(g.external_id in group_ids or (isinstance(g.name, str) and is_admin_alias(g.name, rules))
+               for g in changes.groups)
+        or any(d.group_external_id in group_ids for d in changes.memberships)
+        or any(isinstance(u.email, str) and email_key(u.email) in emails for u in changes.users)
+    )
 
 
 def _one_user(snapshot: Snapshot, key: str) -> Changes:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from reconcile.model import Changes, LocalState, Snapshot
-from store.models import users
+from store.models import RunMode, RunStatus, SyncEvent, SyncRun, users
 from store.scope import load_scope
 from store.state import load_local_state
 
@@ -53,6 +53,25 @@ def load_for_read(
         deactivating=source.removed_user_ids | {u.external_id for u in source.users if not u.active} | held,
         own_names=own_names,
     )
+
+
+def held_since_full(session: Session, directory: str, reasons: Collection[str], *, approval: str) -> bool:
+    """Whether a run of `directory` since its last full cycle (that one included) recorded
+    an event for one of `reasons`. A full cycle judges every record again, so what an
+    older run held that it did not hold anew is no longer held. Runs of trigger `approval`
+    apply only part of their read: they do not count as full cycles."""
+    r, e = SyncRun, SyncEvent
+    last_full = session.scalar(
+        select(func.max(r.id)).where(r.directory == directory, r.mode == RunMode.FULL.value,
+                                     r.status == RunStatus.SUCCEEDED.value, r.trigger != approval)
+    )
+    query = (
+        select(e.id)
+        .join(r, r.id == e.run_id)
+        .where(e.reason.in_(list(reasons)), r.directory == directory, r.id >= (last_full or 0))
+        .limit(1)
+    )
+    return session.scalar(query) is not None
 
 
 def _for_snapshot(
