@@ -41,7 +41,7 @@ from reconcile.expect import BINDING, USER_ACTIONS, written_ref
 from reconcile.model import Action, Operation, Plan, Ref
 from store.engine import SQLITE_BEGIN
 from store.models import Outcome, groups, users
-from store.runs import insert_events, next_seq, operation_event, rejection_event
+from store.runs import insert_events, insert_operation_events, next_seq, rejection_event
 
 Progress = Callable[[int, int], None]
 
@@ -161,7 +161,7 @@ class _Applier:
                 base = next_seq(conn, self.run_id)
                 self.op_seq = base + len(plan.rejections)
                 events = [rejection_event(self.run_id, base + n, r, at=self.at) for n, r in enumerate(plan.rejections)]
-                insert_events(conn, events + self._events(ops, [results[i] for i, _ in ops]))
+                self._insert_events(conn, ops, [results[i] for i, _ in ops], events)
         if plan.rejections:
             self.outcomes[Outcome.REJECTED.value] += len(plan.rejections)
         self._count(ops, [results[i] for i, _ in ops])
@@ -211,7 +211,7 @@ class _Applier:
             if refused:
                 raise _Refused(refused)
             events = [rejection_event(self.run_id, base + n, r, at=self.at) for n, r in enumerate(plan.rejections)]
-            insert_events(conn, events + self._events(ops, [results[i] for i, _ in ops]))
+            self._insert_events(conn, ops, [results[i] for i, _ in ops], events)
         return results
 
     def _note_own_bindings(self, operations: Iterable[Operation]) -> None:
@@ -245,7 +245,7 @@ class _Applier:
             try:
                 with self._transaction() as conn:
                     results = self._guarded(conn, chunk, excluded, is_moves, one_by_one, lock_admin)
-                    insert_events(conn, extra_events + self._events(chunk, results))
+                    self._insert_events(conn, chunk, results, extra_events)
             except _AdminWouldBeEmpty as exc:
                 self._forget_new_keys()
                 if exc.offending <= excluded:
@@ -306,7 +306,7 @@ class _Applier:
         """Operations an aborted apply never wrote still get their one outcome."""
         results: list[_Result] = [(Outcome.CONFLICT, DISABLED)] * len(items)
         with self._transaction() as conn:
-            insert_events(conn, extra_events + self._events(items, results))
+            self._insert_events(conn, items, results, extra_events)
         self._count(items, results)
 
     def _in_batches(self, conn: Connection, chunk: list[_Indexed]) -> list[_Result]:
@@ -375,12 +375,13 @@ class _Applier:
                 return [same[c] for c in cycle]
         return []
 
-    def _events(self, chunk: list[_Indexed], results: list[_Result]) -> list[dict[str, Any]]:
-        return [
-            operation_event(self.run_id, self.op_seq + index, op, outcome, reason=reason, detail=self.detail,
-                            at=self.at)
-            for (index, op), (outcome, reason) in zip(chunk, results, strict=True)
-        ]
+    def _insert_events(self, conn: Connection, chunk: list[_Indexed], results: list[_Result],
+                       before: list[dict[str, Any]]) -> None:
+        """The rows `before` (rejections), then one event per operation of `chunk`, numbered by
+        its place in the plan."""
+        base = self.op_seq
+        insert_operation_events(conn, self.run_id, ((base + index, op) for index, op in chunk), results,
+                                detail=self.detail, at=self.at, before=before)
 
     def _count(self, chunk: list[_Indexed], results: list[_Result]) -> None:
         """Counted once the chunk is committed, so a redone chunk counts once."""
