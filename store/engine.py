@@ -38,6 +38,8 @@ VERSIONS_DIR = PACKAGE_DIR / "migrations" / "versions"
 SQLITE_BEGIN = "dirsync_sqlite_begin"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 WAL_CHECKPOINT_PAGES = 10_000
+# Page cache per connection, in KiB (SQLite's default is 2,000).
+SQLITE_CACHE_KIB = 16_384
 
 
 class StoreError(Exception):
@@ -222,6 +224,11 @@ def _configure_sqlite(engine: Engine, database: str | None) -> None:
         # chunks each passed 1,000 and paid a checkpoint, its page copies and fsync, per
         # commit (a 100,000-user first cycle: 17.3 s -> 13.9 s wall, 12.9 -> 11.6 s CPU).
         cursor.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+        # A large apply inserts into indexes (the event log's by user and group, memberships
+        # by user) at scattered places: with 2 MiB of cache a chunk's pages are spilled to the
+        # WAL and read back before it commits. 16 MiB keeps them (a 100,000-user first cycle:
+        # about 1 s less CPU, 3 MiB more at its peak); the cache grows only as pages are used.
+        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

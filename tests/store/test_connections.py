@@ -136,3 +136,9 @@ def test_a_pooled_postgresql_connection_whose_server_side_died_while_idle_is_rep
         opened.dispose()
 
     assert again != backend
+
+
+def test_a_sqlite_connection_caches_16_mib_of_pages(sqlite_store: Store) -> None:
+    """A large apply's scattered index writes stay in the page cache until the commit."""
+    with sqlite_store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -16_384
