@@ -405,6 +405,13 @@ class _Applier:
         self._journal.append((keys, key, keys.get(key)))
         keys[key] = row_id
 
+    def remember_all(self, keys: dict[str, int], pairs: Iterable[tuple[str, int]]) -> None:
+        """`remember` for many (key, row id) pairs."""
+        journal = self._journal
+        for key, row_id in pairs:
+            journal.append((keys, key, keys.get(key)))
+            keys[key] = row_id
+
     def _forget_new_keys(self) -> None:
         for keys, key, previous in reversed(self._journal):
             if previous is None:
@@ -429,21 +436,26 @@ class _Applier:
     def _resolve(
         self, conn: Connection, refs: Iterable[Ref | None], keys: dict[str, int], table: Table, natural: str
     ) -> list[int | None]:
-        refs = list(refs)
-        # Tested against the map one by one: `set - dict.keys()` walks every key mapped so far.
-        unknown = {r.key for r in refs if r is not None and r.local_id is None and r.key is not None
-                   and r.key not in keys}
-        if unknown:
-            for key, row_id in _lookup_keys(conn, table, natural, self.directory, unknown).items():
-                self.remember(keys, key, row_id)
         out: list[int | None] = []
+        missing: list[tuple[int, str]] = []  # (position, key) of keys not mapped yet
         for ref in refs:
             if ref is None:
                 out.append(None)
             elif ref.local_id is not None:
                 out.append(ref.local_id)
+            elif ref.key is None:
+                out.append(None)
             else:
-                out.append(keys.get(ref.key) if ref.key is not None else None)
+                row_id = keys.get(ref.key)
+                if row_id is None:
+                    missing.append((len(out), ref.key))
+                out.append(row_id)
+        if missing:
+            unknown = {key for _, key in missing}
+            for key, row_id in _lookup_keys(conn, table, natural, self.directory, unknown).items():
+                self.remember(keys, key, row_id)
+            for n, key in missing:
+                out[n] = keys.get(key)
         return out
 
 
