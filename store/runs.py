@@ -19,7 +19,7 @@ from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from reconcile import clock
-from reconcile.model import Action, Kind, Operation, Plan, Rejection
+from reconcile.model import Action, Kind, Operation, Pairs, Plan, Rejection
 from reconcile.rules import email_key, name_key
 from store.bulk import COPY_FROM_ROWS, _bound, _copy, _insert_sql, insert_many
 from store.engine import StoreError
@@ -292,7 +292,7 @@ def _operation_subjects(op: Operation) -> tuple[str | None, str | None]:
 _group_key = lru_cache(maxsize=4096)(name_key)
 
 
-def _member(pairs: tuple[tuple[str, object], ...]) -> object:
+def _member(pairs: Iterable[tuple[str, object]]) -> object:
     for name, value in pairs:
         if name == "member":
             return value
@@ -352,7 +352,7 @@ def insert_operation_events(
     # id(pairs) -> (the pairs, kept so that the id is not reused; their JSON; the member they name)
     seen: dict[int, tuple[object, Any, object]] = {}
 
-    def serialised(pairs: tuple[tuple[str, object], ...]) -> tuple[Any, object]:
+    def serialised(pairs: Pairs) -> tuple[Any, object]:
         if not pairs:
             return None, None
         found = seen.get(id(pairs))
@@ -438,7 +438,7 @@ def _text(value: str) -> str:
     return str(value.value) if isinstance(value, enum.Enum) else value
 
 
-def _jsonable(pairs: tuple[tuple[str, object], ...]) -> dict[str, Any]:
+def _jsonable(pairs: Iterable[tuple[str, object]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in pairs:
         if value is None or isinstance(value, (str, int, float, bool)):
