@@ -39,7 +39,7 @@ from reconcile.apply.result import ApplyResult, Failure, _Indexed, _Result
 from reconcile.apply.rows import _change_rows, _create_groups, _create_invites, _create_users, _revoke_invites
 from reconcile.expect import BINDING, USER_ACTIONS, written_ref
 from reconcile.model import Action, Operation, Plan, Ref
-from store.engine import SQLITE_BEGIN
+from store.engine import SQLITE_BEGIN, enlarge_page_cache
 from store.models import Outcome, groups, users
 from store.runs import insert_events, insert_operation_events, next_seq, rejection_event
 
@@ -82,6 +82,8 @@ class _Applier:
         # bindings.
         self.own_bindings: defaultdict[tuple[bool, int], set[tuple[object, ...]]] = defaultdict(set)
         self._admin_group_id: int | None = None
+        # A plan of many chunks: its transactions get a larger page cache.
+        self.large = False
 
     def run(self, plan: Plan, progress: Progress | None, chunk_size: int,
             checkpoint: Callable[[], None] | None) -> ApplyResult:
@@ -225,7 +227,10 @@ class _Applier:
     def _transaction(self) -> Iterator[Connection]:
         """One committed transaction on the session, write-locked from its start on SQLite."""
         try:
-            yield self.session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+            conn = self.session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+            if self.large:
+                enlarge_page_cache(conn)
+            yield conn
             self.session.commit()
         except BaseException:
             self.session.rollback()
