@@ -38,6 +38,11 @@ VERSIONS_DIR = PACKAGE_DIR / "migrations" / "versions"
 SQLITE_BEGIN = "dirsync_sqlite_begin"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 WAL_CHECKPOINT_PAGES = 10_000
+# SQLite's page cache per connection, in KiB: SQLite's default, and what a large apply's
+# transactions get (`enlarge_page_cache`).
+SQLITE_CACHE_KIB = 2_000
+SQLITE_APPLY_CACHE_KIB = 16_384
+_LARGE_CACHE = "dirsync_large_cache"
 
 
 class StoreError(Exception):
@@ -224,6 +229,15 @@ def _configure_sqlite(engine: Engine, database: str | None) -> None:
         cursor.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         cursor.close()
 
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+        # A connection a large apply used goes back to the pool with SQLite's own cache size.
+        if record.info.pop(_LARGE_CACHE, False) and dbapi_connection is not None:
+            try:
+                dbapi_connection.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+            except sqlite3.Error:
+                pass  # a connection that broke is not used again
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
@@ -237,6 +251,18 @@ def _configure_sqlite(engine: Engine, database: str | None) -> None:
                 raise DBAPIError.instance(statement, None, err, sqlite3.Error) from err
         else:
             conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def enlarge_page_cache(conn: Connection) -> None:
+    """SQLite: a page cache of `SQLITE_APPLY_CACHE_KIB` for this connection until it goes
+    back to the pool. A large apply inserts into indexes (the event log's by user and by
+    group, memberships by user) at scattered places: with SQLite's 2 MiB a chunk's pages
+    are spilled to the WAL and read back before it commits. Readers of a whole store keep
+    the small cache: a larger one would only add to their peak."""
+    if conn.dialect.name != "sqlite" or conn.connection.info.get(_LARGE_CACHE):
+        return
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_APPLY_CACHE_KIB}")
+    conn.connection.info[_LARGE_CACHE] = True
 
 
 def _alembic_config() -> Config:

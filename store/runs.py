@@ -19,9 +19,9 @@ from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from reconcile import clock
-from reconcile.model import Action, Kind, Operation, Plan, Rejection
+from reconcile.model import Action, Kind, Operation, Pairs, Plan, Rejection
 from reconcile.rules import email_key, name_key
-from store.bulk import insert_many
+from store.bulk import COPY_FROM_ROWS, _bound, _copy, _insert_sql, insert_many
 from store.engine import StoreError
 from store.models import Outcome, RunMode, RunStatus, StagedPlan, SyncEvent, SyncRun, sync_events
 
@@ -292,7 +292,7 @@ def _operation_subjects(op: Operation) -> tuple[str | None, str | None]:
 _group_key = lru_cache(maxsize=4096)(name_key)
 
 
-def _member(pairs: tuple[tuple[str, object], ...]) -> object:
+def _member(pairs: Iterable[tuple[str, object]]) -> object:
     for name, value in pairs:
         if name == "member":
             return value
@@ -316,6 +316,101 @@ def insert_events(conn: Connection | Session, rows: Sequence[Mapping[str, Any]])
         insert_many(conn.connection() if isinstance(conn, Session) else conn, sync_events, rows)
 
 
+# The columns of an event row, in the order `operation_event` builds them.
+_EVENT_COLUMNS = ("run_id", "seq", "action", "kind", "target", "outcome", "reason", "detail", "old", "new", "at",
+                  "user_key", "group_key")
+_JSON_COLUMNS = frozenset({"old", "new"})
+
+
+def insert_operation_events(
+    conn: Connection,
+    run_id: int | None,
+    ops: Iterable[tuple[int, Operation]],
+    results: Iterable[tuple[Outcome, str | None]],
+    *,
+    detail: str | None = None,
+    at: datetime,
+    before: Sequence[Mapping[str, Any]] = (),
+) -> None:
+    """Insert one event per (seq, operation) and its (outcome, reason), after the rows
+    `before` (rejections), in one batch: the rows `operation_event` builds, built column
+    by column. A plan shares value pairs among its operations (a user's
+    add-member value), so each distinct pair tuple is keyed and serialised once."""
+    dialect = conn.dialect
+    process_json = sync_events.c.new.type._cached_bind_processor(dialect)
+
+    def json_of(value: Any) -> Any:
+        return None if value is None or process_json is None else process_json(value)
+
+    columns: dict[str, list[Any]] = {
+        name: [json_of(row[name]) if name in _JSON_COLUMNS else row[name] for row in before] for name in _EVENT_COLUMNS
+    }
+    seq, action, kind, target, outcome_, reason_, old, new, user_key, group_key = (
+        columns[c]
+        for c in ("seq", "action", "kind", "target", "outcome", "reason", "old", "new", "user_key", "group_key")
+    )
+    # id(pairs) -> (the pairs, kept so that the id is not reused; their JSON; the member they name)
+    seen: dict[int, tuple[object, Any, object]] = {}
+
+    def serialised(pairs: Pairs) -> tuple[Any, object]:
+        if not pairs:
+            return None, None
+        found = seen.get(id(pairs))
+        if found is None:
+            found = seen[id(pairs)] = (pairs, json_of(_jsonable(pairs)), _member(pairs))
+        return found[1], found[2]
+
+    member_keys: dict[str, str] = {}
+    count = 0
+    for (number, op), (outcome, reason) in zip(ops, results, strict=True):
+        count += 1
+        seq.append(number)
+        act = op.action
+        kind_of_op = _KIND_OF_ACTION[act]
+        action.append(_ACTION_TEXT[act])
+        kind.append(_KIND_TEXT[act])
+        target.append(op.target)
+        outcome_.append(_OUTCOME_TEXT[outcome])
+        reason_.append(reason if reason is not None else op.reason)
+        old_json, old_member = serialised(op.old)
+        new_json, new_member = serialised(op.values)
+        old.append(old_json)
+        new.append(new_json)
+        # As `_operation_subjects`.
+        if kind_of_op is Kind.MEMBERSHIP:
+            member = new_member or old_member
+            if member:
+                text = str(member)
+                key = member_keys.get(text)
+                if key is None:
+                    key = member_keys[text] = email_key(text)
+                user_key.append(key)
+            else:
+                user_key.append(None)
+            group_key.append(_group_key(op.target))
+        elif kind_of_op is Kind.GROUP:
+            user_key.append(None)
+            group_key.append(_group_key(op.target))
+        else:
+            user_key.append(email_key(op.target))
+            group_key.append(None)
+    columns["run_id"] += [run_id] * count
+    columns["detail"] += [detail] * count
+    columns["at"] += [at] * count
+    total = len(before) + count
+    if not total:
+        return
+    # As `store.bulk.insert_many`, except that the JSON columns are bound already.
+    sql, names = _insert_sql(sync_events, _EVENT_COLUMNS, dialect)
+    bound = [columns[n] if n in _JSON_COLUMNS else _bound(sync_events, n, columns[n], dialect) for n in names]
+    if dialect.name == "postgresql" and total >= COPY_FROM_ROWS:
+        _copy(conn, sync_events, names, bound)
+    elif dialect.positional:
+        conn.exec_driver_sql(sql, list(zip(*bound)))
+    else:
+        conn.exec_driver_sql(sql, [dict(zip(names, values)) for values in zip(*bound)])
+
+
 def record_rejections(
     session: Session, run_id: int | None, rejections: Iterable[Rejection]
 ) -> int:
@@ -333,20 +428,17 @@ def record_staged(session: Session, run_id: int | None, plan: Plan) -> int:
     start = next_seq(session, run_id)
     at = clock.now()
     rows = [rejection_event(run_id, start + i, r, at=at) for i, r in enumerate(plan.rejections)]
-    start += len(rows)
-    rows += [
-        operation_event(run_id, start + i, op, Outcome.STAGED, at=at)
-        for i, op in enumerate(plan.operations)
-    ]
-    insert_events(session, rows)
-    return len(rows)
+    staged = [(Outcome.STAGED, None)] * len(plan.operations)
+    insert_operation_events(session.connection(), run_id, enumerate(plan.operations, start + len(rows)), staged,
+                            at=at, before=rows)
+    return len(rows) + len(staged)
 
 
 def _text(value: str) -> str:
     return str(value.value) if isinstance(value, enum.Enum) else value
 
 
-def _jsonable(pairs: tuple[tuple[str, object], ...]) -> dict[str, Any]:
+def _jsonable(pairs: Iterable[tuple[str, object]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in pairs:
         if value is None or isinstance(value, (str, int, float, bool)):

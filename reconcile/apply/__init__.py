@@ -115,6 +115,8 @@ def apply(
         return applier.run_atomic(plan, checkpoint)
     if len(plan.operations) <= chunk_size:
         return applier.run(plan, progress, chunk_size, checkpoint)
-    # A plan of many chunks: the collector leaves it (and whatever else is alive) alone.
+    # A plan of many chunks: the collector leaves it (and whatever else is alive) alone, and
+    # its transactions get a larger page cache.
+    applier.large = True
     with long_lived():
         return applier.run(plan, progress, chunk_size, checkpoint)

@@ -39,9 +39,9 @@ from reconcile.apply.result import ApplyResult, Failure, _Indexed, _Result
 from reconcile.apply.rows import _change_rows, _create_groups, _create_invites, _create_users, _revoke_invites
 from reconcile.expect import BINDING, USER_ACTIONS, written_ref
 from reconcile.model import Action, Operation, Plan, Ref
-from store.engine import SQLITE_BEGIN
+from store.engine import SQLITE_BEGIN, enlarge_page_cache
 from store.models import Outcome, groups, users
-from store.runs import insert_events, next_seq, operation_event, rejection_event
+from store.runs import insert_events, insert_operation_events, next_seq, rejection_event
 
 Progress = Callable[[int, int], None]
 
@@ -82,6 +82,8 @@ class _Applier:
         # bindings.
         self.own_bindings: defaultdict[tuple[bool, int], set[tuple[object, ...]]] = defaultdict(set)
         self._admin_group_id: int | None = None
+        # A plan of many chunks: its transactions get a larger page cache.
+        self.large = False
 
     def run(self, plan: Plan, progress: Progress | None, chunk_size: int,
             checkpoint: Callable[[], None] | None) -> ApplyResult:
@@ -161,7 +163,7 @@ class _Applier:
                 base = next_seq(conn, self.run_id)
                 self.op_seq = base + len(plan.rejections)
                 events = [rejection_event(self.run_id, base + n, r, at=self.at) for n, r in enumerate(plan.rejections)]
-                insert_events(conn, events + self._events(ops, [results[i] for i, _ in ops]))
+                self._insert_events(conn, ops, [results[i] for i, _ in ops], events)
         if plan.rejections:
             self.outcomes[Outcome.REJECTED.value] += len(plan.rejections)
         self._count(ops, [results[i] for i, _ in ops])
@@ -211,7 +213,7 @@ class _Applier:
             if refused:
                 raise _Refused(refused)
             events = [rejection_event(self.run_id, base + n, r, at=self.at) for n, r in enumerate(plan.rejections)]
-            insert_events(conn, events + self._events(ops, [results[i] for i, _ in ops]))
+            self._insert_events(conn, ops, [results[i] for i, _ in ops], events)
         return results
 
     def _note_own_bindings(self, operations: Iterable[Operation]) -> None:
@@ -225,7 +227,10 @@ class _Applier:
     def _transaction(self) -> Iterator[Connection]:
         """One committed transaction on the session, write-locked from its start on SQLite."""
         try:
-            yield self.session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+            conn = self.session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+            if self.large:
+                enlarge_page_cache(conn)
+            yield conn
             self.session.commit()
         except BaseException:
             self.session.rollback()
@@ -245,7 +250,7 @@ class _Applier:
             try:
                 with self._transaction() as conn:
                     results = self._guarded(conn, chunk, excluded, is_moves, one_by_one, lock_admin)
-                    insert_events(conn, extra_events + self._events(chunk, results))
+                    self._insert_events(conn, chunk, results, extra_events)
             except _AdminWouldBeEmpty as exc:
                 self._forget_new_keys()
                 if exc.offending <= excluded:
@@ -306,7 +311,7 @@ class _Applier:
         """Operations an aborted apply never wrote still get their one outcome."""
         results: list[_Result] = [(Outcome.CONFLICT, DISABLED)] * len(items)
         with self._transaction() as conn:
-            insert_events(conn, extra_events + self._events(items, results))
+            self._insert_events(conn, items, results, extra_events)
         self._count(items, results)
 
     def _in_batches(self, conn: Connection, chunk: list[_Indexed]) -> list[_Result]:
@@ -375,12 +380,13 @@ class _Applier:
                 return [same[c] for c in cycle]
         return []
 
-    def _events(self, chunk: list[_Indexed], results: list[_Result]) -> list[dict[str, Any]]:
-        return [
-            operation_event(self.run_id, self.op_seq + index, op, outcome, reason=reason, detail=self.detail,
-                            at=self.at)
-            for (index, op), (outcome, reason) in zip(chunk, results, strict=True)
-        ]
+    def _insert_events(self, conn: Connection, chunk: list[_Indexed], results: list[_Result],
+                       before: list[dict[str, Any]]) -> None:
+        """The rows `before` (rejections), then one event per operation of `chunk`, numbered by
+        its place in the plan."""
+        base = self.op_seq
+        insert_operation_events(conn, self.run_id, ((base + index, op) for index, op in chunk), results,
+                                detail=self.detail, at=self.at, before=before)
 
     def _count(self, chunk: list[_Indexed], results: list[_Result]) -> None:
         """Counted once the chunk is committed, so a redone chunk counts once."""
@@ -403,6 +409,13 @@ class _Applier:
         """Map `key` to `row_id`, undoably: a rolled-back chunk's rows do not exist."""
         self._journal.append((keys, key, keys.get(key)))
         keys[key] = row_id
+
+    def remember_all(self, keys: dict[str, int], pairs: Iterable[tuple[str, int]]) -> None:
+        """`remember` for many (key, row id) pairs."""
+        journal = self._journal
+        for key, row_id in pairs:
+            journal.append((keys, key, keys.get(key)))
+            keys[key] = row_id
 
     def _forget_new_keys(self) -> None:
         for keys, key, previous in reversed(self._journal):
@@ -428,21 +441,26 @@ class _Applier:
     def _resolve(
         self, conn: Connection, refs: Iterable[Ref | None], keys: dict[str, int], table: Table, natural: str
     ) -> list[int | None]:
-        refs = list(refs)
-        # Tested against the map one by one: `set - dict.keys()` walks every key mapped so far.
-        unknown = {r.key for r in refs if r is not None and r.local_id is None and r.key is not None
-                   and r.key not in keys}
-        if unknown:
-            for key, row_id in _lookup_keys(conn, table, natural, self.directory, unknown).items():
-                self.remember(keys, key, row_id)
         out: list[int | None] = []
+        missing: list[tuple[int, str]] = []  # (position, key) of keys not mapped yet
         for ref in refs:
             if ref is None:
                 out.append(None)
             elif ref.local_id is not None:
                 out.append(ref.local_id)
+            elif ref.key is None:
+                out.append(None)
             else:
-                out.append(keys.get(ref.key) if ref.key is not None else None)
+                row_id = keys.get(ref.key)
+                if row_id is None:
+                    missing.append((len(out), ref.key))
+                out.append(row_id)
+        if missing:
+            unknown = {key for _, key in missing}
+            for key, row_id in _lookup_keys(conn, table, natural, self.directory, unknown).items():
+                self.remember(keys, key, row_id)
+            for n, key in missing:
+                out[n] = keys.get(key)
         return out
 
 

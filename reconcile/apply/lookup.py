@@ -22,9 +22,11 @@ _MOVES = {Action.UPDATE_USER: "email", Action.RENAME_GROUP: "name"}
 
 
 def _is_move(op: Operation) -> bool:
-    ref = op.user if op.action is Action.UPDATE_USER else op.group
     name = _MOVES.get(op.action)
-    return name is not None and ref is not None and ref.local_id is not None and name in dict(op.values)
+    if name is None:
+        return False
+    ref = op.user if op.action is Action.UPDATE_USER else op.group
+    return ref is not None and ref.local_id is not None and name in dict(op.values)
 
 
 def _lookup_keys(

@@ -41,12 +41,21 @@ def _members(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[
         present = {(g, u) for g, u in rows if g in wanted_groups}
     results: list[_Result] = []
     writes: list[dict[str, int]] = []
+    # The check depends on the group and the binding the operation expects of it only: a
+    # chunk's thousands of operations on a few groups make it a few times.
+    conflicts: dict[tuple[int, object], str | None] = {}
     for op, group_id, user_id in zip(ops, group_ids, user_ids):
         if group_id is None or user_id is None:
             missing = f"group {op.group}" if group_id is None else f"user {op.user}"
             results.append((Outcome.FAILED, f"unresolved {missing}"))
             continue
-        conflict = applier.binding_conflict(op, False, group_id, bindings[group_id]) if group_id in bindings else None
+        conflict = None
+        if group_id in bindings:
+            seen = (group_id, op.expect)
+            if seen in conflicts:
+                conflict = conflicts[seen]
+            else:
+                conflict = conflicts[seen] = applier.binding_conflict(op, False, group_id, bindings[group_id])
         if conflict is not None:
             results.append((Outcome.CONFLICT, conflict))
             continue

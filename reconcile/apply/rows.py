@@ -7,7 +7,7 @@ returns one outcome per operation, in order."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, bindparam, update
@@ -31,52 +31,61 @@ _USER_FIELDS = ("email", "given_name", "family_name", "display_name")
 
 
 def _create_users(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+    at = applier.at
     rows = []
+    keys = []
     for op in ops:
         v = dict(op.values)
         email = str(v.get("email") or "").strip()
-        rows.append(
-            {
-                "email": email,
-                "email_key": email_key(email),
-                "given_name": v.get("given_name"),
-                "family_name": v.get("family_name"),
-                "display_name": v.get("display_name"),
-                "active": bool(v.get("active", True)),
-                "managed_by": v.get("managed_by"),
-                "external_id": v.get("external_id"),
-                "scim_id": v.get("scim_id"),
-            }
-        )
-    keys = [_key(op.user, r, "email") for op, r in zip(ops, rows)]
+        external_id = v.get("external_id")
+        row = {
+            "email": email,
+            "email_key": email_key(email),
+            "given_name": v.get("given_name"),
+            "family_name": v.get("family_name"),
+            "display_name": v.get("display_name"),
+            "active": bool(v.get("active", True)),
+            "managed_by": v.get("managed_by"),
+            "external_id": external_id,
+            "scim_id": v.get("scim_id"),
+            "created_at": at,
+            "updated_at": at,
+        }
+        rows.append(row)
+        keys.append(_key(op.user, external_id, email))
     return _create(applier, conn, users, "email_key", rows, keys, applier.user_keys)
 
 
 def _create_groups(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+    at = applier.at
     rows = []
+    keys = []
     for op in ops:
         v = dict(op.values)
         name = str(v.get("name") or "").strip()
+        external_id = v.get("external_id")
         rows.append(
             {
                 "name": name,
                 "name_key": name_key(name),
                 "managed_by": v.get("managed_by"),
-                "external_id": v.get("external_id"),
+                "external_id": external_id,
                 "reserved": bool(v.get("reserved", False)),
                 "scim_id": v.get("scim_id"),
+                "created_at": at,
+                "updated_at": at,
             }
         )
-    keys = [_key(op.group, r, "name") for op, r in zip(ops, rows)]
+        keys.append(_key(op.group, external_id, name))
     return _create(applier, conn, groups, "name_key", rows, keys, applier.group_keys)
 
 
-def _key(ref: Ref | None, row: Mapping[str, Any], natural: str) -> str:
+def _key(ref: Ref | None, external_id: object, natural: str) -> str:
     """The key later operations use for a created row: its Ref's, else the external id
     it is bound to, else its natural key."""
     if ref is not None and ref.key:
         return ref.key
-    return str(row["external_id"] if row["external_id"] is not None else row[natural])
+    return str(external_id if external_id is not None else natural)
 
 
 def _create(
@@ -90,11 +99,11 @@ def _create(
 ) -> list[_Result]:
     """Insert the rows that do not exist yet, by binding (managed_by, external_id) or, for
     local rows, by natural key; every key ends up mapped to its row."""
-    def identity(row: Mapping[str, Any]) -> tuple[Any, ...]:
-        if row["external_id"] is not None:
-            return ("bound", row["managed_by"], row["external_id"])
-        return ("local", row[natural])
-
+    # Each row's identity: ("bound", managed_by, external_id), or ("local", natural key).
+    identities = [
+        ("bound", r["managed_by"], r["external_id"]) if r["external_id"] is not None else ("local", r[natural])
+        for r in rows
+    ]
     existing: dict[tuple[Any, ...], int] = {}
     taken: set[str] = set()
     bound = [r for r in rows if r["external_id"] is not None]
@@ -108,25 +117,27 @@ def _create(
         # this one: the create conflicts instead of failing on the unique index.
         holders = _select_in(conn, (table.c[natural],), table.c[natural], {r[natural] for r in bound})
         taken = {str(k) for (k,) in holders}
-    local = [r for r in rows if r["external_id"] is None]
-    if local:
-        found = _select_in(conn, (table.c.id, table.c[natural]), table.c[natural], {r[natural] for r in local})
+    if len(bound) < len(rows):
+        local = {r[natural] for r in rows if r["external_id"] is None}
+        found = _select_in(conn, (table.c.id, table.c[natural]), table.c[natural], local)
         existing.update((("local", k), int(i)) for i, k in found)
 
+    applied: _Result = (Outcome.APPLIED, None)
+    noop: _Result = (Outcome.NOOP, None)
+    conflict: _Result = (Outcome.CONFLICT, CHANGED)
     results: list[_Result] = []
     new_rows: list[dict[str, Any]] = []
-    first_of: dict[tuple[Any, ...], int] = {}
-    for n, row in enumerate(rows):
-        ident = identity(row)
+    first_of: dict[tuple[Any, ...], str] = {}  # a new row's identity -> its natural key
+    for row, ident in zip(rows, identities):
         if ident in existing or ident in first_of:
-            results.append((Outcome.NOOP, None))
+            results.append(noop)
         elif ident[0] == "bound" and row[natural] in taken:
-            results.append((Outcome.CONFLICT, CHANGED))
+            results.append(conflict)
         else:
             taken.add(row[natural])
-            first_of[ident] = len(new_rows)
-            new_rows.append({**row, "created_at": applier.at, "updated_at": applier.at})
-            results.append((Outcome.APPLIED, None))
+            first_of[ident] = row[natural]
+            new_rows.append(row)
+            results.append(applied)
     if new_rows:
         if len(new_rows) < COPY_FROM_ROWS:  # a few rows (a SCIM request's): ids in the same round trip
             created: Iterable[Any] = insert_returning(conn, table, new_rows, natural, "id")
@@ -137,11 +148,10 @@ def _create(
             created = _select_in(conn, (table.c[natural], table.c.id), table.c[natural],
                                  [r[natural] for r in new_rows])
         new_ids: dict[str, int] = {str(k): int(i) for k, i in created}
-        for ident, position in first_of.items():
-            existing[ident] = new_ids[new_rows[position][natural]]
-    for row, key, (outcome, _) in zip(rows, keys, results):
-        if outcome is not Outcome.CONFLICT:
-            applier.remember(key_map, key, existing[identity(row)])
+        for ident, natural_key in first_of.items():
+            existing[ident] = new_ids[natural_key]
+    applier.remember_all(key_map, ((key, existing[ident]) for key, ident, result in zip(keys, identities, results)
+                                   if result is not conflict))
     return results
 
 

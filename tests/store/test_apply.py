@@ -332,6 +332,37 @@ def test_a_plan_of_many_chunks_leaves_nothing_frozen_from_collection(store: Stor
     assert all(n > 0 for n in frozen_while_applying) and gc.get_freeze_count() == 0
 
 
+def test_a_plan_of_many_chunks_writes_with_a_larger_sqlite_page_cache_and_gives_it_back(store: Store) -> None:
+    if not store.is_sqlite:
+        pytest.skip("SQLite's page cache")
+    sizes: list[int] = []
+
+    def cache_size(done: int, total: int) -> None:
+        with store.engine.connect() as conn:  # the connection the chunk used, back in the pool
+            sizes.append(conn.exec_driver_sql("PRAGMA cache_size").scalar())
+
+    def written_with(p: Plan, **options: Any) -> list[str]:
+        from sqlalchemy import event
+
+        pragmas: list[str] = []
+
+        def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if statement.startswith("PRAGMA cache_size ="):
+                pragmas.append(statement)
+
+        event.listen(store.engine, "before_cursor_execute", seen)
+        try:
+            apply(store, p, run_id=None, progress=cache_size, **options)
+        finally:
+            event.remove(store.engine, "before_cursor_execute", seen)
+        return pragmas
+
+    assert written_with(plan(create_user("one", "one@x.com"))) == []
+    assert "PRAGMA cache_size = -16384" in written_with(
+        plan(*(create_user(f"u{n}", f"u{n}@x.com") for n in range(5))), chunk_size=2)
+    assert set(sizes) == {-2000}
+
+
 def test_chunks_are_committed_one_by_one(store: Store) -> None:
     p = plan(*(create_user(f"u{n}", f"u{n}@x.com") for n in range(5)))
     committed: list[int] = []

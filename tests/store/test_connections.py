@@ -136,3 +136,22 @@ def test_a_pooled_postgresql_connection_whose_server_side_died_while_idle_is_rep
         opened.dispose()
 
     assert again != backend
+
+
+def test_a_large_applys_connection_has_16_mib_of_page_cache_until_it_goes_back_to_the_pool(tmp_path: Path) -> None:
+    """A large apply's scattered index writes stay in the page cache until the commit;
+    whoever uses the connection next (a reader of the whole store) has SQLite's own 2 MiB."""
+    from store.engine import enlarge_page_cache
+
+    opened = open_store(f"sqlite:///{tmp_path / 'dirsync.db'}")
+    try:
+        with opened.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -2_000
+            raw = conn.connection.dbapi_connection
+            enlarge_page_cache(conn)
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -16_384
+        with opened.engine.connect() as conn:
+            assert conn.connection.dbapi_connection is raw
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -2_000
+    finally:
+        opened.dispose()

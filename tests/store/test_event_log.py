@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import String
 
 from reconcile.model import Action, Kind, Operation, Ref, Rejection
 from service.history import BadFilter, EventFilter, EventView, event_page, events
@@ -171,3 +172,50 @@ def test_a_cursor_that_was_not_made_by_the_log_is_refused_with_a_message(store: 
     for bad in ("nonsense", "", "bm90IGEgY3Vyc29y", "MjAyNi0xMS0yM1QwNjowMDowMHw"):
         with pytest.raises(BadFilter, match="page link"):
             event_page(store, EventFilter(), older_than=bad)
+
+
+def test_events_written_in_one_batch_are_stored_exactly_as_row_by_row_events(store: Store) -> None:
+    """`insert_operation_events` (the apply's writer, which keys and serialises a shared
+    value tuple once) stores the very columns `operation_event` rows store, rejections first."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from store.models import sync_events
+    from store.runs import insert_operation_events
+
+    shared = (("member", "Ana@Example.com"),)
+    ops = [
+        create_user("x-1", "Bo@Example.com"),
+        add_member("Staff", "Ana@Example.com"),
+        Operation(Action.ADD_MEMBER, "Staff", group=Ref(local_id=1), user=Ref(local_id=1), values=shared),
+        Operation(Action.ADD_MEMBER, "Other Group", group=Ref(local_id=2), user=Ref(local_id=1), values=shared),
+        Operation(Action.REMOVE_MEMBER, "Staff", group=Ref(local_id=1), user=Ref(local_id=1), old=shared),
+        Operation(Action.REMOVE_MEMBER, "Staff", group=Ref(local_id=1), user=Ref(local_id=1),
+                  values=(("member", " "),), old=(("member", "Cy@example.com"),)),
+        Operation(Action.ADD_MEMBER, "Staff", group=Ref(local_id=1), user=Ref(local_id=1)),
+        Operation(Action.RENAME_GROUP, "Staff", group=Ref(local_id=1), values=(("name", "Crew"),),
+                  old=(("name", "Staff"),), reason="renamed"),
+        Operation(Action.UPDATE_USER, "Dee@example.com", user=Ref(local_id=3),
+                  values=(("aliases", frozenset({"b", "a"})), ("born", date(2000, 1, 2)), ("n", 1.5))),
+        deactivate("Ed@example.com", "left-scope"),
+        Operation(Action.CREATE_INVITE, "Fay@example.com", values=(("email", "Fay@example.com"),)),
+    ]
+    outcomes = [(Outcome.APPLIED, None)] * (len(ops) - 2) + [(Outcome.FAILED, "conflict: x"), (Outcome.NOOP, None)]
+    rejection = Rejection(Kind.MEMBERSHIP, "Staff: Gus@example.com", "bad-email", external_id="g-1")
+    one_by_one, batch = _run(store, "hr", T0), _run(store, "hr", T0)
+    with store.session() as session:
+        rows = [rejection_event(one_by_one, 1, rejection, at=T0)]
+        rows += [operation_event(one_by_one, seq, op, outcome, reason=reason, detail="PATCH /x", at=T0)
+                 for seq, op, (outcome, reason) in zip(range(2, 99), ops, outcomes)]
+        insert_events(session, rows)
+        insert_operation_events(session.connection(), batch, enumerate(ops, 2), outcomes, detail="PATCH /x", at=T0,
+                                before=[rejection_event(batch, 1, rejection, at=T0)])
+    columns = [c for c in sync_events.c if c.name not in ("id", "run_id")]
+    with store.engine.connect() as conn:
+        # The stored text itself: JSON read back as text, not as values that compare equal.
+        raw = [c.cast(String) if c.name in ("old", "new") else c for c in columns]
+        stored = {run: conn.execute(select(*raw).where(sync_events.c.run_id == run).order_by(sync_events.c.id)).all()
+                  for run in (one_by_one, batch)}
+    assert len(stored[batch]) == len(ops) + 1
+    assert stored[batch] == stored[one_by_one]
