@@ -11,7 +11,7 @@ request's few rows) skip COPY: a plain INSERT is one round trip.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,18 +25,28 @@ COPY_FROM_ROWS = 50
 
 def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert `rows` (all with the same keys) into `table` in one executemany."""
-    if not rows:
+    if rows:
+        insert_columns(conn, table, {name: [row[name] for row in rows] for name in rows[0]})
+
+
+def insert_columns(
+    conn: Connection, table: Table, columns: Mapping[str, list[Any]], *, bound: Collection[str] = ()
+) -> None:
+    """Insert the rows that `columns` (equal-length value lists by column name) hold, in one
+    executemany; the columns named in `bound` hold values the driver takes as they are
+    (bound already by the caller, e.g. JSON serialised once per distinct value)."""
+    if not columns or not next(iter(columns.values())):
         return
     dialect = conn.dialect
-    sql, names = _insert_sql(table, tuple(rows[0]), dialect)
-    columns = [_bound(table, name, [row[name] for row in rows], dialect) for name in names]
-    if dialect.name == "postgresql" and len(rows) >= COPY_FROM_ROWS:
-        _copy(conn, table, names, columns)
+    sql, names = _insert_sql(table, tuple(columns), dialect)
+    values = [columns[name] if name in bound else _bound(table, name, columns[name], dialect) for name in names]
+    if dialect.name == "postgresql" and len(values[0]) >= COPY_FROM_ROWS:
+        _copy(conn, table, names, values)
         return
     if dialect.positional:
-        params: list[Any] = list(zip(*columns))
+        params: list[Any] = list(zip(*values))
     else:
-        params = [dict(zip(names, values)) for values in zip(*columns)]
+        params = [dict(zip(names, row)) for row in zip(*values)]
     conn.exec_driver_sql(sql, params)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from reconcile import clock
 from reconcile.model import Action, Kind, Operation, Pairs, Plan, Rejection
 from reconcile.rules import email_key, name_key
-from store.bulk import COPY_FROM_ROWS, _bound, _copy, _insert_sql, insert_many
+from store.bulk import insert_columns, insert_many
 from store.engine import StoreError
 from store.models import Outcome, RunMode, RunStatus, StagedPlan, SyncEvent, SyncRun, sync_events
 
@@ -397,18 +397,7 @@ def insert_operation_events(
     columns["run_id"] += [run_id] * count
     columns["detail"] += [detail] * count
     columns["at"] += [at] * count
-    total = len(before) + count
-    if not total:
-        return
-    # As `store.bulk.insert_many`, except that the JSON columns are bound already.
-    sql, names = _insert_sql(sync_events, _EVENT_COLUMNS, dialect)
-    bound = [columns[n] if n in _JSON_COLUMNS else _bound(sync_events, n, columns[n], dialect) for n in names]
-    if dialect.name == "postgresql" and total >= COPY_FROM_ROWS:
-        _copy(conn, sync_events, names, bound)
-    elif dialect.positional:
-        conn.exec_driver_sql(sql, list(zip(*bound)))
-    else:
-        conn.exec_driver_sql(sql, [dict(zip(names, values)) for values in zip(*bound)])
+    insert_columns(conn, sync_events, columns, bound=_JSON_COLUMNS)
 
 
 def record_rejections(
