@@ -28,6 +28,7 @@ from reconcile.merge import reported_users
 from reconcile.model import Changes, LocalState, Plan, RuleSettings, Snapshot
 from reconcile.outcome import UserOutcome, user_outcome
 from reconcile.plan import plan
+from reconcile.plan_admin import LAST_ACTIVE_ADMINISTRATOR
 from reconcile.plan_groups import find_admin_group
 from reconcile.rules import email_key, is_admin_alias
 from store import (
@@ -63,7 +64,7 @@ MAX_REGAINED_USERS = 200
 
 # What R4 records when it holds a deactivation (the planner) or keeps the admin group's
 # members (the planner, or the write-time check).
-R4_HOLDS = ("last-active-administrator", ADMIN_EMPTY)
+R4_HOLDS = (LAST_ACTIVE_ADMINISTRATOR, ADMIN_EMPTY)
 # The trigger of an approval's run (`reconcile.staging`), which applies only part of its read.
 APPROVAL_TRIGGER = "approval"
 
@@ -451,7 +452,7 @@ class _Cycle:
                 error: str | None = None, plan: Plan | None = None, auth: bool = False) -> RunResult:
         if run_id is not None:
             with self.store.session(write=True) as session:
-                finish_run(session, run_id, status, counts or {}, error)
+                finish_run(session, run_id, status, counts or {}, error, mode=mode)
             self.open_run = None
         result = self._result(run_id, status, mode, counts=counts, error=error, plan=plan, auth=auth)
         log.info("cycle end directory=%s status=%s mode=%s run=%s seconds=%.2f",

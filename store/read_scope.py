@@ -62,13 +62,17 @@ def held_since_full(session: Session, directory: str, reasons: Collection[str], 
     apply only part of their read: they do not count as full cycles."""
     r, e = SyncRun, SyncEvent
     last_full = session.scalar(
-        select(func.max(r.id)).where(r.directory == directory, r.mode == RunMode.FULL.value,
-                                     r.status == RunStatus.SUCCEEDED.value, r.trigger != approval)
+        select(r.id)
+        .where(r.directory == directory, r.mode == RunMode.FULL.value, r.status == RunStatus.SUCCEEDED.value,
+               r.trigger != approval)
+        .order_by(r.id.desc())
+        .limit(1)
     )
+    # Led by the reason's index: R4 events are few, the events since a full cycle are many.
     query = (
         select(e.id)
-        .join(r, r.id == e.run_id)
-        .where(e.reason.in_(list(reasons)), r.directory == directory, r.id >= (last_full or 0))
+        .where(e.reason.in_(list(reasons)), e.run_id >= (last_full or 0),
+               e.run_id.in_(select(r.id).where(r.directory == directory)))
         .limit(1)
     )
     return session.scalar(query) is not None

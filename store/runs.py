@@ -97,11 +97,15 @@ def finish_run(
     error: str | None = None,
     *,
     at: datetime | None = None,
+    mode: RunMode | str | None = None,
 ) -> SyncRun:
-    """Close run `run_id` with its final status, counts and error text."""
+    """Close run `run_id` with its final status, counts and error text; `mode` when the run
+    read otherwise than it started to (an incremental cycle that had to read in full)."""
     run = get_run(session, run_id)
     if run is None:
         raise StoreError(f"run {run_id} does not exist")
+    if mode is not None:
+        run.mode = _text(mode)
     run.status = _text(status)
     run.finished_at = at or clock.now()
     if counts is not None:

@@ -140,3 +140,18 @@ def test_a_held_administrator_who_left_scope_joins_no_group_the_directory_lists_
     assert active(final) == {"b": True}
     [engineering] = [g for g in final["groups"] if g["name"] == "Engineering"]
     assert engineering["members"] == []
+
+
+def test_once_a_full_read_released_the_hold_changes_to_administrators_stay_incremental(tmp_path: Path) -> None:
+    # The third cycle reads in full and releases the hold: it is recorded as a full run, so
+    # later changes that meet the admin group, with nothing held since, read only changes.
+    Reads.full_reads = 0
+    _, modes = sync_steps(tmp_path, [
+        state([user("a"), user("b"), user("c")], alias("a", "b")),
+        state([user("a", False), user("b", False), user("c")], alias("a", "b")),
+        state([user("a"), user("b", False), user("c")], alias("a", "b")),
+        state([user("a"), user("b", False), user("c")], alias("a", "b", "c")),
+        state([user("a"), user("b", False), user("c")], alias("a", "c")),
+    ])
+    assert modes == ["full", "incremental", "full", "incremental", "incremental"]
+    assert Reads.full_reads == 2
