@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from reconcile.model import Action, Kind, LocalGroup, LocalUser, Operation, Rejection, RuleSettings
-from reconcile.plan_users import IDENTITY_CHANGED, UserPlan, is_protected
+from reconcile.plan_users import IDENTITY_CHANGED, LEFT_SCOPE, UserPlan, is_protected
 
 LAST_ACTIVE_ADMINISTRATOR = "last-active-administrator"  # the reason of a deactivation R4 holds
 
@@ -148,6 +148,13 @@ def hold_last_admins_among(
     them. Without the directory's records, a removal from the group counts as the record no
     longer listing the member; so when no active member would stay, every one active now is
     held (where the planner holds those the record still lists).
+
+    A held row stays active, and the planner keeps it in every group that lists it (R4 before
+    R7): its removals from other groups are held too, but for those of a row re-bound to a
+    new person (`IDENTITY_CHANGED`) or whose record left scope (`LEFT_SCOPE`), which the
+    planner makes whether it holds the deactivation or not. A removal does not say whether
+    the group still lists the record, so every other one is held (the membership stays until
+    a later plan); none adds a rejection.
     """
     if admin is None:
         return tuple(operations), []
@@ -185,12 +192,29 @@ def hold_last_admins_among(
         for key in (member(op, Action.ADD_MEMBER) for op in operations)
         if key is not None
     )
+    deactivations = {
+        op.user.local_id: op.reason
+        for op in operations
+        if op.action is Action.DEACTIVATE_USER and op.user and op.user.local_id is not None
+    }
     held = hold_last_admins(group.name, group.members, lambda uid: uid not in leaving, gains, local_users, users)
     made, refused = admin_removals(group.name, group.members, sorted(leaving), gains, local_users, users, rules)
+    # Rows now held active keep the groups they would have left as inactive users (R7).
+    kept_in = {uid for uid, why in deactivations.items() if why != LEFT_SCOPE} - users.deactivated_local_ids
+    applied = [
+        op
+        for op in users.operations
+        if not (
+            op.action is Action.REMOVE_MEMBER
+            and op.user is not None
+            and op.user.local_id in kept_in
+            and op.reason != IDENTITY_CHANGED
+        )
+    ]
     stay = leaving - set(made)
     if not stay:  # a group with no active member now is refused by the whole plan already
-        return tuple(users.operations), held
-    return tuple(op for op in users.operations if member(op, Action.REMOVE_MEMBER) not in stay), held + refused
+        return tuple(applied), held
+    return tuple(op for op in applied if member(op, Action.REMOVE_MEMBER) not in stay), held + refused
 
 
 def _kept_as_current(uid: int, local_users: Mapping[int, LocalUser], users: UserPlan) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconcile.model import Action, Kind, LocalState, Operation, Plan, RuleSettings, Snapshot
+from reconcile.model import Action, ExternalUser, Kind, LocalState, Operation, Plan, RuleSettings, Snapshot
 from reconcile.plan import plan
 from reconcile.plan_admin import hold_last_admins_among
 from reconcile.plan_groups import find_admin_group
@@ -65,6 +65,42 @@ def test_the_same_deactivation_with_its_activation_staged_is_applied():
     applied, held = judged(fresh.operations, local)
 
     assert applied == fresh.operations and held == []
+
+
+def ana_handing_over_to_bo(ana: ExternalUser | None):
+    """Ana (active) and Bo (inactive) administer the store; Ana is in hr's group Eng. The
+    directory now has Ana as `ana` says (None: gone from its scope) and Bo active."""
+    local = store([local_user(1, "ana@example.com", managed_by="hr", external_id="u1"),
+                   local_user(2, "bo@example.com", active=False, managed_by="hr", external_id="u2")],
+                  [local_group(9, "Administrators", 1, 2, reserved=True),
+                   local_group(5, "Eng", 1, managed_by="hr", external_id="ge")])
+    listed = ["u1"] if ana is not None else []
+    snap = directory([u for u in (ana, user("u2", "bo@example.com")) if u is not None], [group("ge", "Eng", *listed)])
+    return local, plan(snap, local, RULES, directory="hr")
+
+
+def test_a_held_deactivation_keeps_the_row_in_the_groups_it_would_have_left_inactive():
+    # R7 removes an inactive user from its groups; R4 holding the deactivation keeps Ana
+    # active, so she keeps Eng, which still lists her (as the planner keeps her).
+    local, fresh = ana_handing_over_to_bo(user("u1", "ana@example.com", active=False))
+    assert changed(fresh.operations, Action.REMOVE_MEMBER) == [1]
+
+    applied, held = judged(staged_part(fresh, without=Action.ACTIVATE_USER), local)
+
+    assert applied == ()
+    assert [(r.target, r.reason) for r in held] == [("ana@example.com", "last-active-administrator")]
+
+
+def test_a_held_row_whose_record_left_scope_still_leaves_its_groups():
+    # No group of the directory can list a record gone from its scope: the planner removes
+    # the row from them whether or not it holds the deactivation.
+    local, fresh = ana_handing_over_to_bo(None)
+    assert changed(fresh.operations, Action.REMOVE_MEMBER) == [1]
+
+    applied, held = judged(staged_part(fresh, without=Action.ACTIVATE_USER), local)
+
+    assert changed(applied, Action.DEACTIVATE_USER) == [] and changed(applied, Action.REMOVE_MEMBER) == [1]
+    assert [(r.target, r.reason) for r in held] == [("ana@example.com", "last-active-administrator")]
 
 
 def hr_administrators_swapped():
