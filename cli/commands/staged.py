@@ -91,8 +91,8 @@ def _report(decision: Decision, as_json: bool) -> None:
         applied = decision.applied.applied if decision.applied else 0
         click.echo(f"{who} approved by {decision.by}: {applied} operations applied in run {decision.run_id}")
         if decision.dropped:
-            click.echo(f"  {len(decision.dropped)} staged operations dropped, no longer confirmed by the directory"
-                       f" (see `dirsync events {decision.run_id}`)")
+            click.echo(f"  {len(decision.dropped)} staged operations dropped, not in the fresh plan"
+                       f" (why: `dirsync events {decision.run_id}`)")
         for op in decision.dropped[:SHOWN]:
             click.echo(f"  - not applied: {op.action.value} {op.target}")
         if decision.note:

@@ -82,7 +82,8 @@ def _decided(decision: Decision) -> str:
     applied = decision.applied.applied if decision.applied else 0
     text = f"{who} approved by {decision.by}: {applied} operations applied in run {decision.run_id}."
     if decision.dropped:
-        text += f" {len(decision.dropped)} staged operations were dropped: the directory no longer confirms them."
+        text += (f" {len(decision.dropped)} staged operations were dropped: the fresh plan no longer contains them"
+                 f" (the run's events say why).")
     if decision.error:
         text += f" {decision.error}"
     if decision.note:  # what it left for later: R4 holds, requests held while it ran
