@@ -12,6 +12,7 @@ from sqlalchemy import String
 from reconcile.model import Action, Kind, Operation, Ref, Rejection
 from service.history import BadFilter, EventFilter, EventView, event_page, events
 from store import Outcome, Store, start_run
+from store.bulk import COPY_FROM_ROWS
 from store.runs import insert_events, operation_event, rejection_event
 from tests.store.builders import create_user
 
@@ -174,9 +175,11 @@ def test_a_cursor_that_was_not_made_by_the_log_is_refused_with_a_message(store: 
             event_page(store, EventFilter(), older_than=bad)
 
 
-def test_events_written_in_one_batch_are_stored_exactly_as_row_by_row_events(store: Store) -> None:
+@pytest.mark.parametrize("copies", [1, 6], ids=["few-rows", "past-copy-threshold"])
+def test_events_written_in_one_batch_are_stored_exactly_as_row_by_row_events(store: Store, copies: int) -> None:
     """`insert_operation_events` (the apply's writer, which keys and serialises a shared
-    value tuple once) stores the very columns `operation_event` rows store, rejections first."""
+    value tuple once) stores the very columns `operation_event` rows store, rejections first;
+    in a few rows, and in as many as PostgreSQL writes by COPY (`store.bulk.COPY_FROM_ROWS`)."""
     from datetime import date
 
     from sqlalchemy import select
@@ -202,12 +205,13 @@ def test_events_written_in_one_batch_are_stored_exactly_as_row_by_row_events(sto
         Operation(Action.CREATE_INVITE, "Fay@example.com", values=(("email", "Fay@example.com"),)),
     ]
     outcomes = [(Outcome.APPLIED, None)] * (len(ops) - 2) + [(Outcome.FAILED, "conflict: x"), (Outcome.NOOP, None)]
+    ops, outcomes = ops * copies, outcomes * copies
     rejection = Rejection(Kind.MEMBERSHIP, "Staff: Gus@example.com", "bad-email", external_id="g-1")
     one_by_one, batch = _run(store, "hr", T0), _run(store, "hr", T0)
     with store.session() as session:
         rows = [rejection_event(one_by_one, 1, rejection, at=T0)]
         rows += [operation_event(one_by_one, seq, op, outcome, reason=reason, detail="PATCH /x", at=T0)
-                 for seq, op, (outcome, reason) in zip(range(2, 99), ops, outcomes)]
+                 for seq, op, (outcome, reason) in zip(range(2, 2 + len(ops)), ops, outcomes, strict=True)]
         insert_events(session, rows)
         insert_operation_events(session.connection(), batch, enumerate(ops, 2), outcomes, detail="PATCH /x", at=T0,
                                 before=[rejection_event(batch, 1, rejection, at=T0)])
@@ -218,4 +222,5 @@ def test_events_written_in_one_batch_are_stored_exactly_as_row_by_row_events(sto
         stored = {run: conn.execute(select(*raw).where(sync_events.c.run_id == run).order_by(sync_events.c.id)).all()
                   for run in (one_by_one, batch)}
     assert len(stored[batch]) == len(ops) + 1
+    assert copies == 1 or len(ops) >= COPY_FROM_ROWS
     assert stored[batch] == stored[one_by_one]
