@@ -28,9 +28,9 @@ from reconcile.merge import reported_users
 from reconcile.model import Changes, LocalState, Plan, RuleSettings, Snapshot
 from reconcile.outcome import UserOutcome, user_outcome
 from reconcile.plan import plan
-from reconcile.plan_admin import LAST_ACTIVE_ADMINISTRATOR
+from reconcile.plan_admin import LAST_ACTIVE_ADMINISTRATOR, meets_admins
 from reconcile.plan_groups import find_admin_group
-from reconcile.rules import email_key, is_admin_alias
+from reconcile.rules import email_key
 from store import (
     LockHandle,
     LockLost,
@@ -387,8 +387,9 @@ class _Cycle:
         """Whether `changes` meet the admin group while an R4 hold may be outstanding: the
         plan of these changes would judge R4 with a held member as the store keeps it
         (active, in the group), not as its directory says."""
-        return _meets_admins(changes, local, self.name, self.rules) and held_since_full(
-            session, self.name, R4_HOLDS, approval=APPROVAL_TRIGGER)
+        admin = find_admin_group(local.groups, self.rules)
+        return (admin is not None and meets_admins(changes, admin, local.users, self.name, self.rules)
+                and held_since_full(session, self.name, R4_HOLDS, approval=APPROVAL_TRIGGER))
 
     def _regain_groups(self, connector: Connector, changes: Changes, local: LocalState) -> Changes:
         """Changes that also carry the complete groups of every user they (re)activate.
@@ -477,30 +478,6 @@ def _halt_message(name: str, run_id: int, reason: str, refused_approval: bool) -
     note = "; --allow-deactivations does not apply an empty read" if refused_approval else ""
     return (f"halted by a safety limit: {reason}{note}; nothing applied. Review with `dirsync staged {name}`,"
             f" then `dirsync approve {run_id}` or `dirsync reject {run_id}`")
-
-
-def _meets_admins(changes: Changes, local: LocalState, directory: str, rules: RuleSettings) -> bool:
-    """Whether `changes` name the admin group (its directory record, the alias) or one of
-    its members (as a record, by email key, or as a member of a group they carry): what a
-    hold of R4 keeps as the store has it, not as the directory says."""
-    admin = find_admin_group(local.groups, rules)
-    if admin is None:
-        return False
-    members = [u for u in local.users if u.id in admin.members]
-    user_ids = {u.external_id for u in members if u.managed_by == directory and u.external_id}
-    emails = {email_key(u.email) for u in members}
-    group_ids = {admin.external_id} if admin.managed_by == directory and admin.external_id else set()
-    named = {u.external_id for u in changes.users} | changes.removed_user_ids
-    named |= {m for g in changes.groups for m in g.member_ids}
-    named |= {m for d in changes.memberships for m in d.added | d.removed}
-    named |= {r.external_id for r in changes.rejections if r.external_id}
-    return (
-        bool(named & user_ids or named & group_ids or changes.removed_group_ids & group_ids)
-        or any(g.external_id in group_ids or (isinstance(g.name, str) and is_admin_alias(g.name, rules))
-               for g in changes.groups)
-        or any(d.group_external_id in group_ids for d in changes.memberships)
-        or any(isinstance(u.email, str) and email_key(u.email) in emails for u in changes.users)
-    )
 
 
 def _one_user(snapshot: Snapshot, key: str) -> Changes:

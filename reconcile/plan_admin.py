@@ -16,10 +16,11 @@ applies), judged by what that part alone does to the store.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
-from reconcile.model import Action, Kind, LocalGroup, LocalUser, Operation, Rejection, RuleSettings
+from reconcile.model import Action, Changes, Kind, LocalGroup, LocalUser, Operation, Rejection, RuleSettings
 from reconcile.plan_users import IDENTITY_CHANGED, LEFT_SCOPE, UserPlan, is_protected
+from reconcile.rules import email_key, is_admin_alias
 
 LAST_ACTIVE_ADMINISTRATOR = "last-active-administrator"  # the reason of a deactivation R4 holds
 
@@ -222,3 +223,26 @@ def _kept_as_current(uid: int, local_users: Mapping[int, LocalUser], users: User
     a re-bound row inactive in the store, no active member to keep (the new person it now
     belongs to must not inherit the old one's rights)."""
     return uid not in users.identity_changed_local_ids or local_users[uid].active
+
+
+def meets_admins(
+    changes: Changes, admin: LocalGroup, local_users: Iterable[LocalUser], directory: str, rules: RuleSettings
+) -> bool:
+    """Whether `changes` name the admin group `admin` (its directory record, the alias) or one
+    of its members among `local_users` (as a record, by email key, or as a member of a group
+    they carry): what a hold of R4 keeps as the store has it, not as the directory says."""
+    members = [u for u in local_users if u.id in admin.members]
+    user_ids = {u.external_id for u in members if u.managed_by == directory and u.external_id}
+    emails = {email_key(u.email) for u in members}
+    group_ids = {admin.external_id} if admin.managed_by == directory and admin.external_id else set()
+    named = {u.external_id for u in changes.users} | changes.removed_user_ids
+    named |= {m for g in changes.groups for m in g.member_ids}
+    named |= {m for d in changes.memberships for m in d.added | d.removed}
+    named |= {r.external_id for r in changes.rejections if r.external_id}
+    return (
+        bool(named & user_ids or named & group_ids or changes.removed_group_ids & group_ids)
+        or any(g.external_id in group_ids or (isinstance(g.name, str) and is_admin_alias(g.name, rules))
+               for g in changes.groups)
+        or any(d.group_external_id in group_ids for d in changes.memberships)
+        or any(isinstance(u.email, str) and email_key(u.email) in emails for u in changes.users)
+    )

@@ -41,7 +41,7 @@ from config import Settings
 from connectors import Connector, build_connector
 from connectors.errors import ConnectorError
 from reconcile.apply import ApplyResult, apply
-from reconcile.cycle import Lock, lease_lock
+from reconcile.cycle import APPROVAL_TRIGGER, Lock, lease_lock
 from reconcile.model import Action, Operation, Plan, Snapshot
 from reconcile.plan import plan
 from reconcile.plan_admin import LAST_ACTIVE_ADMINISTRATOR, hold_last_admins_among
@@ -68,7 +68,6 @@ from store.staged import NO_LONGER_CONFIRMED, operator_name
 log = logging.getLogger("dirsync.staging")
 
 PUSH_KIND = "scim"
-APPROVAL_TRIGGER = "approval"
 
 
 class NotStaged(Exception):
