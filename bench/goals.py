@@ -97,6 +97,11 @@ NOTE = ("Times are wall seconds of each phase's own work in a fresh process, aft
         " `bench/goals.py`'s docstring.")
 
 
+CYCLE_GOALS = ["1. full first cycle / floor (wall)", "2. full cycle peak RSS", "3. no-op cycle (above start-up)",
+               "3. no-op cycle requests", "4. 1 % change cycle / full cycle (wall)",
+               "4. 1 % change cycle requests / full cycle's"]
+
+
 @dataclass
 class Row:
     goal: str
@@ -145,6 +150,24 @@ def run_bench(script: str, *args: str, store: str | None = None) -> dict[str, An
         return result
 
 
+def bench_on(kind: str, admin: str, script: str, *args: str) -> dict[str, Any] | str:
+    """`run_bench` on a scratch store of `kind`; a database that cannot be made is a failed bench."""
+    try:
+        with scratch_store(kind, admin) as url:
+            return run_bench(script, *args, store=url)
+    except psycopg.Error as exc:
+        return f"scratch database: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+
+
+def unsucceeded(rows: list[Row], found: dict[str, dict[str, Any]], keys: dict[str, str]) -> list[Row]:
+    """Rows whose cycle (`keys`: goal number -> phase key) did not succeed say so instead."""
+    for row in rows:
+        summary = found[keys[row.goal.split(".")[0]]].get("summary", "")
+        if not summary.startswith("succeeded"):
+            row.verdict = f"cycle did not succeed: {summary[:160]}"
+    return rows
+
+
 def phases(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {p["key"]: p for p in result["phases"]}
 
@@ -191,42 +214,43 @@ def cycle_rows(case: str, store: str, result: dict[str, Any] | str, full_key: st
                noop_goal: float = 0.5, goals: tuple[str, ...] = ("1", "2", "3", "4")) -> list[Row]:
     """Goals 1-4 (or 5's three) of one Okta or Entra bench run: its floor and cycles."""
     if isinstance(result, str):
-        return [Row(g, case, store, "–", "–", result) for g in goals]
+        names = CYCLE_GOALS if goals[0] == "1" else [f"5.{n[2:]}" for n in CYCLE_GOALS[:3]]
+        return [Row(n, case, store, "–", "–", result) for n in names]
     found = phases(result)
     floor, full, noop = found["floor"], found[full_key], found[noop_key]
     ratio = full["wall"] / floor["wall"]
     rows = [
-        Row(goals[0] + ". full first cycle / floor (wall)", case, store, f"{ratio:.2f}x", f"≤ {ratio_goal:g}x",
+        Row(f"{goals[0]}.{CYCLE_GOALS[0][2:]}", case, store, f"{ratio:.2f}x", f"≤ {ratio_goal:g}x",
             at_most(ratio, ratio_goal, "x"),
             f"{seconds(full['wall'])} vs floor {seconds(floor['wall'])}; CPU {full['cpu'] / floor['cpu']:.2f}x "
             f"({full['cpu']:.2f} vs {floor['cpu']:.2f} s); {requests(full):,} vs {requests(floor):,} requests; "
             f"{load(result)}"),
-        Row(goals[1] + ". full cycle peak RSS", case, store, mib(full["peak_rss_mib"]), f"< {mib(rss_goal)}",
+        Row(f"{goals[1]}.{CYCLE_GOALS[1][2:]}", case, store, mib(full["peak_rss_mib"]), f"< {mib(rss_goal)}",
             at_most(full["peak_rss_mib"], rss_goal, " MiB", 0, strict=True), full.get("summary", "")),
-        Row(goals[2] + ". no-op cycle (above start-up)", case, store, seconds(noop["wall"]), f"≤ {noop_goal:g} s",
+        Row(f"{goals[2]}.{CYCLE_GOALS[2][2:]}", case, store, seconds(noop["wall"]), f"≤ {noop_goal:g} s",
             at_most(noop["wall"], noop_goal, " s"), f"CPU {noop['cpu']:.2f} s; {noop.get('summary', '')}"),
     ]
     if goals[0] == "5":
         rows[2].target = f"< {noop_goal:g} s"
         rows[2].verdict = at_most(noop["wall"], noop_goal, " s", strict=True)
-        return rows
+        return unsucceeded(rows[:2], found, {"5": full_key}) + unsucceeded(rows[2:], found, {"5": noop_key})
     per_endpoint = ", ".join(f"{k} {v}" for k, v in sorted(noop["requests"].items()))
-    rows.append(Row("3. no-op cycle requests", case, store, str(requests(noop)), "≤ 4",
+    rows.append(Row(CYCLE_GOALS[3], case, store, str(requests(noop)), "≤ 4",
                     at_most(requests(noop), 4, "", 0), per_endpoint))
     assert change_key is not None
     change = found[change_key]
     share = change["wall"] / full["wall"] * 100
-    rows.append(Row("4. 1 % change cycle / full cycle (wall)", case, store, f"{share:.1f} %", "≤ 5 %",
+    rows.append(Row(CYCLE_GOALS[4], case, store, f"{share:.1f} %", "≤ 5 %",
                     at_most(share, 5, "%"),
                     f"{seconds(change['wall'])} vs {seconds(full['wall'])}; CPU {change['cpu']:.2f} s = "
                     f"{change['cpu'] / full['cpu']:.1%} of the full cycle's; change: "
                     f"{', '.join(f'{k} {v}' for k, v in (result.get('change') or {}).items())}"))
     share = requests(change) / max(1, requests(full)) * 100
     per_endpoint = ", ".join(f"{k} {v}" for k, v in sorted(change["requests"].items()))
-    rows.append(Row("4. 1 % change cycle requests / full cycle's", case, store, f"{share:.1f} %", "≤ 5 %",
+    rows.append(Row(CYCLE_GOALS[5], case, store, f"{share:.1f} %", "≤ 5 %",
                     at_most(share, 5, "%"),
                     f"{requests(change):,} vs {requests(full):,}: {per_endpoint}; {change.get('summary', '')}"))
-    return rows
+    return unsucceeded(rows, found, {"1": full_key, "2": full_key, "3": noop_key, "4": change_key})
 
 
 def file_rows(store: str, result: dict[str, Any] | str, case: str) -> list[Row]:
@@ -238,7 +262,7 @@ def file_rows(store: str, result: dict[str, Any] | str, case: str) -> list[Row]:
     floor, first, noop, startup = found["floor"], found["first"], found["noop"], found["startup"]
     ratio = first["wall"] / floor["wall"]
     above = noop["wall"] - startup["wall"]
-    return [
+    rows = [
         Row(names[0], case, store, f"{ratio:.2f}x", "≤ 2x", at_most(ratio, 2, "x"),
             f"whole processes: {seconds(first['wall'])} vs floor {seconds(floor['wall'])}; CPU "
             f"{first['cpu']:.2f} vs {floor['cpu']:.2f} s; {first.get('operations', 0):,} operations; {load(result)}"),
@@ -248,6 +272,7 @@ def file_rows(store: str, result: dict[str, Any] | str, case: str) -> list[Row]:
             f"whole process {seconds(noop['wall'])} (CPU {noop['cpu']:.2f} s) less `dirsync --help` "
             f"{seconds(startup['wall'])}; {noop.get('summary', '')}"),
     ]
+    return unsucceeded(rows[:2], found, {"5": "first"}) + unsucceeded(rows[2:], found, {"5": "noop"})
 
 
 def many_rows(result: dict[str, Any] | str) -> list[Row]:
@@ -329,28 +354,23 @@ def main() -> None:
     rows: list[Row] = []
     for kind in stores:
         store = STORES[kind]
-        with scratch_store(kind, args.pg) as url:
-            okta = run_bench("okta_bench.py", *size, "--cycles", store=url)
+        okta = bench_on(kind, args.pg, "okta_bench.py", *size, "--cycles")
         rows += cycle_rows("Okta, org scope", store, okta, "full_cycle", "noop_cycle", "change_cycle")
-        with scratch_store(kind, args.pg) as url:
-            app = run_bench("okta_bench.py", *size, "--cycles", "--app", store=url)
+        app = bench_on(kind, args.pg, "okta_bench.py", *size, "--cycles", "--app")
         rows += cycle_rows("Okta, app scope", store, app, "full_cycle", "noop_cycle", "change_cycle")
-        with scratch_store(kind, args.pg) as url:
-            entra = run_bench("graph_bench.py", *size, "--engine", store=url)
+        entra = bench_on(kind, args.pg, "graph_bench.py", *size, "--engine")
         rows += cycle_rows("Entra", store, entra, "engine-full", "engine-noop", "engine-1%")
 
     million_case = f"{int(big[1]):,} users, {int(big[3]):,} groups, {int(big[5]):,} memberships"
     for kind in stores:
         store = STORES[kind]
         if "file" in million:
-            with scratch_store(kind, args.pg) as url:
-                rows += file_rows(store, run_bench("file_sync.py", *big, store=url), f"file, {million_case}")
+            rows += file_rows(store, bench_on(kind, args.pg, "file_sync.py", *big), f"file, {million_case}")
         else:
             rows.append(Row("5. one million users (file directory)", "file", store, "–", "–",
                             "not run (pass --million)"))
         if "entra" in million:
-            with scratch_store(kind, args.pg) as url:
-                entra = run_bench("graph_bench.py", *big, "--engine", store=url)
+            entra = bench_on(kind, args.pg, "graph_bench.py", *big, "--engine")
             rows += cycle_rows(f"Entra, {million_case}", store, entra, "engine-full", "engine-noop", None,
                                ratio_goal=2, rss_goal=1024, noop_goal=1, goals=("5", "5", "5"))
         else:
