@@ -190,7 +190,7 @@ def at_most(value: float, limit: float, unit: str, digits: int = 2, strict: bool
         return "met"
     factor = value / limit if limit else float("inf")
     if unit in ("x", "%"):
-        return f"**missed** by {factor:.1f}x"
+        return f"**missed** by {factor:.{2 if factor < 2 else 1}f}x"  # 1.52 against 1.5 is not "1.0x"
     return f"**missed** by {value - limit:.{digits}f}{unit} ({factor:.2f}x the goal)"
 
 
