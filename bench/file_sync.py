@@ -1,7 +1,7 @@
 """`dirsync sync` on a large file directory: wall time and peak memory, first and no-op cycle.
 
     python bench/file_sync.py [--users 100000] [--groups 2000] [--memberships 200000] [--store URL]
-        [--beside USERS]
+        [--beside USERS] [--json PATH]
 
     a small directory in a store another directory fills (what a full read loads):
         python bench/file_sync.py --users 500 --groups 5 --memberships 600 --beside 100000
@@ -12,6 +12,11 @@ parses the same export and does nothing else, measured in the same run. Prints o
 the test run. With `--beside N` the store first gets another directory of N users (2 % as
 many groups, 2 memberships each), synced before anything is measured: the cycles measured
 are those of a directory beside it.
+
+With `--json PATH` it also writes each process's figures there (`phases`: key, wall and CPU
+seconds, peak RSS in MiB from `VmHWM`, operations), after measuring one more process for
+reference: `startup`, `dirsync --help` through the same wrapper (start-up alone: the
+interpreter, the CLI and the store's models), for `bench/goals.py`.
 """
 
 from __future__ import annotations
@@ -76,6 +81,10 @@ FLOOR = PEAK + (
 )
 
 
+# Each measured process, for --json.
+MEASURED: list[dict[str, object]] = []
+
+
 def run_floor(export: Path) -> float:
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", FLOOR, str(export)], capture_output=True, text=True, check=True)
@@ -83,10 +92,22 @@ def run_floor(export: Path) -> float:
     cpu, peak_kib = proc.stdout.split()
     print(f"{'floor (read + parse the file)':<30} wall {wall:6.2f} s   cpu {float(cpu):6.2f} s   "
           f"peak RSS {int(peak_kib) / 1024:7.1f} MiB")
+    MEASURED.append({"key": "floor", "wall": wall, "cpu": float(cpu), "peak_rss_mib": int(peak_kib) / 1024})
     return wall
 
 
-def run_cycle(config: Path, label: str, *args: str) -> float:
+def run_startup(config: Path) -> None:
+    """`dirsync --help` through the cycles' wrapper: the start-up every cycle's wall time includes."""
+    env = {**os.environ, "DIRSYNC_CONFIG": str(config)}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", CHILD, "--help"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          check=True)
+    wall = time.perf_counter() - start
+    *_, cpu, peak_kib = proc.stderr.split()
+    MEASURED.append({"key": "startup", "wall": wall, "cpu": float(cpu), "peak_rss_mib": int(peak_kib) / 1024})
+
+
+def run_cycle(config: Path, label: str, *args: str, key: str = "") -> float:
     env = {**os.environ, "DIRSYNC_CONFIG": str(config)}
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CHILD, "sync", "--json", *args], cwd=ROOT, env=env,
@@ -100,6 +121,8 @@ def run_cycle(config: Path, label: str, *args: str) -> float:
     # CPU seconds (user + system) move far less than wall time when the machine is busy.
     print(f"{label:<30} wall {wall:6.2f} s   cpu {float(cpu):6.2f} s   peak RSS {int(peak_kib) / 1024:7.1f} MiB   "
           f"operations {changes:>6}   {result['status']} ({result['mode']})")
+    MEASURED.append({"key": key or label, "wall": wall, "cpu": float(cpu), "peak_rss_mib": int(peak_kib) / 1024,
+                     "operations": changes, "summary": f"{result['status']} ({result['mode']})"})
     return wall
 
 
@@ -112,7 +135,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--beside", type=int, default=0, metavar="USERS",
                         help="first fill the store with another directory of USERS users (not measured)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the processes as JSON")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         store = args.store or f"sqlite:///{folder / 'bench.db'}"
@@ -131,10 +156,16 @@ def main() -> None:
                            args.seed, prefix="other-")
             run_cycle(config, f"beside: other ({args.beside})", "other")
         floor = run_floor(folder / "directory.json")
-        first = run_cycle(config, "first cycle", "hr")
-        run_cycle(config, "no-op cycle (file unchanged)", "hr")
-        run_cycle(config, "no-op cycle, --full", "hr", "--full")
+        first = run_cycle(config, "first cycle", "hr", key="first")
+        run_cycle(config, "no-op cycle (file unchanged)", "hr", key="noop")
+        run_cycle(config, "no-op cycle, --full", "hr", "--full", key="noop_full")
         print(f"first cycle / floor = {first / floor:.1f}x (wall; process start-up included in both)")
+        if args.json:
+            run_startup(config)
+            args.json.write_text(json.dumps({
+                "bench": "file", "users": args.users, "groups": args.groups, "memberships": args.memberships,
+                "store": "SQLite" if store.startswith("sqlite") else "PostgreSQL",
+                "load": [load_before, os.getloadavg()], "phases": MEASURED}, indent=1))
 
 
 if __name__ == "__main__":

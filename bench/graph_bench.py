@@ -2,7 +2,7 @@
 
     python bench/graph_bench.py [--users 100000 --groups 2000 --memberships 200000]
                                 [--engine] [--repeat 3] [--hired-after-minutes 20]
-                                [--out bench/results/entra.md]
+                                [--out bench/results/entra.md] [--store URL] [--json PATH]
 
 The simulator runs in its own process (so its memory and CPU are not the reader's); each
 measured phase runs in a fresh child process, so its peak RSS is its own:
@@ -11,18 +11,23 @@ measured phase runs in a fresh child process, so its peak RSS is its own:
     full         GraphConnector.read(None)
     noop         read(watermark) with nothing changed
     changed-1%   read(watermark) after 1% of users and of memberships changed
-    engine-*     the same three through reconcile.cycle.run_cycle on SQLite (--engine)
+    engine-*     the same three through reconcile.cycle.run_cycle on SQLite (--engine); on
+                 the store `--store` names instead (an empty database, migrated first)
 
 Each 1% change is made `--hired-after-minutes` after the read before it, by Graph's clock
 (the hires' `createdDateTime`), as between two scheduled cycles; 0 makes it at once, within
 the connector's clock margin. Reports wall time, CPU seconds (user + sys of the phase's
-process), peak RSS and requests per endpoint of each phase as a Markdown table.
+process), peak RSS and requests per endpoint of each phase as a Markdown table; with
+`--json PATH` also as JSON (`phases`: key, wall and CPU seconds, peak RSS in MiB from
+`ru_maxrss`, requests per endpoint, summary; the 1% change, the store, the load average at
+the start and the end), for `bench/goals.py`.
 Never part of the test run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import random
@@ -113,8 +118,6 @@ def _peak_rss_mib() -> float:
 
 def _floor(info: dict[str, Any]) -> dict[str, Any]:
     """Fetch and parse every delta page with plain requests + json: no connector logic."""
-    import json
-
     import requests
 
     session = requests.Session()
@@ -180,7 +183,7 @@ def _read(info: dict[str, Any], watermark: str | None) -> dict[str, Any]:
             "note": f"{note}; msal discovery+token before it {token_seconds:.2f} s"}
 
 
-def _engine(info: dict[str, Any], db: str, full: bool) -> dict[str, Any]:
+def _engine(info: dict[str, Any], store_url: str, full: bool) -> dict[str, Any]:
     from config import parse
     from reconcile.cycle import run_cycle
 
@@ -188,7 +191,7 @@ def _engine(info: dict[str, Any], db: str, full: bool) -> dict[str, Any]:
     table = {"kind": "entra", "tenant_id": info["tenant"], "client_id": info["client"],
              "client_secret_env": "BENCH_ENTRA_SECRET", "authority_host": info["base"],
              "graph_url": info["base"], "ca_bundle": info["ca"]}
-    settings = parse({"store": {"url": f"sqlite:///{db}"},
+    settings = parse({"store": {"url": store_url},
                       "safety": {"max_deactivations": 1_000_000, "max_deactivation_ratio": 1.0},
                       "directories": {"entra": table}}, {})
     started = time.perf_counter()
@@ -197,6 +200,15 @@ def _engine(info: dict[str, Any], db: str, full: bool) -> dict[str, Any]:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()) if v)
     return {"seconds": seconds, "rss": _peak_rss_mib(),
             "note": f"{result.status} ({result.mode}) {counts} {result.error or ''}".strip()}
+
+
+def _upgrade(store_url: str) -> dict[str, Any]:
+    from store import open_store
+
+    store = open_store(store_url, check_schema=False)
+    store.upgrade()
+    store.dispose()
+    return {}
 
 
 def _child(target: Any, *args: Any) -> dict[str, Any]:
@@ -230,7 +242,11 @@ def main() -> None:
     parser.add_argument("--hired-after-minutes", type=float, default=20,
                         help="Graph time between a read and the 1%% change after it")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--store", default=None,
+                        help="the engine's store: URL of an empty database (default: a new SQLite file)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the phases as JSON")
     args = parser.parse_args()
+    load_before = os.getloadavg()
 
     ctx = mp.get_context("spawn")
     control, remote = ctx.Pipe()
@@ -275,11 +291,12 @@ def main() -> None:
     changes = mutate()
     phase("changed-1%", _read, info, noop["watermark"])
     if args.engine:
-        db = Path(tempfile.mkdtemp(prefix="dirsync-bench-")) / "bench.db"
-        phase("engine-full", _engine, info, str(db), True)
-        phase("engine-noop", _engine, info, str(db), False)
+        store_url = args.store or f"sqlite:///{Path(tempfile.mkdtemp(prefix='dirsync-bench-')) / 'bench.db'}"
+        _child(_upgrade, store_url)  # as `dirsync db upgrade` would; in a child, so this process stays small
+        phase("engine-full", _engine, info, store_url, True)
+        phase("engine-noop", _engine, info, store_url, False)
         mutate()
-        phase("engine-1%", _engine, info, str(db), False)
+        phase("engine-1%", _engine, info, store_url, False)
     control.send(("stop", None))
     control.recv()
 
@@ -287,6 +304,13 @@ def main() -> None:
     print(report)
     if args.out:
         args.out.write_text(report)
+    if args.json:
+        kind = None if not args.engine else "PostgreSQL" if (args.store or "").startswith("postgresql") else "SQLite"
+        phases = [{"key": name, "wall": out["seconds"], "cpu": out["cpu"], "peak_rss_mib": out["rss"],
+                   "summary": out["note"], "requests": counts} for name, out, counts in rows]
+        args.json.write_text(json.dumps({
+            "bench": "entra", "users": args.users, "groups": args.groups, "memberships": args.memberships,
+            "store": kind, "change": changes, "load": [load_before, os.getloadavg()], "phases": phases}, indent=1))
 
 
 def _report(args: argparse.Namespace, info: dict[str, Any],

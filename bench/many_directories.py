@@ -2,7 +2,7 @@
 
     python bench/many_directories.py [--directories 200] [--users 500] [--groups 5]
         [--workers 1,3] [--interval 30] [--steady-rounds 2] [--steady-changes]
-        [--pg CONNINFO] [--redis-db 6]
+        [--pg CONNINFO] [--redis-db 6] [--json PATH]
 
     quick check (about a minute):
         python bench/many_directories.py --directories 20 --users 100 --workers 1,2 --interval 10
@@ -55,6 +55,9 @@ What it measures, from the store's `sync_runs` rows, the messages the due ticks 
   and those its records' keys meet) beside the whole store (`load_local_state`, what every
   full read loaded before), each timed alone on the final store;
 - the load average at the start and end of each phase.
+
+With `--json PATH` it also writes, per worker count, the two rounds' wall times, the steady
+waits (due -> start) and gaps, the counts and the load average, for `bench/goals.py`.
 
 Results: bench/results/many-directories.md.
 """
@@ -418,6 +421,7 @@ def main() -> None:
                              " round's do: more than the interval allows at the default size)")
     parser.add_argument("--pg", default=PG_ADMIN, help="libpq conninfo of a database to create bench_many from")
     parser.add_argument("--redis-db", type=int, default=6, help="the bench's own Redis database (flushed)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the outcomes as JSON")
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
     outcomes = []
@@ -431,6 +435,13 @@ def main() -> None:
         finally:
             drop_database(args.pg)
     print(report(outcomes, args))
+    if args.json:
+        args.json.write_text(json.dumps({
+            "bench": "many", "directories": args.directories, "users": args.users, "interval": args.interval,
+            "outcomes": [{"workers": o.workers, "first_round": o.first_round, "changed_round": o.changed_round,
+                          "waits": o.waits, "gaps": o.gaps, "counts": o.counts,
+                          "load": [[p["load"][0][0], p["load"][1][0]] for p in o.phases.values()]}
+                         for o in outcomes]}, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Okta connector benchmark: 100,000 users / 2,000 groups / 200,000 memberships.
 
     /work/venv/bin/python bench/okta_bench.py [--users N --groups M --memberships K] [--cycles] [--app]
+        [--store URL] [--json PATH]
 
 The simulator runs in its own process (so the client does not share a GIL with it), with
 rate limits lifted: the point is the connector's own cost, not Okta's quota. Each measured
@@ -12,8 +13,10 @@ phase runs in a fresh child process so its peak RSS is its own:
 - full read: `OktaConnector.read(None)`;
 - no-op incremental read: `read(watermark)` right after, nothing changed;
 - with `--cycles`: a full cycle, a no-op cycle and a 1 % change cycle through
-  `reconcile.cycle.run_cycle` on SQLite. The 1 % change (`change_one_percent`) touches 1 %
-  of the users through the org's admin actions, so the System Log records it as Okta
+  `reconcile.cycle.run_cycle` on SQLite (a new file), or on the store `--store` names (an
+  empty database: the first cycle creates everything; the bench migrates it). The 1 %
+  change (`change_one_percent`) touches 1 % of the users through the org's admin actions,
+  so the System Log records it as Okta
   would: a third renamed, a third deactivated, a third moved from one of their groups to
   another (or added to one, if they had none). It is read once by the connector alone
   (from the no-op read's watermark), then by a cycle. Then, with nothing changed, the read
@@ -27,7 +30,10 @@ in scope too), and every phase, the floor included, reads the app's users, group
 those groups' members instead of the whole org's.
 
 Prints a Markdown table (wall time, the measuring process's CPU seconds, peak RSS, requests per
-endpoint).
+endpoint). With `--json PATH` it also writes each phase's figures there (`phases`: key, label,
+wall and CPU seconds, peak RSS in MiB from `ru_maxrss`, requests per endpoint, summary; and
+the 1 % change made, the store, the load average at the start and the end), for
+`bench/goals.py`.
 """
 
 from __future__ import annotations
@@ -230,7 +236,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cycles", action="store_true", help="also run cycles through the engine on SQLite")
     parser.add_argument("--app", action="store_true", help="read in app scope (see the module docstring)")
+    parser.add_argument("--store", default=None,
+                        help="the cycles' store: URL of an empty database (default: a new SQLite file)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the phases as JSON")
     args = parser.parse_args()
+    load_before = os.getloadavg()
 
     control, child_end = mp.Pipe()
     server = mp.Process(target=serve, args=(args, child_end), daemon=True)
@@ -240,34 +250,38 @@ def main() -> None:
           f"{args.memberships} memberships" + (f", app scope ({info['app_id']})" if args.app else ""), flush=True)
 
     rows: list[tuple[str, float, float, float, str, dict[str, int]]] = []
+    keys: list[str] = []  # each row's key in the JSON
+    changed: dict[str, int] = {}
 
-    def record(label: str, outcome: tuple[Any, ...]) -> None:
+    def record(label: str, outcome: tuple[Any, ...], key: str) -> None:
         seconds, cpu, peak, summary, _, counts = outcome
         rows.append((label, seconds, cpu, peak, summary, counts))
+        keys.append(key)
         print(f"{label}: {seconds:.2f} s, CPU {cpu:.2f} s, peak RSS {peak:.0f} MB, {summary}, {counts}", flush=True)
 
     run_phase("floor", info, control)  # warm-up: TLS, server caches
-    record("floor (aiohttp + json, no SDK)", run_phase("floor", info, control))
+    record("floor (aiohttp + json, no SDK)", run_phase("floor", info, control), "floor")
     full = run_phase("full", info, control)
-    record("full read (connector)", full)
+    record("full read (connector)", full, "full_read")
     noop = run_phase("noop", info, control, full[4])
-    record("no-op incremental read", noop)
+    record("no-op incremental read", noop, "noop_read")
+    kind = "PostgreSQL" if args.store and args.store.startswith("postgresql") else "SQLite"
     if args.cycles:
         with tempfile.TemporaryDirectory() as scratch:
-            info["store_url"] = f"sqlite:///{os.path.join(scratch, 'bench.db')}"
-            record("full cycle (engine, SQLite)", run_phase("cycle", info, control))
-            record("no-op cycle (engine, SQLite)", run_phase("cycle", info, control))
+            info["store_url"] = args.store or f"sqlite:///{os.path.join(scratch, 'bench.db')}"
+            record(f"full cycle (engine, {kind})", run_phase("cycle", info, control), "full_cycle")
+            record(f"no-op cycle (engine, {kind})", run_phase("cycle", info, control), "noop_cycle")
             control.send("change")
             changed = control.recv()
             print(f"1 % change: {changed}", flush=True)
             # the connector alone, from the no-op read's watermark (nothing else changed since)
             changed_read = run_phase("noop", info, control, noop[4])
-            record("1 % changed read (connector)", changed_read)
+            record("1 % changed read (connector)", changed_read, "changed_read")
             record("next read within the overlap, nothing changed (connector)",
-                   run_phase("noop", info, control, changed_read[4]))
-            record("1 % change cycle (engine, SQLite)", run_phase("cycle", info, control))
-            record("next cycle within the overlap, nothing changed (engine, SQLite)",
-                   run_phase("cycle", info, control))
+                   run_phase("noop", info, control, changed_read[4]), "overlap_read")
+            record(f"1 % change cycle (engine, {kind})", run_phase("cycle", info, control), "change_cycle")
+            record(f"next cycle within the overlap, nothing changed (engine, {kind})",
+                   run_phase("cycle", info, control), "overlap_cycle")
 
     control.send("stop")
     control.recv()
@@ -285,6 +299,14 @@ def main() -> None:
         print(f"1 % change cycle / full cycle = {change_cycle[1] / full_cycle[1]:.1%} of the time, "
               f"{change_cycle[2] / full_cycle[2]:.1%} of the CPU, "
               f"{sum(change_cycle[5].values())} vs {sum(full_cycle[5].values())} requests")
+    if args.json:
+        phases = [{"key": key, "label": label, "wall": seconds, "cpu": cpu, "peak_rss_mib": peak, "summary": summary,
+                   "requests": counts}
+                  for key, (label, seconds, cpu, peak, summary, counts) in zip(keys, rows, strict=True)]
+        args.json.write_text(json.dumps({
+            "bench": "okta", "scope": "app" if args.app else "org", "users": args.users, "groups": args.groups,
+            "memberships": args.memberships, "store": kind if args.cycles else None, "change": changed,
+            "load": [load_before, os.getloadavg()], "phases": phases}, indent=1))
 
 
 if __name__ == "__main__":
