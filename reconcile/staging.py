@@ -17,10 +17,12 @@ A push directory (`kind = "scim"`) has no connector to read: its plan holds the
 operations of SCIM requests the deactivation limit held (`store.held`, `service.scim_hold`).
 Approving it (trigger `approval`, mode `push`) applies, through `reconcile.apply`, every
 operation held when the approval starts whose user is still bound to the directory,
-against the rows as they are now, so the write-time checks judge what still holds (R4
-included: a deactivation that would leave `Administrators` without an active member is a
-`conflict`). Operations that no longer hold (the IdP took the deactivation back, the
-user is gone or unbound) are dropped with an event of reason `no-longer-confirmed`.
+against the rows as they are now, so the write-time checks judge what still holds. R4 is
+judged over exactly what is applied, as for a pull directory: a held deactivation or
+removal that would leave `Administrators` without an active member is held with the
+planner's rejection, judged against the admin group and its members as stored. Operations
+that no longer hold (the IdP took the deactivation back, the user is gone or unbound) are
+dropped with an event of reason `no-longer-confirmed`.
 Requests held while the approval runs move to a new open plan: never applied unseen.
 
 `reject(settings, run_id, by=...)` closes the plan without applying anything.
@@ -56,6 +58,7 @@ from store import (
     get_directory,
     get_staged,
     load_for_read,
+    load_scope,
     open_store,
     record_success,
     staged_operations,
@@ -236,9 +239,7 @@ class _Approval:
                 # Nothing of the fresh read is left undone (all of it was staged, none of it
                 # held by R4): it counts as this directory's full sync.
                 record_success(session, self.name, watermark=source.watermark, full=True)
-        unapplied = confirmed - len(kept)
-        note = (f"{unapplied} approved change{'s' if unapplied > 1 else ''} held: {rules.admin_group!r} must keep"
-                f" an active member (R4); see `dirsync events {run_id}`") if unapplied else None
+        note = _r4_note(confirmed - len(kept), rules.admin_group, run_id)
         return self._finish(run_id, approved, outcome, dropped, note)
 
     def run_held(self) -> Decision:
@@ -247,14 +248,21 @@ class _Approval:
             close_interrupted_runs(session, self.name)  # we hold the lock: a dead process left them
             run_id = start_run(session, directory=self.name, trigger=APPROVAL_TRIGGER, mode="push",
                                allow_deactivations=True, actor=self.by)
+        rules = self.settings.to_rules()
         with self.store.session() as session:
             upto = last_seq(session, self.staged_run_id)
             held = held_operations(session, self.staged_run_id, self.name, upto_seq=upto)
-        kept = tuple(h.operation for h in held if h.operation is not None)
+            # R4 needs the admin group with its members, and the rows the held operations touch.
+            local = load_scope(session, self.name, user_ids=(), group_ids=(), group_names=rules.reserved_names,
+                               emails={h.event.user_key for h in held if h.operation is not None and h.event.user_key})
+        confirmed = tuple(h.operation for h in held if h.operation is not None)
         dropped = [(event_operation(h.event), f"not applied: {h.why_not}") for h in held if h.operation is None]
         self._record_dropped(run_id, dropped)
+        kept, r4 = hold_last_admins_among(confirmed, find_admin_group(local.groups, rules),
+                                          {u.id: u for u in local.users}, rules)
+        approved = Plan(self.name, kept, tuple(r4))
         try:
-            outcome = apply(self.store, Plan(self.name, kept), run_id=run_id, directory=self.name,
+            outcome = apply(self.store, approved, run_id=run_id, directory=self.name,
                             detail=f"approval of run {self.staged_run_id}")
         except Exception as exc:
             log.exception("approval apply failed directory=%s", self.name)
@@ -263,8 +271,10 @@ class _Approval:
             lock_held(session, self.name)  # no request is being held into the plan as it closes
             later = carry_over(session, self.staged_run_id, self.name, after_seq=upto)
             decide(session, self.staged_run_id, StagedStatus.APPROVED, by=self.by, decided_run_id=run_id)
-        return self._finish(run_id, Plan(self.name, kept), outcome, tuple(op for op, _ in dropped),
-                            f"requests held meanwhile wait in the staged plan of run {later}" if later else None)
+        notes = (_r4_note(len(confirmed) - len(kept), rules.admin_group, run_id),
+                 f"requests held meanwhile wait in the staged plan of run {later}" if later else None)
+        return self._finish(run_id, approved, outcome, tuple(op for op, _ in dropped),
+                            "; ".join(n for n in notes if n) or None)
 
     def _finish(self, run_id: int, applied: Plan, outcome: ApplyResult, dropped: tuple[Operation, ...],
                 note: str | None = None) -> Decision:
@@ -316,6 +326,14 @@ def _state(session: Session, run_id: int) -> str:
 
 def _change(op: Operation) -> tuple[object, ...]:
     return (op.action, op.user, op.group, op.invite_id, op.values)
+
+
+def _r4_note(held: int, admin_group: str, run_id: int) -> str | None:
+    """What the decision says of the approved changes R4 held, if any."""
+    if not held:
+        return None
+    return (f"{held} approved change{'s' if held > 1 else ''} held: {admin_group!r} must keep an active member"
+            f" (R4); see `dirsync events {run_id}`")
 
 
 def _why_dropped(op: Operation, held_by_r4: Collection[int], admin_group: str) -> str:

@@ -124,23 +124,6 @@ def test_while_a_plan_is_open_held_deactivations_fill_the_window_and_are_never_a
     assert push.plan().deactivations == ("u2@example.com", "u3@example.com", "u4@example.com")
 
 
-def test_approve_keeps_r4_administrators_keep_an_active_member(push: Push) -> None:
-    admin = push.users[4]
-    push.okta.create_group("Split_Administrators", [admin["id"]])
-    push.deactivate(0), push.deactivate(1)
-    assert push.deactivate(4).status_code == 503
-    run = push.plan().run_id
-
-    approved = push.ws.run("approve", str(run))
-
-    assert approved.code == 1
-    assert "conflicted" in approved.err
-    assert push.active()["u4@example.com"] is True
-    approval = int(approved.out.split("applied in run ")[1].split()[0])
-    [conflict] = [e for e in _events(push.store, approval) if e.outcome == "conflict"]
-    assert (conflict.target, conflict.reason) == ("u4@example.com", "admin-group-would-be-empty")
-
-
 def test_requests_held_while_an_approval_runs_wait_in_a_new_plan(push: Push, monkeypatch) -> None:
     push.deactivate(0), push.deactivate(1), push.deactivate(2)
     run = push.plan().run_id

@@ -1,0 +1,148 @@
+"""R4 when a push directory's held plan is approved: the held operations it applies are
+judged as the planner judges a plan (`plan_admin.hold_last_admins_among`), so a held
+deactivation of the last active administrator is held again with the planner's reason,
+not refused at write time; on SQLite and PostgreSQL.
+
+`[safety] max_deactivations = 2`: u0 and u1 are deactivated at once, what follows is held.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reconcile.staging
+from service.staging import Decision, approve, open_staged
+from store import Store, SyncRun, list_events
+from tests.scim.conftest import Push
+
+
+def administrators(push: Push, *members: int) -> None:
+    """Okta pushes Administrators (under its alias) with users `members`."""
+    push.okta.create_group("Split_Administrators", [push.users[n]["id"] for n in members])
+
+
+def held(push: Push, *requests: Any) -> int:
+    """Deactivate u0 and u1 (applied), then send `requests`, each held: the plan's run id."""
+    assert [push.deactivate(n).status_code for n in (0, 1)] == [200, 200]
+    assert [request().status_code for request in requests] == [503] * len(requests)
+    return push.plan().run_id
+
+
+def events(store: Store, run_id: int, outcome: str) -> list[tuple[str, str | None]]:
+    with store.session() as session:
+        return [(e.target, e.reason) for e in list_events(session, run_id) if e.outcome == outcome]
+
+
+def status(store: Store, run_id: int | None) -> str:
+    with store.session() as session:
+        run = session.get(SyncRun, run_id)
+        assert run is not None
+        return run.status
+
+
+def approved(push: Push, run: int) -> Decision:
+    decision = approve(push.settings, run, by="alice", store=push.store)
+    assert decision.status == "approved" and decision.run_id is not None
+    return decision
+
+
+def r4_note(count: int, run_id: int | None) -> str:
+    return (f"{count} approved change{'s' if count > 1 else ''} held: 'Administrators' must keep an active member"
+            f" (R4); see `dirsync events {run_id}`")
+
+
+def test_the_held_deactivation_of_the_only_administrator_is_held_by_r4_and_the_approval_succeeds(
+        push: Push) -> None:
+    administrators(push, 4)
+    run = held(push, lambda: push.deactivate(4))
+
+    decision = approved(push, run)
+
+    assert push.active()["u4@example.com"] is True
+    assert events(push.store, decision.run_id, "rejected") == [("u4@example.com", "last-active-administrator")]
+    assert events(push.store, decision.run_id, "conflict") == []
+    assert status(push.store, decision.run_id) == "succeeded" and decision.error is None
+    assert decision.note == r4_note(1, decision.run_id)
+    assert open_staged(push.store, "okta") == []
+
+
+def test_the_cli_says_how_many_approved_changes_r4_held_and_exits_0(push: Push) -> None:
+    administrators(push, 4)
+    run = held(push, lambda: push.deactivate(4))
+
+    result = push.ws.run("approve", str(run))
+
+    assert result.code == 0, result.err
+    approval = int(result.out.split("applied in run ")[1].split()[0])
+    assert f"  {r4_note(1, approval)}" in result.out
+    assert push.active()["u4@example.com"] is True
+
+
+def test_of_two_administrators_whose_deactivations_are_both_held_r4_holds_both_as_the_planner_does(
+        push: Push) -> None:
+    # The plan deactivates every active member and keeps both in the group: like a cycle's
+    # plan (docs/rules.md, R4), the approval holds both deactivations, not one chosen by order.
+    administrators(push, 3, 4)
+    run = held(push, lambda: push.deactivate(3), lambda: push.deactivate(4))
+
+    decision = approved(push, run)
+
+    assert (push.active()["u3@example.com"], push.active()["u4@example.com"]) == (True, True)
+    assert sorted(events(push.store, decision.run_id, "rejected")) == [
+        ("u3@example.com", "last-active-administrator"), ("u4@example.com", "last-active-administrator")]
+    assert status(push.store, decision.run_id) == "succeeded" and decision.note == r4_note(2, decision.run_id)
+
+
+def test_of_two_held_administrators_the_one_a_delete_takes_out_goes_and_the_other_is_held(push: Push) -> None:
+    administrators(push, 3, 4)
+    run = held(push, lambda: push.deactivate(3), lambda: push.okta.delete(f"/Users/{push.users[4]['id']}"))
+
+    decision = approved(push, run)
+
+    assert (push.active()["u3@example.com"], push.active()["u4@example.com"]) == (True, False)
+    assert push.okta.get(f"/Users/{push.users[4]['id']}").status_code == 404  # the DELETE was applied whole
+    assert events(push.store, decision.run_id, "rejected") == [("u3@example.com", "last-active-administrator")]
+    assert status(push.store, decision.run_id) == "succeeded" and decision.note == r4_note(1, decision.run_id)
+
+
+def test_a_held_administrator_whose_colleague_stays_active_is_deactivated(push: Push) -> None:
+    administrators(push, 3, 4)
+    run = held(push, lambda: push.deactivate(4))
+
+    decision = approved(push, run)
+
+    assert (push.active()["u3@example.com"], push.active()["u4@example.com"]) == (True, False)
+    assert events(push.store, decision.run_id, "rejected") == []
+    assert status(push.store, decision.run_id) == "succeeded" and decision.note is None
+
+
+def test_a_held_plan_without_administrators_is_applied_as_before(push: Push) -> None:
+    administrators(push, 4)
+    run = held(push, lambda: push.deactivate(2), lambda: push.deactivate(3))
+
+    decision = approved(push, run)
+
+    assert decision.applied is not None and decision.applied.applied == 2
+    assert (push.active()["u2@example.com"], push.active()["u3@example.com"]) == (False, False)
+    assert events(push.store, decision.run_id, "rejected") == []
+    assert status(push.store, decision.run_id) == "succeeded" and decision.note is None
+
+
+def test_the_note_names_both_the_r4_holds_and_the_requests_held_meanwhile(push: Push, monkeypatch: Any) -> None:
+    administrators(push, 4)
+    run = held(push, lambda: push.deactivate(4))
+    real_apply = reconcile.staging.apply
+
+    def apply_after_another_hold(*args: Any, **kwargs: Any) -> Any:
+        assert push.deactivate(2).status_code == 503  # held during the approval
+        return real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(reconcile.staging, "apply", apply_after_another_hold)
+
+    decision = approved(push, run)
+
+    later = push.plan()
+    assert later.run_id != run and later.deactivations == ("u2@example.com",)
+    assert decision.note == (f"{r4_note(1, decision.run_id)};"
+                             f" requests held meanwhile wait in the staged plan of run {later.run_id}")
+    assert status(push.store, decision.run_id) == "succeeded"
