@@ -265,8 +265,6 @@ class _Cycle:
                     if regained is not source:
                         source, local = regained, self._local_state(session, regained)
                     reread = self._may_release_hold(session, source, local)
-                if not reread:
-                    bound, active, managed_memberships = self._counts(session)
             if reread:
                 # R4 held an administrator's deactivation or removal, which only the IdP's
                 # record asked for, and a read of changes no longer carries that record:
@@ -277,7 +275,6 @@ class _Cycle:
                 source = self._read(connector, "full", None, None)
                 with self.store.session() as session:
                     local = self._local_state(session, source)
-                    bound, active, managed_memberships = self._counts(session)
         except ConnectorError as exc:
             return self._fail(run_id, mode, str(exc), auth=isinstance(exc, AuthError))
         except Exception as exc:  # a bug must not leave a run "running" forever
@@ -299,16 +296,7 @@ class _Cycle:
                 the_plan = plan(source, local, self.rules, directory=self.name, links=self.directory.links)
             if user_key is not None:
                 self.user_outcome = user_outcome(user_key, source, the_plan)
-            reported = reported_users(source, local, self.name, bound)
-            limits = self.settings.safety.to_limits()
-            verdict = guard.check(
-                the_plan,
-                active_users=active,
-                reported_users=reported,
-                limits=limits,
-                managed_memberships=managed_memberships,
-                allow_deactivations=user_key is not None,
-            )
+            verdict, empty = self._judge(source, local, the_plan, allow=user_key is not None)
             if self.dry_run:
                 return self._result(None, "dry-run", mode, counts=the_plan.counts(), plan=the_plan,
                                     error=f"{DRY_RUN_HALT}{verdict.reason}" if verdict.halted else None)
@@ -316,8 +304,6 @@ class _Cycle:
             if verdict.halted:
                 self._still_locked()
                 reason = verdict.reason or "a safety limit tripped"
-                # The guard's own empty-read test: with nothing to do, only an empty read trips it.
-                empty = guard.check(Plan(self.name), active_users=active, reported_users=reported, limits=limits).halted
                 if not self.allow or empty:  # an empty read is applied only by `dirsync approve RUN_ID`
                     with self.store.session(write=True) as session:
                         stage_plan(session, run_id=run_id, directory=self.name, plan=the_plan, reason=reason,
@@ -378,10 +364,24 @@ class _Cycle:
         return load_for_read(session, self.name, source, links=self.directory.links,
                              reserved_names=self.rules.reserved_names)
 
-    def _counts(self, session: Session) -> tuple[int, int, int]:
-        """(bound users, active bound users, managed memberships): what the guard measures."""
-        bound, active = count_users(session, self.name)
-        return bound, active, count_memberships(session, self.name)
+    def _judge(self, source: Snapshot | Changes, local: LocalState, the_plan: Plan,
+               allow: bool) -> tuple[guard.Verdict, bool]:
+        """The safety guard's verdict on `the_plan`, and whether the read is empty (the
+        guard's own test with nothing to do: only an empty read trips it). The store's
+        bound users, active ones and managed memberships are counted only where a limit
+        could trip: a count grows with the directory, a no-op cycle should not."""
+        if not guard.may_halt(the_plan, source):
+            return guard.Verdict(False), False
+        with self.store.session() as session:
+            bound, active = count_users(session, self.name)
+            managed_memberships = count_memberships(session, self.name)
+        reported = reported_users(source, local, self.name, bound)
+        limits = self.settings.safety.to_limits()
+        verdict = guard.check(the_plan, active_users=active, reported_users=reported, limits=limits,
+                              managed_memberships=managed_memberships, allow_deactivations=allow)
+        empty = verdict.halted and guard.check(
+            Plan(self.name), active_users=active, reported_users=reported, limits=limits).halted
+        return verdict, empty
 
     def _may_release_hold(self, session: Session, changes: Changes, local: LocalState) -> bool:
         """Whether `changes` meet the admin group while an R4 hold may be outstanding: the

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconcile.model import Action, Plan, SafetyLimits
+from reconcile.model import Action, Changes, Plan, SafetyLimits, Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +16,17 @@ class Verdict:
     reason: str | None = None
     deactivations: int = 0
     member_removals: int = 0
+
+
+def may_halt(plan: Plan, source: Snapshot | Changes) -> bool:
+    """Whether `check` could halt `plan` at all, before the store is counted. Only
+    deactivations and removals count against the limits, and only a read that may leave no
+    user reported trips the empty-read test: a full read, or changes that take users out of
+    scope (changes that take no one out report at least the users bound already, so none
+    is reported only where none is active). A no-op cycle needs no count of the store."""
+    if isinstance(source, Snapshot) or source.removed_user_ids:
+        return True
+    return any(op.action in (Action.DEACTIVATE_USER, Action.REMOVE_MEMBER) for op in plan.operations)
 
 
 def check(

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from simulators.state import load
-
 __all__ = ["ADMIN_TOKEN_ENV", "AdminClient", "AdminRequestError"]
 
 # Where the CLI looks for the admin token; not DIRSYNC_*, which dirsync takes for settings
@@ -40,6 +38,10 @@ class AdminClient:
     @classmethod
     def from_state_dir(cls, directory: Path) -> AdminClient:
         """The admin endpoint of the simulator started with `--state-dir directory`."""
+        # Here, not at the top: the CLI imports this module for ADMIN_TOKEN_ENV, and the
+        # simulator's state module brings its TLS stack (about 0.1 s on every command).
+        from simulators.state import load
+
         state = load(directory)
         if state is None:
             raise AdminRequestError(f"{directory} holds no simulator state (start one with --state-dir {directory})")

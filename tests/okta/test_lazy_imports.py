@@ -14,11 +14,13 @@ from simulators.okta import OktaSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 SDKS = ("okta", "okta.client", "msal")
+# The simulators' own stack (state, TLS certificates): only `demo` and `simulate` need it.
+SIMULATOR = ("simulators.state", "trustme")
 
 
-def loaded_after(script: str, tmp_path: Path, **env: str) -> dict[str, bool]:
-    """Which of `SDKS` are in `sys.modules` after `script` ran in a new interpreter."""
-    probe = f"{script}\nimport sys, json\nprint(json.dumps({{m: m in sys.modules for m in {SDKS!r}}}))\n"
+def loaded_after(script: str, tmp_path: Path, modules: tuple[str, ...] = SDKS, **env: str) -> dict[str, bool]:
+    """Which of `modules` are in `sys.modules` after `script` ran in a new interpreter."""
+    probe = f"{script}\nimport sys, json\nprint(json.dumps({{m: m in sys.modules for m in {modules!r}}}))\n"
     result = subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120,
         env={**os.environ, "PYTHONPATH": str(ROOT), "DIRSYNC_CONFIG": str(tmp_path / "none.toml"), **env},
@@ -49,6 +51,7 @@ settings = parse({{"store": {{"url": url}},
 assert run_cycle(settings, "hr").status == "succeeded"
 """
     assert loaded_after(script, tmp_path) == {"okta": False, "okta.client": False, "msal": False}
+    assert loaded_after(script, tmp_path, SIMULATOR) == {"simulators.state": False, "trustme": False}
 
 
 def test_an_okta_read_imports_the_request_path_only(sim: OktaSimulator, tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """S2: a mass deactivation or a mass removal of memberships is staged, not applied."""
 
-from reconcile.guard import check
-from reconcile.model import RuleSettings, SafetyLimits
+from reconcile.guard import check, may_halt
+from reconcile.model import Action, Changes, Operation, Plan, RuleSettings, SafetyLimits
 from reconcile.plan import plan
 
 from tests.reconcile.builders import directory, group, local_group, local_user, store, user
@@ -110,3 +110,38 @@ def test_without_a_managed_membership_count_only_the_absolute_removal_limit_appl
 def test_admin_approval_lets_a_mass_removal_through():
     v = verdict(in_one_group(100), eng_keeps(10, 100), allow=True)
     assert not v.halted and v.member_removals == 90
+
+
+# --- may_halt: when the store must be counted at all -----------------------------------------
+
+STRICTEST = SafetyLimits(max_deactivations=0, max_deactivation_ratio=0, ratio_floor=0, max_member_removals=0,
+                         max_member_removal_ratio=0, member_ratio_floor=0)
+
+
+def _changes(*users, removed=frozenset()):
+    return Changes(users=tuple(users), removed_user_ids=frozenset(removed), watermark="w")
+
+
+def test_a_read_of_changes_that_deactivates_and_removes_nothing_cannot_halt():
+    synced_hr = synced(3)
+    quiet = plan(_changes(), synced_hr, RuleSettings(), directory="hr")
+    renamed = plan(_changes(user("u1", "renamed@example.com")), synced_hr, RuleSettings(), directory="hr")
+    assert quiet.operations == () and renamed.operations  # a no-op, and an update
+    for p in (quiet, renamed):
+        assert not may_halt(p, _changes())
+        # reported >= bound >= active whenever no one leaves scope: even the strictest limits pass
+        for bound in range(3):
+            for active in range(bound + 1):
+                assert not check(p, active_users=active, reported_users=bound, limits=STRICTEST,
+                                 managed_memberships=bound).halted
+
+
+def test_the_store_is_counted_for_a_full_read_a_departure_a_deactivation_or_a_removal():
+    synced_hr = synced(3)
+    assert may_halt(plan(directory([]), synced_hr, RuleSettings(), directory="hr"), directory([]))  # empty read
+    gone = _changes(removed={"u1"})
+    assert may_halt(plan(gone, synced_hr, RuleSettings(), directory="hr"), gone)
+    disabled = _changes(user("u2", "p2@example.com", active=False))
+    p = plan(disabled, synced_hr, RuleSettings(), directory="hr")
+    assert any(op.action is Action.DEACTIVATE_USER for op in p.operations) and may_halt(p, disabled)
+    assert may_halt(Plan("hr", (Operation(Action.REMOVE_MEMBER, "g"),)), _changes())
