@@ -154,7 +154,9 @@ def plan_groups(
                 admin.external_id in seen or admin.id in held_local
             ):
                 out.rejections.append(
-                    _reject(group, "duplicate-name", f"directory group {admin.external_id} already maps onto {admin.name!r}")
+                    _reject(
+                        group, "duplicate-name", f"directory group {admin.external_id} already maps onto {admin.name!r}"
+                    )
                 )
                 continue
             if admin.external_id != group.external_id or admin.managed_by != directory:
@@ -194,7 +196,9 @@ def plan_groups(
             continue
         if candidate is admin or candidate.reserved:
             out.rejections.append(
-                _reject(group, "reserved-name", f"{candidate.name!r} is reserved; only {rules.admin_alias!r} maps onto it")
+                _reject(
+                    group, "reserved-name", f"{candidate.name!r} is reserved; only {rules.admin_alias!r} maps onto it"
+                )
             )
             continue
         if candidate.managed_by is not None and candidate.managed_by != directory:
@@ -203,7 +207,9 @@ def plan_groups(
         if candidate.managed_by == directory and (
             candidate.external_id in seen or candidate.id in held_local or candidate.id in rebound
         ):
-            out.rejections.append(_reject(group, "name-taken", f"directory group {candidate.external_id} has this name"))
+            out.rejections.append(
+                _reject(group, "name-taken", f"directory group {candidate.external_id} has this name")
+            )
             continue
         if candidate.managed_by is None and not explicit and not rules.link_groups_by_name:
             out.rejections.append(
