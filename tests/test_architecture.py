@@ -14,6 +14,7 @@ PURE_CORE = [
     "reconcile/plan.py",
     "reconcile/plan_users.py",
     "reconcile/plan_groups.py",
+    "reconcile/plan_members.py",
     "reconcile/plan_admin.py",
     "reconcile/merge.py",
     "reconcile/expect.py",
