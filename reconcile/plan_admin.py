@@ -1,7 +1,8 @@
 """R4 in the planner: the reserved admin group keeps an active member, judged by the group as
 the plan leaves it, with the plan's own adds, removals, activations and deactivations counted.
 
-`plan_groups` asks two things of this module, in this order:
+Group planning (`plan_groups`, its members through `plan_members`) asks two things of this
+module, in this order:
 
 1. `hold_last_admins`, before any group's members are planned: when the plan would leave
    no member of the admin group active (it deactivates every member that is active now),
@@ -138,6 +139,8 @@ def hold_last_admins_among(
     admin: LocalGroup | None,
     local_users: Mapping[int, LocalUser],
     rules: RuleSettings,
+    *,
+    keep_groups: bool = True,
 ) -> tuple[tuple[Operation, ...], list[Rejection]]:
     """R4 judged over `operations` alone, as they would change the store that `admin` (the
     reserved group as stored, None before it exists) and `local_users` (its members at
@@ -155,7 +158,9 @@ def hold_last_admins_among(
     new person (`IDENTITY_CHANGED`) or whose record left scope (`LEFT_SCOPE`), which the
     planner makes whether it holds the deactivation or not. A removal does not say whether
     the group still lists the record, so every other one is held (the membership stays until
-    a later plan); none adds a rejection.
+    a later plan); none adds a rejection. `keep_groups=False` leaves those removals alone,
+    where memberships follow the IdP's own group operations (push): then every operation
+    held has its rejection.
     """
     if admin is None:
         return tuple(operations), []
@@ -201,7 +206,8 @@ def hold_last_admins_among(
     held = hold_last_admins(group.name, group.members, lambda uid: uid not in leaving, gains, local_users, users)
     made, refused = admin_removals(group.name, group.members, sorted(leaving), gains, local_users, users, rules)
     # Rows now held active keep the groups they would have left as inactive users (R7).
-    kept_in = {uid for uid, why in deactivations.items() if why != LEFT_SCOPE} - users.deactivated_local_ids
+    kept_in = ({uid for uid, why in deactivations.items() if why != LEFT_SCOPE} - users.deactivated_local_ids
+               if keep_groups else set())
     applied = [
         op
         for op in users.operations

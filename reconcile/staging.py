@@ -20,7 +20,8 @@ operation held when the approval starts whose user is still bound to the directo
 against the rows as they are now, so the write-time checks judge what still holds. R4 is
 judged over exactly what is applied, as for a pull directory: a held deactivation or
 removal that would leave `Administrators` without an active member is held with the
-planner's rejection, judged against the admin group and its members as stored. Operations
+planner's rejection, judged against the admin group and its members as stored; the rest of
+that request waits with it (a request is written whole or not at all). Operations
 that no longer hold (the IdP took the deactivation back, the user is gone or unbound) are
 dropped with an event of reason `no-longer-confirmed`.
 Requests held while the approval runs move to a new open plan: never applied unseen.
@@ -42,9 +43,9 @@ from sqlalchemy.orm import Session
 from config import Settings
 from connectors import Connector, build_connector
 from connectors.errors import ConnectorError
-from reconcile.apply import ApplyResult, apply
+from reconcile.apply import REQUEST_REFUSED, ApplyResult, apply
 from reconcile.cycle import APPROVAL_TRIGGER, Lock, lease_lock
-from reconcile.model import Action, Operation, Plan, Snapshot
+from reconcile.model import Action, Operation, Plan, Rejection, Snapshot
 from reconcile.plan import plan
 from reconcile.plan_admin import LAST_ACTIVE_ADMINISTRATOR, hold_last_admins_among
 from reconcile.plan_groups import find_admin_group
@@ -64,8 +65,8 @@ from store import (
     staged_operations,
     start_run,
 )
-from store.held import carry_over, event_operation, held_operations, last_seq, lock_held
-from store.runs import insert_events, next_seq, operation_event
+from store.held import Held, carry_over, event_operation, held_operations, last_seq, lock_held
+from store.runs import insert_events, kind_of, next_seq, operation_event
 from store.staged import NO_LONGER_CONFIRMED, operator_name
 
 log = logging.getLogger("dirsync.staging")
@@ -258,9 +259,12 @@ class _Approval:
         confirmed = tuple(h.operation for h in held if h.operation is not None)
         dropped = [(event_operation(h.event), f"not applied: {h.why_not}") for h in held if h.operation is None]
         self._record_dropped(run_id, dropped)
+        # Memberships follow the IdP's own group operations in push: R4 holds no removal
+        # from another group for a held administrator (keep_groups=False).
         kept, r4 = hold_last_admins_among(confirmed, find_admin_group(local.groups, rules),
-                                          {u.id: u for u in local.users}, rules)
-        approved = Plan(self.name, kept, tuple(r4))
+                                          {u.id: u for u in local.users}, rules, keep_groups=False)
+        kept, with_them = _whole_requests(held, kept, rules.admin_group)
+        approved = Plan(self.name, kept, tuple(r4) + with_them)
         try:
             outcome = apply(self.store, approved, run_id=run_id, directory=self.name,
                             detail=f"approval of run {self.staged_run_id}")
@@ -326,6 +330,30 @@ def _state(session: Session, run_id: int) -> str:
 
 def _change(op: Operation) -> tuple[object, ...]:
     return (op.action, op.user, op.group, op.invite_id, op.values)
+
+
+def _whole_requests(held: Sequence[Held], kept: Sequence[Operation],
+                    admin_group: str) -> tuple[tuple[Operation, ...], tuple[Rejection, ...]]:
+    """`kept` (what R4 let through of `held`, in order) less every operation of a request
+    R4 held in part, and a rejection for each of those. A request is written whole or not
+    at all, as at the endpoint: a held DELETE of the last administrator neither unbinds them
+    nor takes them out of other groups, and the IdP's retry is judged again as a request. A
+    held operation's request is its event's detail (method and path)."""
+    confirmed = [(h.event.detail, h.operation) for h in held if h.operation is not None]
+    passed: list[bool] = []
+    position = 0
+    for _, op in confirmed:  # `kept` is a subsequence of the confirmed operations
+        through = position < len(kept) and kept[position] == op
+        position += through
+        passed.append(through)
+    cut = {request for (request, _), through in zip(confirmed, passed) if not through}
+    whole = tuple(op for (request, op), through in zip(confirmed, passed) if through and request not in cut)
+    refused = tuple(
+        Rejection(kind_of(op.action), op.target, REQUEST_REFUSED,
+                  f"held with the rest of {request}: {admin_group!r} must keep an active member (R4)")
+        for (request, op), through in zip(confirmed, passed) if through and request in cut
+    )
+    return whole, refused
 
 
 def _r4_note(held: int, admin_group: str, run_id: int) -> str | None:

@@ -91,6 +91,19 @@ def test_a_held_deactivation_keeps_the_row_in_the_groups_it_would_have_left_inac
     assert [(r.target, r.reason) for r in held] == [("ana@example.com", "last-active-administrator")]
 
 
+def test_without_keep_groups_a_held_deactivation_leaves_the_other_removals_alone():
+    # Push: memberships follow the IdP's own group operations, so R4 holds only what it
+    # names (the deactivation, with its rejection), not the removal from Eng.
+    local, fresh = ana_handing_over_to_bo(user("u1", "ana@example.com", active=False))
+    part = staged_part(fresh, without=Action.ACTIVATE_USER)
+
+    applied, held = hold_last_admins_among(part, find_admin_group(local.groups, RULES),
+                                           {u.id: u for u in local.users}, RULES, keep_groups=False)
+
+    assert changed(applied, Action.REMOVE_MEMBER) == [1] and changed(applied, Action.DEACTIVATE_USER) == []
+    assert [(r.target, r.reason) for r in held] == [("ana@example.com", "last-active-administrator")]
+
+
 def test_a_held_row_whose_record_left_scope_still_leaves_its_groups():
     # No group of the directory can list a record gone from its scope: the planner removes
     # the row from them whether or not it holds the deactivation.

@@ -13,6 +13,7 @@ from typing import Any
 import reconcile.staging
 from service.staging import Decision, approve, open_staged
 from store import Store, SyncRun, list_events
+from store.export import export_state
 from tests.scim.conftest import Push
 
 
@@ -146,3 +147,46 @@ def test_the_note_names_both_the_r4_holds_and_the_requests_held_meanwhile(push: 
     assert decision.note == (f"{r4_note(1, decision.run_id)};"
                              f" requests held meanwhile wait in the staged plan of run {later.run_id}")
     assert status(push.store, decision.run_id) == "succeeded"
+
+
+def groups_of(push: Push, email: str) -> set[str]:
+    with push.store.session() as session:
+        return {g["name"] for g in export_state(session)["groups"] if email in g["members"]}
+
+
+def test_a_held_delete_of_the_only_administrator_waits_whole_and_its_retry_is_judged_again(push: Push) -> None:
+    # A request is written whole or not at all: R4 holds the DELETE's deactivation, so its
+    # unbinding and its removals from other groups wait with it. The administrator stays
+    # bound, in Staff too, and the IdP's retry of the DELETE is judged again as a request.
+    administrators(push, 4)
+    push.okta.create_group("Staff", [push.users[4]["id"]])
+    user = f"/Users/{push.users[4]['id']}"
+    run = held(push, lambda: push.okta.delete(user))
+
+    decision = approved(push, run)
+
+    assert push.active()["u4@example.com"] is True
+    assert groups_of(push, "u4@example.com") == {"Administrators", "Staff"}
+    assert push.okta.get(user).status_code == 200  # still bound: the IdP can address it
+    rejected = events(push.store, decision.run_id, "rejected")
+    assert ("u4@example.com", "last-active-administrator") in rejected
+    assert {reason for _, reason in rejected} == {"last-active-administrator", "admin-group-would-be-empty",
+                                                  "request-refused"}
+    assert ("Staff", "request-refused") in rejected and ("u4@example.com", "request-refused") in rejected
+    assert events(push.store, decision.run_id, "applied") == []
+    assert status(push.store, decision.run_id) == "succeeded"
+    assert decision.note == r4_note(len(rejected), decision.run_id)
+    assert push.okta.delete(user).status_code == 503  # within the hour: held again, nothing applied
+    assert push.active()["u4@example.com"] is True and push.okta.get(user).status_code == 200
+
+
+def test_a_held_delete_of_someone_else_is_applied_whole(push: Push) -> None:
+    administrators(push, 4)
+    push.okta.create_group("Staff", [push.users[2]["id"], push.users[4]["id"]])
+    run = held(push, lambda: push.okta.delete(f"/Users/{push.users[2]['id']}"))
+
+    decision = approved(push, run)
+
+    assert push.active()["u2@example.com"] is False and groups_of(push, "u2@example.com") == set()
+    assert push.okta.get(f"/Users/{push.users[2]['id']}").status_code == 404
+    assert events(push.store, decision.run_id, "rejected") == [] and decision.note is None
