@@ -32,9 +32,8 @@ process start-up):
    wall time of the floor of the same bench run (Okta: the same pages fetched and
    JSON-parsed with aiohttp, four in flight, after one warm-up floor; Entra: both delta
    chains with requests + json, the fastest of the bench's three floors, which alternate
-   with full reads). Goal: at most 1.5x. The CPU ratio is in the detail: okta_bench's CPU
-   is the phase's own (`time.process_time` around it), graph_bench's the phase process's
-   whole life (its imports included).
+   with full reads). Goal: at most 1.5x. The CPU ratio is in the detail: a cycle's CPU is
+   its own (`time.process_time` around it, in both benches), a floor's the floor's.
 2. peak RSS of that full cycle's process: `ru_maxrss` / 1024, MiB (the benches print it as
    MB or MiB; the goal's 300 MB is read as 300 MiB). Goal: under 300.
 3. no-op cycle: the next `run_cycle`, nothing changed: its wall time (so above process

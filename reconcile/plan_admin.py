@@ -159,8 +159,8 @@ def hold_last_admins_among(
     planner makes whether it holds the deactivation or not. A removal does not say whether
     the group still lists the record, so every other one is held (the membership stays until
     a later plan); none adds a rejection. `keep_groups=False` leaves those removals alone,
-    where memberships follow the IdP's own group operations (push): then every operation
-    held has its rejection.
+    where memberships follow the IdP's own group operations (push): then only the
+    deactivations and admin-group removals named by the rejections are held.
     """
     if admin is None:
         return tuple(operations), []

@@ -21,9 +21,10 @@ against the rows as they are now, so the write-time checks judge what still hold
 judged over exactly what is applied, as for a pull directory: a held deactivation or
 removal that would leave `Administrators` without an active member is held with the
 planner's rejection, judged against the admin group and its members as stored; the rest of
-that request waits with it (a request is written whole or not at all). Operations
-that no longer hold (the IdP took the deactivation back, the user is gone or unbound) are
-dropped with an event of reason `no-longer-confirmed`.
+that user's held changes waits with it (the endpoint writes a request whole or not at
+all, and every held request deactivates its user). Operations that no longer hold (the
+IdP took the deactivation back, the user is gone or unbound), and the rest of that user's
+held changes, are dropped with an event of reason `no-longer-confirmed`.
 Requests held while the approval runs move to a new open plan: never applied unseen.
 
 `reject(settings, run_id, by=...)` closes the plan without applying anything.
@@ -256,14 +257,15 @@ class _Approval:
             # R4 needs the admin group with its members, and the rows the held operations touch.
             local = load_scope(session, self.name, user_ids=(), group_ids=(), group_names=rules.reserved_names,
                                emails={h.event.user_key for h in held if h.operation is not None and h.event.user_key})
-        confirmed = tuple(h.operation for h in held if h.operation is not None)
+        live, orphaned = _with_their_deactivation(held)
         dropped = [(event_operation(h.event), f"not applied: {h.why_not}") for h in held if h.operation is None]
-        self._record_dropped(run_id, dropped)
+        self._record_dropped(run_id, dropped + orphaned)
         # Memberships follow the IdP's own group operations in push: R4 holds no removal
         # from another group for a held administrator (keep_groups=False).
-        kept, r4 = hold_last_admins_among(confirmed, find_admin_group(local.groups, rules),
-                                          {u.id: u for u in local.users}, rules, keep_groups=False)
-        kept, with_them = _whole_requests(held, kept, rules.admin_group)
+        kept, r4 = hold_last_admins_among(tuple(h.operation for h in live if h.operation is not None),
+                                          find_admin_group(local.groups, rules), {u.id: u for u in local.users},
+                                          rules, keep_groups=False)
+        kept, with_them = _whole_users(live, kept, rules.admin_group)
         approved = Plan(self.name, kept, tuple(r4) + with_them)
         try:
             outcome = apply(self.store, approved, run_id=run_id, directory=self.name,
@@ -275,9 +277,9 @@ class _Approval:
             lock_held(session, self.name)  # no request is being held into the plan as it closes
             later = carry_over(session, self.staged_run_id, self.name, after_seq=upto)
             decide(session, self.staged_run_id, StagedStatus.APPROVED, by=self.by, decided_run_id=run_id)
-        notes = (_r4_note(len(confirmed) - len(kept), rules.admin_group, run_id),
+        notes = (_r4_note(len(approved.rejections), rules.admin_group, run_id),
                  f"requests held meanwhile wait in the staged plan of run {later}" if later else None)
-        return self._finish(run_id, approved, outcome, tuple(op for op, _ in dropped),
+        return self._finish(run_id, approved, outcome, tuple(op for op, _ in dropped + orphaned),
                             "; ".join(n for n in notes if n) or None)
 
     def _finish(self, run_id: int, applied: Plan, outcome: ApplyResult, dropped: tuple[Operation, ...],
@@ -332,26 +334,47 @@ def _change(op: Operation) -> tuple[object, ...]:
     return (op.action, op.user, op.group, op.invite_id, op.values)
 
 
-def _whole_requests(held: Sequence[Held], kept: Sequence[Operation],
-                    admin_group: str) -> tuple[tuple[Operation, ...], tuple[Rejection, ...]]:
-    """`kept` (what R4 let through of `held`, in order) less every operation of a request
-    R4 held in part, and a rejection for each of those. A request is written whole or not
-    at all, as at the endpoint: a held DELETE of the last administrator neither unbinds them
-    nor takes them out of other groups, and the IdP's retry is judged again as a request. A
-    held operation's request is its event's detail (method and path)."""
-    confirmed = [(h.event.detail, h.operation) for h in held if h.operation is not None]
+def _with_their_deactivation(held: Sequence[Held]) -> tuple[list[Held], list[tuple[Operation, str]]]:
+    """The held operations that still hold, less those of a user whose held deactivation no
+    longer does, and those (each with why). Every held request deactivates its user, so the
+    rest of it (a DELETE's removals and unbinding) goes where its deactivation goes: the
+    IdP took it back (a person reassigned stays as they are), or the user is gone."""
+    deactivated = {h.event.user_key for h in held
+                   if h.operation is not None and h.operation.action is Action.DEACTIVATE_USER}
+    live: list[Held] = []
+    orphaned: list[tuple[Operation, str]] = []
+    for h in held:
+        if h.operation is None:
+            continue
+        if h.event.user_key is None or h.event.user_key in deactivated:
+            live.append(h)
+        else:
+            orphaned.append((h.operation, "not applied: the user's held deactivation no longer holds"))
+    return live, orphaned
+
+
+def _whole_users(live: Sequence[Held], kept: Sequence[Operation],
+                 admin_group: str) -> tuple[tuple[Operation, ...], tuple[Rejection, ...]]:
+    """`kept` (what R4 let through of `live`, in order) less every held change of a user R4
+    held a change of, and a rejection for each of those. Every held request deactivates its
+    user: when R4 holds that deactivation, the rest of the user's held requests (a DELETE's
+    removals and unbinding, sent with it or after it) waits too, as the endpoint writes a
+    request whole or not at all; the administrator stays bound and in their groups, and the
+    IdP's retry is judged again as a request."""
     passed: list[bool] = []
     position = 0
-    for _, op in confirmed:  # `kept` is a subsequence of the confirmed operations
-        through = position < len(kept) and kept[position] == op
+    for h in live:  # `kept` is a subsequence of the live operations
+        through = position < len(kept) and kept[position] == h.operation
         position += through
         passed.append(through)
-    cut = {request for (request, _), through in zip(confirmed, passed) if not through}
-    whole = tuple(op for (request, op), through in zip(confirmed, passed) if through and request not in cut)
+    cut = {h.event.user_key for h, through in zip(live, passed) if not through and h.event.user_key is not None}
+    whole = tuple(op for h, through in zip(live, passed)
+                  if through and h.event.user_key not in cut and (op := h.operation) is not None)
     refused = tuple(
         Rejection(kind_of(op.action), op.target, REQUEST_REFUSED,
-                  f"held with the rest of {request}: {admin_group!r} must keep an active member (R4)")
-        for (request, op), through in zip(confirmed, passed) if through and request in cut
+                  f"held with the user's held deactivation ({h.event.detail}): {admin_group!r} must keep an"
+                  " active member (R4)")
+        for h, through in zip(live, passed) if through and h.event.user_key in cut and (op := h.operation) is not None
     )
     return whole, refused
 

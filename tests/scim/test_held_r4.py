@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import reconcile.staging
+from service import admin
 from service.staging import Decision, approve, open_staged
 from store import Store, SyncRun, list_events
 from store.export import export_state
@@ -190,3 +191,66 @@ def test_a_held_delete_of_someone_else_is_applied_whole(push: Push) -> None:
     assert push.active()["u2@example.com"] is False and groups_of(push, "u2@example.com") == set()
     assert push.okta.get(f"/Users/{push.users[2]['id']}").status_code == 404
     assert events(push.store, decision.run_id, "rejected") == [] and decision.note is None
+
+
+def bound(push: Push, n: int) -> bool:
+    return bool(push.okta.get(f"/Users/{push.users[n]['id']}").status_code == 200)
+
+
+def test_a_deactivation_then_a_delete_of_the_only_local_administrator_both_wait(push: Push) -> None:
+    # Administrators is local here, so the DELETE itself does not leave it; its unbinding and
+    # its removal from Staff are held in the plan under a request of their own, after the
+    # deactivation R4 holds: all of the user's held changes wait together.
+    admin.add_member(push.settings, push.store, "Administrators", "u4@example.com")
+    push.okta.create_group("Staff", [push.users[4]["id"]])
+    run = held(push, lambda: push.deactivate(4), lambda: push.okta.delete(f"/Users/{push.users[4]['id']}"))
+
+    decision = approved(push, run)
+
+    assert push.active()["u4@example.com"] is True and bound(push, 4)
+    assert groups_of(push, "u4@example.com") == {"Administrators", "Staff"}
+    assert decision.note == r4_note(len(events(push.store, decision.run_id, "rejected")), decision.run_id)
+
+
+def test_a_held_delete_whose_deactivation_the_idp_took_back_is_not_applied_in_part(push: Push) -> None:
+    push.okta.create_group("Staff", [push.users[2]["id"]])
+    run = held(push, lambda: push.okta.delete(f"/Users/{push.users[2]['id']}"))
+    assert push.reactivate(2).status_code == 200  # the IdP takes it back
+
+    decision = approved(push, run)
+
+    assert push.active()["u2@example.com"] is True and bound(push, 2)
+    assert groups_of(push, "u2@example.com") == {"Staff"}
+    assert decision.dropped and all(op.target in ("u2@example.com", "Staff") for op in decision.dropped)
+
+
+def test_the_note_counts_the_rejections_the_events_hold(push: Push) -> None:
+    administrators(push, 3, 4)
+    run = held(push, lambda: push.okta.delete(f"/Users/{push.users[3]['id']}"),
+               lambda: push.okta.delete(f"/Users/{push.users[4]['id']}"))
+
+    decision = approved(push, run)
+
+    assert (push.active()["u3@example.com"], push.active()["u4@example.com"]) == (True, True)
+    assert decision.note == r4_note(len(events(push.store, decision.run_id, "rejected")), decision.run_id)
+
+
+def test_the_rest_of_a_held_delete_carried_to_a_later_plan_is_not_applied_alone(
+        push: Push, monkeypatch: Any) -> None:
+    administrators(push, 4)
+    user = f"/Users/{push.users[4]['id']}"
+    run = held(push, lambda: push.okta.delete(user))
+    real_apply = reconcile.staging.apply
+
+    def apply_after_a_retry(*args: Any, **kwargs: Any) -> Any:
+        push.okta.create_group("Ops", [push.users[4]["id"]])
+        assert push.okta.delete(user).status_code == 503  # held: adds the removal from Ops
+        return real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(reconcile.staging, "apply", apply_after_a_retry)
+    approved(push, run)
+    monkeypatch.setattr(reconcile.staging, "apply", real_apply)
+    approved(push, push.plan().run_id)
+
+    assert push.active()["u4@example.com"] is True and bound(push, 4)
+    assert groups_of(push, "u4@example.com") == {"Administrators", "Ops"}
