@@ -306,17 +306,22 @@ def many_rows(result: dict[str, Any] | str) -> list[Row]:
 # --- the table --------------------------------------------------------------------------------
 
 
-def machine(started: tuple[str, tuple[float, ...]]) -> str:
+def commit() -> str:
+    """The commit measured (read when the run starts), and whether the tree differed from it."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
 
     dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
-    when, before = started
+    return f"{git('rev-parse', '--short', 'HEAD')}{dirty}"
+
+
+def machine(started: tuple[str, tuple[float, ...], str]) -> str:
+    when, before, measured = started
     return (
         f"Machine: nproc {os.cpu_count()}, load average {' / '.join(f'{x:.2f}' for x in before)} before, "
         f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())} after; "
         f"{when} → {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"git {git('rev-parse', '--short', 'HEAD')}{dirty}; "
+        f"git {measured}; "
         f"Python {platform.python_version()}.")
 
 
@@ -346,7 +351,7 @@ def main() -> None:
     million = {m.strip() for m in args.million.split(",") if m.strip()}
     if unknown := set(stores) - set(STORES) or million - {"file", "entra"}:
         parser.error(f"unknown: {', '.join(sorted(unknown))}")
-    started = (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg())
+    started = (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg(), commit())
     size = ["--users", str(args.users), "--groups", str(args.groups), "--memberships", str(args.memberships)]
     big = [str(10 * int(v)) if i % 2 else v for i, v in enumerate(size)]
 
