@@ -1,6 +1,7 @@
 """Benchmark: many small directories spread over Celery workers on Redis, store on PostgreSQL.
 
-    python bench/many_directories.py [--directories 200] [--users 500] [--groups 5]
+    python bench/many_directories.py [--kind file|okta] [--latency-ms 100]
+        [--directories 200] [--users 500] [--groups 5]
         [--workers 1,3] [--interval 30] [--steady-rounds 2] [--steady-changes]
         [--pg CONNINFO] [--redis-db 6] [--json PATH]
 
@@ -11,6 +12,22 @@ The default run (200 x 500 users, 1 then 3 workers) takes about 4 minutes on the
 machine (bench/results/many-directories.md, run 3; 30 minutes in run 1, when every
 full-read cycle still loaded the whole store).
 `--directories 100 --workers 1,2,3` took 14 minutes in run 2.
+
+`--kind okta` makes every directory an Okta directory in app scope (`app_id`) of ONE
+simulated Okta org instead of a file: the org holds an app per directory, with its
+`--users` users assigned directly and its `--groups` groups assigned (memberships as the
+files have them: every user in one group, every third in the next too), so each directory
+reads only its own app and no user or group is in two apps. All directories share the
+`org_url`, token (`token_env`, which the workers inherit) and `ca_bundle`. The simulator
+runs in its own process (it does not share the workers' GIL, but it does share the
+machine's cores), with rate limits lifted and `--latency-ms` added to every request (outside
+its lock), standing for Okta's HTTPS round trip; each worker count gets a fresh org, built
+the same. The changed round changes every app through the org's admin actions, so the
+System Log records it as Okta would (5 users renamed, one deactivated, the one deactivated
+by the change before reactivated, one moved to another group), and the cycles read it
+incrementally, as in production: each one polls the org's whole log and user filter and
+checks the users they name against its app (docs/okta.md). The per-phase table adds the
+simulator's CPU and the requests it answered, per endpoint.
 
 For each worker count (in one run, on the same data):
 
@@ -54,10 +71,12 @@ What it measures, from the store's `sync_runs` rows, the messages the due ticks 
 - what a full-read cycle loads of the store (`store.load_for_read`: its directory's rows
   and those its records' keys meet) beside the whole store (`load_local_state`, what every
   full read loaded before), each timed alone on the final store;
-- the load average at the start and end of each phase.
+- the load average at the start and end of each phase;
+- with `--kind okta`, the simulator process's CPU and the requests it answered per phase.
 
 With `--json PATH` it also writes, per worker count, the two rounds' wall times, the steady
-waits (due -> start) and gaps, the counts and the load average, for `bench/goals.py`.
+waits (due -> start) and gaps, the counts and the load average, for `bench/goals.py` (with
+`--kind okta`, also `kind` and `latency_ms`).
 
 Results: bench/results/many-directories.md.
 """
@@ -524,9 +543,10 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> str:
     what = (f"{args.directories} Okta directories in app scope (apps of one simulated org, {args.latency_ms:g} ms"
             f" added to every request, rate limits lifted; the simulator in its own process)"
             if okta else f"{args.directories} file directories")
+    changing = ", apps changing every interval" if okta else ", files changing every interval"
     lines = [
         f"{what} x {args.users} users, {args.groups} groups; interval"
-        f" {args.interval} s (beat's tick {args.interval / 4:g} s){', files changing every interval' if args.steady_changes else ''};"
+        f" {args.interval} s (beat's tick {args.interval / 4:g} s){changing if args.steady_changes else ''};"
         f" store PostgreSQL, broker Redis;"
         f" prefork, concurrency 1 per worker; nproc {os.cpu_count()}.",
         "",
