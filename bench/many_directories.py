@@ -219,7 +219,8 @@ def change_apps(org: Any, apps: dict[str, App], step: int) -> dict[str, int]:
     """Change every app's users through the org's admin actions, so the System Log records
     it as Okta would (`okta_bench.change_one_percent` does the same to 1 % of an org): 5
     renamed, one deactivated (Okta drops its direct assignment; its groups keep it in the app
-    once it is back), the one `step - 1` deactivated reactivated, one moved to another group."""
+    once it is back), the one the step before deactivated reactivated, one moved to another
+    group."""
     done = {"renamed": 0, "deactivated": 0, "reactivated": 0, "moved": 0}
     with org.lock:
         for app in apps.values():
