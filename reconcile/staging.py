@@ -23,8 +23,8 @@ removal that would leave `Administrators` without an active member is held with 
 planner's rejection, judged against the admin group and its members as stored; the rest of
 that user's held changes waits with it (the endpoint writes a request whole or not at
 all, and every held request deactivates its user). Operations that no longer hold (the
-IdP took the deactivation back, the user is gone or unbound), and the rest of that user's
-held changes, are dropped with an event of reason `no-longer-confirmed`.
+IdP took the deactivation back, the user is gone or unbound), and the rest of the request
+such a deactivation came with, are dropped with an event of reason `no-longer-confirmed`.
 Requests held while the approval runs move to a new open plan: never applied unseen.
 
 `reject(settings, run_id, by=...)` closes the plan without applying anything.
@@ -36,7 +36,7 @@ failed read or a busy lock: the result says so and the plan stays open.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -257,7 +257,7 @@ class _Approval:
             # R4 needs the admin group with its members, and the rows the held operations touch.
             local = load_scope(session, self.name, user_ids=(), group_ids=(), group_names=rules.reserved_names,
                                emails={h.event.user_key for h in held if h.operation is not None and h.event.user_key})
-        live, orphaned = _with_their_deactivation(held)
+        live, orphaned = _with_their_deactivation(held, {u.id: u.active for u in local.users})
         dropped = [(event_operation(h.event), f"not applied: {h.why_not}") for h in held if h.operation is None]
         self._record_dropped(run_id, dropped + orphaned)
         # Memberships follow the IdP's own group operations in push: R4 holds no removal
@@ -334,47 +334,83 @@ def _change(op: Operation) -> tuple[object, ...]:
     return (op.action, op.user, op.group, op.invite_id, op.values)
 
 
-def _with_their_deactivation(held: Sequence[Held]) -> tuple[list[Held], list[tuple[Operation, str]]]:
-    """The held operations that still hold, less those of a user whose held deactivation no
-    longer does, and those (each with why). Every held request deactivates its user, so the
-    rest of it (a DELETE's removals and unbinding) goes where its deactivation goes: the
-    IdP took it back (a person reassigned stays as they are), or the user is gone."""
-    deactivated = {h.event.user_key for h in held
-                   if h.operation is not None and h.operation.action is Action.DEACTIVATE_USER}
+def _requests(held: Sequence[Held]) -> list[list[Held]]:
+    """The held operations by request: runs of consecutive events with the same detail
+    (`store.held.hold` writes a request's operations together; a withdrawal or another
+    request between two of them starts another run)."""
+    requests: list[list[Held]] = []
+    for h in held:
+        last = requests[-1][-1] if requests else None
+        if last is not None and last.event.detail == h.event.detail and h.event.seq == last.event.seq + 1:
+            requests[-1].append(h)
+        else:
+            requests.append([h])
+    return requests
+
+
+def _row(request: Sequence[Held]) -> int | None:
+    """The user row a held request is about (each is about one user)."""
+    return next((h.operation.user.local_id for h in request if h.operation is not None and h.operation.user), None)
+
+
+def _with_their_deactivation(held: Sequence[Held], active: Mapping[int, bool]
+                             ) -> tuple[list[Held], list[tuple[Operation, str]]]:
+    """The held operations to judge, and those dropped (each with why). Every held request
+    deactivates its user, and the rest of it goes where that deactivation goes: with a
+    deactivation that no longer holds (the IdP took it back, the user is gone), the request
+    is dropped. A request held after its user's deactivation was (a DELETE after a PATCH
+    `active: false`, or its retry: only its new operations are held) follows that one: judged
+    with it when it is in this plan, applied when the user is inactive now (an earlier
+    approval deactivated them), dropped when the user is still active (taken back, or R4
+    held it)."""
+    deactivation = Action.DEACTIVATE_USER.value
+    requests = _requests(held)
+    deactivating = {_row(r) for r in requests
+                    if any(h.event.action == deactivation and h.operation is not None for h in r)}
     live: list[Held] = []
     orphaned: list[tuple[Operation, str]] = []
-    for h in held:
-        if h.operation is None:
-            continue
-        if h.event.user_key is None or h.event.user_key in deactivated:
-            live.append(h)
+    for request in requests:
+        own = [h for h in request if h.event.action == deactivation]
+        row = _row(request)
+        if own:
+            goes = all(h.operation is not None for h in own)
         else:
-            orphaned.append((h.operation, "not applied: the user's held deactivation no longer holds"))
+            goes = row in deactivating or (row is not None and active.get(row) is False)
+        for h in request:
+            if h.operation is None:
+                continue
+            if goes:
+                live.append(h)
+            else:
+                orphaned.append((h.operation, "not applied: the user's deactivation it came with was not applied"))
     return live, orphaned
 
 
 def _whole_users(live: Sequence[Held], kept: Sequence[Operation],
                  admin_group: str) -> tuple[tuple[Operation, ...], tuple[Rejection, ...]]:
-    """`kept` (what R4 let through of `live`, in order) less every held change of a user R4
-    held a change of, and a rejection for each of those. Every held request deactivates its
-    user: when R4 holds that deactivation, the rest of the user's held requests (a DELETE's
-    removals and unbinding, sent with it or after it) waits too, as the endpoint writes a
-    request whole or not at all; the administrator stays bound and in their groups, and the
-    IdP's retry is judged again as a request."""
+    """`kept` (what R4 let through of `live`, in order) less every held change of a user row
+    R4 held a change of, and a rejection for each of those. Every held request deactivates
+    its user: when R4 holds that deactivation, the rest of the user's held requests (a
+    DELETE's removals and unbinding, sent with it or after it) waits too, as the endpoint
+    writes a request whole or not at all; the administrator stays bound and in their
+    groups, and the IdP's retry is judged again as a request."""
+    def row(h: Held) -> int | None:
+        return h.operation.user.local_id if h.operation is not None and h.operation.user else None
+
     passed: list[bool] = []
     position = 0
     for h in live:  # `kept` is a subsequence of the live operations
         through = position < len(kept) and kept[position] == h.operation
         position += through
         passed.append(through)
-    cut = {h.event.user_key for h, through in zip(live, passed) if not through and h.event.user_key is not None}
+    cut = {row(h) for h, through in zip(live, passed) if not through} - {None}
     whole = tuple(op for h, through in zip(live, passed)
-                  if through and h.event.user_key not in cut and (op := h.operation) is not None)
+                  if through and row(h) not in cut and (op := h.operation) is not None)
     refused = tuple(
         Rejection(kind_of(op.action), op.target, REQUEST_REFUSED,
                   f"held with the user's held deactivation ({h.event.detail}): {admin_group!r} must keep an"
                   " active member (R4)")
-        for h, through in zip(live, passed) if through and h.event.user_key in cut and (op := h.operation) is not None
+        for h, through in zip(live, passed) if through and row(h) in cut and (op := h.operation) is not None
     )
     return whole, refused
 

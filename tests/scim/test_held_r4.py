@@ -254,3 +254,63 @@ def test_the_rest_of_a_held_delete_carried_to_a_later_plan_is_not_applied_alone(
 
     assert push.active()["u4@example.com"] is True and bound(push, 4)
     assert groups_of(push, "u4@example.com") == {"Administrators", "Ops"}
+
+
+def put(push: Push, n: int, email: str, *, active: bool) -> Any:
+    return push.okta.put(f"/Users/{push.users[n]['id']}", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": push.users[n]["id"], "userName": email,
+        "name": {"givenName": "Ann", "familyName": "Lee"}, "emails": [{"primary": True, "value": email}],
+        "active": active})
+
+
+def test_a_held_put_that_renames_and_deactivates_is_applied_whole(push: Push) -> None:
+    # Its two events carry different emails (the new one, the old one): one request still.
+    run = held(push, lambda: put(push, 2, "new2@example.com", active=False))
+
+    decision = approved(push, run)
+
+    assert push.active().get("new2@example.com") is False and decision.dropped == ()
+
+
+def test_a_held_put_that_renames_and_deactivates_the_only_administrator_waits_whole(push: Push) -> None:
+    administrators(push, 4)
+    run = held(push, lambda: put(push, 4, "new4@example.com", active=False))
+
+    decision = approved(push, run)
+
+    assert push.active().get("u4@example.com") is True and "new4@example.com" not in push.active()
+    assert sorted(reason for _, reason in events(push.store, decision.run_id, "rejected")) == [
+        "last-active-administrator", "request-refused"]
+    assert decision.note == r4_note(2, decision.run_id)
+
+
+def test_a_delete_taken_back_stays_undone_when_a_later_deactivation_is_held_anew(push: Push) -> None:
+    push.okta.create_group("Staff", [push.users[2]["id"]])
+    run = held(push, lambda: push.okta.delete(f"/Users/{push.users[2]['id']}"))
+    assert push.reactivate(2).status_code == 200  # the IdP takes the DELETE back
+    assert push.deactivate(2).status_code == 503  # and later deactivates: held anew
+
+    approved(push, run)
+
+    assert push.active()["u2@example.com"] is False  # the later request: a deactivation only
+    assert bound(push, 2) and groups_of(push, "u2@example.com") == {"Staff"}
+
+
+def test_the_rest_of_a_delete_held_after_its_deactivation_is_applied_by_a_later_approval(
+        push: Push, monkeypatch: Any) -> None:
+    push.okta.create_group("Staff", [push.users[2]["id"]])
+    user = f"/Users/{push.users[2]['id']}"
+    run = held(push, lambda: push.deactivate(2))
+    real_apply = reconcile.staging.apply
+
+    def apply_after_a_delete(*args: Any, **kwargs: Any) -> Any:
+        assert push.okta.delete(user).status_code == 503  # its deactivation is held: the rest is added
+        return real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(reconcile.staging, "apply", apply_after_a_delete)
+    approved(push, run)  # deactivates u2
+    monkeypatch.setattr(reconcile.staging, "apply", real_apply)
+    approved(push, push.plan().run_id)
+
+    assert push.active()["u2@example.com"] is False
+    assert not bound(push, 2) and groups_of(push, "u2@example.com") == set()
