@@ -50,6 +50,7 @@ from reconcile.model import Action, Operation, Plan, Rejection, Snapshot
 from reconcile.plan import plan
 from reconcile.plan_admin import LAST_ACTIVE_ADMINISTRATOR, hold_last_admins_among
 from reconcile.plan_groups import find_admin_group
+from reconcile.rules import email_key
 from store import (
     Outcome,
     StagedStatus,
@@ -254,10 +255,15 @@ class _Approval:
         with self.store.session() as session:
             upto = last_seq(session, self.staged_run_id)
             held = held_operations(session, self.staged_run_id, self.name, upto_seq=upto)
-            # R4 needs the admin group with its members, and the rows the held operations touch.
+            # R4 needs the admin group with its members, and the rows the held operations touch
+            # (a rename's event names the new email: its row is found by the old one).
+            emails = {h.event.user_key for h in held if h.event.user_key}
+            emails |= {email_key(str(old)) for h in held if h.operation is not None
+                       and (old := dict(h.operation.old).get("email")) is not None}
             local = load_scope(session, self.name, user_ids=(), group_ids=(), group_names=rules.reserved_names,
-                               emails={h.event.user_key for h in held if h.operation is not None and h.event.user_key})
-        live, orphaned = _with_their_deactivation(held, {u.id: u.active for u in local.users})
+                               emails=emails)
+        live, orphaned = _with_their_deactivation(held, {email_key(u.email): u.id for u in local.users},
+                                                  {u.id: u.active for u in local.users})
         dropped = [(event_operation(h.event), f"not applied: {h.why_not}") for h in held if h.operation is None]
         self._record_dropped(run_id, dropped + orphaned)
         # Memberships follow the IdP's own group operations in push: R4 holds no removal
@@ -334,48 +340,54 @@ def _change(op: Operation) -> tuple[object, ...]:
     return (op.action, op.user, op.group, op.invite_id, op.values)
 
 
-def _requests(held: Sequence[Held]) -> list[list[Held]]:
+def _row_of(h: Held, rows: Mapping[str, int]) -> int | None:
+    """The user row a held operation is about: its own, else the row its event's email key
+    names now (a deactivation taken back has no operation)."""
+    if h.operation is not None and h.operation.user is not None and h.operation.user.local_id is not None:
+        return h.operation.user.local_id
+    return rows.get(h.event.user_key) if h.event.user_key else None
+
+
+def _requests(held: Sequence[Held], rows: Mapping[str, int]) -> list[list[Held]]:
     """The held operations by request: runs of consecutive events with the same detail
-    (`store.held.hold` writes a request's operations together; a withdrawal or another
-    request between two of them starts another run)."""
+    about the same user row (`store.held.hold` writes a request's operations together; a
+    withdrawal or another request between two of them starts another run)."""
     requests: list[list[Held]] = []
     for h in held:
         last = requests[-1][-1] if requests else None
         if last is not None and last.event.detail == h.event.detail and h.event.seq == last.event.seq + 1:
-            requests[-1].append(h)
-        else:
-            requests.append([h])
+            row, before = _row_of(h, rows), _row_of(last, rows)
+            if row is None or before is None or row == before:
+                requests[-1].append(h)
+                continue
+        requests.append([h])
     return requests
 
 
-def _row(request: Sequence[Held]) -> int | None:
-    """The user row a held request is about (each is about one user)."""
-    return next((h.operation.user.local_id for h in request if h.operation is not None and h.operation.user), None)
-
-
-def _with_their_deactivation(held: Sequence[Held], active: Mapping[int, bool]
+def _with_their_deactivation(held: Sequence[Held], rows: Mapping[str, int], active: Mapping[int, bool]
                              ) -> tuple[list[Held], list[tuple[Operation, str]]]:
     """The held operations to judge, and those dropped (each with why). Every held request
     deactivates its user, and the rest of it goes where that deactivation goes: with a
     deactivation that no longer holds (the IdP took it back, the user is gone), the request
     is dropped. A request held after its user's deactivation was (a DELETE after a PATCH
-    `active: false`, or its retry: only its new operations are held) follows that one: judged
-    with it when it is in this plan, applied when the user is inactive now (an earlier
-    approval deactivated them), dropped when the user is still active (taken back, or R4
-    held it)."""
+    `active: false`, or its retry: only its new operations are held) follows the latest
+    one held before it: judged with it when it still holds, dropped when it was taken back;
+    with none in this plan, applied when the user is inactive now (an earlier approval
+    deactivated them), dropped when the user is still active (taken back, or R4 held it).
+    `rows`: user rows by email key; `active`: whether each row is active now."""
     deactivation = Action.DEACTIVATE_USER.value
-    requests = _requests(held)
-    deactivating = {_row(r) for r in requests
-                    if any(h.event.action == deactivation and h.operation is not None for h in r)}
+    holds: dict[int | None, bool] = {}  # row -> whether its latest held deactivation so far still holds
     live: list[Held] = []
     orphaned: list[tuple[Operation, str]] = []
-    for request in requests:
+    for request in _requests(held, rows):
+        row = next((r for h in request if (r := _row_of(h, rows)) is not None), None)
         own = [h for h in request if h.event.action == deactivation]
-        row = _row(request)
         if own:
-            goes = all(h.operation is not None for h in own)
+            goes = holds[row] = all(h.operation is not None for h in own)
+        elif row in holds:
+            goes = holds[row]
         else:
-            goes = row in deactivating or (row is not None and active.get(row) is False)
+            goes = row is not None and active.get(row) is False
         for h in request:
             if h.operation is None:
                 continue

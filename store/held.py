@@ -38,7 +38,15 @@ from reconcile.model import Action, Operation, Plan, Ref
 from reconcile.rules import email_key, name_key
 from store.models import Outcome, RunStatus, StagedPlan, StagedStatus, SyncEvent, SyncRun, groups, users
 from store.runs import finish_run, insert_events, next_seq, operation_event, start_run
-from store.staged import NO_LONGER_CONFIRMED, change_key, event_change, limit_name, live_events, staged_deactivations
+from store.staged import (
+    NO_LONGER_CONFIRMED,
+    change_key,
+    event_change,
+    limit_name,
+    live_events,
+    staged_deactivations,
+    withdrawals,
+)
 
 HELD_TRIGGER = "scim"
 HELD_MODE = "push"
@@ -160,14 +168,14 @@ def held_operations(session: Session, run_id: int, directory: str, *, upto_seq: 
     gone or no longer bound to `directory` come with why they no longer hold."""
     events = list(session.scalars(select(SyncEvent).where(SyncEvent.run_id == run_id, SyncEvent.seq <= upto_seq)
                                   .order_by(SyncEvent.seq)))
-    withdrawals = {e.user_key: e for e in events if e.outcome == Outcome.REJECTED.value}
+    taken_back_by = {e.user_key: e for e in events if e.outcome == Outcome.REJECTED.value}
     out: list[Held] = []
     live = {id(e) for e in live_events(events)}
     for event in events:
         if event.outcome != Outcome.STAGED.value:
             continue
         if id(event) not in live:
-            taken_back = withdrawals.get(event.user_key)
+            taken_back = taken_back_by.get(event.user_key)
             out.append(Held(event, None, taken_back.detail if taken_back is not None else "withdrawn"))
             continue
         op, why = _operation(session, directory, event)
@@ -179,16 +187,19 @@ def carry_over(session: Session, run_id: int, directory: str, *, after_seq: int,
     """Move what plan `run_id` took in after `after_seq` (requests held while it was being
     approved) into a new open plan; its run id, or None when there was nothing. Call
     under `lock_held`, before closing plan `run_id`."""
-    later = select(SyncEvent.id).where(SyncEvent.run_id == run_id, SyncEvent.seq > after_seq)
-    if session.scalar(later.limit(1)) is None:
+    events = list(session.scalars(select(SyncEvent).where(SyncEvent.run_id == run_id).order_by(SyncEvent.seq)))
+    # A withdrawal of an event held before `after_seq` stays with it: a plan carried over
+    # must never count a withdrawal without what it withdraws.
+    stay = {withdrawal.id for withdrawal, staged in withdrawals(events) if staged.seq <= after_seq}
+    moving = [e.id for e in events if e.seq > after_seq and e.id not in stay]
+    if not moving:
         return None
     old = session.get(StagedPlan, run_id)
     now = at or clock.now()
     new_run = start_run(session, directory=directory, trigger=HELD_TRIGGER, mode=HELD_MODE,
                         status=RunStatus.HALTED, at=now)
     reason = old.reason if old is not None else "held while an approval ran"
-    moved = session.execute(update(SyncEvent).where(SyncEvent.run_id == run_id, SyncEvent.seq > after_seq)
-                            .values(run_id=new_run))
+    moved = session.execute(update(SyncEvent).where(SyncEvent.id.in_(moving)).values(run_id=new_run))
     finish_run(session, new_run, RunStatus.HALTED, {"staged": int(getattr(moved, "rowcount", 0) or 0)},
                f"halted by a safety limit: {reason} (held while run {run_id} was being approved)", at=now)
     session.add(StagedPlan(run_id=new_run, directory=directory, status=StagedStatus.OPEN.value, created_at=now,

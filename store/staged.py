@@ -197,18 +197,25 @@ def live_events(events: Iterable[SyncEvent]) -> list[SyncEvent]:
     """The `staged` events of one run (given in `seq` order) that still hold: each event
     of reason `no-longer-confirmed` in the run takes back the earliest staged one with
     the same change (see `store.held`)."""
-    staged: list[SyncEvent] = []
-    taken: set[int] = set()
-    by_change: dict[tuple[Any, ...], list[int]] = {}
+    ordered = list(events)
+    taken = {id(staged) for _, staged in withdrawals(ordered)}
+    return [e for e in ordered if e.outcome == Outcome.STAGED.value and id(e) not in taken]
+
+
+def withdrawals(events: Iterable[SyncEvent]) -> list[tuple[SyncEvent, SyncEvent]]:
+    """Of one run's events (in `seq` order): each withdrawal (an event of reason
+    `no-longer-confirmed`) with the staged event it takes back, the earliest one with the
+    same change not taken back already."""
+    waiting: dict[tuple[Any, ...], list[SyncEvent]] = {}
+    pairs: list[tuple[SyncEvent, SyncEvent]] = []
     for event in events:
         if event.outcome == Outcome.STAGED.value:
-            by_change.setdefault(event_change(event), []).append(len(staged))
-            staged.append(event)
+            waiting.setdefault(event_change(event), []).append(event)
         elif event.outcome == Outcome.REJECTED.value and event.reason == NO_LONGER_CONFIRMED:
-            waiting = by_change.get(event_change(event))
-            if waiting:
-                taken.add(waiting.pop(0))
-    return [e for n, e in enumerate(staged) if n not in taken]
+            staged = waiting.get(event_change(event))
+            if staged:
+                pairs.append((event, staged.pop(0)))
+    return pairs
 
 
 def event_change(event: SyncEvent) -> tuple[Any, ...]:

@@ -314,3 +314,58 @@ def test_the_rest_of_a_delete_held_after_its_deactivation_is_applied_by_a_later_
 
     assert push.active()["u2@example.com"] is False
     assert not bound(push, 2) and groups_of(push, "u2@example.com") == set()
+
+
+def test_a_rename_held_after_a_deactivation_is_applied_once_that_is(push: Push, monkeypatch: Any) -> None:
+    # During the approval the IdP renames u2 with active:false: only the rename is held
+    # (the deactivation is held already) and waits in a later plan; its event names the new
+    # email, the row still has the old one.
+    run = held(push, lambda: push.deactivate(2))
+    real_apply = reconcile.staging.apply
+
+    def apply_after_a_put(*args: Any, **kwargs: Any) -> Any:
+        assert put(push, 2, "new2@example.com", active=False).status_code == 503
+        return real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(reconcile.staging, "apply", apply_after_a_put)
+    approved(push, run)
+    monkeypatch.setattr(reconcile.staging, "apply", real_apply)
+    approved(push, push.plan().run_id)
+
+    assert push.active().get("new2@example.com") is False
+
+
+def test_a_request_following_a_deactivation_taken_back_is_dropped_even_when_another_is_held_anew(
+        push: Push) -> None:
+    push.okta.create_group("Staff", [push.users[2]["id"]])
+    run = held(push, lambda: push.deactivate(2), lambda: push.okta.delete(f"/Users/{push.users[2]['id']}"))
+    assert push.reactivate(2).status_code == 200  # takes back the deactivation the DELETE followed
+    assert push.deactivate(2).status_code == 503  # held anew: a deactivation only
+
+    approved(push, run)
+
+    assert push.active()["u2@example.com"] is False
+    assert bound(push, 2) and groups_of(push, "u2@example.com") == {"Staff"}
+
+
+def test_a_withdrawal_during_an_approval_stays_with_the_plan_it_withdraws_from(
+        push: Push, monkeypatch: Any) -> None:
+    # Carried over alone, it made the next plan count -1 held deactivations: one more
+    # deactivation passed the hourly limit, and a later one could no longer be taken back.
+    run = held(push, lambda: push.deactivate(2))
+    real_apply = reconcile.staging.apply
+
+    def apply_after_a_reactivation(*args: Any, **kwargs: Any) -> Any:
+        assert push.reactivate(2).status_code == 200
+        return real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(reconcile.staging, "apply", apply_after_a_reactivation)
+    approved(push, run)
+    monkeypatch.setattr(reconcile.staging, "apply", real_apply)
+
+    assert open_staged(push.store, "okta") == []
+    assert [push.deactivate(3).status_code, push.deactivate(4).status_code] == [503, 503]
+    assert push.plan().deactivations == ("u3@example.com", "u4@example.com")
+    assert push.reactivate(4).status_code == 200  # the IdP takes u4's back
+    approved(push, push.plan().run_id)
+    assert (push.active()["u3@example.com"], push.active()["u4@example.com"]) == (False, True)
