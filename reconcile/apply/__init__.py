@@ -30,9 +30,10 @@ store by the same rule.
 
 The session's pending work is committed first: `apply` owns the transactions from there.
 
-Inside, by job: `applier` runs the operations (chunks, retries, events, counts), `checks`
-makes the write-time checks and names the conflict reasons, `rows` and `members` write,
-`lookup` finds rows, `result` holds what an apply returns.
+Inside, by job: `applier` runs the operations (chunks, retries, events, counts), `writer`
+hands a transaction's operations to the handlers by action and resolves the references they
+name, `checks` makes the write-time checks and names the conflict reasons, `rows` and
+`members` write, `lookup` finds rows, `result` holds what an apply returns.
 """
 
 from __future__ import annotations

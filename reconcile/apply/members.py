@@ -15,10 +15,10 @@ from store.bulk import insert_many
 from store.models import Outcome, groups, memberships
 
 if TYPE_CHECKING:
-    from reconcile.apply.applier import _Applier
+    from reconcile.apply.writer import _Writer
 
 
-def _members(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+def _members(applier: _Writer, conn: Connection, ops: list[Operation]) -> list[_Result]:
     adding = ops[0].action is Action.ADD_MEMBER
     group_ids = applier.groups_of(conn, (op.group for op in ops))
     user_ids = applier.users_of(conn, (op.user for op in ops))

@@ -22,7 +22,7 @@ from store.bulk import COPY_FROM_ROWS, insert_many, insert_returning
 from store.models import InviteStatus, Outcome, groups, invites, users
 
 if TYPE_CHECKING:
-    from reconcile.apply.applier import _Applier
+    from reconcile.apply.writer import _Writer
 
 _USER_FIELDS = ("email", "given_name", "family_name", "display_name")
 
@@ -30,7 +30,7 @@ _USER_FIELDS = ("email", "given_name", "family_name", "display_name")
 # --- creating rows ---------------------------------------------------------------------------
 
 
-def _create_users(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+def _create_users(applier: _Writer, conn: Connection, ops: list[Operation]) -> list[_Result]:
     at = applier.at
     rows = []
     keys = []
@@ -56,7 +56,7 @@ def _create_users(applier: _Applier, conn: Connection, ops: list[Operation]) -> 
     return _create(applier, conn, users, "email_key", rows, keys, applier.user_keys)
 
 
-def _create_groups(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+def _create_groups(applier: _Writer, conn: Connection, ops: list[Operation]) -> list[_Result]:
     at = applier.at
     rows = []
     keys = []
@@ -89,7 +89,7 @@ def _key(ref: Ref | None, external_id: object, natural: str) -> str:
 
 
 def _create(
-    applier: _Applier,
+    applier: _Writer,
     conn: Connection,
     table: Table,
     natural: str,
@@ -155,7 +155,7 @@ def _create(
     return results
 
 
-def _create_invites(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+def _create_invites(applier: _Writer, conn: Connection, ops: list[Operation]) -> list[_Result]:
     """An open invite per email, unless one is open already (case-insensitively)."""
     emails = [str(op.value("email") or "").strip() for op in ops]
     found = _select_in(conn, (invites.c.email_key,), invites.c.email_key, {email_key(e) for e in emails},
@@ -215,7 +215,7 @@ def _wanted(op: Operation) -> dict[str, Any] | str:
     raise AssertionError(op.action)
 
 
-def _change_rows(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+def _change_rows(applier: _Writer, conn: Connection, ops: list[Operation]) -> list[_Result]:
     """Set columns on existing rows; a row already holding the values is a noop. A row
     whose unique key changes is first moved to a placeholder key, so keys can swap."""
     is_user = ops[0].action in USER_ACTIONS
@@ -274,7 +274,7 @@ def _change_rows(applier: _Applier, conn: Connection, ops: list[Operation]) -> l
     return results
 
 
-def _revoke_invites(applier: _Applier, conn: Connection, ops: list[Operation]) -> list[_Result]:
+def _revoke_invites(applier: _Writer, conn: Connection, ops: list[Operation]) -> list[_Result]:
     ids = {op.invite_id for op in ops if op.invite_id is not None}
     status = {i: state for i, state in _select_in(conn, (invites.c.id, invites.c.status), invites.c.id, ids)}
     results: list[_Result] = []
