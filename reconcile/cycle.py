@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
@@ -23,6 +21,7 @@ from connectors.errors import AuthError, ConnectorError
 from reconcile import clock, guard
 from reconcile.apply import CHUNK_SIZE, apply
 from reconcile.apply.checks import ADMIN_EMPTY
+from reconcile.cycle_lock import Lock, lease_lock
 from reconcile.heap import long_lived
 from reconcile.merge import reported_users
 from reconcile.model import Changes, LocalState, Plan, RuleSettings, Snapshot
@@ -30,9 +29,9 @@ from reconcile.outcome import UserOutcome, user_outcome
 from reconcile.plan import plan
 from reconcile.plan_admin import LAST_ACTIVE_ADMINISTRATOR, meets_admins
 from reconcile.plan_groups import find_admin_group
-from reconcile.rules import email_key
+from reconcile.read_completion import one_user, regain_groups
+from reconcile.run_result import DRY_RUN_HALT, RunResult, halt_message, partial_error
 from store import (
-    LockHandle,
     LockLost,
     Store,
     close_interrupted_runs,
@@ -41,7 +40,6 @@ from store import (
     ensure_directory,
     finish_run,
     has_open_plan,
-    held_lease,
     load_for_read,
     open_store,
     record_failure,
@@ -58,47 +56,12 @@ from store.staged import EMPTY_READ
 
 log = logging.getLogger("dirsync.cycle")
 
-# Users an incremental cycle activates whose groups it re-reads (a request or so each);
-# past this, the periodic full cycle restores the rest.
-MAX_REGAINED_USERS = 200
-
 # What R4 records when it holds a deactivation (the planner) or keeps the admin group's
 # members (the planner, or the write-time check).
 R4_HOLDS = (LAST_ACTIVE_ADMINISTRATOR, ADMIN_EMPTY)
 # The trigger of an approval's run (`reconcile.staging`), which applies only part of its read.
 APPROVAL_TRIGGER = "approval"
-
-# Entering a lock yields a handle that is truthy when held (see `store.LockHandle`).
-Lock = Callable[[str], AbstractContextManager[LockHandle]]
-# How a dry run says a safety limit would halt its plan.
-DRY_RUN_HALT = "halted: "
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What one cycle did. `status` is succeeded, failed, halted, skipped, refused or dry-run."""
-
-    directory: str
-    run_id: int | None
-    status: str
-    mode: str
-    counts: dict[str, int] = field(default_factory=dict)
-    error: str | None = None
-    auth_failure: bool = False
-    duration_seconds: float = 0.0
-    plan: Plan | None = None
-    # Provision on demand: what happened to the user asked for (None for a cycle).
-    user_outcome: UserOutcome | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("succeeded", "skipped", "dry-run")
-
-    @property
-    def would_halt(self) -> bool:
-        """A dry run whose plan a safety limit would stage."""
-        return self.status == "dry-run" and self.error is not None and self.error.startswith(DRY_RUN_HALT)
 
 
 def run_cycle(
@@ -160,16 +123,6 @@ def sync_user(
     finally:
         if own_store:
             store.dispose()
-
-
-def lease_lock(store: Store, ttl: int) -> Lock:
-    """The store lease that keeps one cycle per directory at a time without Redis; the
-    worker takes it too (after its Redis lock), so CLI and worker cycles never overlap."""
-
-    def lock(name: str) -> AbstractContextManager[LockHandle]:
-        return held_lease(store, f"cycle:{name}", ttl)
-
-    return lock
 
 
 class _Cycle:
@@ -261,7 +214,7 @@ class _Cycle:
                 local = self._local_state(session, source)
                 reread = False
                 if isinstance(source, Changes) and user_key is None:
-                    regained = self._regain_groups(connector, source, local)
+                    regained = regain_groups(connector, source, local, self.name)
                     if regained is not source:
                         source, local = regained, self._local_state(session, regained)
                     reread = self._may_release_hold(session, source, local)
@@ -310,7 +263,7 @@ class _Cycle:
                                    limit=EMPTY_READ if empty else None)
                     log.warning("cycle halted directory=%s reason=%s", self.name, reason)
                     return self._finish(run_id, "halted", mode, counts=the_plan.counts(), plan=the_plan,
-                                        error=_halt_message(self.name, run_id, reason, self.allow and empty))
+                                        error=halt_message(self.name, run_id, reason, self.allow and empty))
                 with self.store.session(write=True) as session:
                     record_approved(session, run_id=run_id, directory=self.name, plan=the_plan, reason=reason)
             elif mode == "full" and user_key is None:
@@ -346,7 +299,7 @@ class _Cycle:
                                 error=f"aborted: {outcome.aborted}")
         unapplied = outcome.failed + outcome.conflicts
         if unapplied:
-            error = _partial_error(outcome.failed, outcome.conflicts, run_id)
+            error = partial_error(outcome.failed, outcome.conflicts, run_id)
             # The old watermark stays, so the next read sees those records again; the
             # streak counts towards quarantine like a failure.
             if user_key is None:
@@ -391,45 +344,13 @@ class _Cycle:
         return (admin is not None and meets_admins(changes, admin, local.users, self.name, self.rules)
                 and held_since_full(session, self.name, R4_HOLDS, approval=APPROVAL_TRIGGER))
 
-    def _regain_groups(self, connector: Connector, changes: Changes, local: LocalState) -> Changes:
-        """Changes that also carry the complete groups of every user they (re)activate.
-
-        A deactivated user lost their groups here (R7), and a user seen disabled or out of
-        scope was never added to the groups that already listed them; the directory's
-        groups did not change, so an incremental read that only says "active now" would not
-        bring those memberships. A connector that can read one user with their groups
-        (`read_user`) is asked, once per such user, for the groups not already held
-        complete (a large group several returning users share is read once); without it
-        the next full cycle does. Users whose groups the changes already carry whole
-        (`user_groups_complete`: created since the last read, or their groups read by the
-        connector) are not read again.
-        """
-        read_user = getattr(connector, "read_user", None)
-        active = {u.external_id for u in local.users if u.managed_by == self.name and u.active}
-        returning = [u.external_id for u in changes.users if u.active and u.external_id not in active
-                     and u.external_id not in changes.user_groups_complete]
-        if read_user is None or not returning:
-            return changes
-        groups = {g.external_id: g for g in changes.groups}
-        complete = set(changes.members_complete)
-        for external_id in returning[:MAX_REGAINED_USERS]:
-            found: Changes = read_user(external_id, known_groups=frozenset(complete))
-            for group in found.groups:
-                if group.external_id in found.members_complete and group.external_id not in changes.removed_group_ids:
-                    groups[group.external_id] = group
-                    complete.add(group.external_id)
-        if len(returning) > MAX_REGAINED_USERS:
-            log.warning("%d users became active; the groups of %d are read now, the rest at the next full cycle",
-                        len(returning), MAX_REGAINED_USERS, extra={"directory": self.name})
-        return replace(changes, groups=tuple(groups.values()), members_complete=frozenset(complete))
-
     def _read(self, connector: Connector, mode: str, watermark: str | None, user_key: str | None) -> Snapshot | Changes:
         if user_key is not None:
             read_user = getattr(connector, "read_user", None)
             if read_user is not None:
                 result: Changes = read_user(user_key)
                 return result
-            return _one_user(connector.read(None), user_key)
+            return one_user(connector.read(None), user_key)
         return connector.read(None if mode == "full" else watermark, progress=self.progress)
 
     def _start(self, mode: str, *, started: bool = True) -> int:
@@ -466,37 +387,6 @@ class _Cycle:
                 error: str | None = None, plan: Plan | None = None, auth: bool = False) -> RunResult:
         return RunResult(self.name, run_id, status, mode, counts or {}, error, auth,
                          time.monotonic() - self.started, plan, self.user_outcome)
-
-
-def _partial_error(failed: int, conflicts: int, run_id: int | None) -> str:
-    parts = [f"{failed} failed" if failed else "", f"{conflicts} conflicted" if conflicts else ""]
-    return (f"{' and '.join(p for p in parts if p)} of this cycle's operations; the rest applied and"
-            f" the next cycle plans again; see `dirsync events {run_id}`")
-
-
-def _halt_message(name: str, run_id: int, reason: str, refused_approval: bool) -> str:
-    note = "; --allow-deactivations does not apply an empty read" if refused_approval else ""
-    return (f"halted by a safety limit: {reason}{note}; nothing applied. Review with `dirsync staged {name}`,"
-            f" then `dirsync approve {run_id}` or `dirsync reject {run_id}`")
-
-
-def _one_user(snapshot: Snapshot, key: str) -> Changes:
-    """Narrow a full read to one user and the groups that list them."""
-    wanted = email_key(key)
-    user = next(
-        (u for u in snapshot.users
-         if u.external_id == key or (isinstance(u.email, str) and email_key(u.email) == wanted)),
-        None,
-    )
-    if user is None:
-        return Changes(watermark=None)
-    groups = tuple(g for g in snapshot.groups if user.external_id in g.member_ids)
-    return Changes(
-        users=(user,),
-        groups=groups,
-        members_complete=frozenset(g.external_id for g in groups),
-        rejections=tuple(r for r in snapshot.rejections if r.external_id == user.external_id),
-    )
 
 
 __all__ = ["Lock", "Progress", "RunResult", "lease_lock", "run_cycle", "sync_user"]
