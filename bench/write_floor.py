@@ -120,15 +120,16 @@ print(json.dumps({"wall": time.perf_counter() - wall_start, "cpu": usage.ru_utim
 """
 
 
-def scratch_postgresql(url: str) -> None:
-    """Drop and create the database `url` names (on its own server)."""
+def scratch_postgresql(url: str, *, create: bool = True) -> None:
+    """Drop the database `url` names (on its own server), and create it afresh."""
     base, _, name = url.rpartition("/")
     from sqlalchemy import create_engine
 
     engine = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        if create:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     engine.dispose()
 
 
@@ -184,13 +185,7 @@ def main() -> None:
               f"{chunked / read_floor:.1f}x; write floor / first cycle = {chunked / cycle:.0%} (wall)")
         if args.store:
             for name in (args.store, args.store + "_target"):
-                base, _, db = name.rpartition("/")
-                from sqlalchemy import create_engine
-
-                engine = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-                with engine.connect() as conn:
-                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-                engine.dispose()
+                scratch_postgresql(name, create=False)
 
 
 if __name__ == "__main__":
