@@ -190,16 +190,17 @@ def carry_over(session: Session, run_id: int, directory: str, *, after_seq: int,
     events = list(session.scalars(select(SyncEvent).where(SyncEvent.run_id == run_id).order_by(SyncEvent.seq)))
     # A withdrawal of an event held before `after_seq` stays with it: a plan carried over
     # must never count a withdrawal without what it withdraws.
-    stay = {withdrawal.id for withdrawal, staged in withdrawals(events) if staged.seq <= after_seq}
-    moving = [e.id for e in events if e.seq > after_seq and e.id not in stay]
-    if not moving:
+    # (Few stay: the update names them, and takes the rest by range, whatever their number.)
+    stay = {withdrawal.seq for withdrawal, staged in withdrawals(events) if staged.seq <= after_seq}
+    if all(e.seq <= after_seq or e.seq in stay for e in events):
         return None
     old = session.get(StagedPlan, run_id)
     now = at or clock.now()
     new_run = start_run(session, directory=directory, trigger=HELD_TRIGGER, mode=HELD_MODE,
                         status=RunStatus.HALTED, at=now)
     reason = old.reason if old is not None else "held while an approval ran"
-    moved = session.execute(update(SyncEvent).where(SyncEvent.id.in_(moving)).values(run_id=new_run))
+    moved = session.execute(update(SyncEvent).where(SyncEvent.run_id == run_id, SyncEvent.seq > after_seq,
+                                                    SyncEvent.seq.not_in(stay)).values(run_id=new_run))
     finish_run(session, new_run, RunStatus.HALTED, {"staged": int(getattr(moved, "rowcount", 0) or 0)},
                f"halted by a safety limit: {reason} (held while run {run_id} was being approved)", at=now)
     session.add(StagedPlan(run_id=new_run, directory=directory, status=StagedStatus.OPEN.value, created_at=now,

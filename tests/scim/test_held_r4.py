@@ -14,7 +14,10 @@ import reconcile.staging
 from service import admin
 from service.staging import Decision, approve, open_staged
 from store import Store, SyncRun, list_events
+from reconcile import clock
 from store.export import export_state
+from store.held import carry_over, last_seq, lock_held, open_held_plan
+from store.runs import insert_events
 from tests.scim.conftest import Push
 
 
@@ -369,3 +372,49 @@ def test_a_withdrawal_during_an_approval_stays_with_the_plan_it_withdraws_from(
     assert push.reactivate(4).status_code == 200  # the IdP takes u4's back
     approved(push, push.plan().run_id)
     assert (push.active()["u3@example.com"], push.active()["u4@example.com"]) == (False, True)
+
+
+def held_deactivations(push: Push) -> int | None:
+    with push.store.session() as session:
+        found = open_held_plan(session, "okta")
+        return None if found is None else found.deactivations
+
+
+def test_withdrawals_during_an_approval_move_only_with_what_they_withdraw(push: Push, monkeypatch: Any) -> None:
+    run = held(push, lambda: push.deactivate(2))
+    real_apply = reconcile.staging.apply
+
+    def during(*args: Any, **kwargs: Any) -> Any:
+        assert push.reactivate(2).status_code == 200  # withdraws one held before: stays
+        assert [push.deactivate(3).status_code, push.deactivate(4).status_code] == [503, 503]  # move
+        assert push.reactivate(4).status_code == 200  # withdraws one held meanwhile: moves with it
+        return real_apply(*args, **kwargs)
+
+    monkeypatch.setattr(reconcile.staging, "apply", during)
+    approved(push, run)
+    monkeypatch.setattr(reconcile.staging, "apply", real_apply)
+
+    assert held_deactivations(push) == 1 and push.plan().deactivations == ("u3@example.com",)
+    assert push.reactivate(3).status_code == 200 and held_deactivations(push) == 0
+    approved(push, push.plan().run_id)
+    assert (push.active()["u3@example.com"], push.active()["u4@example.com"]) == (True, True)
+
+
+def test_a_plan_carries_over_more_events_than_a_statement_takes_parameters(push: Push) -> None:
+    # PostgreSQL takes at most 65,535 parameters a statement: the move goes by range.
+    run = held(push, lambda: push.deactivate(2))
+    with push.store.session() as session:
+        upto = last_seq(session, run)
+    now = clock.now()
+    with push.store.session(write=True) as session:
+        insert_events(session, [{
+            "run_id": run, "seq": upto + 1 + n, "action": "remove-member", "kind": "membership", "target": "Staff",
+            "outcome": "staged", "reason": None, "detail": f"DELETE /Users/x{n}", "old": {"member": f"x{n}@x.com"},
+            "new": None, "at": now, "user_key": f"x{n}@x.com", "group_key": "staff"} for n in range(66_000)])
+    with push.store.session(write=True) as session:
+        lock_held(session, "okta")
+        later = carry_over(session, run, "okta", after_seq=upto)
+
+    assert later is not None
+    with push.store.session() as session:
+        assert last_seq(session, later) == upto + 66_000 and last_seq(session, run) == upto
