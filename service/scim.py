@@ -11,7 +11,7 @@ request's method and path. A refusal raises `Problem` (status, scimType, reason,
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -51,7 +51,7 @@ from reconcile.push_patch import (
 )
 from reconcile.push_patch import patch_group as group_patch
 from reconcile.push_patch import patch_user as apply_patch
-from reconcile.rules import is_admin_alias
+from reconcile.rules import email_key, is_admin_alias
 from service import scim_hold, scim_runs
 from store import Store
 from store.push import (
@@ -152,22 +152,26 @@ def replace_user(settings: Settings, store: Store, directory: str, scim_id: str,
                  request: str) -> UserView:
     """PUT /Users/{id}: the whole user; `active` not sent is unchanged; false deactivates."""
     rules = _rules(settings)
+    before: list[str] = []  # the email the row had when the written plan was made
 
     def plan() -> Plan:
         current = get_user(store, directory, scim_id).row
+        before[:] = [current.email]
         return _plan_update(store, directory, current, user, rules)
 
     _write(settings, store, directory, plan, request)
-    return _reactivated(store, directory, scim_id, user.active is True, request)
+    return _reactivated(store, directory, scim_id, user.active is True, request, before)
 
 
 def patch_user(settings: Settings, store: Store, directory: str, scim_id: str, ops: tuple[PatchOp, ...], *,
                request: str) -> UserView:
     """PATCH /Users/{id} in Okta's and Entra's dialects (see `reconcile.push_patch`)."""
     rules = _rules(settings)
+    before: list[str] = []  # the email the row had when the written plan was made
 
     def plan() -> Plan:
         current = get_user(store, directory, scim_id).row
+        before[:] = [current.email]
         patched = apply_patch(user_document(current), ops)
         user = parse_user(patched)
         if user.external_id is None:  # removed: the binding falls back to the SCIM id
@@ -176,7 +180,7 @@ def patch_user(settings: Settings, store: Store, directory: str, scim_id: str, o
         return _plan_update(store, directory, current, user, rules)
 
     _write(settings, store, directory, plan, request)
-    return _reactivated(store, directory, scim_id, sets_active(ops), request)
+    return _reactivated(store, directory, scim_id, sets_active(ops), request, before)
 
 
 def delete_user(settings: Settings, store: Store, directory: str, scim_id: str, *, request: str) -> None:
@@ -192,12 +196,17 @@ def delete_user(settings: Settings, store: Store, directory: str, scim_id: str, 
     _write(settings, store, directory, plan, request)
 
 
-def _reactivated(store: Store, directory: str, scim_id: str, active: bool, request: str) -> UserView:
+def _reactivated(store: Store, directory: str, scim_id: str, active: bool, request: str,
+                 before: Sequence[str] = ()) -> UserView:
     """The user after a request; one that said `active: true` takes back a deactivation
-    of the user that the directory's open staged plan holds (S2, `service.scim_hold`)."""
+    of the user that the directory's open staged plan holds (S2, `service.scim_hold`),
+    held under the email the user had `before` the request as well as the one it has now
+    (a request that renames and reactivates)."""
     view = get_user(store, directory, scim_id)
     if active:
-        scim_hold.withdraw_if_held(store, directory, view.row.email, request)
+        emails = {email_key(e): e for e in (*before, view.row.email)}
+        for email in emails.values():
+            scim_hold.withdraw_if_held(store, directory, email, request)
     return view
 
 

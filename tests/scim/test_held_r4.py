@@ -418,3 +418,14 @@ def test_a_plan_carries_over_more_events_than_a_statement_takes_parameters(push:
     assert later is not None
     with push.store.session() as session:
         assert last_seq(session, later) == upto + 66_000 and last_seq(session, run) == upto
+
+
+def test_a_put_that_renames_and_reactivates_takes_back_the_held_deactivation(push: Push) -> None:
+    # The deactivation is held under the email the user had; the PUT names the new one.
+    run = held(push, lambda: push.deactivate(2))
+    assert put(push, 2, "new2@example.com", active=True).status_code == 200
+
+    assert held_deactivations(push) == 0
+    decision = approved(push, run)
+    assert push.active().get("new2@example.com") is True
+    assert events(push.store, decision.run_id, "applied") == []
