@@ -407,7 +407,7 @@ def _whole_users(live: Sequence[Held], kept: Sequence[Operation],
     writes a request whole or not at all; the administrator stays bound and in their
     groups, and the IdP's retry is judged again as a request."""
     def row(h: Held) -> int | None:
-        return h.operation.user.local_id if h.operation is not None and h.operation.user else None
+        return _row_of(h, {})  # every live operation names its row
 
     passed: list[bool] = []
     position = 0
