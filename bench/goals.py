@@ -61,6 +61,17 @@ process start-up):
 
 Without `--million` / `--many` those rows say "not run". Every bench's own output goes to
 stderr, the table to stdout (and to `--out`). A bench that fails gives its rows as failed.
+
+After the table, "Why the missed goals are missed" says, for each missed goal, what this
+same run measured that explains it:
+- goal 1: per store, `write_floor.py --json` at `--users/--groups/--memberships` (a file
+  directory's first cycle, then its rows and one event per operation inserted again into an
+  empty store with nothing else to do), compared with each case's floor: the least any
+  design that writes those rows and events pays, even if it overlaps the read completely;
+- goal 4's requests: the endpoint that answered most of the change cycle's requests;
+- goal 5: the peak RSS of the floor alone (file: the process that parses the export;
+  Entra: the connector's read without the engine, graph_bench's `full` phase);
+- goal 6: the machine's cores against the workers.
 """
 
 from __future__ import annotations
@@ -315,6 +326,71 @@ def commit() -> str:
     return f"{git('rev-parse', '--short', 'HEAD')}{dirty}"
 
 
+def why(rows: list[Row], benches: dict[tuple[str, str], dict[str, Any] | str],
+        floors: dict[str, dict[str, Any] | str], many: dict[str, Any] | str | None) -> list[str]:
+    """What this run measured that explains each missed goal (see the module notes)."""
+    missed = {(r.goal, r.case, r.store) for r in rows if r.verdict.startswith("**missed")}
+    lines: list[str] = []
+    for (case, store), result in benches.items():
+        if isinstance(result, str):
+            continue
+        found = phases(result)
+        if case.startswith("file"):
+            if ("5. full cycle peak RSS", case, store) in missed:
+                lines.append(f"- **5, {case}, {store}.** The floor alone (a process that parses the export whole)"
+                             f" peaked at {mib(found['floor']['peak_rss_mib'])}; the cycle at "
+                             f"{mib(found['first']['peak_rss_mib'])}.")
+            continue
+        floor, full = found["floor"], found.get("full_cycle") or found["engine-full"]
+        written = floors.get(store)
+        if (CYCLE_GOALS[0], case, store) in missed and isinstance(written, dict):
+            lines.append(_write_floor_line(case, store, floor, full, phases(written)))
+        change = found.get("change_cycle") or found.get("engine-1%")
+        if change and (CYCLE_GOALS[5], case, store) in missed:
+            endpoint, count = max(change["requests"].items(), key=lambda item: item[1])
+            lines.append(f"- **4, {case}, {store}.** `{endpoint}` answered {count} of the change cycle's "
+                         f"{requests(change)} requests{ENDPOINTS.get(endpoint, '')}.")
+        if ("5. full cycle peak RSS", case, store) in missed and "full" in found:
+            lines.append(f"- **5, {case}, {store}.** The connector's read alone, without the engine, peaked at "
+                         f"{mib(found['full']['peak_rss_mib'])}; the whole cycle at {mib(full['peak_rss_mib'])}.")
+    if isinstance(many, dict) and any(r.goal.startswith("6.") and "speed-up" in r.goal and
+                                      r.verdict.startswith("**missed") for r in rows):
+        workers = max(o["workers"] for o in many["outcomes"])
+        lines.append(f"- **6.** This machine has {os.cpu_count()} cores for {workers} workers: cycles that keep"
+                     f" a core busy throughout (no wait on an IdP) cannot run {workers}x faster on it.")
+    return ["## Why the missed goals are missed (measured in this run)", "", *lines] if lines else []
+
+
+def _write_floor_line(case: str, store: str, floor: dict[str, Any], full: dict[str, Any],
+                      written: dict[str, dict[str, Any]]) -> str:
+    """Goal 1: the write floor of the same store against this case's read floor."""
+    write, cycle = written["write_floor"], written["first_cycle"]
+    share = write["wall"] / floor["wall"]
+    if share > 1.5:
+        verdict = ("so a cycle that writes those rows and an event per operation cannot finish within 1.5x of"
+                   " the floor, even if every write overlapped the read")
+    else:
+        verdict = (f"so 1.5x of the floor needs those writes to overlap the read on a core it leaves idle; the"
+                   f" floor's own process used {floor['cpu'] / floor['wall']:.2f} of a core, and the simulator"
+                   f" answering it ran on the same {os.cpu_count()} cores")
+    spent = ", ".join(f"{name} {value:.2f} s" for name, value in
+                      sorted(write.get("spent", {}).items(), key=lambda item: -item[1]))
+    return (f"- **1, {case}, {store}.** The write floor took {seconds(write['wall'])} (CPU {write['cpu']:.2f} s;"
+            f" {spent}): {share:.1f}x this case's read floor ({seconds(floor['wall'])}), {verdict}. The cycle"
+            f" took {seconds(full['wall'])}; in the write floor's own bench the writes were "
+            f"{write['wall'] / cycle['wall']:.0%} of a file directory's first cycle ({seconds(cycle['wall'])}).")
+
+
+# What an endpoint's requests are, when one answers most of a change cycle's.
+ENDPOINTS = {
+    "apps.users": (": the app's user list, 500 users a page, cursor pages one after another. An app-scoped"
+                   " incremental read lists it whole when more than 100 changed users may have entered or left"
+                   " the app, because only Okta can tell who is in the app's scope (docs/okta.md)"),
+    "apps.user": (": one request per changed user the read looks up in the app, up to 100 of them (more list"
+                  " the app whole), because only Okta can tell who is in the app's scope (docs/okta.md)"),
+}
+
+
 def machine(started: tuple[str, tuple[float, ...], str]) -> str:
     when, before, measured = started
     return (
@@ -356,39 +432,46 @@ def main() -> None:
     big = [str(10 * int(v)) if i % 2 else v for i, v in enumerate(size)]
 
     rows: list[Row] = []
+    benches: dict[tuple[str, str], dict[str, Any] | str] = {}
+    floors: dict[str, dict[str, Any] | str] = {}
     for kind in stores:
         store = STORES[kind]
-        okta = bench_on(kind, args.pg, "okta_bench.py", *size, "--cycles")
+        okta = benches["Okta, org scope", store] = bench_on(kind, args.pg, "okta_bench.py", *size, "--cycles")
         rows += cycle_rows("Okta, org scope", store, okta, "full_cycle", "noop_cycle", "change_cycle")
-        app = bench_on(kind, args.pg, "okta_bench.py", *size, "--cycles", "--app")
+        app = benches["Okta, app scope", store] = bench_on(kind, args.pg, "okta_bench.py", *size, "--cycles", "--app")
         rows += cycle_rows("Okta, app scope", store, app, "full_cycle", "noop_cycle", "change_cycle")
-        entra = bench_on(kind, args.pg, "graph_bench.py", *size, "--engine")
+        entra = benches["Entra", store] = bench_on(kind, args.pg, "graph_bench.py", *size, "--engine")
         rows += cycle_rows("Entra", store, entra, "engine-full", "engine-noop", "engine-1%")
+        floors[store] = bench_on(kind, args.pg, "write_floor.py", *size)
 
     million_case = f"{int(big[1]):,} users, {int(big[3]):,} groups, {int(big[5]):,} memberships"
     for kind in stores:
         store = STORES[kind]
         if "file" in million:
-            rows += file_rows(store, bench_on(kind, args.pg, "file_sync.py", *big), f"file, {million_case}")
+            result = benches["file", store] = bench_on(kind, args.pg, "file_sync.py", *big)
+            rows += file_rows(store, result, f"file, {million_case}")
         else:
             rows.append(Row("5. one million users (file directory)", "file", store, "–", "–",
                             "not run (pass --million)"))
         if "entra" in million:
-            entra = bench_on(kind, args.pg, "graph_bench.py", *big, "--engine")
+            entra = benches[f"Entra, {million_case}", store] = bench_on(kind, args.pg, "graph_bench.py", *big,
+                                                                       "--engine")
             rows += cycle_rows(f"Entra, {million_case}", store, entra, "engine-full", "engine-noop", None,
                                ratio_goal=2, rss_goal=1024, noop_goal=1, goals=("5", "5", "5"))
         else:
             rows.append(Row("5. one million users (Entra)", "Entra", store, "–", "–",
                             "not run (pass --million file,entra)"))
+    many: dict[str, Any] | str | None = None
     if args.many:
-        rows += many_rows(run_bench("many_directories.py", *shlex.split(args.many_args)))
+        many = run_bench("many_directories.py", *shlex.split(args.many_args))
+        rows += many_rows(many)
     else:
         rows.append(Row("6. many directories over Celery workers", "200 x 500 users", "PostgreSQL", "–", "–",
                         "not run (pass --many)"))
 
     title = (f"Issue 14's goals: {args.users:,} users, {args.groups:,} groups, {args.memberships:,} memberships "
              f"(`python bench/goals.py {shlex.join(sys.argv[1:])}`).")
-    lines = [title, "", *table(rows), "", NOTE, "", machine(started)]
+    lines = [title, "", *table(rows), "", NOTE, "", *why(rows, benches, floors, many), "", machine(started)]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -2,7 +2,7 @@
 inserted again into an empty store with nothing else to do.
 
     python bench/write_floor.py [--users 100000] [--groups 2000] [--memberships 200000]
-        [--store postgresql+psycopg://postgres@127.0.0.1:5432/bench_floor]
+        [--store postgresql+psycopg://postgres@127.0.0.1:5432/bench_floor] [--json PATH]
 
 One run, each step a fresh process (SQLite unless `--store` names a scratch PostgreSQL
 database, which is dropped and created again):
@@ -18,6 +18,10 @@ database, which is dropped and created again):
    (`reconcile.apply.CHUNK_SIZE`). No planning, no checks, no lookups: what any design
    that writes these rows and events row by row from Python pays at least. Printed per table and in all, and once more in one transaction.
 
+`--json PATH` also writes the figures there (`phases`: key, wall and CPU seconds; keys
+`floor`, `first_cycle`, `write_floor` (chunks, with `spent` per table and `rows`) and
+`write_floor_one`), for `bench/goals.py`.
+
 The point is the issue's 1.5x goal: if the write floor alone is a large part of what the
 cycle may take (1.5x the read floor), no planner and no apply can meet the goal while
 writing these rows and events; only work that overlaps the read (or does not happen) can.
@@ -26,6 +30,7 @@ writing these rows and events; only work that overlaps the read (or does not hap
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -34,7 +39,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from file_sync import ROOT, make_directory, run_cycle, run_floor  # noqa: E402
+from file_sync import MEASURED, ROOT, make_directory, run_cycle, run_floor  # noqa: E402
 
 # The child: load the rows (untimed), migrate a fresh store (untimed), insert (timed).
 WRITER = r"""
@@ -134,8 +139,6 @@ def scratch_postgresql(url: str, *, create: bool = True) -> None:
 
 
 def write_floor(source: str, target: str, mode: str) -> dict[str, object]:
-    import json
-
     proc = subprocess.run([sys.executable, "-c", WRITER, str(ROOT), source, target, mode], cwd=ROOT,
                           capture_output=True, text=True)
     if proc.returncode != 0:
@@ -151,7 +154,9 @@ def main() -> None:
     parser.add_argument("--memberships", type=int, default=200_000)
     parser.add_argument("--store", default=None, help="a scratch PostgreSQL database URL (dropped and created)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args()
+    phases: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         cycle_store = args.store or f"sqlite:///{folder / 'cycle.db'}"
@@ -166,7 +171,8 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "cli.main", "db", "upgrade"], cwd=ROOT, check=True,
                            env={**os.environ, "DIRSYNC_CONFIG": str(config)}, capture_output=True)
         read_floor = run_floor(folder / "directory.json")
-        cycle = run_cycle(config, "first cycle", "hr")
+        cycle = run_cycle(config, "first cycle", "hr", key="first_cycle")
+        phases += MEASURED  # the floor's and the first cycle's processes
         for mode in ("chunks", "one transaction"):
             if args.store:
                 target = args.store + "_target"
@@ -181,11 +187,16 @@ def main() -> None:
                   f"{result['chunks']} transaction(s); {parts}; rows {result['rows']}")
             if mode == "chunks":
                 chunked = float(result["wall"])  # type: ignore[arg-type]
+            phases.append({"key": "write_floor" if mode == "chunks" else "write_floor_one", **result})
         print(f"first cycle / read floor = {cycle / read_floor:.1f}x; write floor (chunks) / read floor = "
               f"{chunked / read_floor:.1f}x; write floor / first cycle = {chunked / cycle:.0%} (wall)")
         if args.store:
             for name in (args.store, args.store + "_target"):
                 scratch_postgresql(name, create=False)
+    if args.json:
+        args.json.write_text(json.dumps({"phases": phases, "users": args.users, "groups": args.groups,
+                                         "memberships": args.memberships,
+                                         "store": "postgresql" if args.store else "sqlite"}))
 
 
 if __name__ == "__main__":
