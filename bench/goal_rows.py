@@ -203,8 +203,13 @@ def why(rows: list[Row], benches: dict[tuple[str, str], dict[str, Any] | str],
     if isinstance(many, dict) and any(r.goal.startswith("6.") and "speed-up" in r.goal and
                                       r.verdict.startswith("**missed") for r in rows):
         workers = max(o["workers"] for o in many["outcomes"])
-        lines.append(f"- **6.** This machine has {os.cpu_count()} cores for {workers} workers: cycles that keep"
-                     f" a core busy throughout (no wait on an IdP) cannot run {workers}x faster on it.")
+        loads = [x for o in many["outcomes"] for pair in o["load"] for x in pair]
+        kind = many.get("kind", "file")
+        what = (f"{kind} directories answering in {many.get('latency_ms', 0):g} ms a request wait on the IdP"
+                if kind == "okta" else "file directories keep a core busy throughout (no wait on an IdP)")
+        lines.append(f"- **6.** This machine has {os.cpu_count()} cores for {workers} workers, and {what}: "
+                     f"{workers} workers are {workers}x faster only while their cycles leave cores idle. The load "
+                     f"average during the rounds was {min(loads):.1f}–{max(loads):.1f}.")
     return ["## Why the missed goals are missed (measured in this run)", "", *lines] if lines else []
 
 

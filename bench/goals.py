@@ -212,7 +212,7 @@ def main() -> None:
     for kind in stores:
         store = STORES[kind]
         if "file" in million:
-            result = benches["file", store] = bench_on(kind, args.pg, "file_sync.py", *big)
+            result = benches[f"file, {million_case}", store] = bench_on(kind, args.pg, "file_sync.py", *big)
             rows += file_rows(store, result, f"file, {million_case}")
         else:
             rows.append(Row("5. one million users (file directory)", "file", store, "–", "–",
