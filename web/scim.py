@@ -62,7 +62,7 @@ class ScimRequest:
         self.directory = directory
         self.body = body
         self.base = self.settings.web.scim_base_url(directory)
-        self.label = f"{request.method} {request.url.path.split('/' + directory, 1)[-1] or '/'}"
+        self.label = scim.request_label(request.method, request.url.path.split('/' + directory, 1)[-1])
         self._buckets: TokenBuckets = state.buckets
         self._token = token
         self._refusal = refusal  # what reading the body found, answered once admitted
