@@ -20,14 +20,17 @@ operation held when the approval starts whose user is still bound to the directo
 against the rows as they are now, so the write-time checks judge what still holds. The
 user is the one the request addressed (`store.held.addressed_row`): for a request to
 `/Users/{id}` the user bound under that SCIM id, whatever their email is now; for a `POST
-/Users` the user with its email. R4 is
+/Users` the user with its email, whom its own held link binds (a local user it links is
+linked, and deactivated, as the request asked, unless someone bound them since). R4 is
 judged over exactly what is applied, as for a pull directory: a held deactivation or
 removal that would leave `Administrators` without an active member is held with the
 planner's rejection, judged against the admin group and its members as stored; the rest of
 that user's held changes waits with it (the endpoint writes a request whole or not at
 all, and every held request deactivates its user). Operations that no longer hold (the
 IdP took the deactivation back, the user is gone or unbound), and the rest of the request
-such a deactivation came with, are dropped with an event of reason `no-longer-confirmed`.
+such a deactivation came with, are dropped with an event of reason `no-longer-confirmed`;
+a held POST whose user was bound otherwise since (another directory, another SCIM id) is
+dropped the same way, whole.
 Requests held while the approval runs move to a new open plan: never applied unseen.
 
 `reject(settings, run_id, by=...)` closes the plan without applying anything.

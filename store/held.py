@@ -15,7 +15,10 @@ its event names (the user's email when it was held: a later request may rename t
 and someone else may take that email). A request to `/Users/{id}` addressed a SCIM
 resource: its events are about the user the directory binds under that id, read from the
 request's label (`reconcile.push.addressed_user`). A `POST /Users` addressed an email:
-its events are about the user with that email. The IdP's retry of a held request is not held again
+its events are about the user with that email, and when it links a user (a local one, not
+yet managed) its own held link is what binds them, so the request holds, whole, while the
+user is bound as it found them or as its link binds them, and is dropped, whole, once
+they are bound otherwise (`_Links`). The IdP's retry of a held request is not held again
 when it makes the same change to the same user, found either way (`already_held`).
 
 A held deactivation the IdP takes back (it sends `active: true` for the user) is
@@ -194,12 +197,15 @@ def held_operations(session: Session, run_id: int, directory: str, *, upto_seq: 
     """The operations plan `run_id` holds (events up to `upto_seq`), in the order they were
     held, each against the rows as they are now, with the user row its request addressed
     (`addressed_row`); withdrawn ones and ones whose user is gone or no longer bound to
-    `directory` come with why they no longer hold."""
+    `directory` come with why they no longer hold. A held `POST /Users` that links a
+    user binds it (`_Links`): its operations hold, all of them, while the user is bound
+    as the request found it, or as its link binds it."""
     events = list(session.scalars(select(SyncEvent).where(SyncEvent.run_id == run_id, SyncEvent.seq <= upto_seq)
                                   .order_by(SyncEvent.seq)))
     taken_back_by = {e.user_key: e for e in events if e.outcome == Outcome.REJECTED.value}
     out: list[Held] = []
     live = {id(e) for e in live_events(events)}
+    links = _Links(directory)
     for event in events:
         if event.outcome != Outcome.STAGED.value:
             continue
@@ -208,7 +214,7 @@ def held_operations(session: Session, run_id: int, directory: str, *, upto_seq: 
             taken_back = taken_back_by.get(event.user_key)
             out.append(Held(event, None, taken_back.detail if taken_back is not None else "withdrawn", user))
             continue
-        op, why = _operation(session, directory, event, user)
+        op, why = _operation(session, directory, event, user, links)
         out.append(Held(event, op, why, user))
     return out
 
@@ -296,12 +302,60 @@ def _id_change(action: str, scim_id: str, group_key: str | None, new: dict[str, 
     return ("scim-id", scim_id, *change_key(action, "", None, group_key, new))
 
 
-def _operation(session: Session, directory: str, event: SyncEvent,
-               user: StoredUser | None) -> tuple[Operation | None, str | None]:
+class _Links:
+    """What the held `POST /Users` requests judged so far do to the users they link, in
+    the order they were held. Such a request names a user by email, and its link is what
+    binds the user to the directory: the request holds, whole, while the user is bound as
+    it was when the request was held (a local user, say), or already as the link binds it
+    (this directory, the same SCIM id); it is dropped, whole, once the user is bound
+    otherwise (by another directory, or under another SCIM id: a later request, or an
+    earlier held one, the IdP's retry, linked it)."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._bound: dict[int, tuple[str | None, str | None]] = {}  # row -> (managed_by, scim_id) once linked
+        self._why_not: dict[str | None, str | None] = {}  # user key -> its latest held link's verdict
+
+    def link(self, event: SyncEvent, user: StoredUser) -> str | None:
+        """Judge the link `event` holds (the first operation of its request): why it no
+        longer holds, or None when it binds `user`."""
+        old, new = event.old or {}, event.new or {}
+        found_as = (old.get("managed_by"), old.get("scim_id"))
+        links_as = (self.directory, new.get("scim_id"))
+        now = self._bound.get(user.id, (user.managed_by, user.scim_id))
+        why = None if now in (found_as, links_as) else self._why_bound(now, user.id in self._bound)
+        if why is None:
+            self._bound[user.id] = links_as
+        self._why_not[event.user_key] = why
+        return why
+
+    def rest(self, event: SyncEvent, user: StoredUser) -> str | None:
+        """Judge another operation of a held POST: it goes with its request's link (held
+        just before it); without one, its user must be bound to the directory."""
+        if event.user_key in self._why_not:
+            return self._why_not[event.user_key]
+        if user.managed_by != self.directory or user.scim_id is None:
+            return f"the user is no longer bound to {self.directory!r}"
+        return None
+
+    def _why_bound(self, now: tuple[str | None, str | None], by_a_held_request: bool) -> str:
+        owner, scim_id = now
+        if owner not in (None, self.directory):
+            return f"the user has since been bound to directory {owner!r}"
+        if scim_id is not None and by_a_held_request:
+            return f"an earlier held request links the user to {self.directory!r} under another SCIM id ({scim_id})"
+        if scim_id is not None:
+            return f"the user has since been bound to {self.directory!r} under another SCIM id ({scim_id})"
+        return "the user's binding has changed since the request was held"
+
+
+def _operation(session: Session, directory: str, event: SyncEvent, user: StoredUser | None,
+               links: _Links) -> tuple[Operation | None, str | None]:
     """The operation `event` holds, against the rows as they are now, on `user` (the row
-    its request addressed, see `addressed_row`), who must still be bound to `directory`;
-    what the operation changes is checked where it is written. Held requests are /Users
-    requests: user operations and the removals of a DELETE."""
+    its request addressed, see `addressed_row`), who must still be bound to `directory`,
+    or be bound by the held POST it came with (`links`); what the operation changes is
+    checked where it is written. Held requests are /Users requests: user operations and
+    the removals of a DELETE (or of a POST that re-binds)."""
     action = Action(event.action)
     if event.kind != "user" and action is not Action.REMOVE_MEMBER:
         return None, f"{action.value} is not an operation a held request carries"
@@ -309,8 +363,10 @@ def _operation(session: Session, directory: str, event: SyncEvent,
     if user is None:
         return None, (f"no user is bound to {directory!r} under SCIM id {scim_id} any more" if scim_id is not None
                       else "the user no longer exists")
-    if scim_id is None and (user.managed_by != directory or user.scim_id is None):  # a POST /Users: by email
-        return None, f"the user is no longer bound to {directory!r}"
+    if scim_id is None:  # a POST /Users: found by email, bound by its own link
+        why = links.link(event, user) if action is Action.LINK_USER else links.rest(event, user)
+        if why is not None:
+            return None, why
     new = tuple(sorted((event.new or {}).items()))
     old = tuple(sorted((event.old or {}).items()))
     if action is Action.REMOVE_MEMBER:

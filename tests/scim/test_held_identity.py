@@ -1,6 +1,7 @@
 """Which user a held SCIM request is about, when its plan is approved: a request to
 `/Users/{id}` addressed a SCIM resource, so what it holds is found by that SCIM id, not by
-the email the user had when it was held. On SQLite and PostgreSQL.
+the email the user had when it was held; a `POST /Users` addressed an email, and the local
+user it links is bound by its own held link. On SQLite and PostgreSQL.
 
 `[safety] max_deactivations = 2`: u0 and u1 are deactivated at once, what follows is held.
 """
@@ -11,8 +12,11 @@ from datetime import timedelta
 from typing import Any
 
 import freezegun
+from sqlalchemy import update
 
 from reconcile import clock
+from service import admin
+from store.models import users
 from tests.scim.conftest import Push
 from tests.scim.test_held_r4 import approved, bound, events, groups_of, held, held_deactivations
 
@@ -29,6 +33,12 @@ def post_user(push: Push, email: str, *, active: bool) -> Any:
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": email,
         "name": {"givenName": "Ann", "familyName": "Lee"}, "emails": [{"primary": True, "value": email}],
         "active": active})
+
+
+def found(push: Push, email: str) -> list[dict[str, Any]]:
+    """The users the IdP finds under `email`."""
+    body = push.okta.get("/Users", params={"filter": f'userName eq "{email}"'}).json()
+    return list(body.get("Resources", []))
 
 
 def dropped_details(push: Push, run_id: int | None) -> list[str]:
@@ -117,3 +127,92 @@ def test_a_held_delete_that_followed_a_deactivation_taken_back_stays_dropped_aft
     assert bound(push, 2) and groups_of(push, "new2@example.com") == {"Staff"}
     followed = "not applied: the user's deactivation it came with was not applied"
     assert dropped_details(push, decision.run_id).count(followed) == 2  # the removal and the unbinding
+
+
+# --- POST /Users: the local user it links ----------------------------------------------------------
+
+
+def local_user(push: Push, email: str) -> None:
+    admin.add_user(push.settings, push.store, email)
+
+
+def test_a_held_post_that_links_a_local_user_and_deactivates_it_is_applied_whole(push: Push) -> None:
+    local_user(push, "ann@example.com")
+    run = held(push, lambda: post_user(push, "ann@example.com", active=False))
+
+    decision = approved(push, run)
+
+    assert decision.dropped == ()
+    [user] = found(push, "ann@example.com")
+    assert user["active"] is False and push.active()["ann@example.com"] is False
+
+
+def test_a_held_post_whose_link_is_in_place_already_is_applied_whole(push: Push) -> None:
+    local_user(push, "ann@example.com")
+    run = held(push, lambda: post_user(push, "ann@example.com", active=False))
+    [link] = [e for e in _events(push, run) if e.action == "link-user"]
+    with push.store.session(write=True) as session:  # bound as the held link binds it
+        session.execute(update(users).where(users.c.email == "ann@example.com").values(**link.new))
+
+    decision = approved(push, run)
+
+    assert decision.dropped == ()
+    [user] = found(push, "ann@example.com")
+    assert (user["id"], user["active"]) == (link.new["scim_id"], False)
+
+
+def test_a_held_post_whose_user_another_directory_bound_meanwhile_is_dropped_whole(push: Push) -> None:
+    local_user(push, "ann@example.com")
+    run = held(push, lambda: post_user(push, "ann@example.com", active=False))
+    with push.store.session(write=True) as session:  # linked by another directory's cycle
+        session.execute(update(users).where(users.c.email == "ann@example.com")
+                        .values(managed_by="hr", external_id="hr-7"))
+
+    decision = approved(push, run)
+
+    assert push.active()["ann@example.com"] is True and found(push, "ann@example.com") == []
+    assert {op.action.value for op in decision.dropped} >= {"link-user", "deactivate-user"}
+    assert set(dropped_details(push, decision.run_id)) == {
+        "not applied: the user has since been bound to directory 'hr'"}
+
+
+def test_a_held_post_whose_user_a_later_post_linked_is_dropped_whole(push: Push) -> None:
+    # The IdP's later POST says the user is active: it links them at once, under its own
+    # SCIM id; the held POST's link and deactivation are both dropped.
+    local_user(push, "ann@example.com")
+    run = held(push, lambda: post_user(push, "ann@example.com", active=False))
+    later = post_user(push, "ann@example.com", active=True)
+    assert later.status_code == 201
+
+    decision = approved(push, run)
+
+    [user] = found(push, "ann@example.com")
+    assert (user["id"], user["active"]) == (later.json()["id"], True)
+    assert decision.dropped and all(op.target == "ann@example.com" for op in decision.dropped)
+    assert all("another SCIM id" in d for d in dropped_details(push, decision.run_id))
+
+
+def test_a_held_post_and_its_retries_link_the_user_once(push: Push) -> None:
+    local_user(push, "ann@example.com")
+    run = held(push, lambda: post_user(push, "ann@example.com", active=False),
+               lambda: post_user(push, "ann@example.com", active=False))  # the IdP's retry
+
+    decision = approved(push, run)
+
+    [user] = found(push, "ann@example.com")
+    assert user["active"] is False
+    assert [op.action.value for op in decision.dropped] == ["link-user"]  # the retry's own link
+    assert post_user(push, "ann@example.com", active=False).status_code == 409  # the next retry: it exists
+
+
+def test_a_held_post_that_deactivates_the_only_administrator_waits_whole(push: Push) -> None:
+    local_user(push, "ann@example.com")
+    admin.add_member(push.settings, push.store, "Administrators", "ann@example.com")
+    run = held(push, lambda: post_user(push, "ann@example.com", active=False))
+
+    decision = approved(push, run)
+
+    assert push.active()["ann@example.com"] is True and found(push, "ann@example.com") == []
+    assert {reason for _, reason in events(push.store, decision.run_id, "rejected")} == {
+        "last-active-administrator", "request-refused"}
+    assert decision.dropped == ()
