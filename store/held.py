@@ -274,7 +274,8 @@ def _op_change(op: Operation) -> tuple[Any, ...]:
 
 def _keys_held_for(session: Session, run_id: int, scim_id: str) -> set[str]:
     """The user keys plan `run_id` holds requests to `/Users/{scim_id}` under (the emails
-    the user had when each was held)."""
+    the user had when each was held). No index names the label: this reads the plan's
+    events, as `open_held_plan`'s count of its deactivations does."""
     return {key for key in session.scalars(select(SyncEvent.user_key).distinct().where(
         SyncEvent.run_id == run_id, SyncEvent.detail.in_(labels_addressing(scim_id)))) if key is not None}
 
