@@ -17,7 +17,7 @@ from sqlalchemy import update
 from reconcile import clock
 from service import admin
 from store.models import users
-from tests.scim.conftest import Push
+from tests.scim.conftest import Push, Scim
 from tests.scim.test_held_r4 import approved, bound, events, groups_of, held, held_deactivations
 
 
@@ -216,3 +216,42 @@ def test_a_held_post_that_deactivates_the_only_administrator_waits_whole(push: P
     assert {reason for _, reason in events(push.store, decision.run_id, "rejected")} == {
         "last-active-administrator", "request-refused"}
     assert decision.dropped == ()
+
+# --- a directory whose name its base URL holds twice -----------------------------------------------
+
+
+def test_a_held_request_to_a_directory_named_scim_is_about_the_user_its_id_names(push_scim: Push) -> None:
+    push = push_scim
+    run = held(push, lambda: push.deactivate(2))
+    assert {e.detail for e in _events(push, run)} == {f"PATCH /Users/{push.users[2]['id']}"}
+    rename(push, 2, "new2@example.com")
+    assert post_user(push, "u2@example.com", active=True).status_code == 201  # someone else
+
+    approved(push, run)
+
+    assert (push.active()["new2@example.com"], push.active()["u2@example.com"]) == (False, True)
+
+
+def test_a_retry_to_a_directory_named_scim_after_a_rename_is_held_already(push_scim: Push) -> None:
+    push = push_scim
+    held(push, lambda: push.deactivate(2))
+    rename(push, 2, "new2@example.com")
+
+    retried = push.deactivate(2)
+
+    assert retried.status_code == 503 and "held already" in retried.json()["detail"]
+    assert held_deactivations(push) == 1
+
+
+def test_a_held_request_behind_a_proxy_prefix_naming_the_directory_is_labelled_by_its_route(push: Push) -> None:
+    from starlette.testclient import TestClient
+
+    from web.app import create_app
+
+    with TestClient(create_app(push.settings, push.store), root_path="/okta") as client:
+        proxied = Scim(client, "okta", push.okta.token)
+        proxied.base = "/okta" + proxied.base  # the proxy's prefix names the directory too
+        run = held(push, lambda: proxied.patch(f"/Users/{push.users[2]['id']}",
+                                               [{"op": "replace", "value": {"active": False}}]))
+
+    assert {e.detail for e in _events(push, run)} == {f"PATCH /Users/{push.users[2]['id']}"}
