@@ -19,15 +19,18 @@ its events are about the user with that email, and when it links a user (a local
 yet managed) its own held link is what binds them, so the request holds, whole, while the
 user is bound as it found them or as its link binds them, and is dropped, whole, once
 they are bound otherwise (`_Links`). The IdP's retry of a held request is not held again
-when it makes the same change to the same user, found either way (`already_held`).
+when it makes the same change to the same user, found the same way: held from a request
+to the same SCIM id, or from a POST of the same email (`already_held`).
 
 A held deactivation the IdP takes back (it sends `active: true` for the user) is
 *withdrawn*: an event of outcome `rejected`, reason `no-longer-confirmed`, follows the
-staged one in the plan's run; the user's deactivation is no longer held, and a later one
-is held anew. The user is found as above: by the SCIM id the request addressed, or by the
-email a POST named. `held_operations` reads a plan up to a point (an approval reads what is
-held when it starts); `carry_over` moves what was held after that point into a new open
-plan, so a request held while an approval runs is neither applied unseen nor lost.
+staged one in the plan's run and names it (`store.staged.withdrawals`: two users' held
+deactivations can read alike, held under the same email); the user's deactivation is no
+longer held, and a later one is held anew. The user is found as above: by the SCIM id
+the request addressed, or by the email a POST named. `held_operations` reads a plan up
+to a point (an approval reads what is held when it starts); `carry_over` moves what was
+held after that point into a new open plan, so a request held while an approval runs is
+neither applied unseen nor lost.
 
 Functions work in the caller's session and do not commit; call the writing ones inside a
 write transaction after `lock_held` (PostgreSQL: an advisory lock per directory; SQLite:
@@ -59,6 +62,7 @@ from store.staged import (
     limit_name,
     live_events,
     staged_deactivations,
+    withdrawal_detail,
     withdrawals,
 )
 
@@ -105,30 +109,34 @@ def open_held_plan(session: Session, directory: str) -> HeldPlan | None:
 
 def already_held(session: Session, run_id: int, operations: Iterable[Operation], request: str) -> set[int]:
     """The positions in `operations` (of request `request`) of those plan `run_id` holds
-    already, not withdrawn: the same change to the same rows, or, for a request to
-    `/Users/{id}`, the same change held from a request to the same id (under the email the
-    user had then: the IdP's retry after a rename)."""
+    already, not withdrawn, from a request about the same user: for a request to
+    `/Users/{id}`, the same change held from a request to that id (under whichever email
+    the user had then: the IdP's retry after a rename), never one held for another id
+    under the same email (whoever took the email since is another user); for a `POST
+    /Users`, the same change to the same email held from a POST."""
     ops = list(operations)
-    keys = {_subjects(op) for op in ops}
-    user_keys = {u for u, _ in keys if u is not None}
-    group_keys = {g for u, g in keys if u is None and g is not None}
     scim_id = addressed_user(request)
     if scim_id is not None:
-        user_keys |= _keys_held_for(session, run_id, scim_id)
-    query = select(SyncEvent).where(SyncEvent.run_id == run_id)
+        user_keys, group_keys = _keys_held_for(session, run_id, scim_id), set()
+    else:
+        keys = {_subjects(op) for op in ops}
+        user_keys = {u for u, _ in keys if u is not None}
+        group_keys = {g for u, g in keys if u is None and g is not None}
     conditions = []
-    if user_keys:
+    if user_keys:  # a withdrawal carries its staged event's user key: `live_events` finds both
         conditions.append(SyncEvent.user_key.in_(user_keys))
     if group_keys:
         conditions.append(SyncEvent.group_key.in_(group_keys))
     if not conditions:
         return set()
-    live = live_events(session.scalars(query.where(or_(*conditions)).order_by(SyncEvent.seq)))
-    # Either match is enough: a change held under the same email is the same change to
-    # `live_events`, which pairs a withdrawal with the earliest one (`store.staged`).
-    held = {event_change(e) for e in live} | {c for e in live if (c := _addressed_change(e)) is not None}
-    return {n for n, op in enumerate(ops)
-            if _op_change(op) in held or (scim_id is not None and _op_addressed_change(op, scim_id) in held)}
+    events = session.scalars(select(SyncEvent).where(SyncEvent.run_id == run_id, or_(*conditions))
+                             .order_by(SyncEvent.seq))
+    live = [e for e in live_events(events) if addressed_user(e.detail) == scim_id]
+    if scim_id is not None:
+        held = {_addressed_change(e) for e in live}
+        return {n for n, op in enumerate(ops) if _op_addressed_change(op, scim_id) in held}
+    held = {event_change(e) for e in live}
+    return {n for n, op in enumerate(ops) if _op_change(op) in held}
 
 
 def hold(session: Session, *, directory: str, plan: Plan, reason: str, request: str,
@@ -183,7 +191,8 @@ def withdraw(session: Session, directory: str, scim_id: str, emails: Iterable[st
     insert_events(session, [{
         "run_id": found.run_id, "seq": start + n, "action": _DEACTIVATE, "kind": event.kind,
         "target": event.target, "outcome": Outcome.REJECTED.value, "reason": NO_LONGER_CONFIRMED,
-        "detail": f"withdrawn: {request} says the user is active", "old": event.old, "new": event.new,
+        "detail": withdrawal_detail(event.seq, f"{request} says the user is active"),
+        "old": event.old, "new": event.new,
         "at": at or clock.now(), "user_key": event.user_key, "group_key": None,
     } for n, event in enumerate(held)])
     return found.run_id
@@ -202,17 +211,17 @@ def held_operations(session: Session, run_id: int, directory: str, *, upto_seq: 
     as the request found it, or as its link binds it."""
     events = list(session.scalars(select(SyncEvent).where(SyncEvent.run_id == run_id, SyncEvent.seq <= upto_seq)
                                   .order_by(SyncEvent.seq)))
-    taken_back_by = {e.user_key: e for e in events if e.outcome == Outcome.REJECTED.value}
+    taken_back_by = {id(staged): withdrawal for withdrawal, staged in withdrawals(events)}
     out: list[Held] = []
-    live = {id(e) for e in live_events(events)}
     links = _Links(directory)
+    rows = _AddressedRows(session, directory)
     for event in events:
         if event.outcome != Outcome.STAGED.value:
             continue
-        user = addressed_row(session, directory, event)
-        if id(event) not in live:
-            taken_back = taken_back_by.get(event.user_key)
-            out.append(Held(event, None, taken_back.detail if taken_back is not None else "withdrawn", user))
+        user = rows.of(event)
+        taken_back = taken_back_by.get(id(event))
+        if taken_back is not None:
+            out.append(Held(event, None, taken_back.detail, user))
             continue
         op, why = _operation(session, directory, event, user, links)
         out.append(Held(event, op, why, user))
@@ -225,11 +234,33 @@ def addressed_row(session: Session, directory: str, event: SyncEvent) -> StoredU
     whatever its email is now (never whoever has since taken the email the user had). A
     `POST /Users` addressed an email: the user with that email (for a change of email,
     the one it changes from)."""
-    scim_id = addressed_user(event.detail)
+    scim_id, email = _addressee(event)
     if scim_id is not None:
         return user_by_scim_id(session, directory, scim_id)
+    return user_by_email(session, email) if email else None
+
+
+class _AddressedRows:
+    """`addressed_row` for the events of one plan, each request's user read once."""
+
+    def __init__(self, session: Session, directory: str) -> None:
+        self.session, self.directory = session, directory
+        self._found: dict[tuple[str | None, str | None], StoredUser | None] = {}
+
+    def of(self, event: SyncEvent) -> StoredUser | None:
+        addressee = _addressee(event)
+        if addressee not in self._found:
+            self._found[addressee] = addressed_row(self.session, self.directory, event)
+        return self._found[addressee]
+
+
+def _addressee(event: SyncEvent) -> tuple[str | None, str | None]:
+    """Whom `event`'s request addressed: (its SCIM id, None), or for a POST (None, the email)."""
+    scim_id = addressed_user(event.detail)
+    if scim_id is not None:
+        return scim_id, None
     key = (event.old or {}).get("email") or event.user_key
-    return user_by_email(session, str(key)) if key else None
+    return None, str(key) if key else None
 
 
 def carry_over(session: Session, run_id: int, directory: str, *, after_seq: int, at: datetime | None = None) -> int | None:

@@ -41,6 +41,7 @@ EMPTY_READ = "empty-read"
 # longer contains it, or the IdP took a held deactivation back.
 NO_LONGER_CONFIRMED = "no-longer-confirmed"
 _LIMIT = re.compile(r"\bmax_[a-z_]+")
+_WITHDRAWN = re.compile(r"withdrawn \(event (\d+)\): ")
 
 
 def stage_plan(
@@ -194,9 +195,8 @@ def open_staged_events(session: Session, *, user_key: str | None = None,
 
 
 def live_events(events: Iterable[SyncEvent]) -> list[SyncEvent]:
-    """The `staged` events of one run (given in `seq` order) that still hold: each event
-    of reason `no-longer-confirmed` in the run takes back the earliest staged one with
-    the same change (see `store.held`)."""
+    """The `staged` events of one run (given in `seq` order) that still hold: those no
+    withdrawal in the run takes back (see `withdrawals`)."""
     ordered = list(events)
     taken = {id(staged) for _, staged in withdrawals(ordered)}
     return [e for e in ordered if e.outcome == Outcome.STAGED.value and id(e) not in taken]
@@ -204,18 +204,35 @@ def live_events(events: Iterable[SyncEvent]) -> list[SyncEvent]:
 
 def withdrawals(events: Iterable[SyncEvent]) -> list[tuple[SyncEvent, SyncEvent]]:
     """Of one run's events (in `seq` order): each withdrawal (an event of reason
-    `no-longer-confirmed`) with the staged event it takes back, the earliest one with the
-    same change not taken back already."""
+    `no-longer-confirmed`) with the staged event it takes back: the one its detail names
+    (`withdrawal_detail`; two held events can make the same change, each for the user
+    its own request addressed), else, for a withdrawal that names none, the earliest one
+    with the same change not taken back already. A withdrawal whose event is not among
+    `events` takes back nothing of them."""
     waiting: dict[tuple[Any, ...], list[SyncEvent]] = {}
     pairs: list[tuple[SyncEvent, SyncEvent]] = []
     for event in events:
         if event.outcome == Outcome.STAGED.value:
             waiting.setdefault(event_change(event), []).append(event)
         elif event.outcome == Outcome.REJECTED.value and event.reason == NO_LONGER_CONFIRMED:
-            staged = waiting.get(event_change(event))
-            if staged:
-                pairs.append((event, staged.pop(0)))
+            staged = waiting.get(event_change(event), [])
+            seq = withdrawn_seq(event)
+            found = next((n for n, e in enumerate(staged) if seq is None or e.seq == seq), None)
+            if found is not None:
+                pairs.append((event, staged.pop(found)))
     return pairs
+
+
+def withdrawal_detail(staged_seq: int, why: str) -> str:
+    """The detail of a withdrawal of the staged event `staged_seq` of its run: it names
+    that event, so `withdrawals` pairs them exactly."""
+    return f"withdrawn (event {staged_seq}): {why}"
+
+
+def withdrawn_seq(event: SyncEvent) -> int | None:
+    """The seq of the staged event withdrawal `event` names (None for one that names none)."""
+    found = _WITHDRAWN.match(event.detail or "")
+    return int(found.group(1)) if found else None
 
 
 def event_change(event: SyncEvent) -> tuple[Any, ...]:

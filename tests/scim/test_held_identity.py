@@ -217,6 +217,65 @@ def test_a_held_post_that_deactivates_the_only_administrator_waits_whole(push: P
         "last-active-administrator", "request-refused"}
     assert decision.dropped == ()
 
+# --- held already: the same request's user, not the same email -------------------------------------
+
+
+def deactivate_id(push: Push, scim_id: str) -> Any:
+    return push.okta.patch(f"/Users/{scim_id}", [{"op": "replace", "value": {"active": False}}])
+
+
+def test_the_deactivation_of_whoever_took_a_held_users_old_email_is_held_for_them(push: Push) -> None:
+    run = held(push, lambda: push.deactivate(2))
+    rename(push, 2, "new2@example.com")
+    other = post_user(push, "u2@example.com", active=True).json()
+
+    response = deactivate_id(push, other["id"])
+
+    assert response.status_code == 503 and "held already" not in response.json()["detail"]
+    assert held_deactivations(push) == 2
+    approved(push, run)
+    assert (push.active()["new2@example.com"], push.active()["u2@example.com"]) == (False, False)
+
+
+def test_active_true_for_whoever_took_the_old_email_takes_back_their_own_held_deactivation(push: Push) -> None:
+    # Both held deactivations read alike (u2@example.com): the withdrawal names its own.
+    run = held(push, lambda: push.deactivate(2))
+    rename(push, 2, "new2@example.com")
+    other = post_user(push, "u2@example.com", active=True).json()
+    assert deactivate_id(push, other["id"]).status_code == 503
+
+    assert push.okta.patch(f"/Users/{other['id']}", [{"op": "replace", "path": "active",
+                                                      "value": True}]).status_code == 200
+
+    assert held_deactivations(push) == 1
+    approved(push, run)
+    assert (push.active()["new2@example.com"], push.active()["u2@example.com"]) == (False, True)
+
+
+def test_a_deactivation_under_the_id_a_later_post_linked_is_not_taken_for_the_held_posts(push: Push) -> None:
+    local_user(push, "ann@example.com")
+    run = held(push, lambda: post_user(push, "ann@example.com", active=False))
+    later = post_user(push, "ann@example.com", active=True)
+    assert later.status_code == 201
+
+    response = deactivate_id(push, later.json()["id"])
+
+    assert response.status_code == 503 and "held already" not in response.json()["detail"]
+    approved(push, run)
+    [user] = found(push, "ann@example.com")
+    assert (user["id"], user["active"]) == (later.json()["id"], False)
+
+
+def test_a_retried_post_is_held_already(push: Push) -> None:
+    local_user(push, "ann@example.com")
+    held(push, lambda: post_user(push, "ann@example.com", active=False))
+
+    retried = post_user(push, "ann@example.com", active=False)
+
+    assert retried.status_code == 503 and "held already" in retried.json()["detail"]
+    assert held_deactivations(push) == 1
+
+
 # --- a directory whose name its base URL holds twice -----------------------------------------------
 
 
