@@ -133,7 +133,10 @@ def list_users(store: Store, directory: str, where: Filter | None, start: int, c
 
 
 def create_user(settings: Settings, store: Store, directory: str, user: PushUser, *, request: str) -> UserView:
-    """POST /Users (R1: the email is the key; a retried POST is 409 and changes nothing)."""
+    """POST /Users (R1: the email is the key; a retried POST is 409 and changes nothing).
+    One that says `active: true` takes back a deactivation of its email that a held POST
+    carries, as `_reactivated` does for a request to `/Users/{id}`: the user it created
+    or linked is active (and the held POST, under another SCIM id, is dropped anyway)."""
     rules = _rules(settings)
     scim_id = _new_id()
 
@@ -146,7 +149,10 @@ def create_user(settings: Settings, store: Store, directory: str, user: PushUser
         return plan_create_user(directory, user, scim_id, holder, scope, rules)
 
     _write(settings, store, directory, plan, request)
-    return _created(lambda: get_user(store, directory, scim_id), plan)
+    view = _created(lambda: get_user(store, directory, scim_id), plan)
+    if user.active is True:  # a deactivation of this email a held POST carries no longer holds
+        scim_hold.withdraw_if_held(store, directory, scim_id, (view.row.email,), request)
+    return view
 
 
 def replace_user(settings: Settings, store: Store, directory: str, scim_id: str, user: PushUser, *,

@@ -27,10 +27,11 @@ A held deactivation the IdP takes back (it sends `active: true` for the user) is
 staged one in the plan's run and names it (`store.staged.withdrawals`: two users' held
 deactivations can read alike, held under the same email); the user's deactivation is no
 longer held, and a later one is held anew. The user is found as above: by the SCIM id
-the request addressed, or by the email a POST named. `held_operations` reads a plan up
-to a point (an approval reads what is held when it starts); `carry_over` moves what was
-held after that point into a new open plan, so a request held while an approval runs is
-neither applied unseen nor lost.
+the request addressed, or by the email a POST named (a `POST /Users` that says `active:
+true` withdraws a held POST's deactivation of its email). `held_operations` reads a plan
+up to a point (an approval reads what is held when it starts); `carry_over` moves what
+was held after that point into a new open plan, so a request held while an approval runs
+is neither applied unseen nor lost.
 
 Functions work in the caller's session and do not commit; call the writing ones inside a
 write transaction after `lock_held` (PostgreSQL: an advisory lock per directory; SQLite:

@@ -178,7 +178,7 @@ def test_a_held_post_whose_user_another_directory_bound_meanwhile_is_dropped_who
 
 def test_a_held_post_whose_user_a_later_post_linked_is_dropped_whole(push: Push) -> None:
     # The IdP's later POST says the user is active: it links them at once, under its own
-    # SCIM id; the held POST's link and deactivation are both dropped.
+    # SCIM id, and takes back the held POST's deactivation; its link is dropped too.
     local_user(push, "ann@example.com")
     run = held(push, lambda: post_user(push, "ann@example.com", active=False))
     later = post_user(push, "ann@example.com", active=True)
@@ -189,7 +189,11 @@ def test_a_held_post_whose_user_a_later_post_linked_is_dropped_whole(push: Push)
     [user] = found(push, "ann@example.com")
     assert (user["id"], user["active"]) == (later.json()["id"], True)
     assert decision.dropped and all(op.target == "ann@example.com" for op in decision.dropped)
-    assert all("another SCIM id" in d for d in dropped_details(push, decision.run_id))
+    dropped = {(e.action, e.detail) for e in _events(push, decision.run_id) if e.outcome == "rejected"}
+    assert {(action, "another SCIM id" in (detail or "")) for action, detail in dropped
+            if action != "deactivate-user"} == {("link-user", True), ("update-user", True)}
+    assert {detail for action, detail in dropped if action == "deactivate-user"} == {
+        "not applied: withdrawn (event 3): POST /Users says the user is active"}
 
 
 def test_a_held_post_and_its_retries_link_the_user_once(push: Push) -> None:
@@ -216,6 +220,7 @@ def test_a_held_post_that_deactivates_the_only_administrator_waits_whole(push: P
     assert {reason for _, reason in events(push.store, decision.run_id, "rejected")} == {
         "last-active-administrator", "request-refused"}
     assert decision.dropped == ()
+
 
 # --- held already: the same request's user, not the same email -------------------------------------
 
@@ -264,6 +269,16 @@ def test_a_deactivation_under_the_id_a_later_post_linked_is_not_taken_for_the_he
     approved(push, run)
     [user] = found(push, "ann@example.com")
     assert (user["id"], user["active"]) == (later.json()["id"], False)
+
+
+def test_a_later_post_that_says_active_takes_back_the_held_posts_deactivation(push: Push) -> None:
+    local_user(push, "ann@example.com")
+    held(push, lambda: post_user(push, "ann@example.com", active=False))
+    assert held_deactivations(push) == 1
+
+    assert post_user(push, "ann@example.com", active=True).status_code == 201
+
+    assert held_deactivations(push) == 0
 
 
 def test_a_retried_post_is_held_already(push: Push) -> None:
