@@ -264,7 +264,7 @@ class _Approval:
             local = load_scope(session, self.name, user_ids=(), group_ids=(), group_names=rules.reserved_names,
                                emails={h.user.email for h in held if h.user is not None})
         live, orphaned = _with_their_deactivation(held, {u.id: u.active for u in local.users})
-        dropped = [(event_operation(h.event), f"not applied: {h.why_not}") for h in held if h.operation is None]
+        dropped = [(event_operation(h.event, h.user), f"not applied: {h.why_not}") for h in held if h.operation is None]
         self._record_dropped(run_id, dropped + orphaned)
         # Memberships follow the IdP's own group operations in push: R4 holds no removal
         # from another group for a held administrator (keep_groups=False).

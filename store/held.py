@@ -51,7 +51,7 @@ from sqlalchemy.orm import Session
 
 from reconcile import clock
 from reconcile.model import Action, Operation, Plan, Ref
-from reconcile.push import StoredUser, addressed_user, labels_addressing
+from reconcile.push import StoredUser, addressed_user
 from reconcile.rules import email_key
 from store.models import Outcome, RunStatus, StagedPlan, StagedStatus, SyncEvent, SyncRun, groups
 from store.push import user_by_email, user_by_scim_id
@@ -60,6 +60,7 @@ from store.staged import (
     NO_LONGER_CONFIRMED,
     change_key,
     event_change,
+    keys_held_for,
     limit_name,
     live_events,
     staged_deactivations,
@@ -118,7 +119,7 @@ def already_held(session: Session, run_id: int, operations: Iterable[Operation],
     ops = list(operations)
     scim_id = addressed_user(request)
     if scim_id is not None:
-        user_keys, group_keys = _keys_held_for(session, run_id, scim_id), set()
+        user_keys, group_keys = keys_held_for(session, run_id, scim_id), set()
     else:
         keys = {_subjects(op) for op in ops}
         user_keys = {u for u, _ in keys if u is not None}
@@ -181,7 +182,7 @@ def withdraw(session: Session, directory: str, scim_id: str, emails: Iterable[st
         return None
     keys = {email_key(e) for e in emails}
     # Its withdrawals are found with the staged events: they carry the same user key.
-    user_keys = keys | _keys_held_for(session, found.run_id, scim_id)
+    user_keys = keys | keys_held_for(session, found.run_id, scim_id)
     events = session.scalars(select(SyncEvent).where(SyncEvent.run_id == found.run_id,
                                                      SyncEvent.action == _DEACTIVATE,
                                                      SyncEvent.user_key.in_(user_keys)).order_by(SyncEvent.seq))
@@ -304,14 +305,6 @@ def _op_change(op: Operation) -> tuple[Any, ...]:
     return change_key(event["action"], event["target"], event["user_key"], event["group_key"], event["new"])
 
 
-def _keys_held_for(session: Session, run_id: int, scim_id: str) -> set[str]:
-    """The user keys plan `run_id` holds requests to `/Users/{scim_id}` under (the emails
-    the user had when each was held). No index names the label: this reads the plan's
-    events, as `open_held_plan`'s count of its deactivations does."""
-    return {key for key in session.scalars(select(SyncEvent.user_key).distinct().where(
-        SyncEvent.run_id == run_id, SyncEvent.detail.in_(labels_addressing(scim_id)))) if key is not None}
-
-
 def _addresses(event: SyncEvent, scim_id: str, keys: set[str]) -> bool:
     """Whether `event` was held from a request about user `scim_id`, who has had the
     email keys `keys`: a request to its id, or a POST of one of its emails."""
@@ -407,7 +400,7 @@ def _operation(session: Session, directory: str, event: SyncEvent, user: StoredU
         if group is None:
             return None, "the group no longer exists"
         return Operation(action, event.target, group=Ref(local_id=int(group)), user=Ref(local_id=user.id),
-                         values=new, old=old, reason=event.reason), None
+                         values=new, old=_member_now(old, user), reason=event.reason), None
     # The event names the email the user had when it was held; an email change names the new one.
     target = event.target if action is Action.UPDATE_USER else user.email
     return Operation(action, target, user=Ref(local_id=user.id), values=new, old=old,
@@ -415,10 +408,23 @@ def _operation(session: Session, directory: str, event: SyncEvent, user: StoredU
                      reason=event.reason), None
 
 
-def event_operation(event: SyncEvent) -> Operation:
-    """An event's operation as it reads (for a listing of what was dropped)."""
-    return Operation(Action(event.action), event.target, values=tuple(sorted((event.new or {}).items())),
-                     old=tuple(sorted((event.old or {}).items())))
+def event_operation(event: SyncEvent, user: StoredUser | None = None) -> Operation:
+    """An event's operation as it reads (for a listing of what was dropped), naming
+    `user`, the row its request addressed (`Held.user`), by the email they have now
+    rather than the one they had when it was held."""
+    action = Action(event.action)
+    old = tuple(sorted((event.old or {}).items()))
+    target = event.target
+    if user is not None and action is Action.REMOVE_MEMBER:
+        old = _member_now(old, user)
+    elif user is not None and event.kind == "user" and action is not Action.UPDATE_USER:
+        target = user.email  # an email change names the new one
+    return Operation(action, target, values=tuple(sorted((event.new or {}).items())), old=old)
+
+
+def _member_now(old: tuple[tuple[str, Any], ...], user: StoredUser) -> tuple[tuple[str, Any], ...]:
+    """A held removal's `old` naming its member by the email they have now."""
+    return tuple((name, user.email if name == "member" else value) for name, value in old)
 
 
 __all__ = [

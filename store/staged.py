@@ -32,8 +32,10 @@ from sqlalchemy.orm import Session
 
 from reconcile import clock
 from reconcile.model import Action, Fields, Operation, Plan, Ref
+from reconcile.push import addressed_user, labels_addressing
 from reconcile.rules import name_key
 from store.models import Outcome, StagedPlan, StagedStatus, SyncEvent
+from store.push import resolve_users
 from store.runs import record_staged
 
 EMPTY_READ = "empty-read"
@@ -153,18 +155,43 @@ class PlanView:
 
 def plan_views(session: Session, directory: str | None = None) -> list[PlanView]:
     """The open staged plans (of `directory`, or of all), oldest first, read from their
-    runs' `staged` events (withdrawn ones left out)."""
+    runs' `staged` events (withdrawn ones left out). Each held change names its user as
+    an approval finds them (`listed_email`)."""
     out = []
     for row in open_plans(session, directory):
         events = live_events(session.scalars(
             select(SyncEvent).where(SyncEvent.run_id == row.run_id).order_by(SyncEvent.seq)))
+        emails = current_emails(session, row.directory, events)
         out.append(PlanView(
             row.run_id, row.directory, row.created_at, row.safety_limit, row.reason, len(events),
-            tuple(e.target for e in events if e.action == Action.DEACTIVATE_USER.value),
-            tuple({"group": e.target, "email": (e.old or {}).get("member")}
+            tuple(listed_email(e, emails) or e.target for e in events if e.action == Action.DEACTIVATE_USER.value),
+            tuple({"group": e.target, "email": listed_email(e, emails)}
                   for e in events if e.action == Action.REMOVE_MEMBER.value),
         ))
     return out
+
+
+def current_emails(session: Session, directory: str, events: Iterable[SyncEvent]) -> dict[str, str]:
+    """The email each user that `events`' requests addressed by SCIM id (`PATCH
+    /Users/{id}`, ...) has now, by that id, for the users `directory` still binds: one
+    read per few thousand distinct ids, however many events name them."""
+    scim_ids = {scim_id for e in events if (scim_id := addressed_user(e.detail)) is not None}
+    return {scim_id: email for scim_id, (_, email) in resolve_users(session, directory, scim_ids).items()}
+
+
+def listed_email(event: SyncEvent, current: Mapping[str, str]) -> str | None:
+    """The email a listing names the user of held `event` by: a request to `/Users/{id}`
+    is about the user bound under that id (`store.held.addressed_row`), so their email now
+    (`current`, see `current_emails`: the IdP may have renamed them since, and someone
+    else may have the old email); else the email the event names (a `POST /Users`'s, or
+    one no user is bound under its id any more)."""
+    scim_id = addressed_user(event.detail)
+    if scim_id is not None and scim_id in current:
+        return current[scim_id]
+    if event.action == Action.REMOVE_MEMBER.value:
+        member = (event.old or {}).get("member")
+        return None if member is None else str(member)
+    return event.target
 
 
 def staged_deactivations(session: Session, run_ids: Iterable[int]) -> dict[int, int]:
@@ -181,17 +208,43 @@ def staged_deactivations(session: Session, run_ids: Iterable[int]) -> dict[int, 
     return {run_id: counts.get(run_id, 0) for run_id in ids}
 
 
-def open_staged_events(session: Session, *, user_key: str | None = None,
-                       group_key: str | None = None) -> list[SyncEvent]:
-    """What open plans hold on one user (by email key) or group (by name key), oldest first."""
+def open_staged_events(session: Session, *, user_key: str | None = None, group_key: str | None = None,
+                       scim_id: str | None = None, bound_to: str | None = None) -> list[SyncEvent]:
+    """What open plans hold on one group (by name key), or on one user, oldest first. A
+    user's are the events of requests about them: held under their email key (`user_key`)
+    from a request that named no SCIM id (a pull cycle's, a `POST /Users`'s), and, when
+    directory `bound_to` binds them under `scim_id`, its requests to `/Users/{scim_id}`,
+    under whichever email they had then. A request to another SCIM id held under their
+    email was about another user (whom the IdP renamed since)."""
     out: list[SyncEvent] = []
-    for run_id in session.scalars(select(StagedPlan.run_id).where(StagedPlan.status == StagedStatus.OPEN.value)
-                                  .order_by(StagedPlan.run_id)):
-        query = select(SyncEvent).where(SyncEvent.run_id == run_id)
-        query = query.where(SyncEvent.user_key == user_key) if user_key is not None \
-            else query.where(SyncEvent.group_key == group_key)
-        out += live_events(session.scalars(query.order_by(SyncEvent.seq)))
+    for run_id, directory in session.execute(select(StagedPlan.run_id, StagedPlan.directory)
+                                             .where(StagedPlan.status == StagedStatus.OPEN.value)
+                                             .order_by(StagedPlan.run_id)):
+        query = select(SyncEvent).where(SyncEvent.run_id == run_id).order_by(SyncEvent.seq)
+        if user_key is None:
+            out += live_events(session.scalars(query.where(SyncEvent.group_key == group_key)))
+            continue
+        own = scim_id if directory == bound_to else None
+        keys = {user_key} | (keys_held_for(session, run_id, own) if own is not None else set())
+        # A withdrawal carries its staged event's user key: both are read.
+        events = live_events(session.scalars(query.where(SyncEvent.user_key.in_(keys))))
+        out += [e for e in events if _about(e, user_key, own)]
     return out
+
+
+def keys_held_for(session: Session, run_id: int, scim_id: str) -> set[str]:
+    """The user keys plan `run_id` holds requests to `/Users/{scim_id}` under (the emails
+    the user had when each was held). No index names the label: this reads the plan's
+    events, as `staged_deactivations` does."""
+    return {key for key in session.scalars(select(SyncEvent.user_key).distinct().where(
+        SyncEvent.run_id == run_id, SyncEvent.detail.in_(labels_addressing(scim_id)))) if key is not None}
+
+
+def _about(event: SyncEvent, user_key: str, scim_id: str | None) -> bool:
+    """Whether held `event` is about the user with email key `user_key`, bound under
+    `scim_id` (None: bound under none in the event's directory)."""
+    addressed = addressed_user(event.detail)
+    return addressed == scim_id if addressed is not None else event.user_key == user_key
 
 
 def live_events(events: Iterable[SyncEvent]) -> list[SyncEvent]:
