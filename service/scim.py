@@ -134,9 +134,10 @@ def list_users(store: Store, directory: str, where: Filter | None, start: int, c
 
 def create_user(settings: Settings, store: Store, directory: str, user: PushUser, *, request: str) -> UserView:
     """POST /Users (R1: the email is the key; a retried POST is 409 and changes nothing).
-    One that says `active: true` takes back a deactivation of its email that a held POST
-    carries, as `_reactivated` does for a request to `/Users/{id}`: the user it created
-    or linked is active (and the held POST, under another SCIM id, is dropped anyway)."""
+    One whose user it created or linked is active (it said `active: true`, or nothing:
+    SCIM's default) takes back a deactivation of its email that a held POST carries, as
+    `_reactivated` does for a request to `/Users/{id}` (the held POST, under another SCIM
+    id, is dropped anyway)."""
     rules = _rules(settings)
     scim_id = _new_id()
 
@@ -150,7 +151,7 @@ def create_user(settings: Settings, store: Store, directory: str, user: PushUser
 
     _write(settings, store, directory, plan, request)
     view = _created(lambda: get_user(store, directory, scim_id), plan)
-    if user.active is True:  # a deactivation of this email a held POST carries no longer holds
+    if view.row.active:  # as written: a POST that omits `active` makes the user active too
         scim_hold.withdraw_if_held(store, directory, scim_id, (view.row.email,), request)
     return view
 

@@ -414,3 +414,23 @@ def test_what_an_approval_drops_names_the_user_by_their_email_now(push: Push) ->
     assert {(e.old or {}).get("member") for e in dropped if e.action == "remove-member"} == {"new2@example.com"}
     assert {e.user_key for e in dropped} == {"new2@example.com"}
 
+
+# --- a POST that omits `active` -------------------------------------------------------------------
+
+
+def post_without_active(push: Push, email: str) -> Any:
+    return push.okta.post("/Users", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": email,
+        "name": {"givenName": "Ann", "familyName": "Lee"}, "emails": [{"primary": True, "value": email}]})
+
+
+def test_a_later_post_that_omits_active_takes_back_the_held_posts_deactivation(push: Push) -> None:
+    local_user(push, "ann@example.com")
+    run = held(push, lambda: post_user(push, "ann@example.com", active=False))
+
+    later = post_without_active(push, "ann@example.com")
+
+    assert later.status_code == 201 and later.json()["active"] is True
+    assert held_deactivations(push) == 0 and plan_listing(push)[0] == ()
+    approved(push, run)
+    assert push.active()["ann@example.com"] is True
