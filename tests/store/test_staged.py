@@ -24,7 +24,6 @@ from store.staged import (
     live_events,
     operation_from_json,
     operation_json,
-    staged_deactivations,
     withdrawal_detail,
     withdrawals,
 )
@@ -136,8 +135,6 @@ def test_a_withdrawal_takes_back_the_held_event_it_names(store: Store) -> None:
 
     assert _seqs(live_events(events)) == [1]
     assert [(w.seq, s.seq) for w, s in withdrawals(events)] == [(3, 2)]
-    with store.session() as session:
-        assert staged_deactivations(session, [events[0].run_id]) == {events[0].run_id: 1}
 
 
 def test_a_withdrawal_whose_event_is_not_read_takes_back_nothing_else(store: Store) -> None:
