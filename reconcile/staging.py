@@ -17,14 +17,20 @@ A push directory (`kind = "scim"`) has no connector to read: its plan holds the
 operations of SCIM requests the deactivation limit held (`store.held`, `service.scim_hold`).
 Approving it (trigger `approval`, mode `push`) applies, through `reconcile.apply`, every
 operation held when the approval starts whose user is still bound to the directory,
-against the rows as they are now, so the write-time checks judge what still holds. R4 is
+against the rows as they are now, so the write-time checks judge what still holds. The
+user is the one the request addressed (`store.held.addressed_row`): for a request to
+`/Users/{id}` the user bound under that SCIM id, whatever their email is now; for a `POST
+/Users` the user with its email, whom its own held link binds (a local user it links is
+linked, and deactivated, as the request asked, unless someone bound them since). R4 is
 judged over exactly what is applied, as for a pull directory: a held deactivation or
 removal that would leave `Administrators` without an active member is held with the
 planner's rejection, judged against the admin group and its members as stored; the rest of
 that user's held changes waits with it (the endpoint writes a request whole or not at
 all, and every held request deactivates its user). Operations that no longer hold (the
 IdP took the deactivation back, the user is gone or unbound), and the rest of the request
-such a deactivation came with, are dropped with an event of reason `no-longer-confirmed`.
+such a deactivation came with, are dropped with an event of reason `no-longer-confirmed`;
+a held POST whose user was bound otherwise since (another directory, another SCIM id) is
+dropped the same way, whole.
 Requests held while the approval runs move to a new open plan: never applied unseen.
 
 `reject(settings, run_id, by=...)` closes the plan without applying anything.
@@ -50,7 +56,6 @@ from reconcile.model import Action, Operation, Plan, Rejection, Snapshot
 from reconcile.plan import plan
 from reconcile.plan_admin import LAST_ACTIVE_ADMINISTRATOR, hold_last_admins_among
 from reconcile.plan_groups import find_admin_group
-from reconcile.rules import email_key
 from store import (
     Outcome,
     StagedStatus,
@@ -255,16 +260,11 @@ class _Approval:
         with self.store.session() as session:
             upto = last_seq(session, self.staged_run_id)
             held = held_operations(session, self.staged_run_id, self.name, upto_seq=upto)
-            # R4 needs the admin group with its members, and the rows the held operations touch
-            # (a rename's event names the new email: its row is found by the old one).
-            emails = {h.event.user_key for h in held if h.event.user_key}
-            emails |= {email_key(str(old)) for h in held if h.operation is not None
-                       and (old := dict(h.operation.old).get("email")) is not None}
+            # R4 needs the admin group with its members, and the users the held requests are about.
             local = load_scope(session, self.name, user_ids=(), group_ids=(), group_names=rules.reserved_names,
-                               emails=emails)
-        live, orphaned = _with_their_deactivation(held, {email_key(u.email): u.id for u in local.users},
-                                                  {u.id: u.active for u in local.users})
-        dropped = [(event_operation(h.event), f"not applied: {h.why_not}") for h in held if h.operation is None]
+                               emails={h.user.email for h in held if h.user is not None})
+        live, orphaned = _with_their_deactivation(held, {u.id: u.active for u in local.users})
+        dropped = [(event_operation(h.event, h.user), f"not applied: {h.why_not}") for h in held if h.operation is None]
         self._record_dropped(run_id, dropped + orphaned)
         # Memberships follow the IdP's own group operations in push: R4 holds no removal
         # from another group for a held administrator (keep_groups=False).
@@ -340,15 +340,14 @@ def _change(op: Operation) -> tuple[object, ...]:
     return (op.action, op.user, op.group, op.invite_id, op.values)
 
 
-def _row_of(h: Held, rows: Mapping[str, int]) -> int | None:
-    """The user row a held operation is about: its own, else the row its event's email key
-    names now (a deactivation taken back has no operation)."""
-    if h.operation is not None and h.operation.user is not None and h.operation.user.local_id is not None:
-        return h.operation.user.local_id
-    return rows.get(h.event.user_key) if h.event.user_key else None
+def _row_of(h: Held) -> int | None:
+    """The user row a held operation is about: the one its request addressed, found as
+    `store.held.addressed_row` finds it (by SCIM id, or a POST's by email), also for a
+    deactivation taken back, which has no operation."""
+    return h.user.id if h.user is not None else None
 
 
-def _requests(held: Sequence[Held], rows: Mapping[str, int]) -> list[list[Held]]:
+def _requests(held: Sequence[Held]) -> list[list[Held]]:
     """The held operations by request: runs of consecutive events with the same detail
     about the same user row (`store.held.hold` writes a request's operations together; a
     withdrawal or another request between two of them starts another run)."""
@@ -356,7 +355,7 @@ def _requests(held: Sequence[Held], rows: Mapping[str, int]) -> list[list[Held]]
     for h in held:
         last = requests[-1][-1] if requests else None
         if last is not None and last.event.detail == h.event.detail and h.event.seq == last.event.seq + 1:
-            row, before = _row_of(h, rows), _row_of(last, rows)
+            row, before = _row_of(h), _row_of(last)
             if row is None or before is None or row == before:
                 requests[-1].append(h)
                 continue
@@ -364,7 +363,7 @@ def _requests(held: Sequence[Held], rows: Mapping[str, int]) -> list[list[Held]]
     return requests
 
 
-def _with_their_deactivation(held: Sequence[Held], rows: Mapping[str, int], active: Mapping[int, bool]
+def _with_their_deactivation(held: Sequence[Held], active: Mapping[int, bool]
                              ) -> tuple[list[Held], list[tuple[Operation, str]]]:
     """The held operations to judge, and those dropped (each with why). Every held request
     deactivates its user, and the rest of it goes where that deactivation goes: with a
@@ -374,13 +373,13 @@ def _with_their_deactivation(held: Sequence[Held], rows: Mapping[str, int], acti
     one held before it: judged with it when it still holds, dropped when it was taken back;
     with none in this plan, applied when the user is inactive now (an earlier approval
     deactivated them), dropped when the user is still active (taken back, or R4 held it).
-    `rows`: user rows by email key; `active`: whether each row is active now."""
+    `active`: whether each user row is active now."""
     deactivation = Action.DEACTIVATE_USER.value
     holds: dict[int | None, bool] = {}  # row -> whether its latest held deactivation so far still holds
     live: list[Held] = []
     orphaned: list[tuple[Operation, str]] = []
-    for request in _requests(held, rows):
-        row = next((r for h in request if (r := _row_of(h, rows)) is not None), None)
+    for request in _requests(held):
+        row = next((r for h in request if (r := _row_of(h)) is not None), None)
         own = [h for h in request if h.event.action == deactivation]
         if own:
             goes = holds[row] = all(h.operation is not None for h in own)
@@ -406,23 +405,20 @@ def _whole_users(live: Sequence[Held], kept: Sequence[Operation],
     DELETE's removals and unbinding, sent with it or after it) waits too, as the endpoint
     writes a request whole or not at all; the administrator stays bound and in their
     groups, and the IdP's retry is judged again as a request."""
-    def row(h: Held) -> int | None:
-        return _row_of(h, {})  # every live operation names its row
-
     passed: list[bool] = []
     position = 0
     for h in live:  # `kept` is a subsequence of the live operations
         through = position < len(kept) and kept[position] == h.operation
         position += through
         passed.append(through)
-    cut = {row(h) for h, through in zip(live, passed) if not through} - {None}
+    cut = {_row_of(h) for h, through in zip(live, passed) if not through} - {None}
     whole = tuple(op for h, through in zip(live, passed)
-                  if through and row(h) not in cut and (op := h.operation) is not None)
+                  if through and _row_of(h) not in cut and (op := h.operation) is not None)
     refused = tuple(
         Rejection(kind_of(op.action), op.target, REQUEST_REFUSED,
                   f"held with the user's held deactivation ({h.event.detail}): {admin_group!r} must keep an"
                   " active member (R4)")
-        for h, through in zip(live, passed) if through and row(h) in cut and (op := h.operation) is not None
+        for h, through in zip(live, passed) if through and _row_of(h) in cut and (op := h.operation) is not None
     )
     return whole, refused
 

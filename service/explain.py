@@ -22,7 +22,7 @@ from reconcile.rules import email_key, name_key
 from service.history import EventFilter, EventView, event_page
 from service.scim_tokens import token_status
 from store import Store, get_directory
-from store.models import SyncRun, groups, memberships, users
+from store.models import SyncEvent, SyncRun, groups, memberships, users
 from store.staged import open_staged_events
 
 RECENT = 20
@@ -181,7 +181,7 @@ def _explained(kind: str, query: str, state: dict[str, Any], managed_by: str | N
         groups=related,
         member_count=member_count,
         last_decision=decision,
-        staged=tuple(_open_staged(store, where, user_key, group_key)),
+        staged=tuple(_open_staged(store, where, user_key, group_key, scim_id, managed_by)),
         recent=recent,
         scim=_scim_view(store, managed_by, external_id, scim_id, where) if managed_by else None,
     )
@@ -271,16 +271,29 @@ def _last_decision(history: Sequence[EventView]) -> EventView | None:
     return None
 
 
-def _open_staged(store: Store, where: EventFilter, user_key: str | None,
-                 group_key: str | None) -> list[EventView]:
+def _open_staged(store: Store, where: EventFilter, user_key: str | None, group_key: str | None,
+                 scim_id: str | None, managed_by: str | None) -> list[EventView]:
     """Staged events that open plans still hold (a decided, superseded or withdrawn one
-    waits for nothing)."""
-    staged = event_page(store, replace(where, outcome="staged"), limit=None).events
-    if not staged:
-        return []
+    waits for nothing), newest first. A user's are those of requests about them
+    (`store.staged.open_staged_events`): a request to their SCIM id held while they had
+    another email is theirs, one to another SCIM id held under their email is not."""
     with store.session() as session:
-        held = {e.id for e in open_staged_events(session, user_key=user_key, group_key=group_key)}
-    return [e for e in staged if e.id in held]
+        held = open_staged_events(session, user_key=user_key, group_key=group_key,
+                                  scim_id=scim_id if user_key is not None else None, bound_to=managed_by)
+        if not held:
+            return []
+        run_ids = {e.run_id for e in held}
+        runs: dict[int | None, SyncRun] = {run.id: run for run in session.scalars(
+            select(SyncRun).where(SyncRun.id.in_(run_ids)))}
+        views = [_event_view(e, runs[e.run_id]) for e in held]
+    return sorted((v for v in views if where.directory in (None, v.directory)), key=lambda v: (v.at, v.id),
+                  reverse=True)
+
+
+def _event_view(event: SyncEvent, run: SyncRun) -> EventView:
+    return EventView(event.id, event.run_id, run.directory, event.seq, event.at, event.action, event.kind,
+                     event.target, event.outcome, event.reason, event.detail, event.old, event.new, event.user_key,
+                     event.group_key, run.actor)
 
 
 def _decision(event: EventView) -> str:

@@ -35,6 +35,7 @@ from reconcile.push import (
     plan_delete_user,
     plan_update_group,
     plan_update_user,
+    request_label,
     target_name,
 )
 from reconcile.push_filter import Filter, parse_filter
@@ -51,7 +52,7 @@ from reconcile.push_patch import (
 )
 from reconcile.push_patch import patch_group as group_patch
 from reconcile.push_patch import patch_user as apply_patch
-from reconcile.rules import email_key, is_admin_alias
+from reconcile.rules import is_admin_alias
 from service import scim_hold, scim_runs
 from store import Store
 from store.push import (
@@ -73,7 +74,7 @@ __all__ = [
     "GROUP_SCHEMA", "PATCH_SCHEMA", "USER_SCHEMA", "GroupView", "Page", "PatchOp", "Problem", "UserView",
     "create_group", "create_user", "delete_group", "delete_user", "get_group", "get_user", "group_replacement",
     "filter_of", "group_patch", "list_groups", "list_users", "parse_group", "parse_patch", "parse_user",
-    "patch_user", "replace_group", "replace_user", "update_group",
+    "patch_user", "replace_group", "replace_user", "request_label", "update_group",
 ]
 
 T = TypeVar("T")
@@ -132,7 +133,11 @@ def list_users(store: Store, directory: str, where: Filter | None, start: int, c
 
 
 def create_user(settings: Settings, store: Store, directory: str, user: PushUser, *, request: str) -> UserView:
-    """POST /Users (R1: the email is the key; a retried POST is 409 and changes nothing)."""
+    """POST /Users (R1: the email is the key; a retried POST is 409 and changes nothing).
+    One whose user it created or linked is active (it said `active: true`, or nothing:
+    SCIM's default) takes back a deactivation of its email that a held POST carries, as
+    `_reactivated` does for a request to `/Users/{id}` (the held POST, under another SCIM
+    id, is dropped anyway)."""
     rules = _rules(settings)
     scim_id = _new_id()
 
@@ -145,7 +150,10 @@ def create_user(settings: Settings, store: Store, directory: str, user: PushUser
         return plan_create_user(directory, user, scim_id, holder, scope, rules)
 
     _write(settings, store, directory, plan, request)
-    return _created(lambda: get_user(store, directory, scim_id), plan)
+    view = _created(lambda: get_user(store, directory, scim_id), plan)
+    if view.row.active:  # as written: a POST that omits `active` makes the user active too
+        scim_hold.withdraw_if_held(store, directory, scim_id, (view.row.email,), request)
+    return view
 
 
 def replace_user(settings: Settings, store: Store, directory: str, scim_id: str, user: PushUser, *,
@@ -199,14 +207,12 @@ def delete_user(settings: Settings, store: Store, directory: str, scim_id: str, 
 def _reactivated(store: Store, directory: str, scim_id: str, active: bool, request: str,
                  before: Sequence[str] = ()) -> UserView:
     """The user after a request; one that said `active: true` takes back a deactivation
-    of the user that the directory's open staged plan holds (S2, `service.scim_hold`),
-    held under the email the user had `before` the request as well as the one it has now
-    (a request that renames and reactivates)."""
+    of the user that the directory's open staged plan holds (S2, `service.scim_hold`):
+    one held from a request to its SCIM id, whatever email the user had then, or from a
+    `POST /Users` of the email it had `before` the request or has now."""
     view = get_user(store, directory, scim_id)
     if active:
-        emails = {email_key(e): e for e in (*before, view.row.email)}
-        for email in emails.values():
-            scim_hold.withdraw_if_held(store, directory, email, request)
+        scim_hold.withdraw_if_held(store, directory, scim_id, (*before, view.row.email), request)
     return view
 
 

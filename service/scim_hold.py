@@ -28,6 +28,7 @@ the limit by one request's deactivations.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -56,7 +57,7 @@ def hold_if_over_limit(settings: Settings, store: Store, directory: str, plan: P
         recent = _recent_deactivations(session, directory, now)
         _, active = count_users(session, directory)
         held = open_held_plan(session, directory)
-        repeated = already_held(session, held.run_id, plan.operations) & set(deactivations) if held else set()
+        repeated = already_held(session, held.run_id, plan.operations, request) & set(deactivations) if held else set()
     planned = len(deactivations) - len(repeated)
     held_count = held.deactivations if held is not None else 0
     total = len(recent) + held_count + planned
@@ -81,15 +82,17 @@ def hold_if_over_limit(settings: Settings, store: Store, directory: str, plan: P
                   retry_after=_retry_after(sorted(recent), total - allowed, held_count + planned > allowed, now))
 
 
-def withdraw_if_held(store: Store, directory: str, email: str, request: str) -> int | None:
-    """The IdP says `email` is active (`request` sent `active: true`): a deactivation of
-    it that the directory's open plan holds is withdrawn. Returns that plan's run id."""
+def withdraw_if_held(store: Store, directory: str, scim_id: str, emails: Iterable[str], request: str) -> int | None:
+    """The IdP says user `scim_id` is active (`request` sent `active: true`; `emails`: the
+    ones it had before the request and has now): a deactivation of it that the
+    directory's open plan holds is withdrawn (`store.held.withdraw`). Returns that plan's
+    run id."""
     with store.session() as session:
         if not has_open_plan(session, directory):
             return None  # the common case: one indexed read
     with store.session(write=True) as session:
         lock_held(session, directory)
-        return withdraw(session, directory, email, request)
+        return withdraw(session, directory, scim_id, emails, request)
 
 
 def _retry_after(recent: list[datetime], must_expire: int, waiting_cannot_help: bool, now: datetime) -> int:

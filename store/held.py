@@ -10,12 +10,28 @@ the limit and the reason of the first held request; its serialised `operations` 
 empty: the run's `staged` events are the plan (`store.staged.plan_views` lists any plan
 from its events).
 
+Which user a held operation is about is the user its request addressed, not the email
+its event names (the user's email when it was held: a later request may rename the user,
+and someone else may take that email). A request to `/Users/{id}` addressed a SCIM
+resource: its events are about the user the directory binds under that id, read from the
+request's label (`reconcile.push.addressed_user`). A `POST /Users` addressed an email:
+its events are about the user with that email, and when it links a user (a local one, not
+yet managed) its own held link is what binds them, so the request holds, whole, while the
+user is bound as it found them or as its link binds them, and is dropped, whole, once
+they are bound otherwise (`_Links`). The IdP's retry of a held request is not held again
+when it makes the same change to the same user, found the same way: held from a request
+to the same SCIM id, or from a POST of the same email (`already_held`).
+
 A held deactivation the IdP takes back (it sends `active: true` for the user) is
 *withdrawn*: an event of outcome `rejected`, reason `no-longer-confirmed`, follows the
-staged one in the plan's run; the user's deactivation is no longer held, and a later one
-is held anew. `held_operations` reads a plan up to a point (an approval reads what is held
-when it starts); `carry_over` moves what was held after that point into a new open plan,
-so a request held while an approval runs is neither applied unseen nor lost.
+staged one in the plan's run and names it (`store.staged.withdrawals`: two users' held
+deactivations can read alike, held under the same email); the user's deactivation is no
+longer held, and a later one is held anew. The user is found as above: by the SCIM id
+the request addressed, or by the email a POST named (a `POST /Users` that says `active:
+true` withdraws a held POST's deactivation of its email). `held_operations` reads a plan
+up to a point (an approval reads what is held when it starts); `carry_over` moves what
+was held after that point into a new open plan, so a request held while an approval runs
+is neither applied unseen nor lost.
 
 Functions work in the caller's session and do not commit; call the writing ones inside a
 write transaction after `lock_held` (PostgreSQL: an advisory lock per directory; SQLite:
@@ -35,16 +51,20 @@ from sqlalchemy.orm import Session
 
 from reconcile import clock
 from reconcile.model import Action, Operation, Plan, Ref
-from reconcile.rules import email_key, name_key
-from store.models import Outcome, RunStatus, StagedPlan, StagedStatus, SyncEvent, SyncRun, groups, users
+from reconcile.push import StoredUser, addressed_user
+from reconcile.rules import email_key
+from store.models import Outcome, RunStatus, StagedPlan, StagedStatus, SyncEvent, SyncRun, groups
+from store.push import user_by_email, user_by_scim_id
 from store.runs import finish_run, insert_events, next_seq, operation_event, start_run
 from store.staged import (
     NO_LONGER_CONFIRMED,
     change_key,
     event_change,
+    keys_held_for,
     limit_name,
     live_events,
     staged_deactivations,
+    withdrawal_detail,
     withdrawals,
 )
 
@@ -63,12 +83,14 @@ class HeldPlan:
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """One held operation as an approval finds it: the event that holds it, and the
-    operation against the rows as they are now, or None with why it no longer holds."""
+    """One held operation as an approval finds it: the event that holds it, the
+    operation against the rows as they are now, or None with why it no longer holds, and
+    the user row its request addressed as it is now (None when there is none)."""
 
     event: SyncEvent
     operation: Operation | None
     why_not: str | None = None
+    user: StoredUser | None = None
 
 
 def lock_held(session: Session, directory: str) -> None:
@@ -87,23 +109,35 @@ def open_held_plan(session: Session, directory: str) -> HeldPlan | None:
     return HeldPlan(int(run_id), staged_deactivations(session, [int(run_id)])[int(run_id)])
 
 
-def already_held(session: Session, run_id: int, operations: Iterable[Operation]) -> set[int]:
-    """The positions in `operations` of those plan `run_id` holds already (same change to
-    the same rows, not withdrawn)."""
+def already_held(session: Session, run_id: int, operations: Iterable[Operation], request: str) -> set[int]:
+    """The positions in `operations` (of request `request`) of those plan `run_id` holds
+    already, not withdrawn, from a request about the same user: for a request to
+    `/Users/{id}`, the same change held from a request to that id (under whichever email
+    the user had then: the IdP's retry after a rename), never one held for another id
+    under the same email (whoever took the email since is another user); for a `POST
+    /Users`, the same change to the same email held from a POST."""
     ops = list(operations)
-    keys = {_subjects(op) for op in ops}
-    user_keys = {u for u, _ in keys if u is not None}
-    group_keys = {g for u, g in keys if u is None and g is not None}
-    query = select(SyncEvent).where(SyncEvent.run_id == run_id)
+    scim_id = addressed_user(request)
+    if scim_id is not None:
+        user_keys, group_keys = keys_held_for(session, run_id, scim_id), set()
+    else:
+        keys = {_subjects(op) for op in ops}
+        user_keys = {u for u, _ in keys if u is not None}
+        group_keys = {g for u, g in keys if u is None and g is not None}
     conditions = []
-    if user_keys:
+    if user_keys:  # a withdrawal carries its staged event's user key: `live_events` finds both
         conditions.append(SyncEvent.user_key.in_(user_keys))
     if group_keys:
         conditions.append(SyncEvent.group_key.in_(group_keys))
     if not conditions:
         return set()
-    events = session.scalars(query.where(or_(*conditions)).order_by(SyncEvent.seq))
-    held = {event_change(e) for e in live_events(events)}
+    events = session.scalars(select(SyncEvent).where(SyncEvent.run_id == run_id, or_(*conditions))
+                             .order_by(SyncEvent.seq))
+    live = [e for e in live_events(events) if addressed_user(e.detail) == scim_id]
+    if scim_id is not None:
+        held = {_addressed_change(e) for e in live}
+        return {n for n, op in enumerate(ops) if _op_addressed_change(op, scim_id) in held}
+    held = {event_change(e) for e in live}
     return {n for n, op in enumerate(ops) if _op_change(op) in held}
 
 
@@ -124,7 +158,7 @@ def hold(session: Session, *, directory: str, plan: Plan, reason: str, request: 
         session.flush()
     else:
         run_id = found.run_id
-    skip = already_held(session, run_id, plan.operations)
+    skip = already_held(session, run_id, plan.operations, request)
     new = [op for n, op in enumerate(plan.operations) if n not in skip]
     start = next_seq(session, run_id)
     insert_events(session, [operation_event(run_id, start + i, op, Outcome.STAGED, detail=request, at=now)
@@ -136,25 +170,33 @@ def hold(session: Session, *, directory: str, plan: Plan, reason: str, request: 
     return run_id, len(new)
 
 
-def withdraw(session: Session, directory: str, email: str, request: str, at: datetime | None = None) -> int | None:
-    """The IdP says `email` is active (`request`): its held deactivation in `directory`'s
-    open plan is withdrawn. Returns the plan's run id when one was. Call under `lock_held`."""
+def withdraw(session: Session, directory: str, scim_id: str, emails: Iterable[str], request: str,
+             at: datetime | None = None) -> int | None:
+    """The IdP says user `scim_id` is active (`request`; `emails`: the ones the user had
+    before it and has now): its held deactivations in `directory`'s open plan are
+    withdrawn: the one a request to `/Users/{scim_id}` holds (under whichever email the
+    user had then), and one a `POST /Users` of one of `emails` holds. Returns the plan's
+    run id when one was. Call under `lock_held`."""
     found = open_held_plan(session, directory)
     if found is None or not found.deactivations:
         return None
-    key = email_key(email)
-    events = session.scalars(select(SyncEvent).where(SyncEvent.run_id == found.run_id, SyncEvent.user_key == key)
-                             .order_by(SyncEvent.seq))
-    held = [e for e in live_events(events) if e.action == _DEACTIVATE]
+    keys = {email_key(e) for e in emails}
+    # Its withdrawals are found with the staged events: they carry the same user key.
+    user_keys = keys | keys_held_for(session, found.run_id, scim_id)
+    events = session.scalars(select(SyncEvent).where(SyncEvent.run_id == found.run_id,
+                                                     SyncEvent.action == _DEACTIVATE,
+                                                     SyncEvent.user_key.in_(user_keys)).order_by(SyncEvent.seq))
+    held = [e for e in live_events(events) if _addresses(e, scim_id, keys)]
     if not held:
         return None
-    event = held[0]
+    start = next_seq(session, found.run_id)
     insert_events(session, [{
-        "run_id": found.run_id, "seq": next_seq(session, found.run_id), "action": _DEACTIVATE, "kind": event.kind,
+        "run_id": found.run_id, "seq": start + n, "action": _DEACTIVATE, "kind": event.kind,
         "target": event.target, "outcome": Outcome.REJECTED.value, "reason": NO_LONGER_CONFIRMED,
-        "detail": f"withdrawn: {request} says the user is active", "old": event.old, "new": event.new,
-        "at": at or clock.now(), "user_key": key, "group_key": None,
-    }])
+        "detail": withdrawal_detail(event.seq, f"{request} says the user is active"),
+        "old": event.old, "new": event.new,
+        "at": at or clock.now(), "user_key": event.user_key, "group_key": None,
+    } for n, event in enumerate(held)])
     return found.run_id
 
 
@@ -164,23 +206,63 @@ def last_seq(session: Session, run_id: int) -> int:
 
 def held_operations(session: Session, run_id: int, directory: str, *, upto_seq: int) -> list[Held]:
     """The operations plan `run_id` holds (events up to `upto_seq`), in the order they were
-    held, each against the rows as they are now; withdrawn ones and ones whose rows are
-    gone or no longer bound to `directory` come with why they no longer hold."""
+    held, each against the rows as they are now, with the user row its request addressed
+    (`addressed_row`); withdrawn ones and ones whose user is gone or no longer bound to
+    `directory` come with why they no longer hold. A held `POST /Users` that links a
+    user binds it (`_Links`): its operations hold, all of them, while the user is bound
+    as the request found it, or as its link binds it."""
     events = list(session.scalars(select(SyncEvent).where(SyncEvent.run_id == run_id, SyncEvent.seq <= upto_seq)
                                   .order_by(SyncEvent.seq)))
-    taken_back_by = {e.user_key: e for e in events if e.outcome == Outcome.REJECTED.value}
+    taken_back_by = {id(staged): withdrawal for withdrawal, staged in withdrawals(events)}
     out: list[Held] = []
-    live = {id(e) for e in live_events(events)}
+    links = _Links(directory)
+    rows = _AddressedRows(session, directory)
     for event in events:
         if event.outcome != Outcome.STAGED.value:
             continue
-        if id(event) not in live:
-            taken_back = taken_back_by.get(event.user_key)
-            out.append(Held(event, None, taken_back.detail if taken_back is not None else "withdrawn"))
+        user = rows.of(event)
+        taken_back = taken_back_by.get(id(event))
+        if taken_back is not None:
+            out.append(Held(event, None, taken_back.detail, user))
             continue
-        op, why = _operation(session, directory, event)
-        out.append(Held(event, op, why))
+        op, why = _operation(session, directory, event, user, links)
+        out.append(Held(event, op, why, user))
     return out
+
+
+def addressed_row(session: Session, directory: str, event: SyncEvent) -> StoredUser | None:
+    """The user row the request that held `event` is about, as it is now. A request to
+    `/Users/{id}` addressed that SCIM resource: the user `directory` binds under that id,
+    whatever its email is now (never whoever has since taken the email the user had). A
+    `POST /Users` addressed an email: the user with that email (for a change of email,
+    the one it changes from)."""
+    scim_id, email = _addressee(event)
+    if scim_id is not None:
+        return user_by_scim_id(session, directory, scim_id)
+    return user_by_email(session, email) if email else None
+
+
+class _AddressedRows:
+    """`addressed_row` for the events of one plan, each request's user read once."""
+
+    def __init__(self, session: Session, directory: str) -> None:
+        self.session, self.directory = session, directory
+        self._found: dict[tuple[str | None, str | None], StoredUser | None] = {}
+
+    def of(self, event: SyncEvent) -> StoredUser | None:
+        addressee = _addressee(event)
+        if addressee not in self._found:
+            self._found[addressee] = addressed_row(self.session, self.directory, event)
+        return self._found[addressee]
+
+
+def _addressee(event: SyncEvent) -> tuple[str | None, str | None]:
+    """Whom `event`'s request addressed: (its SCIM id, None), or for a POST (None, the email)."""
+    scim_id = addressed_user(event.detail)
+    if scim_id is not None:
+        return scim_id, None
+    key = (event.old or {}).get("email") or event.user_key
+    return None, str(key) if key else None
 
 
 def carry_over(session: Session, run_id: int, directory: str, *, after_seq: int, at: datetime | None = None) -> int | None:
@@ -223,42 +305,129 @@ def _op_change(op: Operation) -> tuple[Any, ...]:
     return change_key(event["action"], event["target"], event["user_key"], event["group_key"], event["new"])
 
 
-def _operation(session: Session, directory: str, event: SyncEvent) -> tuple[Operation | None, str | None]:
-    """The operation `event` holds, against the rows as they are now: its user must still
-    be bound to `directory` (what the operation changes is checked where it is written).
-    Held requests are /Users requests: user operations and the removals of a DELETE."""
+def _addresses(event: SyncEvent, scim_id: str, keys: set[str]) -> bool:
+    """Whether `event` was held from a request about user `scim_id`, who has had the
+    email keys `keys`: a request to its id, or a POST of one of its emails."""
+    addressed = addressed_user(event.detail)
+    return addressed == scim_id if addressed is not None else event.user_key in keys
+
+
+def _addressed_change(event: SyncEvent) -> tuple[Any, ...] | None:
+    """What `event` changes of the user its request addressed by SCIM id (None for a POST)."""
+    scim_id = addressed_user(event.detail)
+    return None if scim_id is None else _id_change(event.action, scim_id, event.group_key, event.new)
+
+
+def _op_addressed_change(op: Operation, scim_id: str) -> tuple[Any, ...]:
+    event = operation_event(None, 0, op, Outcome.STAGED)
+    return _id_change(event["action"], scim_id, event["group_key"], event["new"])
+
+
+def _id_change(action: str, scim_id: str, group_key: str | None, new: dict[str, Any] | None) -> tuple[Any, ...]:
+    """A change to the user SCIM id `scim_id`, whatever its email (see `change_key`)."""
+    return ("scim-id", scim_id, *change_key(action, "", None, group_key, new))
+
+
+class _Links:
+    """What the held `POST /Users` requests judged so far do to the users they link, in
+    the order they were held. Such a request names a user by email, and its link is what
+    binds the user to the directory: the request holds, whole, while the user is bound as
+    it was when the request was held (a local user, say), or already as the link binds it
+    (this directory, the same SCIM id); it is dropped, whole, once the user is bound
+    otherwise (by another directory, or under another SCIM id: a later request, or an
+    earlier held one, the IdP's retry, linked it)."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._bound: dict[int, tuple[str | None, str | None]] = {}  # row -> (managed_by, scim_id) once linked
+        self._why_not: dict[str | None, str | None] = {}  # user key -> its latest held link's verdict
+
+    def link(self, event: SyncEvent, user: StoredUser) -> str | None:
+        """Judge the link `event` holds (the first operation of its request): why it no
+        longer holds, or None when it binds `user`."""
+        old, new = event.old or {}, event.new or {}
+        found_as = (old.get("managed_by"), old.get("scim_id"))
+        links_as = (self.directory, new.get("scim_id"))
+        now = self._bound.get(user.id, (user.managed_by, user.scim_id))
+        why = None if now in (found_as, links_as) else self._why_bound(now, user.id in self._bound)
+        if why is None:
+            self._bound[user.id] = links_as
+        self._why_not[event.user_key] = why
+        return why
+
+    def rest(self, event: SyncEvent, user: StoredUser) -> str | None:
+        """Judge another operation of a held POST: it goes with its request's link (held
+        just before it); without one, its user must be bound to the directory."""
+        if event.user_key in self._why_not:
+            return self._why_not[event.user_key]
+        if user.managed_by != self.directory or user.scim_id is None:
+            return f"the user is no longer bound to {self.directory!r}"
+        return None
+
+    def _why_bound(self, now: tuple[str | None, str | None], by_a_held_request: bool) -> str:
+        owner, scim_id = now
+        if owner not in (None, self.directory):
+            return f"the user has since been bound to directory {owner!r}"
+        if scim_id is not None and by_a_held_request:
+            return f"an earlier held request links the user to {self.directory!r} under another SCIM id ({scim_id})"
+        if scim_id is not None:
+            return f"the user has since been bound to {self.directory!r} under another SCIM id ({scim_id})"
+        return "the user's binding has changed since the request was held"
+
+
+def _operation(session: Session, directory: str, event: SyncEvent, user: StoredUser | None,
+               links: _Links) -> tuple[Operation | None, str | None]:
+    """The operation `event` holds, against the rows as they are now, on `user` (the row
+    its request addressed, see `addressed_row`), who must still be bound to `directory`,
+    or be bound by the held POST it came with (`links`); what the operation changes is
+    checked where it is written. Held requests are /Users requests: user operations and
+    the removals of a DELETE (or of a POST that re-binds)."""
     action = Action(event.action)
+    if event.kind != "user" and action is not Action.REMOVE_MEMBER:
+        return None, f"{action.value} is not an operation a held request carries"
+    scim_id = addressed_user(event.detail)
+    if user is None:
+        return None, (f"no user is bound to {directory!r} under SCIM id {scim_id} any more" if scim_id is not None
+                      else "the user no longer exists")
+    if scim_id is None:  # a POST /Users: found by email, bound by its own link
+        why = links.link(event, user) if action is Action.LINK_USER else links.rest(event, user)
+        if why is not None:
+            return None, why
     new = tuple(sorted((event.new or {}).items()))
     old = tuple(sorted((event.old or {}).items()))
     if action is Action.REMOVE_MEMBER:
-        user = session.execute(select(users.c.id).where(users.c.email_key == event.user_key)).scalar()
         group = session.execute(select(groups.c.id).where(groups.c.name_key == event.group_key)).scalar()
-        if user is None or group is None:
-            return None, "the user or the group no longer exists"
-        return Operation(action, event.target, group=Ref(local_id=int(group)), user=Ref(local_id=int(user)),
-                         values=new, old=old, reason=event.reason), None
-    if event.kind != "user":
-        return None, f"{action.value} is not an operation a held request carries"
-    # An email change is planned under the new email: the row still has the old one.
-    key = email_key(str(dict(old)["email"])) if "email" in dict(old) else event.user_key
-    row = session.execute(select(users.c.id, users.c.managed_by, users.c.external_id, users.c.scim_id)
-                          .where(users.c.email_key == key)).first()
-    if row is None:
-        return None, "the user no longer exists"
-    if row.managed_by != directory or row.scim_id is None:
-        return None, f"the user is no longer bound to {directory!r}"
-    return Operation(action, event.target, user=Ref(local_id=row.id), values=new, old=old,
-                     expect=(("external_id", row.external_id), ("managed_by", row.managed_by)),
+        if group is None:
+            return None, "the group no longer exists"
+        return Operation(action, event.target, group=Ref(local_id=int(group)), user=Ref(local_id=user.id),
+                         values=new, old=_member_now(old, user), reason=event.reason), None
+    # The event names the email the user had when it was held; an email change names the new one.
+    target = event.target if action is Action.UPDATE_USER else user.email
+    return Operation(action, target, user=Ref(local_id=user.id), values=new, old=old,
+                     expect=(("external_id", user.external_id), ("managed_by", user.managed_by)),
                      reason=event.reason), None
 
 
-def event_operation(event: SyncEvent) -> Operation:
-    """An event's operation as it reads (for a listing of what was dropped)."""
-    return Operation(Action(event.action), event.target, values=tuple(sorted((event.new or {}).items())),
-                     old=tuple(sorted((event.old or {}).items())))
+def event_operation(event: SyncEvent, user: StoredUser | None = None) -> Operation:
+    """An event's operation as it reads (for a listing of what was dropped), naming
+    `user`, the row its request addressed (`Held.user`), by the email they have now
+    rather than the one they had when it was held."""
+    action = Action(event.action)
+    old = tuple(sorted((event.old or {}).items()))
+    target = event.target
+    if user is not None and action is Action.REMOVE_MEMBER:
+        old = _member_now(old, user)
+    elif user is not None and event.kind == "user" and action is not Action.UPDATE_USER:
+        target = user.email  # an email change names the new one
+    return Operation(action, target, values=tuple(sorted((event.new or {}).items())), old=old)
+
+
+def _member_now(old: tuple[tuple[str, Any], ...], user: StoredUser) -> tuple[tuple[str, Any], ...]:
+    """A held removal's `old` naming its member by the email they have now."""
+    return tuple((name, user.email if name == "member" else value) for name, value in old)
 
 
 __all__ = [
-    "HELD_TRIGGER", "Held", "HeldPlan", "NO_LONGER_CONFIRMED", "already_held", "carry_over", "event_operation",
-    "held_operations", "hold", "last_seq", "lock_held", "open_held_plan", "withdraw",
+    "HELD_TRIGGER", "Held", "HeldPlan", "NO_LONGER_CONFIRMED", "addressed_row", "already_held", "carry_over",
+    "event_operation", "held_operations", "hold", "last_seq", "lock_held", "open_held_plan", "withdraw",
 ]

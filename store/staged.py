@@ -32,8 +32,10 @@ from sqlalchemy.orm import Session
 
 from reconcile import clock
 from reconcile.model import Action, Fields, Operation, Plan, Ref
+from reconcile.push import addressed_user, labels_addressing
 from reconcile.rules import name_key
 from store.models import Outcome, StagedPlan, StagedStatus, SyncEvent
+from store.push import resolve_users
 from store.runs import record_staged
 
 EMPTY_READ = "empty-read"
@@ -41,6 +43,7 @@ EMPTY_READ = "empty-read"
 # longer contains it, or the IdP took a held deactivation back.
 NO_LONGER_CONFIRMED = "no-longer-confirmed"
 _LIMIT = re.compile(r"\bmax_[a-z_]+")
+_WITHDRAWN = re.compile(r"withdrawn \(event (\d+)\): ")
 
 
 def stage_plan(
@@ -152,18 +155,43 @@ class PlanView:
 
 def plan_views(session: Session, directory: str | None = None) -> list[PlanView]:
     """The open staged plans (of `directory`, or of all), oldest first, read from their
-    runs' `staged` events (withdrawn ones left out)."""
+    runs' `staged` events (withdrawn ones left out). Each held change names its user as
+    an approval finds them (`listed_email`)."""
     out = []
     for row in open_plans(session, directory):
         events = live_events(session.scalars(
             select(SyncEvent).where(SyncEvent.run_id == row.run_id).order_by(SyncEvent.seq)))
+        emails = current_emails(session, row.directory, events)
         out.append(PlanView(
             row.run_id, row.directory, row.created_at, row.safety_limit, row.reason, len(events),
-            tuple(e.target for e in events if e.action == Action.DEACTIVATE_USER.value),
-            tuple({"group": e.target, "email": (e.old or {}).get("member")}
+            tuple(listed_email(e, emails) or e.target for e in events if e.action == Action.DEACTIVATE_USER.value),
+            tuple({"group": e.target, "email": listed_email(e, emails)}
                   for e in events if e.action == Action.REMOVE_MEMBER.value),
         ))
     return out
+
+
+def current_emails(session: Session, directory: str, events: Iterable[SyncEvent]) -> dict[str, str]:
+    """The email each user that `events`' requests addressed by SCIM id (`PATCH
+    /Users/{id}`, ...) has now, by that id, for the users `directory` still binds: one
+    read per few thousand distinct ids, however many events name them."""
+    scim_ids = {scim_id for e in events if (scim_id := addressed_user(e.detail)) is not None}
+    return {scim_id: email for scim_id, (_, email) in resolve_users(session, directory, scim_ids).items()}
+
+
+def listed_email(event: SyncEvent, current: Mapping[str, str]) -> str | None:
+    """The email a listing names the user of held `event` by: a request to `/Users/{id}`
+    is about the user bound under that id (`store.held.addressed_row`), so their email now
+    (`current`, see `current_emails`: the IdP may have renamed them since, and someone
+    else may have the old email); else the email the event names (a `POST /Users`'s, or
+    one no user is bound under its id any more)."""
+    scim_id = addressed_user(event.detail)
+    if scim_id is not None and scim_id in current:
+        return current[scim_id]
+    if event.action == Action.REMOVE_MEMBER.value:
+        member = (event.old or {}).get("member")
+        return None if member is None else str(member)
+    return event.target
 
 
 def staged_deactivations(session: Session, run_ids: Iterable[int]) -> dict[int, int]:
@@ -180,23 +208,48 @@ def staged_deactivations(session: Session, run_ids: Iterable[int]) -> dict[int, 
     return {run_id: counts.get(run_id, 0) for run_id in ids}
 
 
-def open_staged_events(session: Session, *, user_key: str | None = None,
-                       group_key: str | None = None) -> list[SyncEvent]:
-    """What open plans hold on one user (by email key) or group (by name key), oldest first."""
+def open_staged_events(session: Session, *, user_key: str | None = None, group_key: str | None = None,
+                       scim_id: str | None = None, bound_to: str | None = None) -> list[SyncEvent]:
+    """What open plans hold on one group (by name key), or on one user, oldest first. A
+    user's are the events of requests about them: held under their email key (`user_key`)
+    from a request that named no SCIM id (a pull cycle's, a `POST /Users`'s), and, when
+    directory `bound_to` binds them under `scim_id`, its requests to `/Users/{scim_id}`,
+    under whichever email they had then. A request to another SCIM id held under their
+    email was about another user (whom the IdP renamed since)."""
     out: list[SyncEvent] = []
-    for run_id in session.scalars(select(StagedPlan.run_id).where(StagedPlan.status == StagedStatus.OPEN.value)
-                                  .order_by(StagedPlan.run_id)):
-        query = select(SyncEvent).where(SyncEvent.run_id == run_id)
-        query = query.where(SyncEvent.user_key == user_key) if user_key is not None \
-            else query.where(SyncEvent.group_key == group_key)
-        out += live_events(session.scalars(query.order_by(SyncEvent.seq)))
+    for run_id, directory in session.execute(select(StagedPlan.run_id, StagedPlan.directory)
+                                             .where(StagedPlan.status == StagedStatus.OPEN.value)
+                                             .order_by(StagedPlan.run_id)):
+        query = select(SyncEvent).where(SyncEvent.run_id == run_id).order_by(SyncEvent.seq)
+        if user_key is None:
+            out += live_events(session.scalars(query.where(SyncEvent.group_key == group_key)))
+            continue
+        own = scim_id if directory == bound_to else None
+        keys = {user_key} | (keys_held_for(session, run_id, own) if own is not None else set())
+        # A withdrawal carries its staged event's user key: both are read.
+        events = live_events(session.scalars(query.where(SyncEvent.user_key.in_(keys))))
+        out += [e for e in events if _about(e, user_key, own)]
     return out
 
 
+def keys_held_for(session: Session, run_id: int, scim_id: str) -> set[str]:
+    """The user keys plan `run_id` holds requests to `/Users/{scim_id}` under (the emails
+    the user had when each was held). No index names the label: this reads the plan's
+    events, as `staged_deactivations` does."""
+    return {key for key in session.scalars(select(SyncEvent.user_key).distinct().where(
+        SyncEvent.run_id == run_id, SyncEvent.detail.in_(labels_addressing(scim_id)))) if key is not None}
+
+
+def _about(event: SyncEvent, user_key: str, scim_id: str | None) -> bool:
+    """Whether held `event` is about the user with email key `user_key`, bound under
+    `scim_id` (None: bound under none in the event's directory)."""
+    addressed = addressed_user(event.detail)
+    return addressed == scim_id if addressed is not None else event.user_key == user_key
+
+
 def live_events(events: Iterable[SyncEvent]) -> list[SyncEvent]:
-    """The `staged` events of one run (given in `seq` order) that still hold: each event
-    of reason `no-longer-confirmed` in the run takes back the earliest staged one with
-    the same change (see `store.held`)."""
+    """The `staged` events of one run (given in `seq` order) that still hold: those no
+    withdrawal in the run takes back (see `withdrawals`)."""
     ordered = list(events)
     taken = {id(staged) for _, staged in withdrawals(ordered)}
     return [e for e in ordered if e.outcome == Outcome.STAGED.value and id(e) not in taken]
@@ -204,18 +257,35 @@ def live_events(events: Iterable[SyncEvent]) -> list[SyncEvent]:
 
 def withdrawals(events: Iterable[SyncEvent]) -> list[tuple[SyncEvent, SyncEvent]]:
     """Of one run's events (in `seq` order): each withdrawal (an event of reason
-    `no-longer-confirmed`) with the staged event it takes back, the earliest one with the
-    same change not taken back already."""
+    `no-longer-confirmed`) with the staged event it takes back: the one its detail names
+    (`withdrawal_detail`; two held events can make the same change, each for the user
+    its own request addressed), else, for a withdrawal that names none, the earliest one
+    with the same change not taken back already. A withdrawal whose event is not among
+    `events` takes back nothing of them."""
     waiting: dict[tuple[Any, ...], list[SyncEvent]] = {}
     pairs: list[tuple[SyncEvent, SyncEvent]] = []
     for event in events:
         if event.outcome == Outcome.STAGED.value:
             waiting.setdefault(event_change(event), []).append(event)
         elif event.outcome == Outcome.REJECTED.value and event.reason == NO_LONGER_CONFIRMED:
-            staged = waiting.get(event_change(event))
-            if staged:
-                pairs.append((event, staged.pop(0)))
+            staged = waiting.get(event_change(event), [])
+            seq = withdrawn_seq(event)
+            found = next((n for n, e in enumerate(staged) if seq is None or e.seq == seq), None)
+            if found is not None:
+                pairs.append((event, staged.pop(found)))
     return pairs
+
+
+def withdrawal_detail(staged_seq: int, why: str) -> str:
+    """The detail of a withdrawal of the staged event `staged_seq` of its run: it names
+    that event, so `withdrawals` pairs them exactly."""
+    return f"withdrawn (event {staged_seq}): {why}"
+
+
+def withdrawn_seq(event: SyncEvent) -> int | None:
+    """The seq of the staged event withdrawal `event` names (None for one that names none)."""
+    found = _WITHDRAWN.match(event.detail or "")
+    return int(found.group(1)) if found else None
 
 
 def event_change(event: SyncEvent) -> tuple[Any, ...]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -54,7 +55,8 @@ class ScimRequest:
     """One request: the app's settings and store, the directory, the body; `run` admits it
     and does its work."""
 
-    def __init__(self, request: Request, directory: str, token: str, body: bytes, refusal: Problem | None) -> None:
+    def __init__(self, request: Request, directory: str, path: str, token: str, body: bytes,
+                 refusal: Problem | None) -> None:
         state = request.app.state
         self.request = request
         self.settings: Settings = state.settings
@@ -62,7 +64,7 @@ class ScimRequest:
         self.directory = directory
         self.body = body
         self.base = self.settings.web.scim_base_url(directory)
-        self.label = f"{request.method} {request.url.path.split('/' + directory, 1)[-1] or '/'}"
+        self.label = scim.request_label(request.method, _under_directory(path, request.path_params))
         self._buckets: TokenBuckets = state.buckets
         self._token = token
         self._refusal = refusal  # what reading the body found, answered once admitted
@@ -120,7 +122,8 @@ class ScimRequest:
 _JSON_TYPES = ("application/scim+json", "application/json")
 
 
-def scim_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def scim_endpoint(path: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint of route `path` (under the directory's base URL) that `handler` serves."""
     async def endpoint(request: Request) -> Response:
         settings: Settings = request.app.state.settings
         directory = request.path_params["directory"]
@@ -135,7 +138,7 @@ def scim_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                 body, refusal = await _body(request, settings.web.max_body_bytes), None
             except Problem as problem:
                 body, refusal = b"", problem
-            req = ScimRequest(request, directory, token, body, refusal)
+            req = ScimRequest(request, directory, path, token, body, refusal)
             try:
                 response = await handler(req)
             finally:
@@ -147,6 +150,16 @@ def scim_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                 log.warning("SCIM %s %s: %s", request.method, request.url.path, problem.detail)
             return scim_error(problem)
     return endpoint
+
+
+def _under_directory(path: str, params: dict[str, Any]) -> str:
+    """The path a request names under its directory's base URL: its route's `path` with
+    the request's parameters in it. Read from the route, not cut from the URL, which may
+    name the directory elsewhere too (a directory `scim`, or a proxy's prefix)."""
+    return _PARAM.sub(lambda found: str(params[found.group(1)]), path)
+
+
+_PARAM = re.compile(r"\{(\w+)\}")
 
 
 def _bearer(request: Request) -> str | None:
@@ -180,20 +193,17 @@ def _no_filter(req: ScimRequest) -> None:
         raise Problem(403, "discovery endpoints take no filter")
 
 
-@scim_endpoint
 async def service_provider_config(req: ScimRequest) -> Response:
     await req.run(lambda: _no_filter(req))
     return ScimResponse(render.service_provider_config(req.base, req.settings.web.max_body_bytes))
 
 
-@scim_endpoint
 async def resource_types(req: ScimRequest) -> Response:
     await req.run(lambda: _no_filter(req))
     found = render.resource_types(req.base)
     return ScimResponse(render.list_response(scim.Page(len(found), 1, tuple(found)), found))
 
 
-@scim_endpoint
 async def resource_type(req: ScimRequest) -> Response:
     await req.run(lambda: None)
     wanted = req.request.path_params["name"]
@@ -203,14 +213,12 @@ async def resource_type(req: ScimRequest) -> Response:
     raise Problem(404, f"no resource type {wanted!r}")
 
 
-@scim_endpoint
 async def schemas(req: ScimRequest) -> Response:
     await req.run(lambda: _no_filter(req))
     found = render.schemas(req.base)
     return ScimResponse(render.list_response(scim.Page(len(found), 1, tuple(found)), found))
 
 
-@scim_endpoint
 async def schema(req: ScimRequest) -> Response:
     await req.run(lambda: None)
     wanted = req.request.path_params["name"]
@@ -223,7 +231,6 @@ async def schema(req: ScimRequest) -> Response:
 # --- users -------------------------------------------------------------------------------------
 
 
-@scim_endpoint
 async def users(req: ScimRequest) -> Response:
     if req.request.method == "POST":
         created = await req.run(lambda: scim.create_user(req.settings, req.store, req.directory,
@@ -236,7 +243,6 @@ async def users(req: ScimRequest) -> Response:
     return ScimResponse(render.list_response(page, found))
 
 
-@scim_endpoint
 async def user(req: ScimRequest) -> Response:
     scim_id = req.request.path_params["id"]
     method = req.request.method
@@ -263,7 +269,6 @@ def _wants_members(req: ScimRequest) -> bool:
     return "members" not in excluded and (not wanted or "members" in wanted)
 
 
-@scim_endpoint
 async def groups(req: ScimRequest) -> Response:
     if req.request.method == "POST":
         created = await req.run(lambda: scim.create_group(req.settings, req.store, req.directory,
@@ -281,7 +286,6 @@ async def groups(req: ScimRequest) -> Response:
     return ScimResponse(render.list_response(page, found))
 
 
-@scim_endpoint
 async def group(req: ScimRequest) -> Response:
     scim_id = req.request.path_params["id"]
     method = req.request.method
@@ -302,7 +306,6 @@ async def group(req: ScimRequest) -> Response:
     return ScimResponse(req.project(render.group(view, req.base)))
 
 
-@scim_endpoint
 async def not_offered(req: ScimRequest) -> Response:
     await req.run(lambda: None)
     raise Problem(501, "not offered by this service provider (see /ServiceProviderConfig)")
@@ -311,16 +314,17 @@ async def not_offered(req: ScimRequest) -> Response:
 def routes() -> list[BaseRoute]:
     """The SCIM routing table, relative to `/scim/v2/{directory}`."""
     read = ["GET"]
-    return [
-        Route("/ServiceProviderConfig", service_provider_config, methods=read),
-        Route("/ResourceTypes", resource_types, methods=read),
-        Route("/ResourceTypes/{name}", resource_type, methods=read),
-        Route("/Schemas", schemas, methods=read),
-        Route("/Schemas/{name}", schema, methods=read),
-        Route("/Users", users, methods=["GET", "POST"]),
-        Route("/Users/{id}", user, methods=["GET", "PUT", "PATCH", "DELETE"]),
-        Route("/Groups", groups, methods=["GET", "POST"]),
-        Route("/Groups/{id}", group, methods=["GET", "PUT", "PATCH", "DELETE"]),
-        Route("/Bulk", not_offered, methods=["POST"]),
-        Route("/.search", not_offered, methods=["POST"]),
+    table: list[tuple[str, Handler, list[str]]] = [
+        ("/ServiceProviderConfig", service_provider_config, read),
+        ("/ResourceTypes", resource_types, read),
+        ("/ResourceTypes/{name}", resource_type, read),
+        ("/Schemas", schemas, read),
+        ("/Schemas/{name}", schema, read),
+        ("/Users", users, ["GET", "POST"]),
+        ("/Users/{id}", user, ["GET", "PUT", "PATCH", "DELETE"]),
+        ("/Groups", groups, ["GET", "POST"]),
+        ("/Groups/{id}", group, ["GET", "PUT", "PATCH", "DELETE"]),
+        ("/Bulk", not_offered, ["POST"]),
+        ("/.search", not_offered, ["POST"]),
     ]
+    return [Route(path, scim_endpoint(path, handler), methods=methods) for path, handler, methods in table]

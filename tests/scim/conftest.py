@@ -122,7 +122,7 @@ url = "{url}"
 max_deactivations = 2
 max_deactivation_ratio = 1.0
 
-[directories.okta]
+[directories.{directory}]
 kind = "scim"
 """
 
@@ -130,8 +130,9 @@ kind = "scim"
 class Push:
     """A workspace (config, CLI) with the web app over its store and an Okta client."""
 
-    def __init__(self, ws: Any, settings: Settings, store: Store, okta: Scim) -> None:
+    def __init__(self, ws: Any, settings: Settings, store: Store, okta: Scim, directory: str = "okta") -> None:
         self.ws, self.settings, self.store, self.okta = ws, settings, store, okta
+        self.directory = directory
         self.users = [okta.create_user(f"u{n}@example.com") for n in range(5)]
 
     def deactivate(self, n: int) -> Any:
@@ -147,7 +148,7 @@ class Push:
     def plan(self) -> Any:
         from service.staging import open_staged
 
-        [plan] = open_staged(self.store, "okta")
+        [plan] = open_staged(self.store, self.directory)
         return plan
 
 
@@ -155,18 +156,29 @@ class Push:
 def push(ws: Any, store_url: str) -> Iterator[Push]:
     """`ws` whose scim directory `okta` holds deactivations over 2 an hour, with the web app
     over its store and five users pushed."""
+    yield from _push(ws, store_url, "okta")
+
+
+@pytest.fixture
+def push_scim(ws: Any, store_url: str) -> Iterator[Push]:
+    """As `push`, for a scim directory named `scim`: its base URL names it twice
+    (`/scim/v2/scim`)."""
+    yield from _push(ws, store_url, "scim")
+
+
+def _push(ws: Any, store_url: str, directory: str) -> Iterator[Push]:
     from starlette.testclient import TestClient
 
     from config import load
     from store import open_store
     from web.app import create_app
 
-    ws.write_config(PUSH_CONFIG.format(url=store_url))
-    token = ws.run("scim", "token", "okta", "--json").json()["token"]
+    ws.write_config(PUSH_CONFIG.format(url=store_url, directory=directory))
+    token = ws.run("scim", "token", directory, "--json").json()["token"]
     settings = load(ws.folder / "dirsync.toml")
     store = open_store(settings.store.url)
     try:
         with TestClient(create_app(settings, store)) as client:
-            yield Push(ws, settings, store, Scim(client, "okta", token))
+            yield Push(ws, settings, store, Scim(client, directory, token), directory)
     finally:
         store.dispose()

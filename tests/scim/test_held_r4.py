@@ -376,7 +376,7 @@ def test_a_withdrawal_during_an_approval_stays_with_the_plan_it_withdraws_from(
 
 def held_deactivations(push: Push) -> int | None:
     with push.store.session() as session:
-        found = open_held_plan(session, "okta")
+        found = open_held_plan(session, push.directory)
         return None if found is None else found.deactivations
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from reconcile.model import Action, Operation, Ref
 from store import (
     StagedStatus,
@@ -15,7 +17,16 @@ from store import (
     staged_operations,
     start_run,
 )
-from store.staged import operation_from_json, operation_json
+from store.models import Outcome
+from store.runs import insert_events, operation_event
+from store.staged import (
+    NO_LONGER_CONFIRMED,
+    live_events,
+    operation_from_json,
+    operation_json,
+    withdrawal_detail,
+    withdrawals,
+)
 from tests.store.builders import (
     add_member,
     create_group,
@@ -94,3 +105,47 @@ def test_a_plan_is_decided_once(store: Store) -> None:
         assert row is not None and (row.status, row.decided_by) == ("rejected", "bob")
         assert not has_open_plan(session, "okta")
 
+
+
+# --- withdrawals: which held event each takes back ----------------------------------------------
+
+
+def _held_twice_alike(store: Store, withdrawal: str) -> list[Any]:
+    """A run holding two deactivations that read alike (one email, two requests), then a
+    withdrawal with detail `withdrawal`: its events, in order."""
+    op = Operation(Action.DEACTIVATE_USER, "ann@x.com", user=Ref(local_id=1), values=(("active", False),),
+                   old=(("active", True),))
+    with store.session() as session:
+        run_id = start_run(session, directory="okta", trigger="scim", mode="push")
+        held = [operation_event(run_id, seq, op, Outcome.STAGED, detail=f"PATCH /Users/{scim_id}")
+                for seq, scim_id in ((1, "a1"), (2, "b1"))]
+        taken_back = {**held[0], "seq": 3, "outcome": Outcome.REJECTED.value, "reason": NO_LONGER_CONFIRMED,
+                      "detail": withdrawal}
+        insert_events(session, [*held, taken_back])
+        return list_events(session, run_id)
+
+
+def _seqs(events: list[Any]) -> list[int]:
+    return [e.seq for e in events]
+
+
+def test_a_withdrawal_takes_back_the_held_event_it_names(store: Store) -> None:
+    events = sorted(_held_twice_alike(store, withdrawal_detail(2, "PATCH /Users/b1 says the user is active")),
+                    key=lambda e: e.seq)
+
+    assert _seqs(live_events(events)) == [1]
+    assert [(w.seq, s.seq) for w, s in withdrawals(events)] == [(3, 2)]
+
+
+def test_a_withdrawal_whose_event_is_not_read_takes_back_nothing_else(store: Store) -> None:
+    events = sorted(_held_twice_alike(store, withdrawal_detail(2, "PATCH /Users/b1 says the user is active")),
+                    key=lambda e: e.seq)
+
+    assert _seqs(live_events([e for e in events if e.seq != 2])) == [1]
+
+
+def test_a_withdrawal_that_names_no_event_takes_back_the_earliest_alike(store: Store) -> None:
+    events = sorted(_held_twice_alike(store, "withdrawn: PATCH /Users/a1 says the user is active"),
+                    key=lambda e: e.seq)
+
+    assert _seqs(live_events(events)) == [2]
