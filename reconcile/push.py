@@ -55,32 +55,6 @@ def refused(violation: Violation, status: int = 400, scim_type: str = "invalidVa
     return Problem(status, f"{prefix}: {violation.detail}", scim_type, violation.reason)
 
 
-# --- how events name a request ----------------------------------------------------------------
-
-_USERS = "/Users"
-# The methods of a request that addresses one user by its SCIM id and may be held (S2).
-_USER_WRITES = ("PUT", "PATCH", "DELETE")
-
-
-def request_label(method: str, path: str) -> str:
-    """How the events of a request name it: its method and its path under the directory's
-    base URL, e.g. `PATCH /Users/2819c223`. `addressed_user` reads the user back."""
-    return f"{method.upper()} {path or '/'}"
-
-
-def addressed_user(label: str | None) -> str | None:
-    """The SCIM id of the user the request `label` (see `request_label`) addresses by
-    `/Users/{id}`; None for one that names no user by id (`POST /Users` names an email)."""
-    method, _, path = (label or "").partition(" ")
-    collection, _, scim_id = path.rpartition("/")
-    return scim_id if method in _USER_WRITES and collection == _USERS and scim_id else None
-
-
-def labels_addressing(scim_id: str) -> tuple[str, ...]:
-    """The labels of every request that addresses user `scim_id` and may be held."""
-    return tuple(request_label(method, f"{_USERS}/{scim_id}") for method in _USER_WRITES)
-
-
 # --- what a request says ------------------------------------------------------------------
 
 

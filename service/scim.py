@@ -35,10 +35,10 @@ from reconcile.push import (
     plan_delete_user,
     plan_update_group,
     plan_update_user,
-    request_label,
     target_name,
 )
 from reconcile.push_filter import Filter, parse_filter
+from reconcile.push_label import request_label
 from reconcile.push_patch import (
     GROUP_SCHEMA,
     PATCH_SCHEMA,

@@ -14,7 +14,7 @@ Which user a held operation is about is the user its request addressed, not the 
 its event names (the user's email when it was held: a later request may rename the user,
 and someone else may take that email). A request to `/Users/{id}` addressed a SCIM
 resource: its events are about the user the directory binds under that id, read from the
-request's label (`reconcile.push.addressed_user`). A `POST /Users` addressed an email:
+request's label (`reconcile.push_label.addressed_user`). A `POST /Users` addressed an email:
 its events are about the user with that email, and when it links a user (a local one, not
 yet managed) its own held link is what binds them, so the request holds, whole, while the
 user is bound as it found them or as its link binds them, and is dropped, whole, once
@@ -51,7 +51,8 @@ from sqlalchemy.orm import Session
 
 from reconcile import clock
 from reconcile.model import Action, Operation, Plan, Ref
-from reconcile.push import StoredUser, addressed_user
+from reconcile.push import StoredUser
+from reconcile.push_label import addressed_user
 from reconcile.rules import email_key
 from store.models import Outcome, RunStatus, StagedPlan, StagedStatus, SyncEvent, SyncRun, groups
 from store.push import user_by_email, user_by_scim_id

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from reconcile import clock
 from reconcile.model import Action, Fields, Operation, Plan, Ref
-from reconcile.push import addressed_user, labels_addressing
+from reconcile.push_label import addressed_user, labels_addressing
 from reconcile.rules import name_key
 from store.models import Outcome, StagedPlan, StagedStatus, SyncEvent
 from store.push import resolve_users

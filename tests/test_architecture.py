@@ -24,6 +24,7 @@ PURE_CORE = [
     "reconcile/push.py",
     "reconcile/push_patch.py",
     "reconcile/push_filter.py",
+    "reconcile/push_label.py",
     "reconcile/run_result.py",
 ]
 
