@@ -56,6 +56,7 @@ from reconcile.model import Action, Operation, Plan, Rejection, Snapshot
 from reconcile.plan import plan
 from reconcile.plan_admin import LAST_ACTIVE_ADMINISTRATOR, hold_last_admins_among
 from reconcile.plan_groups import find_admin_group
+from reconcile.push_label import addressed_user
 from store import (
     Outcome,
     StagedStatus,
@@ -350,13 +351,18 @@ def _row_of(h: Held) -> int | None:
 def _requests(held: Sequence[Held]) -> list[list[Held]]:
     """The held operations by request: runs of consecutive events with the same detail
     about the same user row (`store.held.hold` writes a request's operations together; a
-    withdrawal or another request between two of them starts another run)."""
+    withdrawal or another request between two of them starts another run). Every `POST
+    /Users` has the same detail: two of them back to back are one request only when they
+    name the same email, even when a user is gone (else one vanished user's request would
+    take the next user's down with it)."""
     requests: list[list[Held]] = []
     for h in held:
         last = requests[-1][-1] if requests else None
         if last is not None and last.event.detail == h.event.detail and h.event.seq == last.event.seq + 1:
             row, before = _row_of(h), _row_of(last)
-            if row is None or before is None or row == before:
+            # A label with an id names its user; a POST's events name its email.
+            same_user = addressed_user(h.event.detail) is not None or h.event.user_key == last.event.user_key
+            if same_user and (row is None or before is None or row == before):
                 requests[-1].append(h)
                 continue
         requests.append([h])

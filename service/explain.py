@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from reconcile.push_label import addressed_user
 from reconcile.rules import email_key, name_key
 from service.history import EventFilter, EventView, event_page
 from service.scim_tokens import token_status
@@ -181,7 +182,7 @@ def _explained(kind: str, query: str, state: dict[str, Any], managed_by: str | N
         groups=related,
         member_count=member_count,
         last_decision=decision,
-        staged=tuple(_open_staged(store, where, user_key, group_key, scim_id, managed_by)),
+        staged=tuple(_open_staged(store, where, user_key, group_key, scim_id, managed_by, state.get("email"))),
         recent=recent,
         scim=_scim_view(store, managed_by, external_id, scim_id, where) if managed_by else None,
     )
@@ -272,11 +273,12 @@ def _last_decision(history: Sequence[EventView]) -> EventView | None:
 
 
 def _open_staged(store: Store, where: EventFilter, user_key: str | None, group_key: str | None,
-                 scim_id: str | None, managed_by: str | None) -> list[EventView]:
+                 scim_id: str | None, managed_by: str | None, email: str | None) -> list[EventView]:
     """Staged events that open plans still hold (a decided, superseded or withdrawn one
     waits for nothing), newest first. A user's are those of requests about them
     (`store.staged.open_staged_events`): a request to their SCIM id held while they had
-    another email is theirs, one to another SCIM id held under their email is not."""
+    another email is theirs, one to another SCIM id held under their email is not, and
+    it is shown under `email`, the one they have now, as the approval will find them."""
     with store.session() as session:
         held = open_staged_events(session, user_key=user_key, group_key=group_key,
                                   scim_id=scim_id if user_key is not None else None, bound_to=managed_by)
@@ -286,6 +288,9 @@ def _open_staged(store: Store, where: EventFilter, user_key: str | None, group_k
         runs: dict[int | None, SyncRun] = {run.id: run for run in session.scalars(
             select(SyncRun).where(SyncRun.id.in_(run_ids)))}
         views = [_event_view(e, runs[e.run_id]) for e in held]
+    if email is not None and scim_id is not None:  # a held request to their id names the email they had then
+        views = [replace(v, target=email) if v.kind == "user" and addressed_user(v.detail) == scim_id else v
+                 for v in views]
     return sorted((v for v in views if where.directory in (None, v.directory)), key=lambda v: (v.at, v.id),
                   reverse=True)
 

@@ -43,7 +43,8 @@ Staged plans (a halted run's plan until someone decides; in the caller's session
     supersede_open(session, directory, *, by_run), get_staged, open_plans(session, directory=None),
     has_open_plan(session, directory), staged_operations(row) -> tuple[Operation, ...],
     plan_views(session, directory=None) (what a person reads: from the runs' staged events),
-    staged_deactivations(session, run_ids), open_staged_events(session, *, user_key|group_key)
+    staged_deactivations(session, run_ids),
+    open_staged_events(session, *, user_key|group_key, scim_id=None, bound_to=None)
     store.held: a push directory's held SCIM requests in its open plan (lock_held, hold,
     withdraw, held_operations, carry_over; see its notes)
 

@@ -13,9 +13,10 @@ from typing import Any
 
 import freezegun
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from reconcile import clock
+from reconcile.rules import email_key
 from service import admin
 from service.explain import explain
 from service.staging import open_staged
@@ -297,6 +298,35 @@ def test_a_retried_post_is_held_already(push: Push) -> None:
     assert held_deactivations(push) == 1
 
 
+def test_a_held_post_is_applied_though_the_user_of_the_post_held_before_it_is_gone(push: Push) -> None:
+    # Every POST has the same label: ann's vanished row must not take bob's request down.
+    local_user(push, "ann@example.com")
+    local_user(push, "bob@example.com")
+    run = held(push, lambda: post_user(push, "ann@example.com", active=False),
+               lambda: post_user(push, "bob@example.com", active=False))
+    with push.store.session(write=True) as session:
+        session.execute(delete(users).where(users.c.email == "ann@example.com"))
+
+    approved(push, run)
+
+    assert push.active()["bob@example.com"] is False
+    assert [u["userName"] for u in found(push, "bob@example.com")] == ["bob@example.com"]
+
+
+def test_a_held_post_is_applied_though_the_user_of_the_post_held_after_it_is_renamed(push: Push) -> None:
+    local_user(push, "ann@example.com")
+    local_user(push, "bob@example.com")
+    run = held(push, lambda: post_user(push, "ann@example.com", active=False),
+               lambda: post_user(push, "bob@example.com", active=False))
+    with push.store.session(write=True) as session:  # an admin renames bob's local row
+        session.execute(update(users).where(users.c.email == "bob@example.com")
+                        .values(email="robert@example.com", email_key=email_key("robert@example.com")))
+
+    approved(push, run)
+
+    assert push.active()["ann@example.com"] is False
+
+
 # --- a directory whose name its base URL holds twice -----------------------------------------------
 
 
@@ -361,7 +391,7 @@ def test_the_listing_names_the_user_a_held_deactivation_is_about_after_a_rename(
 def test_explain_shows_a_held_deactivation_under_the_user_it_is_about_after_a_rename(push: Push) -> None:
     run = held_then_renamed_and_email_taken(push)
 
-    assert staged_targets(push, "new2@example.com") == [("deactivate-user", "u2@example.com")]
+    assert staged_targets(push, "new2@example.com") == [("deactivate-user", "new2@example.com")]
     steps = explain(push.store, "new2@example.com").steps
     assert any(f"staged in run {run}, awaiting approval" in step for step in steps)
     assert staged_targets(push, "u2@example.com") == []  # whoever took the email: nothing waits on them
