@@ -42,7 +42,7 @@ failed read or a busy lock: the result says so and the plan stays open.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -50,13 +50,13 @@ from sqlalchemy.orm import Session
 from config import Settings
 from connectors import Connector, build_connector
 from connectors.errors import ConnectorError
-from reconcile.apply import REQUEST_REFUSED, ApplyResult, apply
+from reconcile.apply import ApplyResult, apply
 from reconcile.cycle import APPROVAL_TRIGGER, Lock, lease_lock
-from reconcile.model import Action, Operation, Plan, Rejection, Snapshot
+from reconcile.held_approval import whole_users, with_their_deactivation
+from reconcile.model import Action, Operation, Plan, Snapshot
 from reconcile.plan import plan
 from reconcile.plan_admin import LAST_ACTIVE_ADMINISTRATOR, hold_last_admins_among
 from reconcile.plan_groups import find_admin_group
-from reconcile.push_label import addressed_user
 from store import (
     Outcome,
     StagedStatus,
@@ -73,8 +73,8 @@ from store import (
     staged_operations,
     start_run,
 )
-from store.held import Held, carry_over, event_operation, held_operations, last_seq, lock_held
-from store.runs import insert_events, kind_of, next_seq, operation_event
+from store.held import carry_over, event_operation, held_operations, last_seq, lock_held
+from store.runs import insert_events, next_seq, operation_event
 from store.staged import NO_LONGER_CONFIRMED, operator_name
 
 log = logging.getLogger("dirsync.staging")
@@ -264,7 +264,7 @@ class _Approval:
             # R4 needs the admin group with its members, and the users the held requests are about.
             local = load_scope(session, self.name, user_ids=(), group_ids=(), group_names=rules.reserved_names,
                                emails={h.user.email for h in held if h.user is not None})
-        live, orphaned = _with_their_deactivation(held, {u.id: u.active for u in local.users})
+        live, orphaned = with_their_deactivation(held, {u.id: u.active for u in local.users})
         dropped = [(event_operation(h.event, h.user), f"not applied: {h.why_not}") for h in held if h.operation is None]
         self._record_dropped(run_id, dropped + orphaned)
         # Memberships follow the IdP's own group operations in push: R4 holds no removal
@@ -272,7 +272,7 @@ class _Approval:
         kept, r4 = hold_last_admins_among(tuple(h.operation for h in live if h.operation is not None),
                                           find_admin_group(local.groups, rules), {u.id: u for u in local.users},
                                           rules, keep_groups=False)
-        kept, with_them = _whole_users(live, kept, rules.admin_group)
+        kept, with_them = whole_users(live, kept, rules.admin_group)
         approved = Plan(self.name, kept, tuple(r4) + with_them)
         try:
             outcome = apply(self.store, approved, run_id=run_id, directory=self.name,
@@ -339,94 +339,6 @@ def _state(session: Session, run_id: int) -> str:
 
 def _change(op: Operation) -> tuple[object, ...]:
     return (op.action, op.user, op.group, op.invite_id, op.values)
-
-
-def _row_of(h: Held) -> int | None:
-    """The user row a held operation is about: the one its request addressed, found as
-    `store.held.addressed_row` finds it (by SCIM id, or a POST's by email), also for a
-    deactivation taken back, which has no operation."""
-    return h.user.id if h.user is not None else None
-
-
-def _requests(held: Sequence[Held]) -> list[list[Held]]:
-    """The held operations by request: runs of consecutive events with the same detail
-    about the same user row (`store.held.hold` writes a request's operations together; a
-    withdrawal or another request between two of them starts another run). Every `POST
-    /Users` has the same detail: two of them back to back are one request only when they
-    name the same email, even when a user is gone (else one vanished user's request would
-    take the next user's down with it)."""
-    requests: list[list[Held]] = []
-    for h in held:
-        last = requests[-1][-1] if requests else None
-        if last is not None and last.event.detail == h.event.detail and h.event.seq == last.event.seq + 1:
-            row, before = _row_of(h), _row_of(last)
-            # A label with an id names its user; a POST's events name its email.
-            same_user = addressed_user(h.event.detail) is not None or h.event.user_key == last.event.user_key
-            if same_user and (row is None or before is None or row == before):
-                requests[-1].append(h)
-                continue
-        requests.append([h])
-    return requests
-
-
-def _with_their_deactivation(held: Sequence[Held], active: Mapping[int, bool]
-                             ) -> tuple[list[Held], list[tuple[Operation, str]]]:
-    """The held operations to judge, and those dropped (each with why). Every held request
-    deactivates its user, and the rest of it goes where that deactivation goes: with a
-    deactivation that no longer holds (the IdP took it back, the user is gone), the request
-    is dropped. A request held after its user's deactivation was (a DELETE after a PATCH
-    `active: false`, or its retry: only its new operations are held) follows the latest
-    one held before it: judged with it when it still holds, dropped when it was taken back;
-    with none in this plan, applied when the user is inactive now (an earlier approval
-    deactivated them), dropped when the user is still active (taken back, or R4 held it).
-    `active`: whether each user row is active now."""
-    deactivation = Action.DEACTIVATE_USER.value
-    holds: dict[int | None, bool] = {}  # row -> whether its latest held deactivation so far still holds
-    live: list[Held] = []
-    orphaned: list[tuple[Operation, str]] = []
-    for request in _requests(held):
-        row = next((r for h in request if (r := _row_of(h)) is not None), None)
-        own = [h for h in request if h.event.action == deactivation]
-        if own:
-            goes = holds[row] = all(h.operation is not None for h in own)
-        elif row in holds:
-            goes = holds[row]
-        else:
-            goes = row is not None and active.get(row) is False
-        for h in request:
-            if h.operation is None:
-                continue
-            if goes:
-                live.append(h)
-            else:
-                orphaned.append((h.operation, "not applied: the user's deactivation it came with was not applied"))
-    return live, orphaned
-
-
-def _whole_users(live: Sequence[Held], kept: Sequence[Operation],
-                 admin_group: str) -> tuple[tuple[Operation, ...], tuple[Rejection, ...]]:
-    """`kept` (what R4 let through of `live`, in order) less every held change of a user row
-    R4 held a change of, and a rejection for each of those. Every held request deactivates
-    its user: when R4 holds that deactivation, the rest of the user's held requests (a
-    DELETE's removals and unbinding, sent with it or after it) waits too, as the endpoint
-    writes a request whole or not at all; the administrator stays bound and in their
-    groups, and the IdP's retry is judged again as a request."""
-    passed: list[bool] = []
-    position = 0
-    for h in live:  # `kept` is a subsequence of the live operations
-        through = position < len(kept) and kept[position] == h.operation
-        position += through
-        passed.append(through)
-    cut = {_row_of(h) for h, through in zip(live, passed) if not through} - {None}
-    whole = tuple(op for h, through in zip(live, passed)
-                  if through and _row_of(h) not in cut and (op := h.operation) is not None)
-    refused = tuple(
-        Rejection(kind_of(op.action), op.target, REQUEST_REFUSED,
-                  f"held with the user's held deactivation ({h.event.detail}): {admin_group!r} must keep an"
-                  " active member (R4)")
-        for h, through in zip(live, passed) if through and _row_of(h) in cut and (op := h.operation) is not None
-    )
-    return whole, refused
 
 
 def _r4_note(held: int, admin_group: str, run_id: int) -> str | None:
