@@ -61,6 +61,7 @@ from store.staged import (
     NO_LONGER_CONFIRMED,
     change_key,
     event_change,
+    held_about,
     keys_held_for,
     limit_name,
     live_events,
@@ -187,7 +188,7 @@ def withdraw(session: Session, directory: str, scim_id: str, emails: Iterable[st
     events = session.scalars(select(SyncEvent).where(SyncEvent.run_id == found.run_id,
                                                      SyncEvent.action == _DEACTIVATE,
                                                      SyncEvent.user_key.in_(user_keys)).order_by(SyncEvent.seq))
-    held = [e for e in live_events(events) if _addresses(e, scim_id, keys)]
+    held = [e for e in live_events(events) if held_about(e, keys, scim_id)]
     if not held:
         return None
     start = next_seq(session, found.run_id)
@@ -304,13 +305,6 @@ def _subjects(op: Operation) -> tuple[str | None, str | None]:
 def _op_change(op: Operation) -> tuple[Any, ...]:
     event = operation_event(None, 0, op, Outcome.STAGED)
     return change_key(event["action"], event["target"], event["user_key"], event["group_key"], event["new"])
-
-
-def _addresses(event: SyncEvent, scim_id: str, keys: set[str]) -> bool:
-    """Whether `event` was held from a request about user `scim_id`, who has had the
-    email keys `keys`: a request to its id, or a POST of one of its emails."""
-    addressed = addressed_user(event.detail)
-    return addressed == scim_id if addressed is not None else event.user_key in keys
 
 
 def _addressed_change(event: SyncEvent) -> tuple[Any, ...] | None:

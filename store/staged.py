@@ -22,7 +22,7 @@ import getpass
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -228,7 +228,7 @@ def open_staged_events(session: Session, *, user_key: str | None = None, group_k
         keys = {user_key} | (keys_held_for(session, run_id, own) if own is not None else set())
         # A withdrawal carries its staged event's user key: both are read.
         events = live_events(session.scalars(query.where(SyncEvent.user_key.in_(keys))))
-        out += [e for e in events if _about(e, user_key, own)]
+        out += [e for e in events if held_about(e, {user_key}, own)]
     return out
 
 
@@ -240,11 +240,13 @@ def keys_held_for(session: Session, run_id: int, scim_id: str) -> set[str]:
         SyncEvent.run_id == run_id, SyncEvent.detail.in_(labels_addressing(scim_id)))) if key is not None}
 
 
-def _about(event: SyncEvent, user_key: str, scim_id: str | None) -> bool:
-    """Whether held `event` is about the user with email key `user_key`, bound under
-    `scim_id` (None: bound under none in the event's directory)."""
+def held_about(event: SyncEvent, user_keys: Collection[str], scim_id: str | None) -> bool:
+    """Whether held `event` is about the user who has had the email keys `user_keys` and is
+    bound under `scim_id` (None: under none in the event's directory): a request to
+    `/Users/{scim_id}`, or one that named no SCIM id (a pull cycle's, a `POST /Users`'s)
+    held under one of their keys."""
     addressed = addressed_user(event.detail)
-    return addressed == scim_id if addressed is not None else event.user_key == user_key
+    return addressed == scim_id if addressed is not None else event.user_key in user_keys
 
 
 def live_events(events: Iterable[SyncEvent]) -> list[SyncEvent]:
