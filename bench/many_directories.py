@@ -86,9 +86,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -104,7 +102,9 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from process_probe import Probe, cpu_seconds  # noqa: E402  (bench/ is the script's directory)
+from many_okta import OktaApps  # noqa: E402  (bench/ is the script's directory)
+from many_report import Outcome, report, schedule_waits  # noqa: E402
+from process_probe import Probe, cpu_seconds  # noqa: E402
 from tests.load.cluster import Cluster, beat_runs, read_ledger, wait_until  # noqa: E402
 from tests.worker.builders import load, prepare_store, settings_file  # noqa: E402
 from worker.app import create_app  # noqa: E402
@@ -175,169 +175,7 @@ class Directories:
         pass
 
 
-# --- or apps of one simulated Okta org ------------------------------------------------------
-
-TOKEN_ENV = "BENCH_OKTA_TOKEN"  # the workers inherit it (the cluster passes the environment on)
-
-
-@dataclass
-class App:
-    id: str
-    users: list[str]  # its users, in order (a deactivated one loses its direct assignment)
-    groups: list[str]
-
-
-def build_org(names: list[str], users: int, groups: int) -> tuple[Any, dict[str, App]]:
-    """One org holding an app per directory: the app's `users` users assigned directly and its
-    `groups` groups assigned (every user in one, every third in the next one too), so each
-    app-scoped directory reads only its own users; no user or group is in two apps. Built in
-    bulk (`OktaOrg.generate` for the records, then the assignments), so no log events."""
-    from simulators.okta import OktaOrg
-
-    org = OktaOrg.generate(users=len(names) * users, groups=len(names) * groups, memberships=0)
-    group_ids = [g for g in org.group_ids if g != org.everyone_id]
-    apps: dict[str, App] = {}
-    with org.lock:
-        stamp = org.now()
-        for d, name in enumerate(names):
-            app = org.create_app(name)
-            own = org.user_ids[d * users:(d + 1) * users]
-            teams = group_ids[d * groups:(d + 1) * groups]
-            apps[name] = App(app, own, teams)
-            for i, uid in enumerate(own):
-                org.app_users[app][uid] = stamp
-                org.members[teams[i % groups]].add(uid)
-                if i % 3 == 0 and groups > 1:
-                    org.members[teams[(i % groups + 1) % groups]].add(uid)
-            for gid in teams:
-                org.app_groups[app][gid] = stamp
-        org.version += 1
-    return org, apps
-
-
-def change_apps(org: Any, apps: dict[str, App], step: int) -> dict[str, int]:
-    """Change every app's users through the org's admin actions, so the System Log records
-    it as Okta would (`okta_bench.change_one_percent` does the same to 1 % of an org): 5
-    renamed, one deactivated (Okta drops its direct assignment; its groups keep it in the app
-    once it is back), the one the step before deactivated reactivated, one moved to another
-    group."""
-    done = {"renamed": 0, "deactivated": 0, "reactivated": 0, "moved": 0}
-    with org.lock:
-        for app in apps.values():
-            own, teams, users = app.users, app.groups, len(app.users)
-            for k in range(5):
-                org.rename(own[(step * 5 + k) % users], last_name=f"Renamed{step}")
-                done["renamed"] += 1
-            org.deactivate(own[step % users])
-            done["deactivated"] += 1
-            previous = own[(step - 1) % users]
-            if org.users[previous]["status"] == "DEPROVISIONED":
-                org.reactivate(previous)
-                done["reactivated"] += 1
-            moved = own[(step * 7) % users]
-            current = [g for g in teams if moved in org.members[g]]
-            if current and len(current) < len(teams):
-                org.remove_member(current[0], moved)
-                org.add_member(next(g for g in teams if g not in current), moved)
-                done["moved"] += 1
-    return done
-
-
-def serve_org(names: list[str], users: int, groups: int, latency: float, control: Any) -> None:
-    """The org's simulator, in its own process (its CPU is not the workers'), with rate limits
-    lifted (`okta_bench`: the point is the cycles, not Okta's quota) and `latency` seconds
-    added to every request; answers the bench's commands on `control` until told to stop:
-    "counts" (requests per endpoint so far), "change" (`change_apps`, answering what it did)."""
-    from okta_bench import UNLIMITED
-
-    from simulators.okta import OktaSimulator
-
-    started = time.perf_counter()
-    org, apps = build_org(names, users, groups)
-    sim = OktaSimulator(org, rate_limits=UNLIMITED).start()
-    sim.latency(latency)
-    for uid in org.user_ids:  # serialise once, as a long-running org would have
-        org.user_bytes(uid)
-    control.send({"base_url": sim.base_url, "token": sim.api_token, "ca_path": sim.ca_path,
-                  "apps": {name: app.id for name, app in apps.items()}, "generated": time.perf_counter() - started})
-    step = 0
-    while True:
-        command = control.recv()
-        if command == "counts":
-            control.send(sim.counts())
-        elif command == "change":
-            step += 1
-            control.send(change_apps(org, apps, step))
-        else:
-            sim.stop()
-            control.send(None)
-            return
-
-
-class OktaApps:
-    """The directories as apps of one simulated Okta org: each directory reads in app scope
-    (`app_id`), all with the same `org_url`, token and CA bundle. `write(0)` leaves the org
-    as it is (a fresh store reads it whole); any other version makes one more change to
-    every app (`change_apps`)."""
-
-    def __init__(self, names: list[str], users: int, groups: int, latency_ms: float) -> None:
-        self.names, self.users, self.groups, self.latency_ms = names, users, groups, latency_ms
-        self.version = 0
-        self.changes: list[dict[str, int]] = []
-        self.control, child = mp.Pipe()
-        self.process = mp.Process(target=serve_org, args=(names, users, groups, latency_ms / 1000, child),
-                                  daemon=True)
-        self.process.start()
-        self.info: dict[str, Any] = self.control.recv()
-        os.environ[TOKEN_ENV] = self.info["token"]
-
-    def settings(self, name: str) -> dict[str, Any]:
-        return {"kind": "okta", "org_url": self.info["base_url"], "token_env": TOKEN_ENV,
-                "ca_bundle": self.info["ca_path"], "app_id": self.info["apps"][name]}
-
-    def write(self, version: int) -> None:
-        self.version = version
-        if version:
-            self.control.send("change")
-            self.changes.append(self.control.recv())
-
-    def snapshot(self, name: str) -> Any:
-        """What a full read of `name` returns (read here, through the simulator's latency)."""
-        from okta_bench import connector_for
-
-        return connector_for({**self.info, "app_id": self.info["apps"][name]}).read(None)
-
-    def server(self) -> list[int]:
-        return [self.process.pid] if self.process.pid else []
-
-    def requests(self) -> dict[str, int]:
-        self.control.send("counts")
-        counts: dict[str, int] = self.control.recv()
-        return counts
-
-    def close(self) -> None:
-        if self.process.is_alive():
-            self.control.send("stop")
-            self.control.recv()
-        self.process.join(timeout=10)
-
-
 # --- one worker count -----------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    workers: int
-    first_round: float
-    changed_round: float
-    phases: dict[str, dict[str, Any]]
-    waits: dict[str, list[float]]  # steady / backlog: due -> start, seconds
-    sent_waits: list[float]  # steady: message sent -> start
-    gaps: list[float]  # steady: between two starts of one directory
-    counts: dict[str, int]
-    cycle_seconds: list[float]
-    beat_cpu: float  # beat's whole life: the first round and the steady phase
-    load_seconds: tuple[float, float]  # one directory's full-read scope / the whole store, alone
 
 
 def time_full_load(store_url: str, snapshot: Any, directory: str) -> tuple[float, float]:
@@ -493,116 +331,6 @@ def run_workers(count: int, args: argparse.Namespace, dirs: Directories | OktaAp
     }
     return Outcome(count, first_round, changed_round, phases, waits, sent_waits, gaps, counts,
                    [(r.finished_at - r.started_at).total_seconds() for r in changed_runs], beat_cpu, load_seconds)
-
-
-def schedule_waits(
-    runs: list[Any], sent_at: dict[str, float], run_of: dict[str, int], interval: float,
-    first_end: float, beat_stopped: float,
-) -> tuple[dict[str, list[float]], list[float], list[float]]:
-    """Due -> start for every beat cycle after each directory's first (steady: due after the
-    first round ended; backlog: before), sent -> start for the steady ones, and the gaps
-    between a directory's starts. A directory due before beat stopped whose cycle never
-    came counts as waiting until beat stopped."""
-    sent_for_run = {run_id: sent_at[i] for i, run_id in run_of.items() if i in sent_at}
-    waits: dict[str, list[float]] = {"steady": [], "backlog": []}
-    sent_waits: list[float] = []
-    gaps: list[float] = []
-    by_directory: dict[str, list[Any]] = {}
-    for run in runs:
-        if run.trigger == "beat" and run.status != "skipped":
-            by_directory.setdefault(run.directory, []).append(run)
-    for cycles in by_directory.values():
-        cycles.sort(key=lambda r: r.started_at)
-        starts = [r.started_at.timestamp() for r in cycles]
-        for k in range(1, len(cycles)):
-            due = starts[k - 1] + interval
-            waits["steady" if due >= first_end else "backlog"].append(starts[k] - due)
-            if due >= first_end:
-                gaps.append(starts[k] - starts[k - 1])
-                if cycles[k].id in sent_for_run:
-                    sent_waits.append(starts[k] - sent_for_run[cycles[k].id])
-        due = starts[-1] + interval
-        if due < beat_stopped - interval / 4:  # due a tick before beat stopped, never started
-            waits["steady" if due >= first_end else "backlog"].append(beat_stopped - due)
-            gaps.append(beat_stopped - starts[-1])
-    return waits, sent_waits, gaps
-
-
-# --- the report -----------------------------------------------------------------------------
-
-
-def _max(values: list[float]) -> str:
-    return f"{max(values):.1f} s" if values else "–"
-
-
-def _p50(values: list[float]) -> str:
-    return f"{statistics.median(values):.1f} s" if values else "–"
-
-
-def report(outcomes: list[Outcome], args: argparse.Namespace) -> str:
-    base = next((o for o in outcomes if o.workers == 1), None)
-    okta = args.kind == "okta"
-    what = (f"{args.directories} Okta directories in app scope (apps of one simulated org, {args.latency_ms:g} ms"
-            f" added to every request, rate limits lifted; the simulator in its own process)"
-            if okta else f"{args.directories} file directories")
-    changing = ", apps changing every interval" if okta else ", files changing every interval"
-    lines = [
-        f"{what} x {args.users} users, {args.groups} groups; interval"
-        f" {args.interval} s (beat's tick {args.interval / 4:g} s){changing if args.steady_changes else ''};"
-        f" store PostgreSQL, broker Redis;"
-        f" prefork, concurrency 1 per worker; nproc {os.cpu_count()}.",
-        "",
-        "| workers | first round (creates) | speed-up | changed round | speed-up | ideal | within 20 %? "
-        "| max wait due→start (steady) | max gap / interval | CPU s workers | CPU s PostgreSQL (bench backends / server) "
-        "| load average |",
-        "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|",
-    ]
-    for o in outcomes:
-        up1 = base.first_round / o.first_round if base else float("nan")
-        up2 = base.changed_round / o.changed_round if base else float("nan")
-        within = "yes" if base and o.changed_round * o.workers <= 1.2 * base.changed_round else "no"
-        within1 = "yes" if base and o.first_round * o.workers <= 1.2 * base.first_round else "no"
-        verdict = "–" if o.workers == 1 else f"first {within1}, changed {within}"
-        cpu_w = sum(p["workers"] for p in o.phases.values())
-        cpu_b = sum(p["backends"] for p in o.phases.values())
-        cpu_s = sum(p["postgres"] for p in o.phases.values())
-        loads = [p["load"] for p in o.phases.values()]
-        load = f"{min(x[0][0] for x in loads):.1f}–{max(x[1][0] for x in loads):.1f}"
-        gap = f"{max(o.gaps):.1f} s / {args.interval} s" if o.gaps else "–"
-        lines.append(
-            f"| {o.workers} | {o.first_round:.1f} s | {up1:.2f}x | {o.changed_round:.1f} s | {up2:.2f}x | "
-            f"{o.workers}x | {verdict} | {_max(o.waits['steady'])} | {gap} | "
-            f"{cpu_w:.1f} | {cpu_b:.1f} / {cpu_s:.1f} | {load} |")
-    lines += ["", "Where the time went, per phase (CPU seconds; available = wall x nproc):", "",
-              "| workers | phase | wall | workers CPU | workers waiting for a core | PostgreSQL: bench backends / "
-              "server | redis | this script | " + ("simulator | Okta requests | " if okta else "")
-              + "bench backends sampled (0.25 s) |",
-              "|---:|---|---:|---:|---:|---:|---:|---:|" + ("---:|---|" if okta else "") + "---|"]
-    for o in outcomes:
-        for phase, p in o.phases.items():
-            samples = ", ".join(f"{k} {v}" for k, v in sorted(p["samples"].items(), key=lambda kv: -kv[1])) or "–"
-            if p["lock_waits"]:
-                samples += " (waiting: " + ", ".join(f"{k} {v}" for k, v in p["lock_waits"].items()) + ")"
-            lines.append(
-                f"| {o.workers} | {phase} | {p['wall']:.1f} s | {p['workers']:.1f} | {p['run_delay']:.1f} | "
-                f"{p['backends']:.1f} / {p['postgres']:.1f} | {p['redis']:.1f} | {p['bench']:.1f} | "
-                + (f"{p['simulator']:.1f} | {sum(p['requests'].values())} ("
-                   + ", ".join(f"{k} {v}" for k, v in p["requests"].items()) + ") | " if okta else "")
-                + f"{samples} |")
-    lines += ["", "Beat's schedule (steady: cycles due after the first round ended; backlog: due during it):", "",
-              "| workers | waits due→start steady: p50 / max | backlog: p50 / max | sent→start steady: p50 / max "
-              "| gaps: p50 / max | changed round, one cycle: p50 / max | a full read's load: its scope / "
-              "the whole store, alone | beat CPU s | "
-              + " | ".join(outcomes[0].counts) + " |",
-              "|---:|---|---|---|---|---|---:|---:|" + "---:|" * len(outcomes[0].counts)]
-    for o in outcomes:
-        lines.append(
-            f"| {o.workers} | {_p50(o.waits['steady'])} / {_max(o.waits['steady'])} | "
-            f"{_p50(o.waits['backlog'])} / {_max(o.waits['backlog'])} | {_p50(o.sent_waits)} / {_max(o.sent_waits)} | "
-            f"{_p50(o.gaps)} / {_max(o.gaps)} | {_p50(o.cycle_seconds)} / {_max(o.cycle_seconds)} | "
-            f"{o.load_seconds[0]:.2f} s / {o.load_seconds[1]:.2f} s | {o.beat_cpu:.1f} | "
-            + " | ".join(str(v) for v in o.counts.values()) + " |")
-    return "\n".join(lines)
 
 
 def main() -> None:
