@@ -52,7 +52,7 @@ from connectors import Connector, build_connector
 from connectors.errors import ConnectorError
 from reconcile.apply import ApplyResult, apply
 from reconcile.cycle import APPROVAL_TRIGGER, Lock, lease_lock
-from reconcile.held_approval import whole_users, with_their_deactivation
+from reconcile.held_approval import reactivations, whole_users, with_their_deactivation
 from reconcile.model import Action, Operation, Plan, Snapshot
 from reconcile.plan import plan
 from reconcile.plan_admin import LAST_ACTIVE_ADMINISTRATOR, hold_last_admins_among
@@ -73,7 +73,7 @@ from store import (
     staged_operations,
     start_run,
 )
-from store.held import carry_over, event_operation, held_operations, last_seq, lock_held
+from store.held import carry_over, event_operation, held_operations, last_seq, lock_held, taken_back_meanwhile
 from store.runs import insert_events, next_seq, operation_event
 from store.staged import NO_LONGER_CONFIRMED, operator_name
 
@@ -284,9 +284,21 @@ class _Approval:
             lock_held(session, self.name)  # no request is being held into the plan as it closes
             later = carry_over(session, self.staged_run_id, self.name, after_seq=upto)
             decide(session, self.staged_run_id, StagedStatus.APPROVED, by=self.by, decided_run_id=run_id)
+            back = reactivations(self.name, taken_back_meanwhile(session, self.staged_run_id, self.name,
+                                                                 after_seq=upto))
+        if back:
+            try:
+                outcome = outcome.plus(apply(self.store, Plan(self.name, back), run_id=run_id, directory=self.name,
+                                             detail=f"active: true while run {self.staged_run_id} was approved"))
+            except Exception as exc:
+                log.exception("approval reactivation failed directory=%s", self.name)
+                return self._fail(run_id, f"the plan was approved and applied, but making {len(back)} users the IdP"
+                                          f" said are active active again failed: {type(exc).__name__}: {exc}")
         notes = (_r4_note(len(approved.rejections), rules.admin_group, run_id),
+                 f"{len(back)} users the IdP said are active while this ran are active again" if back else None,
                  f"requests held meanwhile wait in the staged plan of run {later}" if later else None)
-        return self._finish(run_id, approved, outcome, tuple(op for op, _ in dropped + orphaned),
+        applied = Plan(self.name, approved.operations + back, approved.rejections)
+        return self._finish(run_id, applied, outcome, tuple(op for op, _ in dropped + orphaned),
                             "; ".join(n for n in notes if n) or None)
 
     def _finish(self, run_id: int, applied: Plan, outcome: ApplyResult, dropped: tuple[Operation, ...],

@@ -27,6 +27,7 @@ from reconcile.push import (
     StoredGroup,
     StoredUser,
     UserScope,
+    activate,
     clean_user,
     group_name,
     plan_create_group,
@@ -150,10 +151,9 @@ def create_user(settings: Settings, store: Store, directory: str, user: PushUser
         return plan_create_user(directory, user, scim_id, holder, scope, rules)
 
     _write(settings, store, directory, plan, request)
-    view = _created(lambda: get_user(store, directory, scim_id), plan)
-    if view.row.active:  # as written: a POST that omits `active` makes the user active too
-        scim_hold.withdraw_if_held(store, directory, scim_id, (view.row.email,), request)
-    return view
+    _created(lambda: get_user(store, directory, scim_id), plan)  # or the 409 of a concurrent POST's retry
+    # A POST that omits `active` makes the user active too (SCIM's default).
+    return _reactivated(settings, store, directory, scim_id, user.active is not False, request)
 
 
 def replace_user(settings: Settings, store: Store, directory: str, scim_id: str, user: PushUser, *,
@@ -168,7 +168,7 @@ def replace_user(settings: Settings, store: Store, directory: str, scim_id: str,
         return _plan_update(store, directory, current, user, rules)
 
     _write(settings, store, directory, plan, request)
-    return _reactivated(store, directory, scim_id, user.active is True, request, before)
+    return _reactivated(settings, store, directory, scim_id, user.active is True, request, before)
 
 
 def patch_user(settings: Settings, store: Store, directory: str, scim_id: str, ops: tuple[PatchOp, ...], *,
@@ -188,7 +188,7 @@ def patch_user(settings: Settings, store: Store, directory: str, scim_id: str, o
         return _plan_update(store, directory, current, user, rules)
 
     _write(settings, store, directory, plan, request)
-    return _reactivated(store, directory, scim_id, sets_active(ops), request, before)
+    return _reactivated(settings, store, directory, scim_id, sets_active(ops), request, before)
 
 
 def delete_user(settings: Settings, store: Store, directory: str, scim_id: str, *, request: str) -> None:
@@ -204,16 +204,26 @@ def delete_user(settings: Settings, store: Store, directory: str, scim_id: str, 
     _write(settings, store, directory, plan, request)
 
 
-def _reactivated(store: Store, directory: str, scim_id: str, active: bool, request: str,
+def _reactivated(settings: Settings, store: Store, directory: str, scim_id: str, active: bool, request: str,
                  before: Sequence[str] = ()) -> UserView:
     """The user after a request; one that said `active: true` takes back a deactivation
     of the user that the directory's open staged plan holds (S2, `service.scim_hold`):
     one held from a request to its SCIM id, whatever email the user had then, or from a
-    `POST /Users` of the email it had `before` the request or has now."""
+    `POST /Users` of the email it had `before` the request or has now. An approval that
+    read that deactivation before it was taken back may have applied it since this
+    request wrote: the user is then made active again, as the request says (an approval
+    does as much for what is taken back while it applies: `reconcile.held_approval`)."""
     view = get_user(store, directory, scim_id)
-    if active:
-        scim_hold.withdraw_if_held(store, directory, scim_id, (*before, view.row.email), request)
-    return view
+    if not active:
+        return view
+    scim_hold.withdraw_if_held(store, directory, scim_id, (*before, view.row.email), request)
+
+    def plan() -> Plan:
+        row = get_user(store, directory, scim_id).row
+        return Plan(directory, () if row.active else (activate(row),))
+
+    _write(settings, store, directory, plan, request)
+    return get_user(store, directory, scim_id)
 
 
 def user_document(row: StoredUser) -> dict[str, object]:

@@ -244,6 +244,17 @@ def addressed_row(session: Session, directory: str, event: SyncEvent) -> StoredU
     return user_by_email(session, email) if email else None
 
 
+def taken_back_meanwhile(session: Session, run_id: int, directory: str, *, after_seq: int) -> list[StoredUser]:
+    """The users, as their rows are now, whose deactivation plan `run_id` held by
+    `after_seq` and the IdP took back after it: an `active: true` that came while an
+    approval of the plan up to `after_seq` ran, which read the deactivation as held."""
+    events = session.scalars(select(SyncEvent).where(SyncEvent.run_id == run_id, SyncEvent.action == _DEACTIVATE)
+                             .order_by(SyncEvent.seq))
+    late = [staged for withdrawal, staged in withdrawals(events) if staged.seq <= after_seq < withdrawal.seq]
+    rows = {row.id: row for event in late if (row := addressed_row(session, directory, event)) is not None}
+    return list(rows.values())
+
+
 class _AddressedRows:
     """`addressed_row` for the events of one plan, each request's user read once."""
 
@@ -424,5 +435,6 @@ def _member_now(old: tuple[tuple[str, Any], ...], user: StoredUser) -> tuple[tup
 
 __all__ = [
     "HELD_TRIGGER", "Held", "HeldPlan", "NO_LONGER_CONFIRMED", "addressed_row", "already_held", "carry_over",
-    "event_operation", "held_operations", "hold", "last_seq", "lock_held", "open_held_plan", "withdraw",
+    "event_operation", "held_operations", "hold", "last_seq", "lock_held", "open_held_plan", "taken_back_meanwhile",
+    "withdraw",
 ]
