@@ -217,6 +217,9 @@ def _reactivated(settings: Settings, store: Store, directory: str, scim_id: str,
     if not active:
         return view
     scim_hold.withdraw_if_held(store, directory, scim_id, (*before, view.row.email), request)
+    view = get_user(store, directory, scim_id)
+    if view.row.active:
+        return view
 
     def plan() -> Plan:
         row = get_user(store, directory, scim_id).row
