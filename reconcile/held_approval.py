@@ -4,7 +4,7 @@ request and by user row, never in part.
 Every held request deactivates its user; the rest of the request goes where that
 deactivation goes (`with_their_deactivation`), and when R4 holds a user's deactivation,
 every other held change of that user waits with it (`whole_users`). A held operation is
-about the user row its request addressed (`row_of`: `store.held.addressed_row`). An
+about the user row its request addressed (`row_of`: `store.held_read.addressed_row`). An
 `active: true` that comes while the approval applies cannot stop a deactivation the
 approval read as held; the approval makes the user active again after it
 (`reactivations`), as that request would have.
@@ -18,7 +18,7 @@ from reconcile.apply import REQUEST_REFUSED
 from reconcile.model import Action, Operation, Rejection
 from reconcile.push import StoredUser, activate
 from reconcile.push_label import addressed_user
-from store.held import Held
+from store.held_read import Held
 from store.runs import kind_of
 
 # Why an approval makes a user active again (`reactivations`), in its event.
@@ -27,7 +27,7 @@ TAKEN_BACK_MEANWHILE = "taken-back-meanwhile"
 
 def row_of(h: Held) -> int | None:
     """The user row a held operation is about: the one its request addressed, found as
-    `store.held.addressed_row` finds it (by SCIM id, or a POST's by email), also for a
+    `store.held_read.addressed_row` finds it (by SCIM id, or a POST's by email), also for a
     deactivation taken back, which has no operation."""
     return h.user.id if h.user is not None else None
 
@@ -115,7 +115,7 @@ def whole_users(live: Sequence[Held], kept: Sequence[Operation],
 
 def reactivations(directory: str, taken_back: Iterable[StoredUser]) -> tuple[Operation, ...]:
     """What makes the IdP's `active: true` hold for users it sent one for while an
-    approval applied their held deactivation (`store.held.taken_back_meanwhile`): those
+    approval applied their held deactivation (`store.held_read.taken_back_meanwhile`): those
     `directory` still binds that are inactive now become active. A user the request
     found inactive was made active by that request itself; one the approval unbound (a
     held DELETE) is the IdP's to create again, as its next request will find it gone."""

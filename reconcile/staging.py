@@ -18,7 +18,7 @@ operations of SCIM requests the deactivation limit held (`store.held`, `service.
 Approving it (trigger `approval`, mode `push`) applies, through `reconcile.apply`, every
 operation held when the approval starts whose user is still bound to the directory,
 against the rows as they are now, so the write-time checks judge what still holds. The
-user is the one the request addressed (`store.held.addressed_row`): for a request to
+user is the one the request addressed (`store.held_read.addressed_row`): for a request to
 `/Users/{id}` the user bound under that SCIM id, whatever their email is now; for a `POST
 /Users` the user with its email, whom its own held link binds (a local user it links is
 linked, and deactivated, as the request asked, unless someone bound them since). R4 is
@@ -73,7 +73,8 @@ from store import (
     staged_operations,
     start_run,
 )
-from store.held import carry_over, event_operation, held_operations, last_seq, lock_held, taken_back_meanwhile
+from store.held import carry_over, last_seq, lock_held
+from store.held_read import event_operation, held_operations, taken_back_meanwhile
 from store.runs import insert_events, next_seq, operation_event
 from store.staged import NO_LONGER_CONFIRMED, operator_name
 

@@ -46,7 +46,8 @@ Staged plans (a halted run's plan until someone decides; in the caller's session
     staged_deactivations(session, run_ids),
     open_staged_events(session, *, user_key|group_key, scim_id=None, bound_to=None)
     store.held: a push directory's held SCIM requests in its open plan (lock_held, hold,
-    withdraw, held_operations, carry_over; see its notes)
+    withdraw, carry_over; see its notes); store.held_read: how an approval reads them
+    (held_operations, addressed_row, taken_back_meanwhile)
 
 Leases ("one cycle per directory at a time" without Redis; their own short transactions)
     acquire(store, name, holder, ttl_seconds, *, replacing=None) -> bool,

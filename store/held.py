@@ -18,7 +18,7 @@ request's label (`reconcile.push_label.addressed_user`). A `POST /Users` address
 its events are about the user with that email, and when it links a user (a local one, not
 yet managed) its own held link is what binds them, so the request holds, whole, while the
 user is bound as it found them or as its link binds them, and is dropped, whole, once
-they are bound otherwise (`_Links`). The IdP's retry of a held request is not held again
+they are bound otherwise (`store.held_read`). The IdP's retry of a held request is not held again
 when it makes the same change to the same user, found the same way: held from a request
 to the same SCIM id, or from a POST of the same email (`already_held`).
 
@@ -28,7 +28,7 @@ staged one in the plan's run and names it (`store.staged.withdrawals`: two users
 deactivations can read alike, held under the same email); the user's deactivation is no
 longer held, and a later one is held anew. The user is found as above: by the SCIM id
 the request addressed, or by the email a POST named (a `POST /Users` that says `active:
-true` withdraws a held POST's deactivation of its email). `held_operations` reads a plan
+true` withdraws a held POST's deactivation of its email). `store.held_read.held_operations` reads a plan
 up to a point (an approval reads what is held when it starts); `carry_over` moves what
 was held after that point into a new open plan, so a request held while an approval runs
 is neither applied unseen nor lost.
@@ -40,7 +40,6 @@ the write transaction already holds the database's write lock).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,12 +49,10 @@ from sqlalchemy import or_, select, text, update
 from sqlalchemy.orm import Session
 
 from reconcile import clock
-from reconcile.model import Action, Operation, Plan, Ref
-from reconcile.push import StoredUser
+from reconcile.model import Action, Operation, Plan
 from reconcile.push_label import addressed_user
 from reconcile.rules import email_key
-from store.models import Outcome, RunStatus, StagedPlan, StagedStatus, SyncEvent, SyncRun, groups
-from store.push import user_by_email, user_by_scim_id
+from store.models import Outcome, RunStatus, StagedPlan, StagedStatus, SyncEvent, SyncRun
 from store.runs import finish_run, insert_events, next_seq, operation_event, start_run
 from store.staged import (
     NO_LONGER_CONFIRMED,
@@ -80,18 +77,6 @@ class HeldPlan:
 
     run_id: int
     deactivations: int  # held now (withdrawn ones not counted)
-
-
-@dataclass(frozen=True, slots=True)
-class Held:
-    """One held operation as an approval finds it: the event that holds it, the
-    operation against the rows as they are now, or None with why it no longer holds, and
-    the user row its request addressed as it is now (None when there is none)."""
-
-    event: SyncEvent
-    operation: Operation | None
-    why_not: str | None = None
-    user: StoredUser | None = None
 
 
 def lock_held(session: Session, directory: str) -> None:
@@ -205,78 +190,6 @@ def last_seq(session: Session, run_id: int) -> int:
     return next_seq(session, run_id) - 1
 
 
-def held_operations(session: Session, run_id: int, directory: str, *, upto_seq: int) -> list[Held]:
-    """The operations plan `run_id` holds (events up to `upto_seq`), in the order they were
-    held, each against the rows as they are now, with the user row its request addressed
-    (`addressed_row`); withdrawn ones and ones whose user is gone or no longer bound to
-    `directory` come with why they no longer hold. A held `POST /Users` that links a
-    user binds it (`_Links`): its operations hold, all of them, while the user is bound
-    as the request found it, or as its link binds it."""
-    events = list(session.scalars(select(SyncEvent).where(SyncEvent.run_id == run_id, SyncEvent.seq <= upto_seq)
-                                  .order_by(SyncEvent.seq)))
-    taken_back_by = {id(staged): withdrawal for withdrawal, staged in withdrawals(events)}
-    out: list[Held] = []
-    links = _Links(directory)
-    rows = _AddressedRows(session, directory)
-    for event in events:
-        if event.outcome != Outcome.STAGED.value:
-            continue
-        user = rows.of(event)
-        taken_back = taken_back_by.get(id(event))
-        if taken_back is not None:
-            out.append(Held(event, None, taken_back.detail, user))
-            continue
-        op, why = _operation(session, directory, event, user, links)
-        out.append(Held(event, op, why, user))
-    return out
-
-
-def addressed_row(session: Session, directory: str, event: SyncEvent) -> StoredUser | None:
-    """The user row the request that held `event` is about, as it is now. A request to
-    `/Users/{id}` addressed that SCIM resource: the user `directory` binds under that id,
-    whatever its email is now (never whoever has since taken the email the user had). A
-    `POST /Users` addressed an email: the user with that email (for a change of email,
-    the one it changes from)."""
-    scim_id, email = _addressee(event)
-    if scim_id is not None:
-        return user_by_scim_id(session, directory, scim_id)
-    return user_by_email(session, email) if email else None
-
-
-def taken_back_meanwhile(session: Session, run_id: int, directory: str, *, after_seq: int) -> list[StoredUser]:
-    """The users, as their rows are now, whose deactivation plan `run_id` held by
-    `after_seq` and the IdP took back after it: an `active: true` that came while an
-    approval of the plan up to `after_seq` ran, which read the deactivation as held."""
-    events = session.scalars(select(SyncEvent).where(SyncEvent.run_id == run_id, SyncEvent.action == _DEACTIVATE)
-                             .order_by(SyncEvent.seq))
-    late = [staged for withdrawal, staged in withdrawals(events) if staged.seq <= after_seq < withdrawal.seq]
-    rows = {row.id: row for event in late if (row := addressed_row(session, directory, event)) is not None}
-    return list(rows.values())
-
-
-class _AddressedRows:
-    """`addressed_row` for the events of one plan, each request's user read once."""
-
-    def __init__(self, session: Session, directory: str) -> None:
-        self.session, self.directory = session, directory
-        self._found: dict[tuple[str | None, str | None], StoredUser | None] = {}
-
-    def of(self, event: SyncEvent) -> StoredUser | None:
-        addressee = _addressee(event)
-        if addressee not in self._found:
-            self._found[addressee] = addressed_row(self.session, self.directory, event)
-        return self._found[addressee]
-
-
-def _addressee(event: SyncEvent) -> tuple[str | None, str | None]:
-    """Whom `event`'s request addressed: (its SCIM id, None), or for a POST (None, the email)."""
-    scim_id = addressed_user(event.detail)
-    if scim_id is not None:
-        return scim_id, None
-    key = (event.old or {}).get("email") or event.user_key
-    return None, str(key) if key else None
-
-
 def carry_over(session: Session, run_id: int, directory: str, *, after_seq: int, at: datetime | None = None) -> int | None:
     """Move what plan `run_id` took in after `after_seq` (requests held while it was being
     approved) into a new open plan; its run id, or None when there was nothing. Call
@@ -342,107 +255,7 @@ def _id_change(action: str, scim_id: str, group_key: str | None, new: dict[str, 
     return ("scim-id", scim_id, *change_key(action, "", None, group_key, new))
 
 
-class _Links:
-    """What the held `POST /Users` requests judged so far do to the users they link, in
-    the order they were held. Such a request names a user by email, and its link is what
-    binds the user to the directory: the request holds, whole, while the user is bound as
-    it was when the request was held (a local user, say), or already as the link binds it
-    (this directory, the same SCIM id); it is dropped, whole, once the user is bound
-    otherwise (by another directory, or under another SCIM id: a later request, or an
-    earlier held one, the IdP's retry, linked it)."""
-
-    def __init__(self, directory: str) -> None:
-        self.directory = directory
-        self._bound: dict[int, tuple[str | None, str | None]] = {}  # row -> (managed_by, scim_id) once linked
-        self._why_not: dict[str | None, str | None] = {}  # user key -> its latest held link's verdict
-
-    def link(self, event: SyncEvent, user: StoredUser) -> str | None:
-        """Judge the link `event` holds (the first operation of its request): why it no
-        longer holds, or None when it binds `user`."""
-        old, new = event.old or {}, event.new or {}
-        found_as = (old.get("managed_by"), old.get("scim_id"))
-        links_as = (self.directory, new.get("scim_id"))
-        now = self._bound.get(user.id, (user.managed_by, user.scim_id))
-        why = None if now in (found_as, links_as) else self._why_bound(now, user.id in self._bound)
-        if why is None:
-            self._bound[user.id] = links_as
-        self._why_not[event.user_key] = why
-        return why
-
-    def rest(self, event: SyncEvent, user: StoredUser) -> str | None:
-        """Judge another operation of a held POST: it goes with its request's link (held
-        just before it); without one, its user must be bound to the directory."""
-        if event.user_key in self._why_not:
-            return self._why_not[event.user_key]
-        if user.managed_by != self.directory or user.scim_id is None:
-            return f"the user is no longer bound to {self.directory!r}"
-        return None
-
-    def _why_bound(self, now: tuple[str | None, str | None], by_a_held_request: bool) -> str:
-        owner, scim_id = now
-        if owner not in (None, self.directory):
-            return f"the user has since been bound to directory {owner!r}"
-        if scim_id is not None and by_a_held_request:
-            return f"an earlier held request links the user to {self.directory!r} under another SCIM id ({scim_id})"
-        if scim_id is not None:
-            return f"the user has since been bound to {self.directory!r} under another SCIM id ({scim_id})"
-        return "the user's binding has changed since the request was held"
-
-
-def _operation(session: Session, directory: str, event: SyncEvent, user: StoredUser | None,
-               links: _Links) -> tuple[Operation | None, str | None]:
-    """The operation `event` holds, against the rows as they are now, on `user` (the row
-    its request addressed, see `addressed_row`), who must still be bound to `directory`,
-    or be bound by the held POST it came with (`links`); what the operation changes is
-    checked where it is written. Held requests are /Users requests: user operations and
-    the removals of a DELETE (or of a POST that re-binds)."""
-    action = Action(event.action)
-    if event.kind != "user" and action is not Action.REMOVE_MEMBER:
-        return None, f"{action.value} is not an operation a held request carries"
-    scim_id = addressed_user(event.detail)
-    if user is None:
-        return None, (f"no user is bound to {directory!r} under SCIM id {scim_id} any more" if scim_id is not None
-                      else "the user no longer exists")
-    if scim_id is None:  # a POST /Users: found by email, bound by its own link
-        why = links.link(event, user) if action is Action.LINK_USER else links.rest(event, user)
-        if why is not None:
-            return None, why
-    new = tuple(sorted((event.new or {}).items()))
-    old = tuple(sorted((event.old or {}).items()))
-    if action is Action.REMOVE_MEMBER:
-        group = session.execute(select(groups.c.id).where(groups.c.name_key == event.group_key)).scalar()
-        if group is None:
-            return None, "the group no longer exists"
-        return Operation(action, event.target, group=Ref(local_id=int(group)), user=Ref(local_id=user.id),
-                         values=new, old=_member_now(old, user), reason=event.reason), None
-    # The event names the email the user had when it was held; an email change names the new one.
-    target = event.target if action is Action.UPDATE_USER else user.email
-    return Operation(action, target, user=Ref(local_id=user.id), values=new, old=old,
-                     expect=(("external_id", user.external_id), ("managed_by", user.managed_by)),
-                     reason=event.reason), None
-
-
-def event_operation(event: SyncEvent, user: StoredUser | None = None) -> Operation:
-    """An event's operation as it reads (for a listing of what was dropped), naming
-    `user`, the row its request addressed (`Held.user`), by the email they have now
-    rather than the one they had when it was held."""
-    action = Action(event.action)
-    old = tuple(sorted((event.old or {}).items()))
-    target = event.target
-    if user is not None and action is Action.REMOVE_MEMBER:
-        old = _member_now(old, user)
-    elif user is not None and event.kind == "user" and action is not Action.UPDATE_USER:
-        target = user.email  # an email change names the new one
-    return Operation(action, target, values=tuple(sorted((event.new or {}).items())), old=old)
-
-
-def _member_now(old: tuple[tuple[str, Any], ...], user: StoredUser) -> tuple[tuple[str, Any], ...]:
-    """A held removal's `old` naming its member by the email they have now."""
-    return tuple((name, user.email if name == "member" else value) for name, value in old)
-
-
 __all__ = [
-    "HELD_TRIGGER", "Held", "HeldPlan", "NO_LONGER_CONFIRMED", "addressed_row", "already_held", "carry_over",
-    "event_operation", "held_operations", "hold", "last_seq", "lock_held", "open_held_plan", "taken_back_meanwhile",
-    "withdraw",
+    "HELD_TRIGGER", "HeldPlan", "NO_LONGER_CONFIRMED", "already_held", "carry_over", "hold", "last_seq",
+    "lock_held", "open_held_plan", "withdraw",
 ]

@@ -181,7 +181,7 @@ def current_emails(session: Session, directory: str, events: Iterable[SyncEvent]
 
 def listed_email(event: SyncEvent, current: Mapping[str, str]) -> str | None:
     """The email a listing names the user of held `event` by: a request to `/Users/{id}`
-    is about the user bound under that id (`store.held.addressed_row`), so their email now
+    is about the user bound under that id (`store.held_read.addressed_row`), so their email now
     (`current`, see `current_emails`: the IdP may have renamed them since, and someone
     else may have the old email); else the email the event names (a `POST /Users`'s, or
     one no user is bound under its id any more)."""
