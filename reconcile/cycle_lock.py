@@ -12,11 +12,16 @@ from store import LockHandle, Store, held_lease
 Lock = Callable[[str], AbstractContextManager[LockHandle]]
 
 
+def cycle_lease(name: str) -> str:
+    """The name of the store lease a cycle or a decision on directory `name` holds."""
+    return f"cycle:{name}"
+
+
 def lease_lock(store: Store, ttl: int) -> Lock:
     """The store lease that keeps one cycle per directory at a time without Redis; the
     worker takes it too (after its Redis lock), so CLI and worker cycles never overlap."""
 
     def lock(name: str) -> AbstractContextManager[LockHandle]:
-        return held_lease(store, f"cycle:{name}", ttl)
+        return held_lease(store, cycle_lease(name), ttl)
 
     return lock

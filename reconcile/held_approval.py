@@ -4,25 +4,18 @@ request and by user row, never in part.
 Every held request deactivates its user; the rest of the request goes where that
 deactivation goes (`with_their_deactivation`), and when R4 holds a user's deactivation,
 every other held change of that user waits with it (`whole_users`). A held operation is
-about the user row its request addressed (`row_of`: `store.held_read.addressed_row`). An
-`active: true` that comes while the approval applies cannot stop a deactivation the
-approval read as held; the approval makes the user active again after it
-(`reactivations`), as that request would have.
+about the user row its request addressed (`row_of`: `store.held_read.addressed_row`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from reconcile.apply import REQUEST_REFUSED
 from reconcile.model import Action, Operation, Rejection
-from reconcile.push import StoredUser, activate
 from reconcile.push_label import addressed_user
 from store.held_read import Held
 from store.runs import kind_of
-
-# Why an approval makes a user active again (`reactivations`), in its event.
-TAKEN_BACK_MEANWHILE = "taken-back-meanwhile"
 
 
 def row_of(h: Held) -> int | None:
@@ -113,15 +106,4 @@ def whole_users(live: Sequence[Held], kept: Sequence[Operation],
     return whole, refused
 
 
-def reactivations(directory: str, taken_back: Iterable[StoredUser]) -> tuple[Operation, ...]:
-    """What makes the IdP's `active: true` hold for users it sent one for while an
-    approval applied their held deactivation (`store.held_read.taken_back_meanwhile`): those
-    `directory` still binds that are inactive now become active. A user the request
-    found inactive was made active by that request itself; one the approval unbound (a
-    held DELETE) is the IdP's to create again, as its next request will find it gone."""
-    return tuple(activate(row, reason=TAKEN_BACK_MEANWHILE) for row in taken_back
-                 if not row.active and row.managed_by == directory and row.scim_id is not None)
-
-
-__all__ = ["TAKEN_BACK_MEANWHILE", "reactivations", "requests_of", "row_of", "whole_users",
-           "with_their_deactivation"]
+__all__ = ["requests_of", "row_of", "whole_users", "with_their_deactivation"]

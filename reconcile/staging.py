@@ -52,7 +52,7 @@ from connectors import Connector, build_connector
 from connectors.errors import ConnectorError
 from reconcile.apply import ApplyResult, apply
 from reconcile.cycle import APPROVAL_TRIGGER, Lock, lease_lock
-from reconcile.held_approval import reactivations, whole_users, with_their_deactivation
+from reconcile.held_approval import whole_users, with_their_deactivation
 from reconcile.model import Action, Operation, Plan, Snapshot
 from reconcile.plan import plan
 from reconcile.plan_admin import LAST_ACTIVE_ADMINISTRATOR, hold_last_admins_among
@@ -74,7 +74,7 @@ from store import (
     start_run,
 )
 from store.held import carry_over, last_seq, lock_held
-from store.held_read import event_operation, held_operations, taken_back_meanwhile
+from store.held_read import event_operation, held_operations
 from store.runs import insert_events, next_seq, operation_event
 from store.staged import NO_LONGER_CONFIRMED, operator_name
 
@@ -258,9 +258,12 @@ class _Approval:
             close_interrupted_runs(session, self.name)  # we hold the lock: a dead process left them
             run_id = start_run(session, directory=self.name, trigger=APPROVAL_TRIGGER, mode="push",
                                allow_deactivations=True, actor=self.by)
+            # Read under the lock `withdraw` takes: a withdrawal is in the plan read here,
+            # or waits until this approval ends (`service.scim_hold.withdraw_if_held`).
+            lock_held(session, self.name)
+            upto = last_seq(session, self.staged_run_id)
         rules = self.settings.to_rules()
         with self.store.session() as session:
-            upto = last_seq(session, self.staged_run_id)
             held = held_operations(session, self.staged_run_id, self.name, upto_seq=upto)
             # R4 needs the admin group with its members, and the users the held requests are about.
             local = load_scope(session, self.name, user_ids=(), group_ids=(), group_names=rules.reserved_names,
@@ -285,21 +288,9 @@ class _Approval:
             lock_held(session, self.name)  # no request is being held into the plan as it closes
             later = carry_over(session, self.staged_run_id, self.name, after_seq=upto)
             decide(session, self.staged_run_id, StagedStatus.APPROVED, by=self.by, decided_run_id=run_id)
-            back = reactivations(self.name, taken_back_meanwhile(session, self.staged_run_id, self.name,
-                                                                 after_seq=upto))
-        if back:
-            try:
-                outcome = outcome.plus(apply(self.store, Plan(self.name, back), run_id=run_id, directory=self.name,
-                                             detail=f"active: true while run {self.staged_run_id} was approved"))
-            except Exception as exc:
-                log.exception("approval reactivation failed directory=%s", self.name)
-                return self._fail(run_id, f"the plan was approved and applied, but making {len(back)} users the IdP"
-                                          f" said are active active again failed: {type(exc).__name__}: {exc}")
         notes = (_r4_note(len(approved.rejections), rules.admin_group, run_id),
-                 f"{len(back)} users the IdP said are active while this ran are active again" if back else None,
                  f"requests held meanwhile wait in the staged plan of run {later}" if later else None)
-        applied = Plan(self.name, approved.operations + back, approved.rejections)
-        return self._finish(run_id, applied, outcome, tuple(op for op, _ in dropped + orphaned),
+        return self._finish(run_id, approved, outcome, tuple(op for op, _ in dropped + orphaned),
                             "; ".join(n for n in notes if n) or None)
 
     def _finish(self, run_id: int, applied: Plan, outcome: ApplyResult, dropped: tuple[Operation, ...],

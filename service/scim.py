@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 
 from config import Settings
 from reconcile.apply import ADMIN_EMPTY, CHANGED, DISABLED, MANAGED, OTHER_OWNER, ApplyResult, apply
+from reconcile.cycle import APPROVAL_TRIGGER
 from reconcile.model import Plan, RuleSettings
 from reconcile.push import (
     GroupChange,
@@ -62,6 +63,7 @@ from store.push import (
     group_by_name,
     group_by_scim_id,
     groups_page,
+    last_deactivated_by,
     members_of,
     reading,
     resolve_users,
@@ -210,16 +212,21 @@ def _reactivated(settings: Settings, store: Store, directory: str, scim_id: str,
     of the user that the directory's open staged plan holds (S2, `service.scim_hold`):
     one held from a request to its SCIM id, whatever email the user had then, or from a
     `POST /Users` of the email it had `before` the request or has now. An approval that
-    read that deactivation before it was taken back may have applied it since this
-    request wrote: the user is then made active again, as the request says (an approval
-    does as much for what is taken back while it applies: `reconcile.held_approval`)."""
+    read that deactivation as held may have applied it since this request wrote (the
+    withdrawal waits for such an approval to end): the user is then made active again,
+    as the request says. A deactivation applied by anything else since (the IdP's own
+    later request) is newer than this request's word and stays."""
     view = get_user(store, directory, scim_id)
     if not active:
         return view
-    scim_hold.withdraw_if_held(store, directory, scim_id, (*before, view.row.email), request)
+    emails = (*before, view.row.email)
+    scim_hold.withdraw_if_held(store, directory, scim_id, emails, request)
     view = get_user(store, directory, scim_id)
     if view.row.active:
         return view
+    with reading(store) as session:
+        if last_deactivated_by(session, (*emails, view.row.email)) != APPROVAL_TRIGGER:
+            return view
 
     def plan() -> Plan:
         row = get_user(store, directory, scim_id).row

@@ -47,12 +47,13 @@ Staged plans (a halted run's plan until someone decides; in the caller's session
     open_staged_events(session, *, user_key|group_key, scim_id=None, bound_to=None)
     store.held: a push directory's held SCIM requests in its open plan (lock_held, hold,
     withdraw, carry_over; see its notes); store.held_read: how an approval reads them
-    (held_operations, addressed_row, taken_back_meanwhile)
+    (held_operations, addressed_row)
 
 Leases ("one cycle per directory at a time" without Redis; their own short transactions)
     acquire(store, name, holder, ttl_seconds, *, replacing=None) -> bool,
     release(store, name, holder) -> bool, extend(store, name, holder, ttl_seconds) -> bool,
     current_holder(store, name) -> LockHolder | None, new_holder(),
+    is_live(session, name) -> bool (held and not expired, in the caller's transaction),
     held_lease(store, name, ttl_seconds) -> ContextManager[LockHandle]
         kept alive by a heartbeat every quarter TTL; a holder whose process is gone from
         this host is taken over at once
@@ -77,7 +78,7 @@ from store.directories import (
 )
 from store.engine import Store, StoreError, open_store, safe_url
 from store.export import export_state
-from store.lease import acquire, current_holder, extend, held_lease, release
+from store.lease import acquire, current_holder, extend, held_lease, is_live, release
 from store.locking import LockHandle, LockHolder, LockLost, new_holder, skipped_message
 from store.models import (
     Directory,
@@ -159,6 +160,7 @@ __all__ = [
     "get_staged",
     "has_open_plan",
     "held_lease",
+    "is_live",
     "list_directories",
     "list_events",
     "list_runs",

@@ -2,8 +2,7 @@
 carries over): each held operation against the rows as they are now (`held_operations`),
 the user row the request that held it addressed (`addressed_row`: by the SCIM id of a
 request to `/Users/{id}`, by the email of a `POST /Users`, which its own held link may
-bind: `_Links`), and the users the IdP took back while an approval applied
-(`taken_back_meanwhile`).
+bind: `_Links`).
 
 Functions work in the caller's session and write nothing.
 """
@@ -22,8 +21,6 @@ from reconcile.push_label import addressed_user
 from store.models import Outcome, SyncEvent, groups
 from store.push import user_by_email, user_by_scim_id
 from store.staged import withdrawals
-
-_DEACTIVATE = Action.DEACTIVATE_USER.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +71,6 @@ def addressed_row(session: Session, directory: str, event: SyncEvent) -> StoredU
     if scim_id is not None:
         return user_by_scim_id(session, directory, scim_id)
     return user_by_email(session, email) if email else None
-
-
-def taken_back_meanwhile(session: Session, run_id: int, directory: str, *, after_seq: int) -> list[StoredUser]:
-    """The users, as their rows are now, whose deactivation plan `run_id` held by
-    `after_seq` and the IdP took back after it: an `active: true` that came while an
-    approval of the plan up to `after_seq` ran, which read the deactivation as held."""
-    events = session.scalars(select(SyncEvent).where(SyncEvent.run_id == run_id, SyncEvent.action == _DEACTIVATE)
-                             .order_by(SyncEvent.seq))
-    late = [staged for withdrawal, staged in withdrawals(events) if staged.seq <= after_seq < withdrawal.seq]
-    rows = {row.id: row for event in late if (row := addressed_row(session, directory, event)) is not None}
-    return list(rows.values())
 
 
 class _AddressedRows:
@@ -209,4 +195,4 @@ def _member_now(old: tuple[tuple[str, Any], ...], user: StoredUser) -> tuple[tup
     return tuple((name, user.email if name == "member" else value) for name, value in old)
 
 
-__all__ = ["Held", "addressed_row", "event_operation", "held_operations", "taken_back_meanwhile"]
+__all__ = ["Held", "addressed_row", "event_operation", "held_operations"]

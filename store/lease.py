@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from reconcile import clock
 from store.engine import Store
@@ -96,6 +97,13 @@ def current_holder(store: Store, name: str) -> LockHolder | None:
     with store.session() as session:
         holder = session.scalar(select(leases.c.holder).where(leases.c.name == name))
     return None if holder is None else LockHolder.parse(holder)
+
+
+def is_live(session: Session, name: str) -> bool:
+    """Whether lease `name` is held and not expired (by the application clock), read in
+    the caller's transaction."""
+    expires = session.scalar(select(leases.c.expires_at).where(leases.c.name == name))
+    return expires is not None and expires > clock.now()
 
 
 def take(store: Store, name: str, holder: str, ttl_seconds: float) -> tuple[bool, LockHolder | None]:

@@ -4,7 +4,6 @@ around: an operation with its position in the plan, and its outcome with a reaso
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -56,16 +55,6 @@ class ApplyResult:
     @property
     def conflicts(self) -> int:
         return self.outcomes.get(Outcome.CONFLICT.value, 0)
-
-    def plus(self, later: ApplyResult) -> ApplyResult:
-        """This and a `later` apply of the same run, counted together."""
-        outcomes = Counter(self.outcomes)
-        outcomes.update(later.outcomes)
-        actions = {a: Counter(per) for a, per in self.actions.items()}
-        for action, per in later.actions.items():
-            actions.setdefault(action, Counter()).update(per)
-        return ApplyResult(dict(outcomes), {a: dict(per) for a, per in sorted(actions.items())},
-                           self.failures + later.failures, self.aborted or later.aborted)
 
     def counts(self) -> dict[str, int]:
         """Flat counts for a run row: every outcome, and `<action>.<outcome>` pairs."""

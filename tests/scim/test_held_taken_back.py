@@ -1,20 +1,23 @@
-"""An `active: true` that races an approval of held deactivations: whichever commits
-first, the IdP's word that the user is active holds once both are done (the approval
-makes active again a user it deactivated after reading the deactivation as held; the
-request makes active again a user an approval deactivated after the request wrote); on
-SQLite and PostgreSQL."""
+"""An `active: true` that races a decision on held deactivations: its withdrawal waits
+while an approval holds the directory (the approval may be applying the deactivation it
+read as held), then the request makes active again a user the approval deactivated; the
+IdP's own later deactivation is never undone; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
 from typing import Any
 
+import freezegun
 import pytest
 
 import reconcile.staging
 import service.scim_hold
-from reconcile.held_approval import TAKEN_BACK_MEANWHILE
+from reconcile import clock
+from service import scim
 from service.staging import approve
-from store import list_events
+from store import acquire, list_events, release
 from tests.scim.conftest import Push
 
 
@@ -24,62 +27,73 @@ def _held_u2_u3(push: Push) -> int:
     return int(push.plan().run_id)
 
 
-def _events(push: Push, run_id: int) -> list[tuple[str, str, str, str | None]]:
+def _events(push: Push, run_id: int | None) -> list[tuple[str, str, str, str | None]]:
     with push.store.session() as session:
-        return [(e.action, e.target, e.outcome, e.reason) for e in list_events(session, run_id)]
+        return [(e.action, e.target, e.outcome, e.detail) for e in list_events(session, run_id)]
 
 
-def test_active_true_after_the_approval_read_the_plan_leaves_the_user_active(
-        push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
-    run = _held_u2_u3(push)
-    real_apply = reconcile.staging.apply
-    calls: list[int] = []
+def _take_back(push: Push, n: int, answers: list[Any]) -> None:
+    """The IdP's `active: true` for u`n`, as the endpoint serves it (from another thread)."""
+    ops = scim.parse_patch({"Operations": [{"op": "replace", "path": "active", "value": True}]})
+    try:
+        view = scim.patch_user(push.settings, push.store, push.directory, push.users[n]["id"], ops,
+                               request=f"PATCH /Users/{push.users[n]['id']}")
+        answers.append((200, view.row.active))
+    except scim.Problem as problem:
+        answers.append((problem.status, problem.retry_after))
 
-    def taken_back_first(*args: Any, **kwargs: Any) -> Any:
-        if not calls:  # the approval's apply of what it read (a second one makes users active again)
-            assert push.reactivate(3).status_code == 200  # u3 is still active: the request writes nothing
-        calls.append(1)
+
+def _taken_back_while_applying(push: Push, monkeypatch: pytest.MonkeyPatch, n: int) -> list[Any]:
+    """Make the approval's apply start only once u`n`'s `active: true` waits for it; the
+    answers it got, filled in when its thread ends (`_joined`)."""
+    real_apply, real_is_live = reconcile.staging.apply, service.scim_hold.is_live
+    waiting = threading.Event()
+    answers: list[Any] = []
+
+    def is_live(*args: Any, **kwargs: Any) -> bool:
+        live = real_is_live(*args, **kwargs)
+        if live:
+            waiting.set()
+        return live
+
+    def apply_once_it_waits(*args: Any, **kwargs: Any) -> Any:
+        thread = threading.Thread(target=_take_back, args=(push, n, answers))
+        thread.start()
+        answers.append(thread)
+        assert waiting.wait(timeout=20), "the withdrawal did not wait for the approval"
         return real_apply(*args, **kwargs)
 
-    monkeypatch.setattr(reconcile.staging, "apply", taken_back_first)
-
-    decision = approve(push.settings, run, by="alice", store=push.store)
-
-    assert decision.status == "approved" and decision.applied is not None
-    assert push.active()["u2@example.com"] is False and push.active()["u3@example.com"] is True
-    assert push.okta.get(f"/Users/{push.users[3]['id']}").json()["active"] is True
-    assert decision.note is not None and "1 users the IdP said are active while this ran are active again" \
-        in decision.note
-    u3 = [e for e in _events(push, decision.run_id or 0) if e[1] == "u3@example.com"]
-    assert u3 == [("deactivate-user", "u3@example.com", "applied", None),
-                  ("activate-user", "u3@example.com", "applied", TAKEN_BACK_MEANWHILE)]
+    monkeypatch.setattr(service.scim_hold, "is_live", is_live)
+    monkeypatch.setattr(reconcile.staging, "apply", apply_once_it_waits)
+    return answers
 
 
-def test_active_true_after_the_approval_applied_is_made_good_by_the_request_itself(
+def _joined(answers: list[Any]) -> list[Any]:
+    for thread in [a for a in answers if isinstance(a, threading.Thread)]:
+        thread.join(timeout=30)
+    return [a for a in answers if not isinstance(a, threading.Thread)]
+
+
+def test_active_true_while_an_approval_applies_waits_for_it_and_the_user_ends_active(
         push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
     run = _held_u2_u3(push)
-    real_apply = reconcile.staging.apply
-
-    calls: list[int] = []
-
-    def taken_back_after(*args: Any, **kwargs: Any) -> Any:
-        result = real_apply(*args, **kwargs)
-        if not calls:
-            assert push.reactivate(3).status_code == 200  # u3 is inactive now: the request activates it
-        calls.append(1)
-        return result
-
-    monkeypatch.setattr(reconcile.staging, "apply", taken_back_after)
+    answers = _taken_back_while_applying(push, monkeypatch, 3)
 
     decision = approve(push.settings, run, by="alice", store=push.store)
 
-    assert decision.status == "approved"
+    assert decision.status == "approved" and decision.applied is not None and decision.applied.applied == 2
+    assert _joined(answers) == [(200, True)]
     assert push.active()["u2@example.com"] is False and push.active()["u3@example.com"] is True
-    assert decision.note is None or "active again" not in decision.note  # nothing left for the approval
-    assert [e[0] for e in _events(push, decision.run_id or 0) if e[1] == "u3@example.com"] == ["deactivate-user"]
+    assert ("deactivate-user", "u3@example.com", "applied", f"approval of run {run}") in _events(push, decision.run_id)
+    u3 = f"PATCH /Users/{push.users[3]['id']}"
+    assert [e[:3] for e in _events(push, 1) if e[1] == "u3@example.com" and e[3] == u3][-1] == (
+        "activate-user", "u3@example.com", "applied")
+    with freezegun.freeze_time(clock.now() + timedelta(hours=2)):  # the hour has room again
+        assert push.deactivate(3).status_code == 200  # and the IdP's next word holds
+    assert push.active()["u3@example.com"] is False
 
 
-def test_an_approval_that_closes_between_the_requests_write_and_its_withdrawal_is_undone_by_the_request(
+def test_an_approval_that_ends_between_the_requests_write_and_its_withdrawal_is_undone_by_the_request(
         push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
     run = _held_u2_u3(push)
     real_withdraw = service.scim_hold.withdraw_if_held
@@ -99,28 +113,51 @@ def test_an_approval_that_closes_between_the_requests_write_and_its_withdrawal_i
     assert push.active()["u2@example.com"] is False and push.active()["u3@example.com"] is True
 
 
-def test_a_held_delete_applied_before_its_take_back_is_not_undone_by_the_approval(
+def test_a_deactivation_the_idp_sent_later_is_not_undone_by_an_earlier_active_true(
+        push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_withdraw = service.scim_hold.withdraw_if_held
+
+    def deactivated_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        assert push.deactivate(3).status_code == 200  # within the limit: applied at once
+        return real_withdraw(*args, **kwargs)
+
+    monkeypatch.setattr(service.scim_hold, "withdraw_if_held", deactivated_meanwhile)
+
+    response = push.reactivate(3)
+
+    assert response.status_code == 200 and response.json()["active"] is False
+    assert push.active()["u3@example.com"] is False
+
+
+def test_active_true_is_answered_503_when_the_decision_outlasts_its_wait(
+        push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _held_u2_u3(push)
+    monkeypatch.setattr(service.scim_hold, "DECISION_WAIT_SECONDS", 0.3)
+    assert acquire(push.store, "cycle:okta", "an approval", 60)  # a decision on the plan runs
+
+    waited = push.reactivate(3)
+
+    assert waited.status_code == 503 and waited.headers["retry-after"] == "30"
+    assert f"run {run}" in waited.json()["detail"] and "being decided" in waited.json()["detail"]
+    assert push.plan().deactivations == ("u2@example.com", "u3@example.com")  # nothing withdrawn yet
+    assert release(push.store, "cycle:okta", "an approval")
+    assert push.reactivate(3).status_code == 200  # the IdP's retry
+    assert push.plan().deactivations == ("u2@example.com",)
+
+
+def test_active_true_for_a_user_a_waited_for_approval_deleted_finds_it_gone(
         push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
     push.deactivate(0), push.deactivate(1)
     u3 = push.users[3]["id"]
     assert push.okta.delete(f"/Users/{u3}").status_code == 503
     run = int(push.plan().run_id)
-    real_apply = reconcile.staging.apply
-    calls: list[int] = []
-
-    def taken_back_first(*args: Any, **kwargs: Any) -> Any:
-        if not calls:
-            assert push.reactivate(3).status_code == 200
-        calls.append(1)
-        return real_apply(*args, **kwargs)
-
-    monkeypatch.setattr(reconcile.staging, "apply", taken_back_first)
+    answers = _taken_back_while_applying(push, monkeypatch, 3)
 
     decision = approve(push.settings, run, by="alice", store=push.store)
 
     # The approval read the DELETE whole: the user is unbound, and the IdP, finding it gone
     # (404), creates it again; nothing makes active a row no directory addresses any more.
     assert decision.status == "approved"
+    assert [status for status, _ in _joined(answers)] == [404]
     assert push.okta.get(f"/Users/{u3}").status_code == 404
     assert push.active()["u3@example.com"] is False
-    assert "activate-user" not in [e[0] for e in _events(push, decision.run_id or 0)]
