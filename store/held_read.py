@@ -22,6 +22,9 @@ from store.models import Outcome, SyncEvent, groups
 from store.push import user_by_email, user_by_scim_id
 from store.staged import withdrawals
 
+# The reason of a held update applied without the fields a later request changed since.
+OVERTAKEN_IN_PART = "overtaken-in-part"
+
 
 @dataclass(frozen=True, slots=True)
 class Held:
@@ -169,11 +172,27 @@ def _operation(session: Session, directory: str, event: SyncEvent, user: StoredU
             return None, "the group no longer exists"
         return Operation(action, event.target, group=Ref(local_id=int(group)), user=Ref(local_id=user.id),
                          values=new, old=_member_now(old, user), reason=event.reason), None
-    # The event names the email the user had when it was held; an email change names the new one.
-    target = event.target if action is Action.UPDATE_USER else user.email
+    target, newer = user.email, []  # not the email the user had when it was held
+    if action is Action.UPDATE_USER:
+        new, old, newer = _not_overtaken(new, old, user)
+        if not new:
+            return None, f"a later request changed the user's {', '.join(newer)} since it was held"
+        target = str(dict(new).get("email", user.email))  # an email change names the new one
     return Operation(action, target, user=Ref(local_id=user.id), values=new, old=old,
                      expect=(("external_id", user.external_id), ("managed_by", user.managed_by)),
-                     reason=event.reason), None
+                     reason=OVERTAKEN_IN_PART if action is Action.UPDATE_USER and newer else event.reason), None
+
+
+def _not_overtaken(new: tuple[tuple[str, Any], ...], old: tuple[tuple[str, Any], ...], user: StoredUser
+                   ) -> tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...], list[str]]:
+    """A held update less the fields a later request changed since (the user's field holds
+    neither the value the update was planned from nor its own): the IdP's later word on
+    them stands. The update's new and old values of the rest, and the fields left out."""
+    now = {"email": user.email, "given_name": user.given_name, "family_name": user.family_name,
+           "display_name": user.display_name}
+    wanted = dict(new)
+    newer = sorted(name for name, was in old if name in now and now[name] not in (was, wanted.get(name)))
+    return (tuple(p for p in new if p[0] not in newer), tuple(p for p in old if p[0] not in newer), newer)
 
 
 def event_operation(event: SyncEvent, user: StoredUser | None = None) -> Operation:
@@ -195,4 +214,4 @@ def _member_now(old: tuple[tuple[str, Any], ...], user: StoredUser) -> tuple[tup
     return tuple((name, user.email if name == "member" else value) for name, value in old)
 
 
-__all__ = ["Held", "addressed_row", "event_operation", "held_operations"]
+__all__ = ["OVERTAKEN_IN_PART", "Held", "addressed_row", "event_operation", "held_operations"]

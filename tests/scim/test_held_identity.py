@@ -20,6 +20,7 @@ from reconcile.rules import email_key
 from service import admin
 from service.explain import explain
 from service.staging import open_staged
+from store.held_read import OVERTAKEN_IN_PART
 from store.models import users
 from tests.scim.conftest import Push, Scim
 from tests.scim.test_held_r4 import approved, bound, events, groups_of, held, held_deactivations
@@ -474,3 +475,45 @@ def test_a_later_post_that_omits_active_takes_back_the_held_posts_deactivation(p
     assert held_deactivations(push) == 0 and plan_listing(push)[0] == ()
     approved(push, run)
     assert push.active()["ann@example.com"] is True
+
+
+# --- a held update a later request overtook ------------------------------------------------------
+
+
+def _held_put(push: Push, n: int, email: str) -> int:
+    """u`n`'s PUT with a new email, no names and `active: false`, held: the plan's run id."""
+    body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": email,
+            "emails": [{"primary": True, "value": email}], "active": False}
+    return held(push, lambda: push.okta.put(f"/Users/{push.users[n]['id']}", body))
+
+
+def test_a_held_update_applies_without_the_fields_a_later_request_changed(push: Push) -> None:
+    run = _held_put(push, 2, "new2@example.com")
+    rename(push, 2, "later2@example.com")  # the IdP's later word on the email
+
+    decision = approved(push, run)
+
+    assert decision.error is None and decision.dropped == ()  # the run succeeded, nothing conflicted
+    [user] = found(push, "later2@example.com")
+    assert (user["active"], user.get("name", {}).get("givenName")) == (False, None)  # the PUT's names apply
+    [update] = [e for e in _events(push, decision.run_id) if e.action == "update-user"]
+    assert (update.target, update.reason, update.new) == (
+        "later2@example.com", OVERTAKEN_IN_PART, {"family_name": None, "given_name": None})
+
+
+def test_a_held_update_a_later_request_overtook_whole_is_dropped_with_why(push: Push) -> None:
+    rename(push, 2, "u2@example.com")  # nothing to change: the user is as the PUT below leaves the names
+    assert push.okta.put(f"/Users/{push.users[2]['id']}", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "u2@example.com",
+        "emails": [{"primary": True, "value": "u2@example.com"}]}).status_code == 200  # no names now
+    run = _held_put(push, 2, "new2@example.com")
+    rename(push, 2, "later2@example.com")
+
+    decision = approved(push, run)
+
+    assert decision.error is None
+    assert [(op.action.value, op.target) for op in decision.dropped] == [("update-user", "new2@example.com")]
+    dropped = [e for e in _events(push, decision.run_id) if e.outcome == "rejected"]
+    assert [e.detail for e in dropped] == [
+        "not applied: a later request changed the user's email since it was held"]
+    assert found(push, "later2@example.com")[0]["active"] is False
