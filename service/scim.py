@@ -153,9 +153,9 @@ def create_user(settings: Settings, store: Store, directory: str, user: PushUser
         return plan_create_user(directory, user, scim_id, holder, scope, rules)
 
     _write(settings, store, directory, plan, request)
-    _created(lambda: get_user(store, directory, scim_id), plan)  # or the 409 of a concurrent POST's retry
+    view = _created(lambda: get_user(store, directory, scim_id), plan)
     # A POST that omits `active` makes the user active too (SCIM's default).
-    return _reactivated(settings, store, directory, scim_id, user.active is not False, request)
+    return _reactivated(settings, store, directory, scim_id, user.active is not False, request, written=view)
 
 
 def replace_user(settings: Settings, store: Store, directory: str, scim_id: str, user: PushUser, *,
@@ -207,7 +207,7 @@ def delete_user(settings: Settings, store: Store, directory: str, scim_id: str, 
 
 
 def _reactivated(settings: Settings, store: Store, directory: str, scim_id: str, active: bool, request: str,
-                 before: Sequence[str] = ()) -> UserView:
+                 before: Sequence[str] = (), written: UserView | None = None) -> UserView:
     """The user after a request; one that said `active: true` takes back a deactivation
     of the user that the directory's open staged plan holds (S2, `service.scim_hold`):
     one held from a request to its SCIM id, whatever email the user had then, or from a
@@ -215,8 +215,9 @@ def _reactivated(settings: Settings, store: Store, directory: str, scim_id: str,
     read that deactivation as held may have applied it since this request wrote (the
     withdrawal waits for such an approval to end): the user is then made active again,
     as the request says. A deactivation applied by anything else since (the IdP's own
-    later request) is newer than this request's word and stays."""
-    view = get_user(store, directory, scim_id)
+    later request) is newer than this request's word and stays. `written`: the user as
+    read after the request wrote, when the caller has read it."""
+    view = written or get_user(store, directory, scim_id)
     if not active:
         return view
     emails = (*before, view.row.email)
