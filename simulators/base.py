@@ -55,33 +55,9 @@ counted per endpoint (`counts()`, `reset_counts()`), and is recorded in `request
 
 Faults
 ------
-`inject(fault, at=k)` hits the k-th request from now (1-based, any endpoint);
-`inject(fault, endpoint=name, times=n)` hits the next n requests to that endpoint;
-`inject(fault, endpoint=name, at=k)` hits the k-th request to that endpoint from now; `times`
-with `at` hits that many consecutive matching requests. `seconds` sets the hold of
-`Fault.TIMEOUT`; `detail` is passed to `vendor_fault`. `clear_faults()` drops pending ones,
-`pending_faults()` counts them. The faults are the `Fault` enum:
-
-    HTTP_429        429 with the vendor's reset headers (`throttle_headers` hook)
-    HTTP_429_BARE   429 without any reset or Retry-After header
-    HTTP_500        `error_response(request, 500)`
-    HTTP_503        `error_response(request, 503)`
-    TIMEOUT         holds the request `seconds` (default `timeout_hold_seconds`), then answers
-                    normally; set it longer than the client timeout. `stop()` ends the hold.
-    HANG            accepts the request and never answers: holds it until `stop()`, then
-                    closes the connection. `hang()` does this to every later request (an IdP
-                    that accepts connections and never answers).
-    RESET           closes the TCP connection abruptly (RST) without an answer
-    MALFORMED_JSON  the normal status and headers (Link included) with a body that is not JSON
-    TRUNCATED       the normal answer with its body cut in half (a valid start of JSON)
-    VENDOR          `vendor_fault(request, normal_response, detail)` rewrites the answer
-                    (reordered Link headers, an expired cursor or delta link, ...)
-
-`refusing_port()` gives a local port that refuses connections (an IdP that is down), for
-pointing a connector at; nothing listens there while it is held.
-
-`latency(seconds)` delays every request (outside the lock). Faults never run the handler
-except TIMEOUT, MALFORMED_JSON, TRUNCATED and VENDOR, which transform its answer.
+`inject(fault, ...)`, `hang()`, `latency(seconds)`, `clear_faults()` and `pending_faults()`
+come from `simulators.faults` (`FaultInjection`), which lists what each `Fault` does and
+holds `refusing_port()`; `_serve` here applies the fault a request takes.
 
 State and threads
 -----------------
@@ -90,7 +66,7 @@ with `self.lock` (an `RLock`) held, so vendor state needs no other locking; test
 mutates state from outside takes the same lock (`with sim.lock: ...`), or calls vendor
 methods that do. `clock` (a callable returning an aware UTC datetime) drives the `Date`
 header; vendor simulators share it with their own timestamps so a test can run the whole
-org on a manual clock (`ManualClock`).
+org on a manual clock (`simulators.clocks.ManualClock`).
 
 TLS
 ---
@@ -109,80 +85,32 @@ promptly even with idle keep-alive clients or held requests.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
-import enum
 import http.client
 import re
 import secrets
-import socket
 import ssl
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+from simulators.clocks import real_clock
+from simulators.faults import MALFORMED_BODY, Fault, FaultInjection, PendingFault
 from simulators.messages import Handler, Headers, Request, Response
 from simulators.tls import TestCA, test_ca
 from simulators.wire import _HTTPServer, _RequestHandler
 
 __all__ = [
-    "Fault",
-    "refusing_port",
-    "ManualClock",
     "RequestRecord",
     "SimulatorServer",
 ]
 
 
-class Fault(enum.Enum):
-    """What an injected fault does to one request (see the module docstring)."""
-
-    HTTP_429 = "http-429"
-    HTTP_429_BARE = "http-429-bare"
-    HTTP_500 = "http-500"
-    HTTP_503 = "http-503"
-    TIMEOUT = "timeout"
-    RESET = "reset"
-    MALFORMED_JSON = "malformed-json"
-    TRUNCATED = "truncated"
-    VENDOR = "vendor"
-    HANG = "hang"
-
-
-# --- clocks ----------------------------------------------------------------------------
-
-
-def real_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-class ManualClock:
-    """A clock that moves only when told to; call it to read the time."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
-        """Move forward by `delta` or by `timedelta(**kwargs)`; returns the new time."""
-        with self._lock:
-            self._now += delta if delta is not None else timedelta(**kwargs)
-            return self._now
-
-    def set(self, when: datetime) -> None:
-        with self._lock:
-            self._now = when
-
-
-# --- the request log, faults and routes ------------------------------------------------
+# --- the request log and routes -------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -196,16 +124,6 @@ class RequestRecord:
     headers: dict[str, str]
     fault: Fault | None
     status: int | None  # None: no answer was sent (RESET)
-
-
-@dataclass
-class _PendingFault:
-    fault: Fault
-    endpoint: str | None
-    skip: int  # matching requests to let through first
-    remaining: int
-    seconds: float | None
-    detail: Any
 
 
 @dataclass
@@ -228,13 +146,10 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile(f"^{regex}$")
 
 
-MALFORMED_BODY = b'{"this is": not JSON, <html>oops</html>'
-
-
 # --- the server ------------------------------------------------------------------------
 
 
-class SimulatorServer:
+class SimulatorServer(FaultInjection):
     """A threaded HTTPS server on 127.0.0.1 with routing, instrumentation and fault injection."""
 
     logged_headers: tuple[str, ...] = ("authorization", "user-agent", "content-type")
@@ -249,7 +164,7 @@ class SimulatorServer:
         self._counts: Counter[str] = Counter()
         self._log: deque[RequestRecord] = deque(maxlen=100_000)
         self._index = 0
-        self._faults: list[_PendingFault] = []
+        self._faults: list[PendingFault] = []
         self._latency = 0.0
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
@@ -363,60 +278,6 @@ class SimulatorServer:
         """How many requests this server has received so far."""
         with self.lock:
             return self._index
-
-    # -- faults
-
-    def inject(
-        self,
-        fault: Fault,
-        *,
-        at: int | None = None,
-        endpoint: str | None = None,
-        times: int = 1,
-        seconds: float | None = None,
-        detail: Any = None,
-    ) -> None:
-        """Make the chosen upcoming request(s) fail with `fault` (see the module docstring)."""
-        if at is not None and at < 1:
-            raise ValueError("at counts from 1")
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        with self.lock:
-            self._faults.append(
-                _PendingFault(fault, endpoint, (at - 1) if at is not None else 0, times, seconds, detail)
-            )
-
-    def hang(self) -> None:
-        """From now on, accept every request and never answer it (until `stop()`)."""
-        self.inject(Fault.HANG, times=1_000_000_000)
-
-    def clear_faults(self) -> None:
-        with self.lock:
-            self._faults.clear()
-
-    def pending_faults(self) -> int:
-        with self.lock:
-            return sum(f.remaining for f in self._faults)
-
-    def latency(self, seconds: float) -> None:
-        """Delay every later request by `seconds` (0 turns it off)."""
-        with self.lock:
-            self._latency = max(0.0, seconds)
-
-    def _take_fault(self, endpoint: str) -> _PendingFault | None:
-        """Under the lock: the fault this request gets, if any (the first match wins)."""
-        chosen: _PendingFault | None = None
-        for pending in self._faults:
-            if pending.endpoint is not None and pending.endpoint != endpoint:
-                continue
-            if pending.skip > 0:
-                pending.skip -= 1
-                continue
-            if chosen is None:
-                chosen = pending
-                pending.remaining -= 1
-        self._faults = [f for f in self._faults if f.remaining > 0]
-        return chosen
 
     # -- hooks for vendor simulators
 
@@ -533,12 +394,3 @@ class SimulatorServer:
 
     def http_date(self) -> str:
         return email.utils.format_datetime(self.clock().astimezone(UTC), usegmt=True)
-
-
-@contextlib.contextmanager
-def refusing_port() -> Iterator[int]:
-    """A port on 127.0.0.1 that refuses connections while the block runs: a socket is bound
-    to it (so no other server takes it) but never listens, so a connect gets a reset."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield int(sock.getsockname()[1])

@@ -45,7 +45,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from simulators.base import Fault, SimulatorServer, real_clock
+from simulators.base import SimulatorServer
+from simulators.clocks import real_clock
+from simulators.faults import Fault
 from simulators.graph_delta import (
     GROUP_FIELDS,
     USER_FIELDS,

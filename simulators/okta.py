@@ -59,7 +59,8 @@ from urllib.parse import urlencode
 
 import jwt
 
-from simulators.base import Fault, SimulatorServer
+from simulators.base import SimulatorServer
+from simulators.faults import Fault
 from simulators.messages import Headers, Request, Response
 from simulators.okta_filter import AnyPath, FilterError, compile_expression, normalise_date
 from simulators.okta_org import OktaOrg, okta_time

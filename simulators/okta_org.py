@@ -33,7 +33,7 @@ as their targets, as Okta's do. A deleted user leaves their groups (their
 `lastMembershipUpdated` moves) without a membership event.
 
 Timestamps come from `clock` (a callable returning an aware UTC datetime): a test can
-drive the org with `ManualClock` from `simulators.base`.
+drive the org with `ManualClock` from `simulators.clocks`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from simulators.base import real_clock
+from simulators.clocks import real_clock
 
 EVERYONE = "Everyone"
 ACTIVE_STATUSES = ("ACTIVE", "PROVISIONED", "RECOVERY", "PASSWORD_EXPIRED", "LOCKED_OUT")

@@ -16,7 +16,7 @@ from config import OktaDirectorySettings, Settings, parse
 from connectors.graph import GraphConnector
 from connectors.graph_auth import Credential, forget_clients
 from connectors.okta import ApiToken, OktaConnector
-from simulators.base import ManualClock
+from simulators.clocks import ManualClock
 from simulators.graph import GraphSimulator, GraphTenant
 from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.cycle import RunResult, run_cycle

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from simulators.base import Fault
+from simulators.faults import Fault
 from tests.faults.scenarios import (
     CLEAN_TIMEOUT_SECONDS,
     SHORT_TIMEOUT_SECONDS,

@@ -23,7 +23,9 @@ from connectors import Connector
 from connectors.graph import GraphConnector
 from connectors.graph_auth import Credential, forget_clients
 from connectors.okta import ApiToken, OktaConnector
-from simulators.base import Fault, ManualClock, SimulatorServer
+from simulators.base import SimulatorServer
+from simulators.clocks import ManualClock
+from simulators.faults import Fault
 from simulators.graph import GraphSimulator, GraphTenant
 from simulators.okta import DEFAULT_RATE_LIMITS, OktaOrg, OktaSimulator
 from reconcile.cycle import RunResult, run_cycle

@@ -12,7 +12,7 @@ import pytest
 from freezegun import freeze_time
 
 from config import Settings, parse
-from simulators.base import Fault
+from simulators.faults import Fault
 from simulators.graph import GraphSimulator, GraphTenant
 from reconcile.cycle import run_cycle, sync_user
 from store import Store, open_store

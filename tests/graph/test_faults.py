@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.errors import AuthError, ConnectorError, PermanentError, TransientError
-from simulators.base import Fault
+from simulators.faults import Fault
 from simulators.graph import GraphSimulator
 from tests.graph.conftest import Replica, Sleeps, connect, expected
 

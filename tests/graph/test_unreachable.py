@@ -11,7 +11,7 @@ import re
 import pytest
 
 from connectors.errors import TransientError
-from simulators.base import Fault, refusing_port
+from simulators.faults import Fault, refusing_port
 from simulators.graph import GraphSimulator
 from tests.connectors.offline import UNRESOLVABLE_HOST, resolve_invalid_names_locally, retry_lines
 from tests.graph.conftest import Replica, Sleeps, connect, expected, settings_for

@@ -14,7 +14,7 @@ import pytest
 from config import OktaDirectorySettings
 from connectors.okta import ApiToken, OktaConnector
 from connectors.okta_http import Credentials
-from simulators.base import ManualClock
+from simulators.clocks import ManualClock
 from simulators.okta import OktaOrg, OktaSimulator
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from config import parse
 from connectors.okta_incremental import MAX_USER_CHECKS
-from simulators.base import ManualClock
+from simulators.clocks import ManualClock
 from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.cycle import RunResult
 from store import Store

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from config import Settings
 from connectors.errors import AuthError, ConnectorError, PermanentError
 from connectors.okta import ApiToken, OktaConnector, ServiceApp, build
-from simulators.base import Fault
+from simulators.faults import Fault
 from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.model import Snapshot
 from tests.okta.conftest import MakeConnector, directory

@@ -11,7 +11,8 @@ import pytest
 
 from config import Settings, parse
 from connectors.okta import OktaConnector
-from simulators.base import Fault, ManualClock
+from simulators.clocks import ManualClock
+from simulators.faults import Fault
 from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.cycle import RunResult, run_cycle
 from store import Store, open_store

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.errors import ConnectorError, PartialReadError, PermanentError, TransientError
-from simulators.base import Fault
+from simulators.faults import Fault
 from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.model import Changes, Snapshot
 from tests.okta.conftest import MakeConnector, SleepLog, client_context, directory

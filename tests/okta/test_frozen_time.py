@@ -8,7 +8,7 @@ from datetime import timedelta
 import freezegun
 
 from connectors.okta import ApiToken, OktaConnector
-from simulators.base import ManualClock
+from simulators.clocks import ManualClock
 from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.model import Changes, Snapshot
 from tests.okta.conftest import client_context, directory

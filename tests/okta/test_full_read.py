@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from simulators.base import Fault
+from simulators.faults import Fault
 from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.model import Changes, Kind, Snapshot
 from tests.okta.conftest import MakeConnector

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 
 from connectors.okta_watermark import Watermark
-from simulators.base import Fault, ManualClock
+from simulators.clocks import ManualClock
+from simulators.faults import Fault
 from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.model import Changes, MembershipDelta, Snapshot
 from tests.okta.conftest import MakeConnector

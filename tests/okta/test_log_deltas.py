@@ -8,7 +8,8 @@ import pytest
 from connectors.errors import ConnectorError
 from connectors.okta_watermark import Watermark
 from reconcile.model import Changes, MembershipDelta, Snapshot
-from simulators.base import Fault, ManualClock
+from simulators.clocks import ManualClock
+from simulators.faults import Fault
 from simulators.okta import OktaOrg, OktaSimulator
 from store import Store
 from tests.okta.conftest import MakeConnector

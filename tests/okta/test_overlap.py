@@ -13,7 +13,7 @@ import pytest
 from connectors.okta import OktaConnector
 from connectors.okta_watermark import Watermark
 from reconcile.model import Changes, MembershipDelta, Snapshot
-from simulators.base import ManualClock
+from simulators.clocks import ManualClock
 from simulators.okta import OktaOrg, OktaSimulator
 from tests.okta.conftest import MakeConnector
 from tests.okta.test_log_deltas import LIST_ONLY, member_and_outsider, re_read

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 
-from simulators.base import ManualClock
+from simulators.clocks import ManualClock
 from simulators.okta import OktaOrg, OktaSimulator
 from tests.simulator.running import PROCESS_WAIT_SECONDS
 

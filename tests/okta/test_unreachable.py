@@ -12,7 +12,7 @@ import pytest
 
 from connectors.errors import TransientError
 from connectors.okta import ApiToken, OktaConnector
-from simulators.base import Fault, refusing_port
+from simulators.faults import Fault, refusing_port
 from simulators.okta import OktaSimulator
 from reconcile.model import Snapshot
 from tests.connectors.offline import UNRESOLVABLE_HOST, resolve_invalid_names_locally, retry_lines

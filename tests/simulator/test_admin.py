@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from simulators import admin
-from simulators.base import Fault, SimulatorServer
+from simulators.base import SimulatorServer
+from simulators.faults import Fault
 from simulators.graph import GraphSimulator, GraphTenant
 from simulators.okta import OktaOrg, OktaSimulator
 

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from simulators.base import Fault, ManualClock, SimulatorServer, refusing_port
+from simulators.base import SimulatorServer
+from simulators.clocks import ManualClock
+from simulators.faults import Fault, refusing_port
 from simulators.messages import Request, Response
 from simulators.tls import persistent_ca
 
