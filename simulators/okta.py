@@ -38,6 +38,8 @@ an empty bucket answers 429 `E0000047`. Lists send two `Link` headers, self then
 Errors use Okta's body (`errorCode`, `errorSummary`, `errorLink`, `errorId`,
 `errorCauses`); a bad token is 401 `E0000011`; an OAuth token without the endpoint's scope is
 403 `E0000006`. Both `SSWS <token>` and `SSWS<token>` (what the SDK sends) are accepted.
+Tokens, OAuth service apps and rate limits are `simulators.okta_access`, paging
+`simulators.okta_paging`: the base classes `OktaAccess` and `OktaPaging` of `OktaSimulator`.
 
 Okta-specific faults for `inject(Fault.VENDOR, detail=...)`: `REORDERED_LINKS` (next before
 self), `COMBINED_LINK` (one `Link` header holding both), `EXPIRED_CURSOR` (400 for the page).
@@ -45,58 +47,21 @@ self), `COMBINED_LINK` (one `Link` header holding both), `EXPIRED_CURSOR` (400 f
 
 from __future__ import annotations
 
-import bisect
 import json
-import math
-import re
 import secrets
-import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
 
-import jwt
-
-from simulators.base import SimulatorServer
 from simulators.faults import Fault
 from simulators.messages import Headers, Request, Response
+from simulators.okta_access import DEFAULT_RATE_LIMITS, Bucket, OktaAccess, ServiceApp
 from simulators.okta_filter import AnyPath, FilterError, compile_expression, normalise_date
 from simulators.okta_org import OktaOrg, okta_time
+from simulators.okta_paging import OktaPaging
 
 __all__ = ["DEFAULT_RATE_LIMITS", "Fault", "OktaOrg", "OktaSimulator", "run_cli"]
 
-# Okta's last published Workforce per-minute limits, per bucket.
-DEFAULT_RATE_LIMITS: dict[str, int] = {
-    "users.list": 600,
-    "users.get": 2000,
-    "groups.list": 500,
-    "groups.id": 1000,
-    "apps": 100,
-    "logs": 120,
-    "oauth": 600,
-}
-BUCKET_OF_ENDPOINT = {
-    "users.list": "users.list",
-    "users.get": "users.get",
-    "users.groups": "users.get",
-    "groups.list": "groups.list",
-    "groups.users": "groups.id",
-    "apps.users": "apps",
-    "apps.user": "apps",
-    "apps.groups": "apps",
-    "logs": "logs",
-    "oauth.token": "oauth",
-}
-SCOPE_OF_BUCKET = {
-    "users.list": "okta.users.read",
-    "users.get": "okta.users.read",
-    "groups.list": "okta.groups.read",
-    "groups.id": "okta.groups.read",
-    "apps": "okta.apps.read",
-    "logs": "okta.logs.read",
-}
 ERRORS = {
     400: ("E0000001", "Api validation failed"),
     401: ("E0000011", "Invalid token provided"),
@@ -123,25 +88,9 @@ GROUP_FILTER = {
 }
 LOG_FILTER = {"eventType": {"eq"}, "target.id": {"eq"}, "actor.id": {"eq"}, "outcome.result": {"eq"}}
 SEARCH_OPS = {"eq", "sw", "co", "gt", "ge", "lt", "le", "pr"}
-_SSWS = re.compile(r"^SSWS\s*(\S+)\s*$")
-_BEARER = re.compile(r"^Bearer\s+(\S+)\s*$")
 
 
-@dataclass
-class _Bucket:
-    limit: int
-    remaining: int
-    resets_at: float  # time.monotonic()
-
-
-@dataclass(frozen=True)
-class _ServiceApp:
-    client_id: str
-    public_key: Any
-    scopes: frozenset[str]
-
-
-class OktaSimulator(SimulatorServer):
+class OktaSimulator(OktaAccess, OktaPaging):
     """An Okta org served over HTTPS; see the module docstring for endpoints and faults."""
 
     REORDERED_LINKS = "reordered-links"
@@ -170,10 +119,10 @@ class OktaSimulator(SimulatorServer):
         self.rate_window_seconds = rate_window_seconds
         self.fault_reset_seconds = fault_reset_seconds
         self.access_token_seconds = access_token_seconds
-        self.service_apps: dict[str, _ServiceApp] = {}
+        self.service_apps: dict[str, ServiceApp] = {}
         self.access_tokens: dict[str, tuple[str, frozenset[str], float]] = {}
         self._used_jtis: set[str] = set()
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets: dict[str, Bucket] = {}
         self._bucket_of: dict[int, str] = {}
         for method, pattern, handler, name in (
             ("GET", "/api/v1/users", self._list_users, "users.list"),
@@ -197,19 +146,6 @@ class OktaSimulator(SimulatorServer):
     def __enter__(self) -> OktaSimulator:
         return self.start()
 
-    # -- credentials
-
-    def register_service_app(self, client_id: str, public_key_pem: str | bytes, scopes: Iterable[str]) -> None:
-        """Accept `private_key_jwt` assertions from `client_id` signed by the matching key."""
-        text = public_key_pem.decode() if isinstance(public_key_pem, bytes) else public_key_pem
-        key: Any = jwt.algorithms.RSAAlgorithm.from_jwk(text) if text.lstrip().startswith("{") else text
-        with self.lock:
-            self.service_apps[client_id] = _ServiceApp(client_id, key, frozenset(scopes))
-
-    def revoke_access_tokens(self) -> None:
-        with self.lock:
-            self.access_tokens.clear()
-
     # -- hooks
 
     def error_response(self, request: Request, status: int, summary: str | None = None, code: str | None = None,
@@ -225,15 +161,6 @@ class OktaSimulator(SimulatorServer):
         }
         return Response.json(body, status)
 
-    def throttle_headers(self, request: Request) -> Headers:
-        bucket = BUCKET_OF_ENDPOINT.get(request.endpoint, "default")
-        reset = int(self.clock().timestamp()) + self.fault_reset_seconds
-        return [
-            ("X-Rate-Limit-Limit", str(self.rate_limits.get(bucket, 1200))),
-            ("X-Rate-Limit-Remaining", "0"),
-            ("X-Rate-Limit-Reset", str(reset)),
-        ]
-
     def vendor_fault(self, request: Request, response: Response, detail: Any) -> Response:
         links = [(k, v) for k, v in response.headers if k.lower() == "link"]
         others = [(k, v) for k, v in response.headers if k.lower() != "link"]
@@ -245,101 +172,6 @@ class OktaSimulator(SimulatorServer):
         if detail == self.EXPIRED_CURSOR:
             return self.error_response(request, 400, "Api validation failed: after", causes=["after: the cursor has expired"])
         raise ValueError(f"unknown Okta fault {detail!r}")
-
-    def before_request(self, request: Request) -> Response | None:
-        bucket = BUCKET_OF_ENDPOINT.get(request.endpoint, "default")
-        self._bucket_of[request.index] = bucket
-        if bucket != "oauth":
-            denied = self._authenticate(request, bucket)
-            if denied is not None:
-                return denied
-        state = self._bucket(bucket)
-        if state.remaining <= 0:
-            return self.error_response(request, 429)
-        state.remaining -= 1
-        return None
-
-    def after_response(self, request: Request, response: Response) -> Response:
-        bucket = self._bucket_of.pop(request.index, "default")
-        state = self._bucket(bucket)
-        seconds_left = max(0.0, state.resets_at - time.monotonic())
-        reset = int(self.clock().timestamp()) + math.ceil(seconds_left)
-        response.headers.extend(
-            [
-                ("X-Rate-Limit-Limit", str(state.limit)),
-                ("X-Rate-Limit-Remaining", str(max(0, state.remaining))),
-                ("X-Rate-Limit-Reset", str(reset)),
-                ("X-Okta-Request-Id", secrets.token_urlsafe(12)),
-            ]
-        )
-        return response
-
-    def _bucket(self, name: str) -> _Bucket:
-        now = time.monotonic()
-        state = self._buckets.get(name)
-        if state is None or now >= state.resets_at:
-            limit = self.rate_limits.get(name, 1200)
-            state = _Bucket(limit, limit, now + self.rate_window_seconds)
-            self._buckets[name] = state
-        return state
-
-    def _authenticate(self, request: Request, bucket: str) -> Response | None:
-        header = request.headers.get("authorization", "")
-        ssws = _SSWS.match(header)
-        if ssws and ssws.group(1) in self.api_tokens:
-            return None
-        bearer = _BEARER.match(header)
-        if bearer:
-            grant = self.access_tokens.get(bearer.group(1))
-            if grant is not None and grant[2] > time.monotonic():
-                needed = SCOPE_OF_BUCKET.get(bucket)
-                if needed is not None and needed not in grant[1]:
-                    return self.error_response(request, 403)
-                return None
-        return self.error_response(request, 401)
-
-    # -- pagination
-
-    def _limit(self, request: Request, default: int, maximum: int) -> int:
-        raw = request.arg("limit")
-        if raw is None:
-            return default
-        try:
-            return max(1, min(int(raw), maximum))
-        except ValueError:
-            raise FilterError("limit must be a number") from None
-
-    def _links(self, request: Request, next_after: str | None) -> Headers:
-        host = request.headers.get("host") or f"127.0.0.1:{self.port}"
-        base = f"https://{host}{request.path}"
-        headers = [("Link", f'<{base}{"?" + request.raw_query if request.raw_query else ""}>; rel="self"')]
-        if next_after is not None:
-            query = [(k, v) for k, values in request.query.items() if k != "after" for v in values]
-            query.append(("after", next_after))
-            headers.append(("Link", f'<{base}?{urlencode(query)}>; rel="next"'))
-        return headers
-
-    @staticmethod
-    def _scan(ids: list[str], after: str | None, limit: int, keep: Callable[[str], bool]) -> tuple[list[str], bool]:
-        """Up to `limit` ids after the cursor that `keep` accepts, and whether more follow."""
-        start = bisect.bisect_right(ids, after) if after else 0
-        found: list[str] = []
-        for position in range(start, len(ids)):
-            candidate = ids[position]
-            if keep(candidate):
-                if len(found) == limit:
-                    return found, True
-                found.append(candidate)
-        return found, False
-
-    def _paged(self, request: Request, ids: list[str], default: int, maximum: int,
-               keep: Callable[[str], bool], render: Callable[[str], bytes]) -> Response:
-        limit = self._limit(request, default, maximum)
-        page, more = self._scan(ids, request.arg("after"), limit, keep)
-        body = b"[" + b",".join(render(i) for i in page) + b"]"
-        headers: Headers = [("Content-Type", "application/json")]
-        headers += self._links(request, page[-1] if more and page else None)
-        return Response(200, headers, body)
 
     def _bad_filter(self, request: Request, error: FilterError) -> Response:
         return self.error_response(request, 400, "Invalid search criteria.", code="E0000031", causes=[str(error)])
@@ -536,39 +368,6 @@ class OktaSimulator(SimulatorServer):
         next_after = None if bounded_done else str(position)
         headers: Headers = [("Content-Type", "application/json")] + self._links(request, next_after)
         return Response(200, headers, json.dumps(page, separators=(",", ":")).encode())
-
-    def _token(self, request: Request) -> Response:
-        form = request.form()
-
-        def oauth_error(status: int, error: str, description: str) -> Response:
-            return Response.json({"error": error, "error_description": description}, status)
-
-        if form.get("grant_type") != "client_credentials":
-            return oauth_error(400, "unsupported_grant_type", "The authorization grant type is not supported.")
-        if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
-            return oauth_error(401, "invalid_client", "Client authentication failed.")
-        assertion = form.get("client_assertion", "")
-        try:
-            claims = jwt.decode(assertion, options={"verify_signature": False})
-            app = self.service_apps.get(str(claims.get("sub")))
-            if app is None or claims.get("iss") != app.client_id:
-                return oauth_error(401, "invalid_client", "The client_id is not valid.")
-            claims = jwt.decode(assertion, app.public_key, algorithms=["RS256"],
-                                options={"verify_aud": False, "require": ["exp", "iat", "jti", "sub", "iss", "aud"]})
-        except jwt.PyJWTError:
-            return oauth_error(401, "invalid_client", "The client_assertion signature is invalid.")
-        if not str(claims["aud"]).endswith("/oauth2/v1/token"):
-            return oauth_error(401, "invalid_client", "The audience claim for client_assertion must be the endpoint invoked for the request.")
-        if claims["jti"] in self._used_jtis:
-            return oauth_error(401, "invalid_client", "The client_assertion token has already been used.")
-        self._used_jtis.add(claims["jti"])
-        requested = frozenset((form.get("scope") or "").split())
-        if not requested or not requested <= app.scopes:
-            return oauth_error(400, "invalid_scope", "One or more scopes are not configured for the authorization server resource.")
-        token = secrets.token_urlsafe(32)
-        self.access_tokens[token] = (app.client_id, requested, time.monotonic() + self.access_token_seconds)
-        return Response.json({"token_type": "Bearer", "expires_in": self.access_token_seconds,
-                              "access_token": token, "scope": " ".join(sorted(requested))})
 
 
 def run_cli(users: int, groups: int, seed: int, port: int) -> None:

@@ -27,7 +27,8 @@ from simulators.base import SimulatorServer
 from simulators.clocks import ManualClock
 from simulators.faults import Fault
 from simulators.graph import GraphSimulator, GraphTenant
-from simulators.okta import DEFAULT_RATE_LIMITS, OktaOrg, OktaSimulator
+from simulators.okta import OktaOrg, OktaSimulator
+from simulators.okta_access import DEFAULT_RATE_LIMITS
 from reconcile.cycle import RunResult, run_cycle
 from store import Store, export_state, get_directory, open_store
 
