@@ -57,8 +57,9 @@ from simulators.faults import Fault
 from simulators.messages import Headers, Request, Response
 from simulators.okta_access import DEFAULT_RATE_LIMITS, Bucket, OktaAccess, ServiceApp
 from simulators.okta_filter import AnyPath, FilterError, compile_expression, normalise_date
-from simulators.okta_org import OktaOrg, okta_time
+from simulators.okta_org import OktaOrg
 from simulators.okta_paging import OktaPaging
+from simulators.okta_records import okta_time
 
 __all__ = ["DEFAULT_RATE_LIMITS", "Fault", "OktaOrg", "OktaSimulator", "run_cli"]
 

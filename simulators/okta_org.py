@@ -1,9 +1,10 @@
 """The state of one simulated Okta org: users, groups, memberships, apps and the System Log.
 
-`OktaOrg` holds the records in Okta's own JSON shapes and offers the admin actions a test
-needs. Every action takes the org lock, moves the timestamps Okta moves (`lastUpdated`,
-`statusChanged`, a group's `lastMembershipUpdated`) and writes System Log events with
-Okta's event types, so a connector sees exactly what it would see in a real org:
+`OktaOrg` offers the admin actions a test needs on records in Okta's own JSON shapes, which
+its base class `OktaRecords` (`simulators.okta_records`) keeps. Every action takes the org
+lock, moves the timestamps Okta moves (`lastUpdated`, `statusChanged`, a group's
+`lastMembershipUpdated`) and writes System Log events with Okta's event types, so a
+connector sees exactly what it would see in a real org:
 
     hire(...) -> user id              user.lifecycle.create (+ .activate)
     rename(user_id, email=, login=, first_name=, last_name=, display_name=)
@@ -39,37 +40,14 @@ drive the org with `ManualClock` from `simulators.clocks`.
 from __future__ import annotations
 
 import bisect
-import itertools
-import json
 import random
-import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from simulators.clocks import real_clock
-
-EVERYONE = "Everyone"
-ACTIVE_STATUSES = ("ACTIVE", "PROVISIONED", "RECOVERY", "PASSWORD_EXPIRED", "LOCKED_OUT")
-
-
-def okta_time(when: datetime) -> str:
-    """Okta's timestamp format: `2026-01-05T09:00:00.000Z`."""
-    when = when.astimezone(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
-
-
-class _Ids:
-    """Okta-looking 20-character ids that sort in creation order (the `after` cursor)."""
-
-    def __init__(self, prefix: str, start: int = 1) -> None:
-        self._prefix = prefix
-        self._next = itertools.count(start)
-
-    def __call__(self) -> str:
-        return f"{self._prefix}{next(self._next):017x}"
+from simulators.okta_records import OktaRecords, okta_time
 
 
 class HeldEvents:
@@ -86,77 +64,10 @@ class HeldEvents:
             self._org.version += 1
 
 
-class OktaOrg:
+class OktaOrg(OktaRecords):
     """A thread-safe Okta org. Read the module docstring for the admin actions."""
 
-    def __init__(self, *, clock: Callable[[], datetime] = real_clock, org_url: str = "https://sim.okta.example") -> None:
-        self.lock = threading.RLock()
-        self.clock = clock
-        self.org_url = org_url
-        self.users: dict[str, dict[str, Any]] = {}
-        self.user_ids: list[str] = []  # sorted: the users list order
-        self.groups: dict[str, dict[str, Any]] = {}
-        self.group_ids: list[str] = []
-        self.members: dict[str, set[str]] = {}
-        self.apps: dict[str, dict[str, Any]] = {}
-        self.app_users: dict[str, dict[str, str]] = {}  # app -> user -> assigned at (direct)
-        self.app_groups: dict[str, dict[str, str]] = {}  # app -> group -> assigned at
-        self.events: list[dict[str, Any]] = []  # in persistence order (what a poll follows)
-        self._held: list[dict[str, Any]] | None = None
-        self.api_tokens: set[str] = set()
-        self.version = 0  # bumps on every change; caches key on it
-        self._user_id = _Ids("00u")
-        self._group_id = _Ids("00g")
-        self._app_id = _Ids("0oa")
-        self._user_bytes: dict[str, bytes] = {}
-        self._sorted_members: dict[str, list[str]] = {}
-        self._app_user_cache: dict[str, tuple[int, list[str], dict[str, str]]] = {}
-        self.everyone_id = self._add_group(EVERYONE, "All users in your organization", "BUILT_IN", self.now())
-
-    # -- time and bookkeeping
-
-    def now(self) -> str:
-        return okta_time(self.clock())
-
-    def _changed(self, user_id: str | None = None) -> None:
-        self.version += 1
-        if user_id is not None:
-            self._user_bytes.pop(user_id, None)
-
-    def user_bytes(self, user_id: str) -> bytes:
-        """The user's JSON, serialised once per change (pages are joins of these)."""
-        cached = self._user_bytes.get(user_id)
-        if cached is None:
-            cached = json.dumps(self.users[user_id], separators=(",", ":")).encode()
-            self._user_bytes[user_id] = cached
-        return cached
-
-    def set_org_url(self, org_url: str) -> None:
-        with self.lock:
-            self.org_url = org_url
-            for user_id, user in self.users.items():
-                user["_links"] = {"self": {"href": f"{org_url}/api/v1/users/{user_id}"}}
-            self._user_bytes.clear()
-            for group_id, group in self.groups.items():
-                group["_links"] = {"users": {"href": f"{org_url}/api/v1/groups/{group_id}/users"}}
-            self.version += 1
-
-    def log(self, event_type: str, targets: Iterable[dict[str, Any]], message: str = "",
-            outcome: str = "SUCCESS") -> None:
-        (self.events if self._held is None else self._held).append(
-            {
-                "uuid": str(uuid.uuid4()),
-                "published": self.now(),
-                "eventType": event_type,
-                "version": "0",
-                "severity": "INFO",
-                "displayMessage": message or event_type,
-                "actor": {"id": "00uadmin0000000000", "type": "User", "alternateId": "admin@example.com", "displayName": "Admin"},
-                "outcome": {"result": outcome, "reason": None},
-                "target": list(targets),
-                "legacyEventType": None,
-            }
-        )
+    # -- the System Log
 
     @contextmanager
     def held_log(self) -> Iterator[HeldEvents]:
@@ -170,42 +81,7 @@ class OktaOrg:
             with self.lock:
                 self._held = None
 
-    def _user_target(self, user_id: str) -> dict[str, Any]:
-        profile = self.users[user_id]["profile"]
-        return {"id": user_id, "type": "User", "alternateId": profile.get("login"), "displayName": f"{profile.get('firstName')} {profile.get('lastName')}"}
-
-    def _group_target(self, group_id: str) -> dict[str, Any]:
-        return {"id": group_id, "type": "UserGroup", "alternateId": "unknown", "displayName": self.groups[group_id]["profile"]["name"]}
-
-    def _app_target(self, app_id: str) -> dict[str, Any]:
-        app = self.apps[app_id]
-        return {"id": app_id, "type": "AppInstance", "alternateId": app["label"], "displayName": app["label"]}
-
     # -- users
-
-    def _add_user(self, user_id: str, first: str, last: str, email: str, login: str, status: str, when: str) -> None:
-        activated = when if status != "STAGED" else None
-        self.users[user_id] = {
-            "id": user_id,
-            "status": status,
-            "created": when,
-            "activated": activated,
-            "statusChanged": activated,
-            "lastLogin": None,
-            "lastUpdated": when,
-            "passwordChanged": None,
-            "type": {"id": "oty00000000000000001"},
-            "profile": {
-                "firstName": first,
-                "lastName": last,
-                "mobilePhone": None,
-                "secondEmail": None,
-                "login": login,
-                "email": email,
-            },
-            "credentials": {"provider": {"type": "OKTA", "name": "OKTA"}},
-            "_links": {"self": {"href": f"{self.org_url}/api/v1/users/{user_id}"}},
-        }
 
     def hire(
         self,
@@ -235,16 +111,6 @@ class OktaOrg:
             for group_id in groups:
                 self.add_member(group_id, user_id)
             return user_id
-
-    def _touch_user(self, user_id: str, *, status: str | None = None) -> dict[str, Any]:
-        user = self.users[user_id]
-        now = self.now()
-        user["lastUpdated"] = now
-        if status is not None and status != user["status"]:
-            user["status"] = status
-            user["statusChanged"] = now
-        self._changed(user_id)
-        return user
 
     def rename(
         self,
@@ -328,34 +194,6 @@ class OktaOrg:
             self.log("user.lifecycle.delete.completed", [target])
 
     # -- groups
-
-    def _add_group(self, name: str, description: str | None, kind: str, when: str) -> str:
-        group_id = self._group_id()
-        self.groups[group_id] = {
-            "id": group_id,
-            "created": when,
-            "lastUpdated": when,
-            "lastMembershipUpdated": when,
-            "objectClass": ["okta:user_group"],
-            "type": kind,
-            "profile": {"name": name, "description": description},
-            "_links": {"users": {"href": f"{self.org_url}/api/v1/groups/{group_id}/users"}},
-        }
-        self.group_ids.append(group_id)
-        self.members[group_id] = set()
-        return group_id
-
-    def _touch_members(self, group_id: str) -> None:
-        self.groups[group_id]["lastMembershipUpdated"] = self.now()
-        self._sorted_members.pop(group_id, None)
-        self.version += 1
-
-    def sorted_members(self, group_id: str) -> list[str]:
-        cached = self._sorted_members.get(group_id)
-        if cached is None:
-            cached = sorted(self.members[group_id])
-            self._sorted_members[group_id] = cached
-        return cached
 
     def create_group(self, name: str, description: str | None = None, *, kind: str = "OKTA_GROUP") -> str:
         with self.lock:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from simulators.graph_tenant import GraphTenant, LogEntry, SimGroup, SimUser
-from simulators.okta_org import OktaOrg, _Ids
+from simulators.okta_org import OktaOrg
+from simulators.okta_records import Ids
 
 __all__ = ["STATE_FILE", "load", "save", "okta_org_to_json", "okta_org_from_json",
            "graph_tenant_to_json", "graph_tenant_from_json"]
@@ -86,7 +87,7 @@ def okta_org_from_json(data: dict[str, Any]) -> OktaOrg:
                 *(t["id"] for e in org.events for t in e.get("target", ()))}
         for prefix, attribute in (("00u", "_user_id"), ("00g", "_group_id"), ("0oa", "_app_id")):
             numbers = [int(i[3:], 16) for i in seen if i.startswith(prefix) and _is_hex(i[3:])]
-            setattr(org, attribute, _Ids(prefix, max(numbers, default=0) + 1))
+            setattr(org, attribute, Ids(prefix, max(numbers, default=0) + 1))
         org.version += 1
     return org
 
