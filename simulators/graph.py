@@ -22,7 +22,8 @@ Graph requests need a bearer token from the token endpoint (401
 app and tenant over 10 s (3,500 / 5,000 / 8,000 RU for <50 / 50-500 / >500 users; costs from
 the throttling-limits page: GET users 2, GET groups/{id}/members 3, `$select` -1, `$top`<20
 -1, minimum 1; anything else 1). Over budget: 429 with `Retry-After` and a `TooManyRequests`
-body. `throttle_budget` overrides the budget (tests).
+body. `throttle_budget` overrides the budget (tests). The budget and its window are
+`simulators.graph_throttle`.
 
 Vendor faults (`inject(Fault.VENDOR, endpoint=..., detail=...)` or the helpers):
     "expired-delta"   410 syncStateNotFound          `expire_delta_link(endpoint)`
@@ -37,9 +38,7 @@ from __future__ import annotations
 
 import math
 import re
-import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -60,13 +59,11 @@ from simulators.graph_delta import (
 )
 from simulators.graph_identity import IdentityPlatform
 from simulators.graph_tenant import GraphTenant
+from simulators.graph_throttle import ResourceUnitBudget, budget_for
 from simulators.messages import Headers, Request, Response
 
 __all__ = ["Fault", "GraphSimulator", "GraphTenant", "run_cli"]
 
-# freezegun replaces time.monotonic; the throttle window must keep real time even in tests
-# that freeze the clock, or a throttled client would wait forever. A tuple hides it.
-_REAL_MONOTONIC = (time.monotonic,)
 MAX_FILTER_IDS = 15  # Graph: "Too many child clauses ... Max allowed: 15."
 _FILTER_IN = re.compile(r"^\s*id\s+in\s+\((.*)\)\s*$", re.IGNORECASE)
 _FILTER_EQ = re.compile(r"^\s*id\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
@@ -83,41 +80,6 @@ ERROR_CODES = {
     503: ("serviceNotAvailable", "The service is temporarily unavailable."),
 }
 
-
-class ResourceUnitBudget:
-    """A sliding 10-second window of resource units charged to the app+tenant pair."""
-
-    window_seconds = 10.0
-
-    def __init__(self) -> None:
-        self._charges: deque[tuple[float, int]] = deque()
-        self._total = 0
-
-    def charge(self, cost: int, budget: int) -> float | None:
-        """Charge `cost`; or, over budget, the seconds until it would fit (nothing charged)."""
-        now = _REAL_MONOTONIC[0]()
-        while self._charges and self._charges[0][0] <= now - self.window_seconds:
-            self._total -= self._charges.popleft()[1]
-        if self._total + cost > budget:
-            freed, wait = 0, self.window_seconds
-            for at, units in self._charges:
-                freed += units
-                if self._total - freed + cost <= budget:
-                    wait = at + self.window_seconds - now
-                    break
-            return max(wait, 0.001)
-        self._charges.append((now, cost))
-        self._total += cost
-        return None
-
-
-def budget_for(user_count: int) -> int:
-    """Graph's RU quota per 10 s for an app+tenant pair, by tenant size."""
-    if user_count < 50:
-        return 3500
-    if user_count <= 500:
-        return 5000
-    return 8000
 
 
 class GraphSimulator(SimulatorServer):

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from simulators.graph import GraphSimulator, GraphTenant, budget_for
+from simulators.graph import GraphSimulator, GraphTenant
+from simulators.graph_throttle import budget_for
 
 
 @pytest.fixture
