@@ -18,6 +18,7 @@ from sqlalchemy import delete, update
 from reconcile import clock
 from reconcile.rules import email_key
 from service import admin
+from service.staging import open_staged
 from store.held_read import OVERTAKEN_IN_PART
 from store.models import users
 from tests.scim.conftest import Push, Scim
@@ -46,6 +47,12 @@ def found(push: Push, email: str) -> list[dict[str, Any]]:
 
 def dropped_details(push: Push, run_id: int | None) -> list[str]:
     return [e.detail or "" for e in _events(push, run_id) if e.outcome == "rejected"]
+
+
+def plan_listing(push: Push) -> tuple[tuple[str, ...], tuple[dict[str, Any], ...]]:
+    """The open plan's held deactivations and removals as `dirsync staged` and the console list them."""
+    [view] = open_staged(push.store, "okta")
+    return view.deactivations, view.removals
 
 
 def _events(push: Push, run_id: int | None) -> list[Any]:

@@ -4,22 +4,13 @@ they have now, not the one they had when the request was held; on SQLite and Pos
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import update
 
 from service.explain import explain
-from service.staging import open_staged
 from store.models import users
 from tests.scim.conftest import Push
-from tests.scim.test_held_identity import _events, local_user, post_user, rename
+from tests.scim.test_held_identity import _events, local_user, plan_listing, post_user, rename
 from tests.scim.test_held_r4 import approved, groups_of, held
-
-
-def plan_listing(push: Push) -> tuple[tuple[str, ...], tuple[dict[str, Any], ...]]:
-    """The open plan's held deactivations and removals as `dirsync staged` and the console list them."""
-    [view] = open_staged(push.store, "okta")
-    return view.deactivations, view.removals
 
 
 def staged_targets(push: Push, email: str) -> list[tuple[str, str]]:
