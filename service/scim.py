@@ -17,7 +17,6 @@ from typing import Generic, TypeVar
 
 from config import Settings
 from reconcile.apply import ADMIN_EMPTY, CHANGED, DISABLED, MANAGED, OTHER_OWNER, ApplyResult, apply
-from reconcile.cycle import APPROVAL_TRIGGER
 from reconcile.model import Plan, RuleSettings
 from reconcile.push import (
     GroupChange,
@@ -28,7 +27,6 @@ from reconcile.push import (
     StoredGroup,
     StoredUser,
     UserScope,
-    activate,
     clean_user,
     group_name,
     plan_create_group,
@@ -63,7 +61,6 @@ from store.push import (
     group_by_name,
     group_by_scim_id,
     groups_page,
-    last_deactivated_by,
     members_of,
     reading,
     resolve_users,
@@ -154,8 +151,11 @@ def create_user(settings: Settings, store: Store, directory: str, user: PushUser
 
     _write(settings, store, directory, plan, request)
     view = _created(lambda: get_user(store, directory, scim_id), plan)
-    # A POST that omits `active` makes the user active too (SCIM's default).
-    return _reactivated(settings, store, directory, scim_id, user.active is not False, request, written=view)
+    if view.row.active:  # as written: a POST that omits `active` makes the user active too
+        # Its link binds the user under its own SCIM id: an approval drops a held POST of
+        # the email, or, applying one it read before, finds the binding changed (a conflict).
+        scim_hold.withdraw_if_held(store, directory, scim_id, (view.row.email,), request, refused_while_decided=False)
+    return view
 
 
 def replace_user(settings: Settings, store: Store, directory: str, scim_id: str, user: PushUser, *,
@@ -170,7 +170,7 @@ def replace_user(settings: Settings, store: Store, directory: str, scim_id: str,
         return _plan_update(store, directory, current, user, rules)
 
     _write(settings, store, directory, plan, request)
-    return _reactivated(settings, store, directory, scim_id, user.active is True, request, before)
+    return _reactivated(store, directory, scim_id, user.active is True, request, before)
 
 
 def patch_user(settings: Settings, store: Store, directory: str, scim_id: str, ops: tuple[PatchOp, ...], *,
@@ -190,7 +190,7 @@ def patch_user(settings: Settings, store: Store, directory: str, scim_id: str, o
         return _plan_update(store, directory, current, user, rules)
 
     _write(settings, store, directory, plan, request)
-    return _reactivated(settings, store, directory, scim_id, sets_active(ops), request, before)
+    return _reactivated(store, directory, scim_id, sets_active(ops), request, before)
 
 
 def delete_user(settings: Settings, store: Store, directory: str, scim_id: str, *, request: str) -> None:
@@ -206,35 +206,17 @@ def delete_user(settings: Settings, store: Store, directory: str, scim_id: str, 
     _write(settings, store, directory, plan, request)
 
 
-def _reactivated(settings: Settings, store: Store, directory: str, scim_id: str, active: bool, request: str,
-                 before: Sequence[str] = (), written: UserView | None = None) -> UserView:
+def _reactivated(store: Store, directory: str, scim_id: str, active: bool, request: str,
+                 before: Sequence[str] = ()) -> UserView:
     """The user after a request; one that said `active: true` takes back a deactivation
     of the user that the directory's open staged plan holds (S2, `service.scim_hold`):
     one held from a request to its SCIM id, whatever email the user had then, or from a
-    `POST /Users` of the email it had `before` the request or has now. An approval that
-    read that deactivation as held may have applied it since this request wrote (the
-    withdrawal waits for such an approval to end): the user is then made active again,
-    as the request says. A deactivation applied by anything else since (the IdP's own
-    later request) is newer than this request's word and stays. `written`: the user as
-    read after the request wrote, when the caller has read it."""
-    view = written or get_user(store, directory, scim_id)
-    if not active:
-        return view
-    emails = (*before, view.row.email)
-    scim_hold.withdraw_if_held(store, directory, scim_id, emails, request)
+    `POST /Users` of the email it had `before` the request or has now; while a decision
+    on that plan runs, the request is refused (503) to be sent again."""
     view = get_user(store, directory, scim_id)
-    if view.row.active:
-        return view
-    with reading(store) as session:
-        if last_deactivated_by(session, (*emails, view.row.email)) != APPROVAL_TRIGGER:
-            return view
-
-    def plan() -> Plan:
-        row = get_user(store, directory, scim_id).row
-        return Plan(directory, () if row.active else (activate(row),))
-
-    _write(settings, store, directory, plan, request)
-    return get_user(store, directory, scim_id)
+    if active:
+        scim_hold.withdraw_if_held(store, directory, scim_id, (*before, view.row.email), request)
+    return view
 
 
 def user_document(row: StoredUser) -> dict[str, object]:

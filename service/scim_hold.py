@@ -22,13 +22,12 @@ While the plan is open its held deactivations count against the limit, so the Id
 retries do not apply them one window later without a decision: only an approval does.
 Approved deactivations (runs with trigger `approval`) do not count against the hour. The
 IdP taking a deactivation back (`active: true` for that user) withdraws it from the plan
-(`withdraw_if_held`), after any decision on the plan that is running ends. Two requests that pass the check at the same instant may overshoot
+(`withdraw_if_held`); while a decision on the plan runs, it is refused (503) to be sent again. Two requests that pass the check at the same instant may overshoot
 the limit by one request's deactivations.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -45,12 +44,9 @@ from store.held import HELD_TRIGGER, already_held, hold, lock_held, open_held_pl
 from store.models import SyncEvent, SyncRun
 
 WINDOW = timedelta(hours=1)
-# How long an `active: true` waits for a decision on the plan that holds its user's
-# deactivation (approving 5,000 held deactivations takes seconds), polling this often,
-# and the Retry-After of its 503 when that is not enough.
-DECISION_WAIT_SECONDS = 20.0
-DECISION_RETRY_SECONDS = 30
-_DECISION_POLL_SECONDS = 0.1
+# The Retry-After of an `active: true` refused while a decision on the plan that holds
+# its user's deactivation runs: approving 5,000 held deactivations takes seconds.
+DECISION_RETRY_SECONDS = 10
 
 
 def hold_if_over_limit(settings: Settings, store: Store, directory: str, plan: Plan, request: str) -> None:
@@ -90,33 +86,31 @@ def hold_if_over_limit(settings: Settings, store: Store, directory: str, plan: P
                   retry_after=_retry_after(sorted(recent), total - allowed, held_count + planned > allowed, now))
 
 
-def withdraw_if_held(store: Store, directory: str, scim_id: str, emails: Iterable[str], request: str) -> int | None:
+def withdraw_if_held(store: Store, directory: str, scim_id: str, emails: Iterable[str], request: str, *,
+                     refused_while_decided: bool = True) -> int | None:
     """The IdP says user `scim_id` is active (`request` sent `active: true`; `emails`: the
     ones it had before the request and has now): a deactivation of it that the
     directory's open plan holds is withdrawn (`store.held.withdraw`). Returns that plan's
     run id.
 
-    While a decision on the plan runs (it holds the directory's cycle lease), what it
-    read as held may be applied: the withdrawal waits for it to end, then finds what it
-    left (a plan it carried over, or none), and the request makes its user active again
-    if the approval deactivated them (`service.scim._reactivated`). An approval reads
-    the plan under the same lock, so a withdrawal it did not read waits. Past
-    `DECISION_WAIT_SECONDS`, 503: the IdP sends the request again."""
+    While a decision on the plan runs (it holds the directory's cycle lease), it may be
+    applying what it read as held, which a withdrawal cannot stop: nothing is withdrawn,
+    and the request is answered 503 with a short `Retry-After`, to be sent again once the
+    decision is made and planned against what it left. An approval reads the plan under
+    the same lock, so a withdrawal it did not read is refused. Not for a `POST /Users`
+    (`refused_while_decided=False`): its own link binds the user under its new SCIM id,
+    so an approval drops the held POST it would take back, whole."""
     with store.session() as session:
         if not has_open_plan(session, directory):
             return None  # the common case: one indexed read
-    deadline = time.monotonic() + DECISION_WAIT_SECONDS
-    while True:
-        with store.session(write=True) as session:
-            lock_held(session, directory)
-            run_id = withdraw(session, directory, scim_id, emails, request)
-            if run_id is None or not is_live(session, cycle_lease(directory)):
-                return run_id
-            session.rollback()
-        if time.monotonic() >= deadline:
-            raise Problem(503, f"the staged plan of run {run_id}, which holds this user's deactivation, is being"
-                               " decided; send the request again", None, "held", retry_after=DECISION_RETRY_SECONDS)
-        time.sleep(_DECISION_POLL_SECONDS)
+    with store.session(write=True) as session:
+        lock_held(session, directory)
+        run_id = withdraw(session, directory, scim_id, emails, request)
+        if run_id is None or not refused_while_decided or not is_live(session, cycle_lease(directory)):
+            return run_id
+        session.rollback()
+    raise Problem(503, f"the staged plan of run {run_id}, which holds this user's deactivation, is being decided;"
+                       " send the request again", None, "held", retry_after=DECISION_RETRY_SECONDS)
 
 
 def _retry_after(recent: list[datetime], must_expire: int, waiting_cannot_help: bool, now: datetime) -> int:

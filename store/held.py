@@ -57,6 +57,7 @@ from store.runs import finish_run, insert_events, next_seq, operation_event, sta
 from store.staged import (
     NO_LONGER_CONFIRMED,
     change_key,
+    event_change,
     held_about,
     keys_held_for,
     limit_name,
@@ -123,7 +124,7 @@ def already_held(session: Session, run_id: int, operations: Iterable[Operation],
     if scim_id is not None:
         held = {_addressed_change(e) for e in live}
         return {n for n, op in enumerate(ops) if _op_addressed_change(op, scim_id) in held}
-    held = {_post_change(e.action, e.target, e.user_key, e.group_key, e.new) for e in live}
+    held = {event_change(e) for e in live}
     return {n for n, op in enumerate(ops) if _op_change(op) in held}
 
 
@@ -227,16 +228,7 @@ def _subjects(op: Operation) -> tuple[str | None, str | None]:
 
 def _op_change(op: Operation) -> tuple[Any, ...]:
     event = operation_event(None, 0, op, Outcome.STAGED)
-    return _post_change(event["action"], event["target"], event["user_key"], event["group_key"], event["new"])
-
-
-def _post_change(action: str, target: str, user_key: str | None, group_key: str | None,
-                 new: dict[str, Any] | None) -> tuple[Any, ...]:
-    """What a `POST /Users` changes, less the SCIM id it mints: each retry mints another
-    (and binds under it when the IdP sends no `externalId`), for the same change."""
-    minted = (new or {}).get("scim_id")
-    kept = {k: v for k, v in (new or {}).items() if k != "scim_id" and not (k == "external_id" and v == minted)}
-    return change_key(action, target, user_key, group_key, kept)
+    return change_key(event["action"], event["target"], event["user_key"], event["group_key"], event["new"])
 
 
 def _addressed_change(event: SyncEvent) -> tuple[Any, ...] | None:

@@ -172,7 +172,7 @@ def _operation(session: Session, directory: str, event: SyncEvent, user: StoredU
             return None, "the group no longer exists"
         return Operation(action, event.target, group=Ref(local_id=int(group)), user=Ref(local_id=user.id),
                          values=new, old=_member_now(old, user), reason=event.reason), None
-    target, newer = user.email, []  # not the email the user had when it was held
+    target, newer = user.email, list[str]()  # not the email the user had when it was held
     if action is Action.UPDATE_USER:
         new, old, newer = _not_overtaken(new, old, user)
         if not new:

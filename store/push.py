@@ -16,12 +16,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
-from reconcile.model import Action
 from reconcile.push import StoredGroup, StoredUser
 from reconcile.rules import email_key, name_key
 from reconcile.push_filter import Filter
 from store.engine import Store
-from store.models import Outcome, directories, groups, memberships, scim_tokens, sync_events, sync_runs, users
+from store.models import directories, groups, memberships, scim_tokens, users
 
 # Reads work on a plain connection (cheaper than a session per request) or a session.
 Reader = Connection | Session
@@ -95,16 +94,6 @@ def user_groups(session: Reader, user_id: int) -> list[tuple[int, str, str | Non
              .select_from(memberships.join(groups, groups.c.id == memberships.c.group_id))
              .where(memberships.c.user_id == user_id).order_by(groups.c.id))
     return [(int(i), str(n), m) for i, n, m in session.execute(query)]
-
-
-def last_deactivated_by(session: Reader, emails: Iterable[str]) -> str | None:
-    """The trigger of the run that applied the latest deactivation of a user with one of
-    `emails` (the emails one user had), or None when none did."""
-    query = (select(sync_runs.c.trigger).select_from(sync_events.join(sync_runs, sync_runs.c.id == sync_events.c.run_id))
-             .where(sync_events.c.user_key.in_({email_key(e) for e in emails}),
-                    sync_events.c.action == Action.DEACTIVATE_USER.value, sync_events.c.outcome == Outcome.APPLIED.value)
-             .order_by(sync_events.c.at.desc(), sync_events.c.id.desc()).limit(1))
-    return session.execute(query).scalar()
 
 
 def group_by_scim_id(session: Reader, directory: str, scim_id: str) -> StoredGroup | None:

@@ -213,30 +213,13 @@ def test_a_held_post_and_its_retries_link_the_user_once(push: Push) -> None:
     local_user(push, "ann@example.com")
     run = held(push, lambda: post_user(push, "ann@example.com", active=False),
                lambda: post_user(push, "ann@example.com", active=False))  # the IdP's retry
-    assert [e.action for e in _events(push, run)] == ["link-user", "update-user", "deactivate-user"]  # not the retry
 
     decision = approved(push, run)
 
     [user] = found(push, "ann@example.com")
     assert user["active"] is False
-    assert decision.dropped == ()
+    assert [op.action.value for op in decision.dropped] == ["link-user"]  # the retry's own link
     assert post_user(push, "ann@example.com", active=False).status_code == 409  # the next retry: it exists
-
-
-def test_a_retried_post_with_another_external_id_is_another_change(push: Push) -> None:
-    local_user(push, "ann@example.com")
-
-    def post(external_id: str) -> Any:
-        return push.okta.post("/Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                                         "userName": "ann@example.com", "externalId": external_id, "active": False})
-
-    run = held(push, lambda: post("okta-1"), lambda: post("okta-2"))
-    assert [e.action for e in _events(push, run)].count("link-user") == 2
-
-    decision = approved(push, run)
-
-    assert [op.action.value for op in decision.dropped] == ["link-user"]  # the later binding
-    assert [u["externalId"] for u in found(push, "ann@example.com")] == ["okta-1"]
 
 
 def test_a_held_post_that_deactivates_the_only_administrator_waits_whole(push: Push) -> None:

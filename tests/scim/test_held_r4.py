@@ -353,7 +353,7 @@ def test_a_request_following_a_deactivation_taken_back_is_dropped_even_when_anot
 
 
 def _withdrawals_do_not_wait(monkeypatch: Any) -> None:
-    """A withdrawal waits while a decision holds the directory's lease
+    """A withdrawal is refused while a decision holds the directory's lease
     (`service.scim_hold.withdraw_if_held`); these write theirs during the approval, as one
     would beside a decision that holds none, to pin what carry-over does with them."""
     monkeypatch.setattr(service.scim_hold, "is_live", lambda *args, **kwargs: False)

@@ -1,24 +1,19 @@
-"""An `active: true` that races a decision on held deactivations: its withdrawal waits
-while an approval holds the directory (the approval may be applying the deactivation it
-read as held), then the request makes active again a user the approval deactivated; the
-IdP's own later deactivation is never undone; on SQLite and PostgreSQL."""
+"""An `active: true` that races a decision on held deactivations: while an approval holds
+the directory, what it read as held may be applied, so the withdrawal is refused (503,
+nothing withdrawn) and the IdP's retry, planned against what the approval left, is what
+holds; a `POST /Users` is never refused for it; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import threading
-from datetime import timedelta
 from typing import Any
 
-import freezegun
 import pytest
 
 import reconcile.staging
-import service.scim_hold
-from reconcile import clock
-from service import scim
 from service.staging import approve
 from store import acquire, list_events, release
 from tests.scim.conftest import Push
+from tests.scim.test_held_identity import local_user, post_user
 
 
 def _held_u2_u3(push: Push) -> int:
@@ -27,137 +22,93 @@ def _held_u2_u3(push: Push) -> int:
     return int(push.plan().run_id)
 
 
-def _events(push: Push, run_id: int | None) -> list[tuple[str, str, str, str | None]]:
-    with push.store.session() as session:
-        return [(e.action, e.target, e.outcome, e.detail) for e in list_events(session, run_id)]
-
-
-def _take_back(push: Push, n: int, answers: list[Any]) -> None:
-    """The IdP's `active: true` for u`n`, as the endpoint serves it (from another thread)."""
-    ops = scim.parse_patch({"Operations": [{"op": "replace", "path": "active", "value": True}]})
-    try:
-        view = scim.patch_user(push.settings, push.store, push.directory, push.users[n]["id"], ops,
-                               request=f"PATCH /Users/{push.users[n]['id']}")
-        answers.append((200, view.row.active))
-    except scim.Problem as problem:
-        answers.append((problem.status, problem.retry_after))
-
-
-def _taken_back_while_applying(push: Push, monkeypatch: pytest.MonkeyPatch, n: int) -> list[Any]:
-    """Make the approval's apply start only once u`n`'s `active: true` waits for it; the
-    answers it got, filled in when its thread ends (`_joined`)."""
-    real_apply, real_is_live = reconcile.staging.apply, service.scim_hold.is_live
-    waiting = threading.Event()
+def _during_the_approval(monkeypatch: pytest.MonkeyPatch, request: Any) -> list[Any]:
+    """Send `request` once the approval has read the plan, before it applies; the answers."""
+    real_apply = reconcile.staging.apply
     answers: list[Any] = []
 
-    def is_live(*args: Any, **kwargs: Any) -> bool:
-        live = real_is_live(*args, **kwargs)
-        if live:
-            waiting.set()
-        return live
-
-    def apply_once_it_waits(*args: Any, **kwargs: Any) -> Any:
-        thread = threading.Thread(target=_take_back, args=(push, n, answers))
-        thread.start()
-        answers.append(thread)
-        assert waiting.wait(timeout=20), "the withdrawal did not wait for the approval"
+    def apply_after_the_request(*args: Any, **kwargs: Any) -> Any:
+        answers.append(request())
         return real_apply(*args, **kwargs)
 
-    monkeypatch.setattr(service.scim_hold, "is_live", is_live)
-    monkeypatch.setattr(reconcile.staging, "apply", apply_once_it_waits)
+    monkeypatch.setattr(reconcile.staging, "apply", apply_after_the_request)
     return answers
 
 
-def _joined(answers: list[Any]) -> list[Any]:
-    for thread in [a for a in answers if isinstance(a, threading.Thread)]:
-        thread.join(timeout=30)
-    return [a for a in answers if not isinstance(a, threading.Thread)]
-
-
-def test_active_true_while_an_approval_applies_waits_for_it_and_the_user_ends_active(
+def test_active_true_while_an_approval_applies_is_refused_and_its_retry_holds(
         push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
     run = _held_u2_u3(push)
-    answers = _taken_back_while_applying(push, monkeypatch, 3)
+    answers = _during_the_approval(monkeypatch, lambda: push.reactivate(3))
 
     decision = approve(push.settings, run, by="alice", store=push.store)
 
+    [refused] = answers
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "10"
+    assert f"run {run}" in refused.json()["detail"] and "being decided" in refused.json()["detail"]
     assert decision.status == "approved" and decision.applied is not None and decision.applied.applied == 2
-    assert _joined(answers) == [(200, True)]
-    assert push.active()["u2@example.com"] is False and push.active()["u3@example.com"] is True
-    assert ("deactivate-user", "u3@example.com", "applied", f"approval of run {run}") in _events(push, decision.run_id)
-    u3 = f"PATCH /Users/{push.users[3]['id']}"
-    assert [e[:3] for e in _events(push, 1) if e[1] == "u3@example.com" and e[3] == u3][-1] == (
-        "activate-user", "u3@example.com", "applied")
-    with freezegun.freeze_time(clock.now() + timedelta(hours=2)):  # the hour has room again
-        assert push.deactivate(3).status_code == 200  # and the IdP's next word holds
-    assert push.active()["u3@example.com"] is False
-
-
-def test_an_approval_that_ends_between_the_requests_write_and_its_withdrawal_is_undone_by_the_request(
-        push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
-    run = _held_u2_u3(push)
-    real_withdraw = service.scim_hold.withdraw_if_held
-    decisions: list[Any] = []
-
-    def approved_meanwhile(*args: Any, **kwargs: Any) -> Any:
-        if not decisions:  # the request wrote nothing (u3 was active); the approval runs whole now
-            decisions.append(approve(push.settings, run, by="alice", store=push.store))
-        return real_withdraw(*args, **kwargs)
-
-    monkeypatch.setattr(service.scim_hold, "withdraw_if_held", approved_meanwhile)
-
-    response = push.reactivate(3)
-
-    assert response.status_code == 200 and response.json()["active"] is True
-    assert decisions[0].status == "approved"
+    assert push.active()["u3@example.com"] is False  # the approval applied what it read
+    retried = push.reactivate(3)  # the IdP sends it again
+    assert retried.status_code == 200 and retried.json()["active"] is True
     assert push.active()["u2@example.com"] is False and push.active()["u3@example.com"] is True
 
 
-def test_a_deactivation_the_idp_sent_later_is_not_undone_by_an_earlier_active_true(
-        push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_withdraw = service.scim_hold.withdraw_if_held
+def test_the_whole_refused_request_is_what_its_retry_applies(push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
+    push.deactivate(0), push.deactivate(1)
+    u3 = push.users[3]["id"]
+    rename_and = [{"op": "replace", "path": "userName", "value": "z@example.com"},
+                  {"op": "replace", "path": "active", "value": False}]
+    assert push.okta.patch(f"/Users/{u3}", rename_and).status_code == 503  # held whole
+    run = int(push.plan().run_id)
+    back = [{"op": "replace", "path": "userName", "value": "u3@example.com"},
+            {"op": "replace", "path": "active", "value": True}]
+    answers = _during_the_approval(monkeypatch, lambda: push.okta.patch(f"/Users/{u3}", back))
 
-    def deactivated_meanwhile(*args: Any, **kwargs: Any) -> Any:
-        assert push.deactivate(3).status_code == 200  # within the limit: applied at once
-        return real_withdraw(*args, **kwargs)
+    assert approve(push.settings, run, by="alice", store=push.store).status == "approved"
 
-    monkeypatch.setattr(service.scim_hold, "withdraw_if_held", deactivated_meanwhile)
-
-    response = push.reactivate(3)
-
-    assert response.status_code == 200 and response.json()["active"] is False
-    assert push.active()["u3@example.com"] is False
+    assert [a.status_code for a in answers] == [503]
+    assert push.active()["z@example.com"] is False  # the held request, applied whole
+    retried = push.okta.patch(f"/Users/{u3}", back)
+    assert retried.status_code == 200
+    assert (retried.json()["userName"], retried.json()["active"]) == ("u3@example.com", True)
 
 
-def test_active_true_is_answered_503_when_the_decision_outlasts_its_wait(
-        push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
-    run = _held_u2_u3(push)
-    monkeypatch.setattr(service.scim_hold, "DECISION_WAIT_SECONDS", 0.3)
+def test_active_true_for_a_user_with_nothing_held_is_served_during_a_decision(push: Push) -> None:
+    _held_u2_u3(push)
     assert acquire(push.store, "cycle:okta", "an approval", 60)  # a decision on the plan runs
 
-    waited = push.reactivate(3)
+    response = push.reactivate(4)
 
-    assert waited.status_code == 503 and waited.headers["retry-after"] == "30"
-    assert f"run {run}" in waited.json()["detail"] and "being decided" in waited.json()["detail"]
-    assert push.plan().deactivations == ("u2@example.com", "u3@example.com")  # nothing withdrawn yet
+    assert response.status_code == 200
+    assert release(push.store, "cycle:okta", "an approval")
+
+
+def test_active_true_beside_a_decision_withdraws_nothing_until_it_ends(push: Push) -> None:
+    run = _held_u2_u3(push)
+    assert acquire(push.store, "cycle:okta", "an approval", 60)
+
+    refused = push.reactivate(3)
+
+    assert refused.status_code == 503 and f"run {run}" in refused.json()["detail"]
+    assert push.plan().deactivations == ("u2@example.com", "u3@example.com")  # nothing withdrawn
     assert release(push.store, "cycle:okta", "an approval")
     assert push.reactivate(3).status_code == 200  # the IdP's retry
     assert push.plan().deactivations == ("u2@example.com",)
 
 
-def test_active_true_for_a_user_a_waited_for_approval_deleted_finds_it_gone(
+def test_a_post_is_not_refused_during_a_decision_and_the_approval_does_not_undo_it(
         push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
+    local_user(push, "ann@example.com")
     push.deactivate(0), push.deactivate(1)
-    u3 = push.users[3]["id"]
-    assert push.okta.delete(f"/Users/{u3}").status_code == 503
+    assert post_user(push, "ann@example.com", active=False).status_code == 503  # links and deactivates: held
     run = int(push.plan().run_id)
-    answers = _taken_back_while_applying(push, monkeypatch, 3)
+    answers = _during_the_approval(monkeypatch, lambda: post_user(push, "ann@example.com", active=True))
 
     decision = approve(push.settings, run, by="alice", store=push.store)
 
-    # The approval read the DELETE whole: the user is unbound, and the IdP, finding it gone
-    # (404), creates it again; nothing makes active a row no directory addresses any more.
+    assert [a.status_code for a in answers] == [201]  # its own link binds ann under its SCIM id
     assert decision.status == "approved"
-    assert [status for status, _ in _joined(answers)] == [404]
-    assert push.okta.get(f"/Users/{u3}").status_code == 404
-    assert push.active()["u3@example.com"] is False
+    assert push.active()["ann@example.com"] is True
+    # What the approval read of the held POST met a binding it no longer expects: refused.
+    with push.store.session() as session:
+        refused = [(e.action, e.outcome) for e in list_events(session, decision.run_id)]
+    assert refused == [("link-user", "conflict"), ("update-user", "conflict"), ("deactivate-user", "conflict")]
