@@ -149,13 +149,17 @@ def approve(
         if not enabled:
             return Decision(run_id, directory_name, "refused", who,
                             error=f"directory {directory_name!r} is disabled; the plan stays open")
-        with (lock or lease_lock(store, settings.worker.lock_ttl_seconds))(directory_name) as acquired:
+        push = settings.directory(directory_name).kind == PUSH_KIND
+        # A push approval holds the store lease, whatever lock it is given: while the lease
+        # is live, an `active: true` it may undo is refused (`service.scim_hold`).
+        held_by = lease_lock(store, settings.worker.lock_ttl_seconds) if push or lock is None else lock
+        with held_by(directory_name) as acquired:
             if not acquired:
                 return Decision(run_id, directory_name, "skipped", who,
                                 error="a cycle of this directory is running; approve again when it ends")
             _open_plan_directory(store, run_id)  # a cycle may have superseded it meanwhile
             approval = _Approval(settings, store, run_id, directory_name, who)
-            if settings.directory(directory_name).kind == PUSH_KIND:
+            if push:
                 return approval.run_held()
             return approval.run(connector)
     finally:

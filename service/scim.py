@@ -149,6 +149,8 @@ def create_user(settings: Settings, store: Store, directory: str, user: PushUser
                 and holder.managed_by == directory else UserScope()
         return plan_create_user(directory, user, scim_id, holder, scope, rules)
 
+    if user.active is not False:
+        scim_hold.refuse_while_decided(store, directory, None, lambda: (clean_user(user, rules).email,), request)
     _write(settings, store, directory, plan, request)
     view = _created(lambda: get_user(store, directory, scim_id), plan)
     if view.row.active:  # as written: a POST that omits `active` makes the user active too
@@ -169,7 +171,7 @@ def replace_user(settings: Settings, store: Store, directory: str, scim_id: str,
         before[:] = [current.email]
         return _plan_update(store, directory, current, user, rules)
 
-    _write(settings, store, directory, plan, request)
+    _write_reactivating(settings, store, directory, scim_id, plan, request, user.active is True)
     return _reactivated(store, directory, scim_id, user.active is True, request, before)
 
 
@@ -189,7 +191,7 @@ def patch_user(settings: Settings, store: Store, directory: str, scim_id: str, o
                             user.active, current.scim_id)
         return _plan_update(store, directory, current, user, rules)
 
-    _write(settings, store, directory, plan, request)
+    _write_reactivating(settings, store, directory, scim_id, plan, request, sets_active(ops))
     return _reactivated(store, directory, scim_id, sets_active(ops), request, before)
 
 
@@ -206,16 +208,32 @@ def delete_user(settings: Settings, store: Store, directory: str, scim_id: str, 
     _write(settings, store, directory, plan, request)
 
 
+def _write_reactivating(settings: Settings, store: Store, directory: str, scim_id: str, plan: Callable[[], Plan],
+                        request: str, active: bool) -> None:
+    """`_write`, for a request to `/Users/{scim_id}`; one that says `active: true` is
+    refused first (503) while a decision on a held deactivation of its user runs."""
+    if active:
+        scim_hold.refuse_while_decided(store, directory, scim_id, lambda: (get_user(store, directory, scim_id).row.email,),
+                                       request)
+    _write(settings, store, directory, plan, request)
+
+
 def _reactivated(store: Store, directory: str, scim_id: str, active: bool, request: str,
                  before: Sequence[str] = ()) -> UserView:
     """The user after a request; one that said `active: true` takes back a deactivation
     of the user that the directory's open staged plan holds (S2, `service.scim_hold`):
     one held from a request to its SCIM id, whatever email the user had then, or from a
-    `POST /Users` of the email it had `before` the request or has now; while a decision
-    on that plan runs, the request is refused (503) to be sent again."""
+    `POST /Users` of the email it had `before` the request or has now. Its write left the
+    user active: found inactive after the withdrawal, the user was deactivated since by a
+    decision that read the held deactivation before it (one that began and ended after
+    the write), and the request is refused (503) to be sent again."""
     view = get_user(store, directory, scim_id)
-    if active:
-        scim_hold.withdraw_if_held(store, directory, scim_id, (*before, view.row.email), request)
+    if not active:
+        return view
+    scim_hold.withdraw_if_held(store, directory, scim_id, (*before, view.row.email), request)
+    view = get_user(store, directory, scim_id)
+    if not view.row.active:
+        raise scim_hold.being_decided(None)
     return view
 
 

@@ -28,7 +28,7 @@ the limit by one request's deactivations.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -86,6 +86,26 @@ def hold_if_over_limit(settings: Settings, store: Store, directory: str, plan: P
                   retry_after=_retry_after(sorted(recent), total - allowed, held_count + planned > allowed, now))
 
 
+def refuse_while_decided(store: Store, directory: str, scim_id: str | None, emails: Callable[[], Iterable[str]],
+                         request: str) -> None:
+    """Before a request that says `active: true` writes: while a decision on the open
+    plan runs (it holds the directory's cycle lease), it may be applying what it read as
+    held, which a withdrawal cannot stop. A request that would take back a held
+    deactivation (of user `scim_id`, or, for a POST, of one of `emails`, read only when
+    a plan is open) is then answered 503 with a short `Retry-After`, nothing written, to
+    be sent again and planned against what the decision left."""
+    with store.session() as session:
+        if not has_open_plan(session, directory):
+            return  # the common case: one indexed read
+    with store.session(write=True) as session:
+        lock_held(session, directory)
+        run_id = withdraw(session, directory, scim_id or "", emails(), request)  # a trial: rolled back
+        deciding = run_id is not None and is_live(session, cycle_lease(directory))
+        session.rollback()
+    if deciding:
+        raise being_decided(run_id)
+
+
 def withdraw_if_held(store: Store, directory: str, scim_id: str, emails: Iterable[str], request: str, *,
                      refused_while_decided: bool = True) -> int | None:
     """The IdP says user `scim_id` is active (`request` sent `active: true`; `emails`: the
@@ -93,13 +113,11 @@ def withdraw_if_held(store: Store, directory: str, scim_id: str, emails: Iterabl
     directory's open plan holds is withdrawn (`store.held.withdraw`). Returns that plan's
     run id.
 
-    While a decision on the plan runs (it holds the directory's cycle lease), it may be
-    applying what it read as held, which a withdrawal cannot stop: nothing is withdrawn,
-    and the request is answered 503 with a short `Retry-After`, to be sent again once the
-    decision is made and planned against what it left. An approval reads the plan under
-    the same lock, so a withdrawal it did not read is refused. Not for a `POST /Users`
-    (`refused_while_decided=False`): its own link binds the user under its new SCIM id,
-    so an approval drops the held POST it would take back, whole."""
+    A decision that began after `refuse_while_decided` let the request write is met here:
+    nothing is withdrawn and the request is answered 503 (an approval reads the plan
+    under the same lock, so a withdrawal it did not read is refused). Not for a `POST
+    /Users` (`refused_while_decided=False`): its link, written by now, binds the user
+    under its new SCIM id, which a retry could not learn (409)."""
     with store.session() as session:
         if not has_open_plan(session, directory):
             return None  # the common case: one indexed read
@@ -109,8 +127,15 @@ def withdraw_if_held(store: Store, directory: str, scim_id: str, emails: Iterabl
         if run_id is None or not refused_while_decided or not is_live(session, cycle_lease(directory)):
             return run_id
         session.rollback()
-    raise Problem(503, f"the staged plan of run {run_id}, which holds this user's deactivation, is being decided;"
-                       " send the request again", None, "held", retry_after=DECISION_RETRY_SECONDS)
+    raise being_decided(run_id)
+
+
+def being_decided(run_id: int | None) -> Problem:
+    """The 503 of an `active: true` that a decision on plan `run_id` may undo, or (None)
+    that found its user deactivated since it wrote: sent again, it is planned anew."""
+    why = (f"the staged plan of run {run_id}, which holds this user's deactivation, is being decided" if run_id
+           else "the user was deactivated after this request wrote (a held deactivation was approved)")
+    return Problem(503, f"{why}; send the request again", None, "held", retry_after=DECISION_RETRY_SECONDS)
 
 
 def _retry_after(recent: list[datetime], must_expire: int, waiting_cannot_help: bool, now: datetime) -> int:
@@ -132,4 +157,4 @@ def _recent_deactivations(session: Session, directory: str, now: datetime) -> li
     return list(session.scalars(query))
 
 
-__all__ = ["hold_if_over_limit", "withdraw_if_held"]
+__all__ = ["being_decided", "hold_if_over_limit", "refuse_while_decided", "withdraw_if_held"]

@@ -198,14 +198,15 @@ def _not_overtaken(new: tuple[tuple[str, Any], ...], old: tuple[tuple[str, Any],
 def event_operation(event: SyncEvent, user: StoredUser | None = None) -> Operation:
     """An event's operation as it reads (for a listing of what was dropped), naming
     `user`, the row its request addressed (`Held.user`), by the email they have now
-    rather than the one they had when it was held."""
+    rather than the one they had when it was held (nor, for an email change it did not
+    make, the one it would have given them: someone else may have that one)."""
     action = Action(event.action)
     old = tuple(sorted((event.old or {}).items()))
     target = event.target
     if user is not None and action is Action.REMOVE_MEMBER:
         old = _member_now(old, user)
-    elif user is not None and event.kind == "user" and action is not Action.UPDATE_USER:
-        target = user.email  # an email change names the new one
+    elif user is not None and event.kind == "user":
+        target = user.email
     return Operation(action, target, values=tuple(sorted((event.new or {}).items())), old=old)
 
 

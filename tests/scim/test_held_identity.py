@@ -418,7 +418,7 @@ def test_a_held_update_a_later_request_overtook_whole_is_dropped_with_why(push: 
     decision = approved(push, run)
 
     assert decision.error is None
-    assert [(op.action.value, op.target) for op in decision.dropped] == [("update-user", "new2@example.com")]
+    assert [(op.action.value, op.target) for op in decision.dropped] == [("update-user", "later2@example.com")]
     dropped = [e for e in _events(push, decision.run_id) if e.outcome == "rejected"]
     assert [e.detail for e in dropped] == [
         "not applied: a later request changed the user's email since it was held"]

@@ -1,7 +1,8 @@
 """An `active: true` that races a decision on held deactivations: while an approval holds
-the directory, what it read as held may be applied, so the withdrawal is refused (503,
-nothing withdrawn) and the IdP's retry, planned against what the approval left, is what
-holds; a `POST /Users` is never refused for it; on SQLite and PostgreSQL."""
+the directory, what it read as held may be applied, so a request that would take one
+back is refused (503) before it writes, and the IdP's retry, planned against what the
+approval left, is what holds; so is one that finds its user deactivated after it wrote;
+on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from typing import Any
 import pytest
 
 import reconcile.staging
+import service.scim_hold
 from service.staging import approve
 from store import acquire, list_events, release
 from tests.scim.conftest import Push
-from tests.scim.test_held_identity import local_user, post_user
+from tests.scim.test_held_identity import found, local_user, post_user
 
 
 def _held_u2_u3(push: Push) -> int:
@@ -95,7 +97,7 @@ def test_active_true_beside_a_decision_withdraws_nothing_until_it_ends(push: Pus
     assert push.plan().deactivations == ("u2@example.com",)
 
 
-def test_a_post_is_not_refused_during_a_decision_and_the_approval_does_not_undo_it(
+def test_a_post_during_the_approval_is_refused_before_it_writes_and_the_idp_finds_the_user_after(
         push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
     local_user(push, "ann@example.com")
     push.deactivate(0), push.deactivate(1)
@@ -105,10 +107,44 @@ def test_a_post_is_not_refused_during_a_decision_and_the_approval_does_not_undo_
 
     decision = approve(push.settings, run, by="alice", store=push.store)
 
-    assert [a.status_code for a in answers] == [201]  # its own link binds ann under its SCIM id
-    assert decision.status == "approved"
-    assert push.active()["ann@example.com"] is True
-    # What the approval read of the held POST met a binding it no longer expects: refused.
-    with push.store.session() as session:
-        refused = [(e.action, e.outcome) for e in list_events(session, decision.run_id)]
-    assert refused == [("link-user", "conflict"), ("update-user", "conflict"), ("deactivate-user", "conflict")]
+    assert [a.status_code for a in answers] == [503]  # nothing written: no SCIM id the IdP cannot learn
+    assert decision.status == "approved" and decision.error is None
+    [ann] = found(push, "ann@example.com")
+    assert ann["active"] is False  # the held POST, applied whole
+    assert post_user(push, "ann@example.com", active=True).status_code == 409  # the retry: it exists
+    # ... so the IdP finds the user and says what it wants of them.
+    patched = push.okta.patch(f"/Users/{ann['id']}", [{"op": "replace", "path": "active", "value": True}])
+    assert patched.status_code == 200 and patched.json()["active"] is True
+
+
+def test_active_true_that_finds_its_user_deactivated_after_it_wrote_is_refused(
+        push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _held_u2_u3(push)
+    real_withdraw = service.scim_hold.withdraw_if_held
+    decisions: list[Any] = []
+
+    def approved_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        if not decisions:  # the request wrote (nothing: u3 was active); a whole approval runs now
+            decisions.append(approve(push.settings, run, by="alice", store=push.store))
+        return real_withdraw(*args, **kwargs)
+
+    monkeypatch.setattr(service.scim_hold, "withdraw_if_held", approved_meanwhile)
+
+    refused = push.reactivate(3)
+
+    assert decisions[0].status == "approved"
+    assert refused.status_code == 503 and "deactivated after this request wrote" in refused.json()["detail"]
+    assert push.reactivate(3).json()["active"] is True  # sent again: planned against what the approval left
+
+
+def test_a_decision_that_began_after_the_request_was_let_write_still_refuses_its_withdrawal(
+        push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _held_u2_u3(push)
+    monkeypatch.setattr(service.scim_hold, "refuse_while_decided", lambda *args, **kwargs: None)  # let through
+    assert acquire(push.store, "cycle:okta", "an approval", 60)  # ... and then a decision began
+
+    refused = push.reactivate(3)
+
+    assert refused.status_code == 503 and f"run {run}" in refused.json()["detail"]
+    assert push.plan().deactivations == ("u2@example.com", "u3@example.com")  # nothing withdrawn
+    assert release(push.store, "cycle:okta", "an approval")
