@@ -171,8 +171,8 @@ def replace_user(settings: Settings, store: Store, directory: str, scim_id: str,
         before[:] = [current.email]
         return _plan_update(store, directory, current, user, rules)
 
-    _write_reactivating(settings, store, directory, scim_id, plan, request, user.active is True)
-    return _reactivated(store, directory, scim_id, user.active is True, request, before)
+    held = _write_reactivating(settings, store, directory, scim_id, plan, request, user.active is True)
+    return _reactivated(store, directory, scim_id, user.active is True, request, before, held)
 
 
 def patch_user(settings: Settings, store: Store, directory: str, scim_id: str, ops: tuple[PatchOp, ...], *,
@@ -191,8 +191,8 @@ def patch_user(settings: Settings, store: Store, directory: str, scim_id: str, o
                             user.active, current.scim_id)
         return _plan_update(store, directory, current, user, rules)
 
-    _write_reactivating(settings, store, directory, scim_id, plan, request, sets_active(ops))
-    return _reactivated(store, directory, scim_id, sets_active(ops), request, before)
+    held = _write_reactivating(settings, store, directory, scim_id, plan, request, sets_active(ops))
+    return _reactivated(store, directory, scim_id, sets_active(ops), request, before, held)
 
 
 def delete_user(settings: Settings, store: Store, directory: str, scim_id: str, *, request: str) -> None:
@@ -209,17 +209,19 @@ def delete_user(settings: Settings, store: Store, directory: str, scim_id: str, 
 
 
 def _write_reactivating(settings: Settings, store: Store, directory: str, scim_id: str, plan: Callable[[], Plan],
-                        request: str, active: bool) -> None:
+                        request: str, active: bool) -> int | None:
     """`_write`, for a request to `/Users/{scim_id}`; one that says `active: true` is
     refused first (503) while a decision on a held deactivation of its user runs."""
+    held = None
     if active:
-        scim_hold.refuse_while_decided(store, directory, scim_id, lambda: (get_user(store, directory, scim_id).row.email,),
-                                       request)
+        held = scim_hold.refuse_while_decided(store, directory, scim_id,
+                                              lambda: (get_user(store, directory, scim_id).row.email,), request)
     _write(settings, store, directory, plan, request)
+    return held
 
 
 def _reactivated(store: Store, directory: str, scim_id: str, active: bool, request: str,
-                 before: Sequence[str] = ()) -> UserView:
+                 before: Sequence[str] = (), held: int | None = None) -> UserView:
     """The user after a request; one that said `active: true` takes back a deactivation
     of the user that the directory's open staged plan holds (S2, `service.scim_hold`):
     one held from a request to its SCIM id, whatever email the user had then, or from a
@@ -232,7 +234,7 @@ def _reactivated(store: Store, directory: str, scim_id: str, active: bool, reque
         return view
     scim_hold.withdraw_if_held(store, directory, scim_id, (*before, view.row.email), request)
     view = get_user(store, directory, scim_id)
-    if not view.row.active:
+    if held is not None and not view.row.active:  # its deactivation was held when it was let write
         raise scim_hold.being_decided(None)
     return view
 

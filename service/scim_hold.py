@@ -87,7 +87,7 @@ def hold_if_over_limit(settings: Settings, store: Store, directory: str, plan: P
 
 
 def refuse_while_decided(store: Store, directory: str, scim_id: str | None, emails: Callable[[], Iterable[str]],
-                         request: str) -> None:
+                         request: str) -> int | None:
     """Before a request that says `active: true` writes: while a decision on the open
     plan runs (it holds the directory's cycle lease), it may be applying what it read as
     held, which a withdrawal cannot stop. A request that would take back a held
@@ -96,14 +96,16 @@ def refuse_while_decided(store: Store, directory: str, scim_id: str | None, emai
     be sent again and planned against what the decision left."""
     with store.session() as session:
         if not has_open_plan(session, directory):
-            return  # the common case: one indexed read
+            return None  # the common case: one indexed read
+    found = tuple(emails())  # read before the lock: no second connection while it is held
     with store.session(write=True) as session:
         lock_held(session, directory)
-        run_id = withdraw(session, directory, scim_id or "", emails(), request)  # a trial: rolled back
+        run_id = withdraw(session, directory, scim_id or "", found, request)  # a trial: rolled back
         deciding = run_id is not None and is_live(session, cycle_lease(directory))
         session.rollback()
     if deciding:
         raise being_decided(run_id)
+    return run_id
 
 
 def withdraw_if_held(store: Store, directory: str, scim_id: str, emails: Iterable[str], request: str, *,

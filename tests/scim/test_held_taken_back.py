@@ -6,12 +6,14 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 
 import reconcile.staging
 import service.scim_hold
+from service import scim
 from service.staging import approve
 from store import acquire, list_events, release
 from tests.scim.conftest import Push
@@ -148,3 +150,48 @@ def test_a_decision_that_began_after_the_request_was_let_write_still_refuses_its
     assert refused.status_code == 503 and f"run {run}" in refused.json()["detail"]
     assert push.plan().deactivations == ("u2@example.com", "u3@example.com")  # nothing withdrawn
     assert release(push.store, "cycle:okta", "an approval")
+
+
+def test_a_later_deactivation_by_the_idp_is_not_taken_for_an_approval(
+        push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_withdraw = service.scim_hold.withdraw_if_held
+    later: list[Any] = []
+
+    def idp_deactivates_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        if not later:  # the IdP's next request for the user, active: false, lands now
+            later.append(push.deactivate(4))
+        return real_withdraw(*args, **kwargs)
+
+    monkeypatch.setattr(service.scim_hold, "withdraw_if_held", idp_deactivates_meanwhile)
+    assert push.deactivate(4).status_code == 200
+    first = push.reactivate(4)  # no plan is open, nothing is held
+
+    assert later[0].status_code == 200  # applied: under the limit
+    assert first.status_code == 200
+    assert push.active()["u4@example.com"] is False  # the IdP's later word
+
+
+def test_many_active_true_at_once_while_a_plan_is_open_all_answer(push: Push) -> None:
+    push.deactivate(0), push.deactivate(1)
+    assert push.deactivate(2).status_code == 503  # a plan is open
+    pool = push.store.engine.pool
+    pool._timeout = 3  # type: ignore[attr-defined]  # 30 s by default: the same, slower
+    size = pool.size() + pool._max_overflow + 1  # type: ignore[attr-defined]
+    ops = scim.parse_patch({"Operations": [{"op": "replace", "path": "active", "value": True}]})
+    start = threading.Barrier(size)
+    outcomes: list[str] = []
+
+    def one() -> None:
+        start.wait()
+        try:  # the request's reads must not need a second connection while it holds the plan's lock
+            scim.patch_user(push.settings, push.store, "okta", push.users[4]["id"], ops, request="PATCH /Users/x")
+            outcomes.append("ok")
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=one) for _ in range(size)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == ["ok"] * size
