@@ -149,11 +149,12 @@ def create_user(settings: Settings, store: Store, directory: str, user: PushUser
                 and holder.managed_by == directory else UserScope()
         return plan_create_user(directory, user, scim_id, holder, scope, rules)
 
-    if user.active is not False:
-        scim_hold.refuse_while_decided(store, directory, None, lambda: (clean_user(user, rules).email,), request)
+    # A POST that omits `active` makes the user active too (SCIM's default).
+    held = scim_hold.refuse_while_decided(store, directory, None, lambda: (clean_user(user, rules).email,), request) \
+        if user.active is not False else None
     _write(settings, store, directory, plan, request)
     view = _created(lambda: get_user(store, directory, scim_id), plan)
-    if view.row.active:  # as written: a POST that omits `active` makes the user active too
+    if held is not None and view.row.active:
         # Its link binds the user under its own SCIM id: an approval drops a held POST of
         # the email, or, applying one it read before, finds the binding changed (a conflict).
         scim_hold.withdraw_if_held(store, directory, scim_id, (view.row.email,), request, refused_while_decided=False)
@@ -220,21 +221,23 @@ def _write_reactivating(settings: Settings, store: Store, directory: str, scim_i
     return held
 
 
-def _reactivated(store: Store, directory: str, scim_id: str, active: bool, request: str,
-                 before: Sequence[str] = (), held: int | None = None) -> UserView:
+def _reactivated(store: Store, directory: str, scim_id: str, active: bool, request: str, before: Sequence[str],
+                 held: int | None) -> UserView:
     """The user after a request; one that said `active: true` takes back a deactivation
     of the user that the directory's open staged plan holds (S2, `service.scim_hold`):
     one held from a request to its SCIM id, whatever email the user had then, or from a
     `POST /Users` of the email it had `before` the request or has now. Its write left the
     user active: found inactive after the withdrawal, the user was deactivated since by a
     decision that read the held deactivation before it (one that began and ended after
-    the write), and the request is refused (503) to be sent again."""
+    the write), and the request is refused (503) to be sent again. `held`: the plan that
+    held a deactivation of the user when the request was let write
+    (`service.scim_hold.refuse_while_decided`); with none, there is nothing to take back."""
     view = get_user(store, directory, scim_id)
-    if not active:
+    if not active or held is None:  # nothing of the user was held when it was let write
         return view
     scim_hold.withdraw_if_held(store, directory, scim_id, (*before, view.row.email), request)
     view = get_user(store, directory, scim_id)
-    if held is not None and not view.row.active:  # its deactivation was held when it was let write
+    if not view.row.active:
         raise scim_hold.being_decided(None)
     return view
 

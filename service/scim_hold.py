@@ -93,7 +93,9 @@ def refuse_while_decided(store: Store, directory: str, scim_id: str | None, emai
     held, which a withdrawal cannot stop. A request that would take back a held
     deactivation (of user `scim_id`, or, for a POST, of one of `emails`, read only when
     a plan is open) is then answered 503 with a short `Retry-After`, nothing written, to
-    be sent again and planned against what the decision left."""
+    be sent again and planned against what the decision left. Returns the run id of the
+    plan that holds such a deactivation (None: none, and nothing the request need take
+    back after it writes: what is held later came from a later request)."""
     with store.session() as session:
         if not has_open_plan(session, directory):
             return None  # the common case: one indexed read

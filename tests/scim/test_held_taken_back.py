@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import reconcile.staging
+import service.scim
 import service.scim_hold
 from service import scim
 from service.staging import approve
@@ -142,8 +143,14 @@ def test_active_true_that_finds_its_user_deactivated_after_it_wrote_is_refused(
 def test_a_decision_that_began_after_the_request_was_let_write_still_refuses_its_withdrawal(
         push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
     run = _held_u2_u3(push)
-    monkeypatch.setattr(service.scim_hold, "refuse_while_decided", lambda *args, **kwargs: None)  # let through
-    assert acquire(push.store, "cycle:okta", "an approval", 60)  # ... and then a decision began
+    real_check = service.scim_hold.refuse_while_decided
+
+    def then_a_decision_begins(*args: Any, **kwargs: Any) -> Any:
+        held = real_check(*args, **kwargs)  # no decision runs: let through
+        assert acquire(push.store, "cycle:okta", "an approval", 60)
+        return held
+
+    monkeypatch.setattr(service.scim_hold, "refuse_while_decided", then_a_decision_begins)
 
     refused = push.reactivate(3)
 
@@ -154,16 +161,16 @@ def test_a_decision_that_began_after_the_request_was_let_write_still_refuses_its
 
 def test_a_later_deactivation_by_the_idp_is_not_taken_for_an_approval(
         push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_withdraw = service.scim_hold.withdraw_if_held
+    real_write = service.scim._write
     later: list[Any] = []
 
     def idp_deactivates_meanwhile(*args: Any, **kwargs: Any) -> Any:
-        if not later:  # the IdP's next request for the user, active: false, lands now
-            later.append(push.deactivate(4))
-        return real_withdraw(*args, **kwargs)
+        real_write(*args, **kwargs)
+        if not later and args[-1].startswith("PATCH"):  # after the first request wrote:
+            later.append(None)
+            later[0] = push.deactivate(4)  # the IdP's next request for the user, active: false
 
-    monkeypatch.setattr(service.scim_hold, "withdraw_if_held", idp_deactivates_meanwhile)
-    assert push.deactivate(4).status_code == 200
+    monkeypatch.setattr(service.scim, "_write", idp_deactivates_meanwhile)
     first = push.reactivate(4)  # no plan is open, nothing is held
 
     assert later[0].status_code == 200  # applied: under the limit
