@@ -263,7 +263,7 @@ class _Approval:
             run_id = start_run(session, directory=self.name, trigger=APPROVAL_TRIGGER, mode="push",
                                allow_deactivations=True, actor=self.by)
             # Read under the lock `withdraw` takes: a withdrawal is in the plan read here,
-            # or waits until this approval ends (`service.scim_hold.withdraw_if_held`).
+            # or is refused while this approval holds the lease (`service.scim_hold`).
             lock_held(session, self.name)
             upto = last_seq(session, self.staged_run_id)
         rules = self.settings.to_rules()

@@ -22,8 +22,9 @@ While the plan is open its held deactivations count against the limit, so the Id
 retries do not apply them one window later without a decision: only an approval does.
 Approved deactivations (runs with trigger `approval`) do not count against the hour. The
 IdP taking a deactivation back (`active: true` for that user) withdraws it from the plan
-(`withdraw_if_held`); while a decision on the plan runs, it is refused (503) to be sent again. Two requests that pass the check at the same instant may overshoot
-the limit by one request's deactivations.
+(`withdraw_if_held`); while a decision on the plan runs, such a request is refused (503)
+before it writes, to be sent again (`refuse_while_decided`). Two requests that pass the
+check at the same instant may overshoot the limit by one request's deactivations.
 """
 
 from __future__ import annotations
