@@ -260,16 +260,11 @@ def _user_changes(row: StoredUser, fields: CleanFields, active: bool, rules: Rul
         ops.append(Operation(Action.UPDATE_USER, fields.email, user=ref, values=_sorted(changed),
                              old=_sorted({k: old[k] for k in changed}), expect=_binding(row)))
     if active and not row.active:
-        ops.append(activate(row, fields.email))
+        ops.append(Operation(Action.ACTIVATE_USER, fields.email, user=ref, values=(("active", True),),
+                             old=(("active", False),), expect=_binding(row)))
     elif not active and row.active:
         ops.append(_deactivate(row, rules))
     return ops
-
-
-def activate(row: StoredUser, email: str | None = None, reason: str | None = None) -> Operation:
-    """Make `row` active (under `email`, when the same request changes it)."""
-    return Operation(Action.ACTIVATE_USER, email or row.email, user=Ref(local_id=row.id), values=(("active", True),),
-                     old=(("active", False),), expect=_binding(row), reason=reason)
 
 
 def _deactivate(row: StoredUser, rules: RuleSettings) -> Operation:

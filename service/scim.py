@@ -173,7 +173,7 @@ def replace_user(settings: Settings, store: Store, directory: str, scim_id: str,
         return _plan_update(store, directory, current, user, rules)
 
     held = _write_reactivating(settings, store, directory, scim_id, plan, request, user.active is True)
-    return _reactivated(store, directory, scim_id, user.active is True, request, before, held)
+    return _reactivated(store, directory, scim_id, request, before, held)
 
 
 def patch_user(settings: Settings, store: Store, directory: str, scim_id: str, ops: tuple[PatchOp, ...], *,
@@ -193,7 +193,7 @@ def patch_user(settings: Settings, store: Store, directory: str, scim_id: str, o
         return _plan_update(store, directory, current, user, rules)
 
     held = _write_reactivating(settings, store, directory, scim_id, plan, request, sets_active(ops))
-    return _reactivated(store, directory, scim_id, sets_active(ops), request, before, held)
+    return _reactivated(store, directory, scim_id, request, before, held)
 
 
 def delete_user(settings: Settings, store: Store, directory: str, scim_id: str, *, request: str) -> None:
@@ -221,7 +221,7 @@ def _write_reactivating(settings: Settings, store: Store, directory: str, scim_i
     return held
 
 
-def _reactivated(store: Store, directory: str, scim_id: str, active: bool, request: str, before: Sequence[str],
+def _reactivated(store: Store, directory: str, scim_id: str, request: str, before: Sequence[str],
                  held: int | None) -> UserView:
     """The user after a request; one that said `active: true` takes back a deactivation
     of the user that the directory's open staged plan holds (S2, `service.scim_hold`):
@@ -231,9 +231,10 @@ def _reactivated(store: Store, directory: str, scim_id: str, active: bool, reque
     decision that read the held deactivation before it (one that began and ended after
     the write), and the request is refused (503) to be sent again. `held`: the plan that
     held a deactivation of the user when the request was let write
-    (`service.scim_hold.refuse_while_decided`); with none, there is nothing to take back."""
+    (`service.scim_hold.refuse_while_decided`, asked only for a request that says `active:
+    true`); with none, there is nothing to take back."""
     view = get_user(store, directory, scim_id)
-    if not active or held is None:  # nothing of the user was held when it was let write
+    if held is None:  # not `active: true`, or nothing of the user held when it was let write
         return view
     scim_hold.withdraw_if_held(store, directory, scim_id, (*before, view.row.email), request)
     view = get_user(store, directory, scim_id)

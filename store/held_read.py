@@ -172,15 +172,16 @@ def _operation(session: Session, directory: str, event: SyncEvent, user: StoredU
             return None, "the group no longer exists"
         return Operation(action, event.target, group=Ref(local_id=int(group)), user=Ref(local_id=user.id),
                          values=new, old=_member_now(old, user), reason=event.reason), None
-    target, newer = user.email, list[str]()  # not the email the user had when it was held
+    target, reason = user.email, event.reason  # not the email the user had when it was held
     if action is Action.UPDATE_USER:
         new, old, newer = _not_overtaken(new, old, user)
         if not new:
             return None, f"a later request changed the user's {', '.join(newer)} since it was held"
         target = str(dict(new).get("email", user.email))  # an email change names the new one
+        reason = OVERTAKEN_IN_PART if newer else reason
     return Operation(action, target, user=Ref(local_id=user.id), values=new, old=old,
                      expect=(("external_id", user.external_id), ("managed_by", user.managed_by)),
-                     reason=OVERTAKEN_IN_PART if action is Action.UPDATE_USER and newer else event.reason), None
+                     reason=reason), None
 
 
 def _not_overtaken(new: tuple[tuple[str, Any], ...], old: tuple[tuple[str, Any], ...], user: StoredUser

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 import reconcile.staging
-import service.scim
 import service.scim_hold
 from service import scim
 from service.staging import approve
@@ -161,7 +160,7 @@ def test_a_decision_that_began_after_the_request_was_let_write_still_refuses_its
 
 def test_a_later_deactivation_by_the_idp_is_not_taken_for_an_approval(
         push: Push, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_write = service.scim._write
+    real_write = scim._write
     later: list[Any] = []
 
     def idp_deactivates_meanwhile(*args: Any, **kwargs: Any) -> Any:
@@ -170,7 +169,7 @@ def test_a_later_deactivation_by_the_idp_is_not_taken_for_an_approval(
             later.append(None)
             later[0] = push.deactivate(4)  # the IdP's next request for the user, active: false
 
-    monkeypatch.setattr(service.scim, "_write", idp_deactivates_meanwhile)
+    monkeypatch.setattr(scim, "_write", idp_deactivates_meanwhile)
     first = push.reactivate(4)  # no plan is open, nothing is held
 
     assert later[0].status_code == 200  # applied: under the limit
