@@ -69,8 +69,12 @@ same run measured that explains it:
   empty store with nothing else to do), compared with each case's floor: the least any
   design that writes those rows and events pays, even if it overlaps the read completely;
 - goal 4's requests: the endpoint that answered most of the change cycle's requests;
-- goal 5: the peak RSS of the floor alone (file: the process that parses the export;
-  Entra: the connector's read without the engine, graph_bench's `full` phase);
+- goal 5's time: ten times the same store's write floor (measured at the base size, a
+  tenth of goal 5's) against the case's floor: about what writing the million-user cycle's
+  rows and events costs alone, at the base size's rate per row;
+- goal 5's memory: the peak RSS of the floor alone (file: the process that parses the
+  export; Entra: the connector's read without the engine, graph_bench's `full` phase);
+- goal 5's file no-op: whether its process was working or waiting (CPU against wall);
 - goal 6: the machine's cores against the workers.
 """
 
