@@ -2,7 +2,7 @@
 inserted again into an empty store with nothing else to do.
 
     python bench/write_floor.py [--users 100000] [--groups 2000] [--memberships 200000]
-        [--store postgresql+psycopg://postgres@127.0.0.1:5432/bench_floor] [--json PATH]
+        [--store postgresql+psycopg://postgres@127.0.0.1:5432/bench_floor] [--costs] [--json PATH]
 
 One run, each step a fresh process (SQLite unless `--store` names a scratch PostgreSQL
 database, which is dropped and created again):
@@ -17,6 +17,12 @@ database, which is dropped and created again):
    stored), committing once per 2,000 operations as the apply does
    (`reconcile.apply.CHUNK_SIZE`). No planning, no checks, no lookups: what any design
    that writes these rows and events row by row from Python pays at least. Printed per table and in all, and once more in one transaction.
+
+With `--costs` it then measures the write floor (chunks) again once per part of the
+schema taken away before the inserts (each index of `sync_events` and of `memberships`,
+every index of `sync_events` at once, and the foreign keys: on PostgreSQL those of each
+table, on SQLite the connection's checks), and prints what each part saves; the whole
+schema is measured before and after them, so their difference shows the drift.
 
 `--json PATH` also writes the figures there (`phases`: key, wall and CPU seconds; keys
 `floor`, `first_cycle`, `write_floor` (chunks, with `spent` per table and `rows`) and
@@ -36,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,6 +58,9 @@ from store.models import Base
 from reconcile.apply import CHUNK_SIZE
 
 source_url, target_url, mode = sys.argv[2], sys.argv[3], sys.argv[4]
+# What to take away from the target's schema before the timed part (`--costs`): SQL run on
+# the migrated store, and whether SQLite's connection checks foreign keys.
+without = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {"statements": [], "foreign_keys": True}
 tables = ("users", "groups", "memberships", "sync_events")
 source = create_engine(source_url)
 rows, setup = {}, {}
@@ -73,6 +83,8 @@ store.upgrade()
 with store.engine.begin() as conn:
     for name, (columns, values) in setup.items():
         conn.exec_driver_sql(f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join(['?' if store.is_sqlite else '%s'] * len(columns))})", values)
+    for statement in without["statements"]:
+        conn.exec_driver_sql(statement)
 # The apply's order: user creates, group creates, then memberships, an event for each.
 ops = [(name, row) for name in ("users", "groups", "memberships") for row in rows[name][1]]
 events = rows["sync_events"][1]
@@ -84,6 +96,8 @@ raw = store.engine.raw_connection()
 driver = raw.driver_connection
 if store.is_sqlite:
     driver.execute("PRAGMA cache_size = -16384")  # as a large apply's transactions
+    if not without["foreign_keys"]:
+        driver.execute("PRAGMA foreign_keys = OFF")
 cursor = driver.cursor()
 placeholder = "?" if store.is_sqlite else "%s"
 
@@ -138,13 +152,55 @@ def scratch_postgresql(url: str, *, create: bool = True) -> None:
     engine.dispose()
 
 
-def write_floor(source: str, target: str, mode: str) -> dict[str, object]:
-    proc = subprocess.run([sys.executable, "-c", WRITER, str(ROOT), source, target, mode], cwd=ROOT,
+def write_floor(source: str, target: str, mode: str, without: dict[str, object] | None = None) -> dict[str, object]:
+    extra = [json.dumps(without)] if without is not None else []
+    proc = subprocess.run([sys.executable, "-c", WRITER, str(ROOT), source, target, mode, *extra], cwd=ROOT,
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"write floor ({mode}): {proc.stderr.strip()[-800:]}")
     result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
+
+
+def schema_parts(postgresql: bool) -> list[tuple[str, dict[str, object]]]:
+    """What `--costs` takes away, one at a time: each index of the event log and of
+    memberships, all of the event log's indexes at once, and the foreign keys (PostgreSQL:
+    those of memberships, then the event log's; SQLite: its connection's checks of all)."""
+    sys.path.insert(0, str(ROOT))
+    from store.models import Base
+
+    def without(*statements: str, foreign_keys: bool = True) -> dict[str, object]:
+        return {"statements": list(statements), "foreign_keys": foreign_keys}
+
+    events, members = Base.metadata.tables["sync_events"], Base.metadata.tables["memberships"]
+    parts = [(f"without index {index.name}", without(f"DROP INDEX {index.name}"))
+             for table in (events, members) for index in sorted(table.indexes, key=lambda i: str(i.name))]
+    parts.append(("without every index of sync_events", without(*(f"DROP INDEX {i.name}" for i in events.indexes))))
+    if postgresql:
+        parts += [(f"without the foreign keys of {table.name}",
+                   without(*(f"ALTER TABLE {table.name} DROP CONSTRAINT {fk.name}"
+                             for fk in table.foreign_key_constraints)))
+                  for table in (members, events)]
+    else:
+        parts.append(("without foreign key checks (every table)", without(foreign_keys=False)))
+    return parts
+
+
+def costs(cycle_store: str, new_target: Callable[[], str], postgresql: bool) -> list[dict[str, object]]:
+    """The write floor (chunks) again with each part of `schema_parts` taken away: what that
+    part costs the writes. The whole schema is measured before and after them, so that the
+    difference of the two says how far the machine drifted meanwhile."""
+    found: list[dict[str, object]] = []
+    parts = [("the whole schema (before)", None), *schema_parts(postgresql), ("the whole schema (after)", None)]
+    for label, without in parts:
+        result = write_floor(cycle_store, new_target(), "chunks", without)
+        found.append({"key": label, **result})
+    base = min(float(f["wall"]) for f in (found[0], found[-1]))  # type: ignore[arg-type]
+    for f in found:
+        wall = float(f["wall"])  # type: ignore[arg-type]
+        print(f"{str(f['key']):<55} wall {wall:6.2f} s   cpu {float(f['cpu']):6.2f} s"  # type: ignore[arg-type]
+              f"   saves {base - wall:6.2f} s")
+    return found
 
 
 def main() -> None:
@@ -155,6 +211,8 @@ def main() -> None:
     parser.add_argument("--store", default=None, help="a scratch PostgreSQL database URL (dropped and created)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--costs", action="store_true",
+                        help="then the write floor without each index and foreign key, one at a time")
     args = parser.parse_args()
     phases: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,13 +231,20 @@ def main() -> None:
         read_floor = run_floor(folder / "directory.json")
         cycle = run_cycle(config, "first cycle", "hr", key="first_cycle")
         phases += MEASURED  # the floor's and the first cycle's processes
-        for mode in ("chunks", "one transaction"):
+
+        def new_target() -> str:
+            """A new, empty target store for one write floor."""
             if args.store:
-                target = args.store + "_target"
+                target = str(args.store) + "_target"
                 scratch_postgresql(target)
-            else:
-                target = f"sqlite:///{folder / mode.replace(' ', '-')}.db"
-            result = write_floor(cycle_store, target, mode.split()[0] if mode == "chunks" else "one")
+                return target
+            path = folder / "target.db"
+            for leftover in (path, path.with_name("target.db-wal"), path.with_name("target.db-shm")):
+                leftover.unlink(missing_ok=True)
+            return f"sqlite:///{path}"
+
+        for mode in ("chunks", "one transaction"):
+            result = write_floor(cycle_store, new_target(), mode.split()[0] if mode == "chunks" else "one")
             spent = result["spent"]
             assert isinstance(spent, dict)
             parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in spent.items())
@@ -190,6 +255,8 @@ def main() -> None:
             phases.append({"key": "write_floor" if mode == "chunks" else "write_floor_one", **result})
         print(f"first cycle / read floor = {cycle / read_floor:.1f}x; write floor (chunks) / read floor = "
               f"{chunked / read_floor:.1f}x; write floor / first cycle = {chunked / cycle:.0%} (wall)")
+        if args.costs:
+            phases += costs(cycle_store, new_target, bool(args.store))
         if args.store:
             for name in (args.store, args.store + "_target"):
                 scratch_postgresql(name, create=False)
