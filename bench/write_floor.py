@@ -26,7 +26,8 @@ schema is measured before and after them, so their difference shows the drift.
 
 `--json PATH` also writes the figures there (`phases`: key, wall and CPU seconds; keys
 `floor`, `first_cycle`, `write_floor` (chunks, with `spent` per table and `rows`) and
-`write_floor_one`), for `bench/goals.py`.
+`write_floor_one`, and with `--costs` one phase per measurement, keyed by its printed label),
+for `bench/goals.py`.
 
 The point is the issue's 1.5x goal: if the write floor alone is a large part of what the
 cycle may take (1.5x the read floor), no planner and no apply can meet the goal while
@@ -42,7 +43,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -152,6 +154,18 @@ def scratch_postgresql(url: str, *, create: bool = True) -> None:
     engine.dispose()
 
 
+@contextmanager
+def scratch_databases(url: str | None) -> Iterator[None]:
+    """PostgreSQL: drop the scratch database `url` and its target when the bench ends, even
+    when a step fails."""
+    try:
+        yield
+    finally:
+        if url:
+            for name in (url, url + "_target"):
+                scratch_postgresql(name, create=False)
+
+
 def write_floor(source: str, target: str, mode: str, without: dict[str, object] | None = None) -> dict[str, object]:
     extra = [json.dumps(without)] if without is not None else []
     proc = subprocess.run([sys.executable, "-c", WRITER, str(ROOT), source, target, mode, *extra], cwd=ROOT,
@@ -212,10 +226,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the figures as JSON")
     parser.add_argument("--costs", action="store_true",
-                        help="then the write floor without each index and foreign key, one at a time")
+                        help="then the write floor without each index and foreign key of sync_events and "
+                             "memberships, one at a time")
     args = parser.parse_args()
     phases: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, scratch_databases(args.store):
         folder = Path(tmp)
         cycle_store = args.store or f"sqlite:///{folder / 'cycle.db'}"
         make_directory(folder / "directory.json", args.users, args.groups, args.memberships, args.seed)
@@ -257,9 +272,6 @@ def main() -> None:
               f"{chunked / read_floor:.1f}x; write floor / first cycle = {chunked / cycle:.0%} (wall)")
         if args.costs:
             phases += costs(cycle_store, new_target, bool(args.store))
-        if args.store:
-            for name in (args.store, args.store + "_target"):
-                scratch_postgresql(name, create=False)
     if args.json:
         args.json.write_text(json.dumps({"phases": phases, "users": args.users, "groups": args.groups,
                                          "memberships": args.memberships,
