@@ -217,7 +217,8 @@ def why(rows: list[Row], benches: dict[tuple[str, str], dict[str, Any] | str],
         lines.append(f"- **6.** This machine has {os.cpu_count()} cores for {workers} workers, and {what}: "
                      f"{workers} workers are {workers}x faster only while their cycles leave cores idle. The load "
                      f"average during the rounds was {min(loads):.1f}–{max(loads):.1f}.")
-    return ["## Why the missed goals are missed (measured in this run)", "", *lines] if lines else []
+    return ["## Why the missed goals are missed (measured in this run; goal 5's write time estimated from it)", "",
+            *lines] if lines else []
 
 
 def _overlap(share: float, goal: float, what: str) -> str:

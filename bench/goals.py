@@ -74,7 +74,8 @@ same run measured that explains it:
   rows and events costs alone, at the base size's rate per row;
 - goal 5's memory: the peak RSS of the floor alone (file: the process that parses the
   export; Entra: the connector's read without the engine, graph_bench's `full` phase);
-- goal 5's file no-op: whether its process was working or waiting (CPU against wall);
+- goal 5's file no-op: how much of a core its process used above start-up (the rest it
+  waited);
 - goal 6: the machine's cores against the workers.
 """
 

@@ -161,7 +161,8 @@ class User(Base):
     __tablename__ = "users"
     # external_id alone: apply looks a new row's binding up by it (a SCIM request's one
     # create must not scan every user). (managed_by, active): the safety guard counts a
-    # directory's users and active ones from the index alone, not from every row (0009).
+    # directory's users and active ones from the index (SQLite alone; PostgreSQL where it
+    # can scan only the index), not from every row (0009).
     __table_args__ = (UniqueConstraint("managed_by", "external_id"), Index(None, "external_id"),
                       Index(None, "managed_by", "active"))
 

@@ -5,8 +5,9 @@ Revises: 0008
 Create Date: 2026-12-03
 
 The safety guard (S2) counts the directory's bound users and the active ones on every full
-read and before any plan of an incremental one that deactivates or removes something (and
-the SCIM endpoint's hold counts them too). With only the `(managed_by, external_id)` index
+read, on an incremental read that takes users out of scope, and before any incremental plan
+that deactivates or removes something (the SCIM endpoint counts them for a request that
+deactivates). With only the `(managed_by, external_id)` index
 that count reads every row of the directory's users for its `active` flag: in a fresh
 process, before those pages are cached, 0.16 s of a 1 % change cycle at 100,000 users on
 SQLite. With this index SQLite counts from the index alone (0.01 s); PostgreSQL can, where
