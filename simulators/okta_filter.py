@@ -66,6 +66,7 @@ def compile_expression(
     """A predicate over JSON records; `allowed` maps a path to its permitted operators."""
     tokens = _tokens(text)
     pos = 0
+    equalities: dict[int, tuple[str, Any]] = {}  # id of an `eq` term's predicate -> its path and value
 
     def peek() -> str | None:
         return tokens[pos] if pos < len(tokens) else None
@@ -98,7 +99,10 @@ def compile_expression(
                 raise FilterError(f"bad value {raw!r}") from None
         if path in dates:
             value = normalise_date(str(value))
-        return _comparison(path.split("."), op, value)
+        predicate = _comparison(path.split("."), op, value)
+        if op == "eq":
+            equalities[id(predicate)] = (path, value)
+        return predicate
 
     def conjunction() -> Predicate:
         parts = [term()]
@@ -112,7 +116,14 @@ def compile_expression(
         while peek() is not None and peek().lower() == "or":  # type: ignore[union-attr]
             take()
             parts.append(conjunction())
-        return parts[0] if len(parts) == 1 else (lambda r: any(p(r) for p in parts))
+        if len(parts) == 1:
+            return parts[0]
+        terms = [equalities.get(id(p)) for p in parts]
+        paths = {t[0] for t in terms if t is not None}
+        if None not in terms and len(paths) == 1:
+            # `id eq "a" or id eq "b" ...`: one lookup in a set, not one comparison per term
+            return _one_of(paths.pop().split("."), {t[1] for t in terms if t is not None})
+        return lambda r: any(p(r) for p in parts)
 
     if not tokens:
         raise FilterError("empty expression")
@@ -122,14 +133,31 @@ def compile_expression(
     return predicate
 
 
+def _lookup(record: Mapping[str, Any], path: list[str]) -> Any:
+    current: Any = record
+    for key in path:
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(key)
+    return current
+
+
+def _one_of(path: list[str], values: set[Any]) -> Predicate:
+    """`path eq v1 or path eq v2 ...`, as one set lookup (the same answer: the values are
+    strings, numbers and booleans, which a set compares as `==` does)."""
+    def matches(record: Mapping[str, Any]) -> bool:
+        found = _lookup(record, path)
+        try:
+            return found in values
+        except TypeError:  # a list or an object: equal to no such value
+            return False
+
+    return matches
+
+
 def _comparison(path: list[str], op: str, value: Any) -> Predicate:
     def lookup(record: Mapping[str, Any]) -> Any:
-        current: Any = record
-        for key in path:
-            if not isinstance(current, Mapping):
-                return None
-            current = current.get(key)
-        return current
+        return _lookup(record, path)
 
     if op == "eq":
         return lambda r: lookup(r) == value

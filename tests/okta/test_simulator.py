@@ -82,6 +82,19 @@ def test_last_updated_filter_and_an_invalid_filter(sim: OktaSimulator, org: Okta
     assert (status, error["errorCode"]) == (400, "E0000031")
 
 
+def test_a_filter_of_ids_or_ed_together_lists_exactly_those_users(sim: OktaSimulator, org: OktaOrg) -> None:
+    wanted = org.user_ids[:3]
+    ids = " or ".join(f'id eq "{uid}"' for uid in [*wanted, "00u-nobody"])
+    mixed = f'id eq "{wanted[0]}" or status eq "DEPROVISIONED"'  # not all one path: term by term
+    org.deactivate(wanted[2])
+
+    _, found, _ = get(sim, "/api/v1/users?filter=" + quote(ids))
+    _, either, _ = get(sim, "/api/v1/users?filter=" + quote(mixed))
+
+    assert sorted(u["id"] for u in found) == sorted(wanted)  # DEPROVISIONED too, as any filter
+    assert sorted(u["id"] for u in either) == sorted([wanted[0], wanted[2]])
+
+
 def test_search_supports_starts_with(sim: OktaSimulator, org: OktaOrg) -> None:
     uid = org.hire("Zelda", "Zimmer", "zelda@example.com")
 
