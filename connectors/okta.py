@@ -23,9 +23,12 @@ Incremental reads cost requests in proportion to what changed:
   `members_complete`) only where the log cannot tell the change in full: a new or changed
   group record, a membership change no event covers, a late or unreadable event
   (`connectors.okta_log` decides); never for a group whose stamps are as they were when a
-  read within the overlap handled it. In app scope each changed user is checked with
-  `/apps/{id}/users/{user}`; past `MAX_USER_CHECKS` changed users, the app's user list
-  (`/apps/{id}/users`, 500 a page, without the users) tells them all at once instead.
+  read within the overlap handled it. In app scope a changed user's scope comes from the
+  app's users the watermark keeps and the log's app events since; a user the log cannot
+  vouch for (a late or unreadable event, a user who came back), or every changed user when
+  no users are kept, is checked with `/apps/{id}/users/{user}`; past `MAX_USER_CHECKS` of
+  them, the app's user list (`/apps/{id}/users`, 500 a page, without the users) tells them
+  all at once instead.
 
 `read_user(key)` reads one user (by id, login or email) for provisioning on demand: the
 user, their groups (`/users/{id}/groups`; with `app_id`, only the app's assigned groups and
@@ -36,7 +39,8 @@ The watermark is `connectors.okta_watermark.Watermark`'s JSON: the scope, when t
 full read happened (our clock, `reconcile.clock.now` unless a clock is given), the server's
 time at the start of the last read, the System Log cursor, and the stamps of the groups
 the last read handled that are still inside the overlap (so a read soon after does not
-re-read them). The engine stores it as it is.
+re-read them), and in app scope the app's users as the last read left them. The engine
+stores it as it is.
 
 This module is the connector and its construction from configuration; the requests of a
 full read and of one user's read are in `connectors.okta_read`, those of an incremental

@@ -1,8 +1,10 @@
 """Okta reads since a watermark: the filters on `lastUpdated`, the System Log's events and
 membership deltas (`connectors.okta_log` decides which groups' members to re-read), and
-app (un)assignments in app scope, where Okta itself tells each changed user's scope (one
-check each, or past `MAX_USER_CHECKS` the app's whole user list), never the store, which
-does not know the users it holds inactive, held or rejected, or never created. Groups a
+app (un)assignments in app scope. There a changed user's scope comes from the app's users
+the last read kept in the watermark and the log's app events since
+(`connectors.okta_app_log`), or, where the log cannot vouch for it, from Okta itself (one
+check each, or past `MAX_USER_CHECKS` the app's whole user list); never from the store,
+which does not know the users it holds inactive, held or rejected, or never created. Groups a
 read within the overlap already handled, and unchanged since, are not re-read
 (`connectors.okta_watermark.handled_marks`). Where an incremental read cannot be trusted
 or would cost more than a full one, it raises `_FullReadNeeded` and the connector reads in
@@ -19,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from connectors.errors import PermanentError
+from connectors.okta_app_log import APP_USER_ADDED, APP_USER_EVENTS, app_scope_changes
 from connectors.okta_http import CursorRejected, NotFound, Page
 from connectors.okta_log import GroupStamps, membership_changes
 from connectors.okta_map import ACTIVE, is_built_in, is_member_in_scope, user_id_of
@@ -53,9 +56,11 @@ class _IncrementalReader(_Reader):
         deleted_groups = self._targets(events, {"group.lifecycle.delete"}, "UserGroup")
         user_filter = _filter(f'lastUpdated gt "{since}"')
         raw_changed = await self.all_pages(f"/api/v1/users?limit={USERS_PAGE}&filter={user_filter}")
+        app_users: frozenset[str] | None = None
         if self.app_id:
-            users, user_rejections, removed_users, raw_users, entered = await self._app_users_changed(
-                raw_changed, events, deleted_users, since)
+            app_read = await self._app_users_changed(raw_changed, events, deleted_users, since, state)
+            users, user_rejections, removed_users = app_read.users, app_read.rejections, app_read.removed
+            raw_users, entered, app_users = app_read.raw_users, app_read.entered, app_read.app_users
             read, removed_groups = await self._app_groups_changed(window, events, deleted_groups)
         else:
             mapped, user_rejections, _ = self.map_users(raw_changed)
@@ -86,8 +91,8 @@ class _IncrementalReader(_Reader):
             members_complete=frozenset(g.external_id for g in groups),
             user_groups_complete=frozenset(back),  # their groups listed above: not to be read again
             rejections=tuple(user_rejections + read.rejections),
-            watermark=self.watermark(state.scope, state.full_at, started, cursor, events, state.seen,
-                                     handled_marks(read.handled, started, self.overlap)),
+            watermark=self.watermark(state.scope, state.full_at, started, cursor, events, state,
+                                     handled_marks(read.handled, started, self.overlap), app_users),
         )
 
     def in_scope_groups(self, raw_groups: Iterable[Any]) -> list[Any]:
@@ -196,49 +201,68 @@ class _IncrementalReader(_Reader):
         return found
 
     async def _app_users_changed(
-        self, raw_changed: list[Any], events: list[dict[str, Any]], deleted: set[str], since: str
-    ) -> tuple[list[ExternalUser], list[Rejection], set[str], list[Any], set[str]]:
-        """Changed users in the app: records, rejections, removed ids, the raw users, and the
-        ids that (re)entered the app's scope."""
-        hinted = self._targets(events, {"application.user_membership.add", "application.user_membership.remove"},
-                               "User", app_only=True)
-        entered = self._targets(events, {"application.user_membership.add"}, "User", app_only=True)
+        self, raw_changed: list[Any], events: list[dict[str, Any]], deleted: set[str], since: str, state: Watermark
+    ) -> _AppUsersRead:
+        """Changed users in the app, and the app's users as this read leaves them. A changed
+        user's scope comes from the app's users the last read kept and the log's app events
+        since (`connectors.okta_app_log`); Okta is asked only about users the log cannot
+        vouch for and users who came back, or about every changed user when no users were
+        kept or an event names no user."""
+        app_id = self.app_id or ""
+        hinted = self._targets(events, set(APP_USER_EVENTS), "User", app_only=True)
+        entered = self._targets(events, {APP_USER_ADDED}, "User", app_only=True)
         candidates = ({uid for raw in raw_changed if (uid := user_id_of(raw))} | hinted) - deleted
-        if len(candidates) > MAX_USER_CHECKS:
-            # Past this many users coming back or entering, their groups need a full read
-            # (`_memberships_of`): known before the list, the list would be paid for nothing.
-            active_now = (raw for raw in raw_changed if isinstance(raw, dict) and raw.get("status") in ACTIVE)
-            back = self._returning(active_now, since)
-            if len((entered | back) - deleted) > MAX_USER_CHECKS:
-                raise _FullReadNeeded(f"up to {len(entered | back)} users entered the app or came back")
-            raw_users = await self._assigned_among(candidates, raw_changed)
+        active_now = (raw for raw in raw_changed if isinstance(raw, dict) and raw.get("status") in ACTIVE)
+        back = self._returning(active_now, since) - deleted
+        if len((entered - deleted) | back) > MAX_USER_CHECKS:
+            # Their groups need a full read (`_memberships_of`): known before any check or
+            # list, those would be paid for nothing.
+            raise _FullReadNeeded(f"up to {len(entered | back)} users entered the app or came back")
+        kept = state.app_users
+        told = app_scope_changes(events, app_id, since=state.since, seen=state.app_seen)
+        if kept is None or told.unplaceable:
+            ask, in_app = candidates, set()
         else:
-            app = quote(self.app_id or "")
+            ask = (told.doubtful | back) & candidates
+            in_app = {uid for uid in candidates - ask if uid in told.entered or (uid not in told.left and uid in kept)}
+        records = {uid: raw for raw in raw_changed if (uid := user_id_of(raw)) in in_app}
+        app_users: frozenset[str] | None
+        if len(ask) > MAX_USER_CHECKS:
+            assigned = await self._app_user_ids()
+            in_app = set(candidates & assigned)
+            records = {uid: raw for raw in raw_changed if (uid := user_id_of(raw)) in in_app}
+            app_users = assigned
+            log.info("okta incremental read: the app's user list for %d changed users, %d of them in the app",
+                     len(candidates), len(in_app))
+        else:
+            if len(ask) < len(candidates):
+                log.info("okta incremental read: %d changed users placed by the app's kept users and the log, "
+                         "%d asked about one by one", len(candidates) - len(ask), len(ask))
+            app = quote(app_id)
             pages: list[Page | None] = await self.gather(
-                self.pager.get_optional(f"/api/v1/apps/{app}/users/{quote(uid)}?expand=user")
-                for uid in sorted(candidates))
-            raw_users = self._embedded_users(p.data for p in pages if p is not None)
+                self.pager.get_optional(f"/api/v1/apps/{app}/users/{quote(uid)}?expand=user") for uid in sorted(ask))
+            for raw in self._embedded_users(p.data for p in pages if p is not None):
+                if uid := user_id_of(raw):
+                    records[uid] = raw
+                    in_app.add(uid)
+            unknown = kept is None or told.unplaceable  # a user no event placed may have come or gone
+            app_users = None if unknown else _updated(kept or frozenset(), candidates | deleted, in_app)
+        # A user in the app whom only an event named (no profile change): read by id.
+        records.update((uid, raw) for raw in await self.users_by_id(in_app - set(records)) if (uid := user_id_of(raw)))
+        raw_users = [records[uid] for uid in sorted(records)]
         users, rejections, in_scope = self.map_users(raw_users)
         removed = (candidates - in_scope) | deleted
-        return list(users.values()), rejections, removed, raw_users, entered & in_scope
+        return _AppUsersRead(list(users.values()), rejections, removed, raw_users, entered & in_scope, app_users)
 
-    async def _assigned_among(self, candidates: set[str], raw_changed: list[Any]) -> list[Any]:
-        """The current records of those of `candidates` the app has now, as one check each
-        would tell, from the app's whole user list: a request per 500 of its users, not one
-        per changed user, and without the users themselves (`expand=user` would send every
-        one). A candidate the users filter did not list (one with an assignment event only)
-        is read by id."""
+    async def _app_user_ids(self) -> frozenset[str]:
+        """The ids of every user assigned to the app, from its whole user list: a request per
+        500 of its users, without the users themselves (`expand=user` would send every one)."""
         app = quote(self.app_id or "")
         try:
-            assigned = set(await self.all_pages(f"/api/v1/apps/{app}/users?limit={APP_USERS_PAGE}", user_id_of))
+            return frozenset(uid for uid in await self.all_pages(f"/api/v1/apps/{app}/users?limit={APP_USERS_PAGE}",
+                                                                 user_id_of) if uid is not None)
         except NotFound:
             raise PermanentError(f"Okta has no app {self.app_id!r} (check app_id)") from None
-        wanted = candidates & assigned
-        found = {uid: raw for raw in raw_changed if (uid := user_id_of(raw)) in wanted}
-        found.update((uid, raw) for raw in await self.users_by_id(wanted - set(found)) if (uid := user_id_of(raw)))
-        log.info("okta incremental read: the app's user list for %d changed users, %d of them in the app",
-                 len(candidates), len(found))
-        return [found[uid] for uid in sorted(found)]
 
     async def _app_groups_changed(
         self, window: _Window, events: list[dict[str, Any]], deleted: set[str]
@@ -280,6 +304,20 @@ class _Window:
 
 
 @dataclass(frozen=True)
+class _AppUsersRead:
+    """What an app-scoped incremental read found of users: changed users in the app,
+    rejections, ids to report as removed, their raw records, those who (re)entered the app,
+    and the app's users as this read leaves them (None: not known)."""
+
+    users: list[ExternalUser]
+    rejections: list[Rejection]
+    removed: set[str]
+    raw_users: list[Any]
+    entered: set[str]
+    app_users: frozenset[str] | None
+
+
+@dataclass(frozen=True)
 class _GroupsRead:
     """What an incremental read found of groups: those re-read whole, rejections, the log's
     deltas, and the raw records of the groups it brought up to date (for their marks)."""
@@ -288,6 +326,14 @@ class _GroupsRead:
     rejections: list[Rejection]
     deltas: tuple[MembershipDelta, ...]
     handled: list[Any]
+
+
+def _updated(kept: frozenset[str], decided: set[str], in_app: set[str]) -> frozenset[str]:
+    """The app's users: `kept`, with each of `decided` in it only if in `in_app`. Unchanged,
+    `kept` itself, which the watermark writes back as it was read (`Watermark.packed_app_users`)."""
+    if kept & decided == in_app:
+        return kept
+    return frozenset((kept - decided) | in_app)
 
 
 def _combined(from_log: Iterable[MembershipDelta], regained: Iterable[MembershipDelta],

@@ -116,7 +116,7 @@ def membership_changes(
     for position, event in enumerate(events):
         if event.get("eventType") not in MEMBERSHIP_EVENTS:
             continue
-        group_id, user_id = _target(event, "UserGroup"), _target(event, "User")
+        group_id, user_id = event_target(event, "UserGroup"), event_target(event, "User")
         outcome = event.get("outcome")
         result = outcome.get("result") if isinstance(outcome, Mapping) else None
         if result in NOTHING_CHANGED:
@@ -202,7 +202,7 @@ def _delta(group_id: str, events: list[_Event]) -> MembershipDelta:
     )
 
 
-def _target(event: Mapping[str, Any], kind: str) -> str | None:
+def event_target(event: Mapping[str, Any], kind: str) -> str | None:
     """The id of the event's one target of type `kind`; None when it has none or several."""
     targets = event.get("target")
     found = [t.get("id") for t in targets if isinstance(t, Mapping) and t.get("type") == kind] \

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit
 
 from config import OktaDirectorySettings
 from connectors.errors import AuthError, ConnectorError, PartialReadError, PermanentError
+from connectors.okta_app_log import latest_app_event
 from connectors.okta_http import NotFound, OktaPager
 from connectors.okta_log import MEMBERSHIP_EVENTS, latest_membership_event
 from connectors.okta_map import is_built_in, is_member_in_scope, map_group, map_user, user_id_of
@@ -158,13 +159,17 @@ class _Reader:
         in_scope = set(users) | {r.external_id for r in rejections.values() if r.external_id}
         return users, list(rejections.values()), in_scope
 
-    @staticmethod
-    def watermark(scope: str, full_at: datetime, since: datetime, cursor: str, events: list[dict[str, Any]],
-                  seen: datetime | None = None, handled: Mapping[str, GroupMark] | None = None) -> str:
-        latest = latest_membership_event(events)
-        if seen is not None and (latest is None or seen > latest):
-            latest = seen
-        return Watermark(scope, full_at, since, cursor, latest, dict(handled or {})).dump()
+    def watermark(self, scope: str, full_at: datetime, since: datetime, cursor: str, events: list[dict[str, Any]],
+                  previous: Watermark | None = None, handled: Mapping[str, GroupMark] | None = None,
+                  app_users: frozenset[str] | None = None) -> str:
+        """The watermark after this read: `previous` is the one it read from (None for a full
+        read), `app_users` the app's users as this read leaves them (None: not known)."""
+        seen = _latest(latest_membership_event(events), previous.seen if previous is not None else None)
+        app_seen = None
+        if self.app_id is not None and app_users is not None:
+            app_seen = _latest(latest_app_event(events, self.app_id), previous.app_seen if previous is not None else None)
+        return Watermark(scope, full_at, since, cursor, seen, dict(handled or {}), app_users, app_seen,
+                         previous.packed_app_users if previous is not None else None).dump()
 
     def log_start_url(self) -> str:
         since = okta_time(self.now - self.overlap)
@@ -175,8 +180,9 @@ class _Reader:
     async def full(self, scope: str) -> Snapshot:
         # The log cursor comes first, so whatever changes while we read is seen next time.
         events, cursor, started = await self.poll_log(self.log_start_url())
+        app_users = None
         if self.app_id:
-            users, groups, rejections, raw_groups = await self._full_app()
+            users, groups, rejections, raw_groups, app_users = await self._full_app()
         else:
             users, groups, rejections, raw_groups = await self._full_org()
         log.info("okta full read: %d users, %d groups, %d rejections, %d requests",
@@ -186,7 +192,8 @@ class _Reader:
         handled = handled_marks((g for g in raw_groups if isinstance(g, dict) and g.get("id") in read_ids),
                                 started, self.overlap)
         return Snapshot(users=tuple(users), groups=tuple(groups), rejections=tuple(rejections),
-                        watermark=self.watermark(scope, self.now, started, cursor, events, handled=handled))
+                        watermark=self.watermark(scope, self.now, started, cursor, events, handled=handled,
+                                                 app_users=app_users))
 
     async def _full_org(self) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection], list[Any]]:
         mapped_users, raw_groups = await self.gather([
@@ -197,20 +204,25 @@ class _Reader:
         groups, group_rejections = await self.groups_with_members(raw_groups, in_scope)
         return list(users.values()), groups, rejections + group_rejections, raw_groups
 
-    async def _full_app(self) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection], list[Any]]:
+    async def _full_app(
+        self,
+    ) -> tuple[list[ExternalUser], list[ExternalGroup], list[Rejection], list[Any], frozenset[str]]:
+        """The app's users and groups, and the ids of every user assigned to it (STAGED ones
+        too: the watermark keeps them, so their activation needs no check)."""
         app = quote(self.app_id or "")
         try:
-            mapped_users, raw_app_groups = await self.gather([
+            listed, raw_app_groups = await self.gather([
                 self.all_pages(f"/api/v1/apps/{app}/users?limit={APP_USERS_PAGE}&expand=user",
-                               lambda app_user: map_user(_embedded_user(app_user))),
+                               lambda app_user: (user_id_of(app_user), map_user(_embedded_user(app_user)))),
                 self.all_pages(f"/api/v1/apps/{app}/groups?limit={APP_GROUPS_PAGE}&expand=group"),
             ])
         except NotFound:
             raise PermanentError(f"Okta has no app {self.app_id!r} (check app_id)") from None
-        users, rejections, in_scope = self.collect_users(mapped_users)
+        users, rejections, in_scope = self.collect_users(mapped for _, mapped in listed)
+        assigned = frozenset(uid for uid, _ in listed if uid is not None)
         raw_groups = self._embedded_groups(raw_app_groups)
         groups, group_rejections = await self.groups_with_members(raw_groups, in_scope)
-        return list(users.values()), groups, rejections + group_rejections, raw_groups
+        return list(users.values()), groups, rejections + group_rejections, raw_groups, assigned
 
     @staticmethod
     def _embedded_users(app_users: Iterable[Any]) -> list[Any]:
@@ -299,6 +311,10 @@ class _Reader:
         except NotFound:
             raise PermanentError(f"Okta has no app {self.app_id!r} (check app_id)") from None
         return {a["id"] for a in assignments if isinstance(a, dict) and isinstance(a.get("id"), str)}
+
+
+def _latest(one: datetime | None, other: datetime | None) -> datetime | None:
+    return max((t for t in (one, other) if t is not None), default=None)
 
 
 def _member_id(raw: Any) -> str | None:

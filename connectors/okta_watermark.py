@@ -4,17 +4,27 @@ It is this module's JSON: the connector's scope, when the last full read happene
 clock), the server's time at the start of the last read (Okta's clock), the System Log
 cursor, the latest membership event any poll has returned (`connectors.okta_log`), and the
 marks of the groups the last read brought up to date whose last change is still inside the
-overlap (`handled_marks`).
+overlap (`handled_marks`), and in app scope the app's users as the last read left them with
+the latest app event any poll returned (`connectors.okta_app_log`).
 
 Why the marks: the next read's group filter starts `overlap_minutes` before this read
 began, so it lists these groups again, while the log cursor is already past their events;
 without the marks each such group would look changed with no event to tell how, and its
 members would be re-read. A group whose mark is unchanged was not changed since.
+
+Why the app's users: a changed user's scope is the app's business alone (the store does not
+know the users it never created, and holds some that left the app), and the System Log
+tells only who entered or left. The ids are kept sorted, one per line, compressed: about
+18 bytes per user for Okta's random 20-character ids, 1.2 MB for 66,000. A watermark without them (written
+before they were kept, or after a read that could not tell them) still reads: the next
+read asks Okta about each changed user instead.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -60,8 +70,20 @@ class Watermark:
     # Group id -> its mark when the last read handled it, for groups still inside the overlap.
     # A watermark written before the marks existed has none: each such group is re-read once.
     handled: Mapping[str, GroupMark] = field(default_factory=dict)
+    # App scope: the ids of the app's users as the last read left them (None: not known),
+    # and the latest `published` of an app event of the app any poll has returned.
+    app_users: frozenset[str] | None = None
+    app_seen: datetime | None = None
+    # `app_users` as read, packed: a read that leaves them unchanged writes them back as they
+    # were, without sorting and compressing them again (85 ms for 66,000 users).
+    packed_app_users: tuple[frozenset[str], str] | None = field(default=None, compare=False, repr=False)
 
     def dump(self) -> str:
+        packed = self.packed_app_users
+        app = None if self.app_users is None else {
+            "users": packed[1] if packed is not None and packed[0] is self.app_users else _packed(self.app_users),
+            "seen": okta_time(self.app_seen) if self.app_seen is not None else None,
+        }
         return json.dumps({
             "v": WATERMARK_VERSION,
             "scope": self.scope,
@@ -70,6 +92,7 @@ class Watermark:
             "log": self.log_cursor,
             "seen": okta_time(self.seen) if self.seen is not None else None,
             "groups": {gid: list(mark) for gid, mark in sorted(self.handled.items())},
+            **({"app": app} if app is not None else {}),
         }, sort_keys=True)
 
     @classmethod
@@ -85,7 +108,10 @@ class Watermark:
             seen = _parse_time(data["seen"]) if data.get("seen") is not None else None
             if full_at.tzinfo is None or since.tzinfo is None or (seen is not None and seen.tzinfo is None):
                 return None
-            return cls(str(data["scope"]), full_at, since, str(data["log"]), seen, _marks(data.get("groups")))
+            app_users, app_seen = _app(data.get("app"))
+            packed = (app_users, data["app"]["users"]) if app_users is not None else None
+            return cls(str(data["scope"]), full_at, since, str(data["log"]), seen, _marks(data.get("groups")),
+                       app_users, app_seen, packed)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -128,3 +154,21 @@ def _marks(data: Any) -> dict[str, GroupMark]:
         return {}
     return {gid: (mark[0], mark[1]) for gid, mark in data.items()
             if isinstance(mark, list) and len(mark) == 2 and all(isinstance(m, str) for m in mark)}
+
+
+def _packed(ids: frozenset[str]) -> str:
+    return base64.b64encode(zlib.compress("\n".join(sorted(ids)).encode(), 1)).decode("ascii")
+
+
+def _app(data: Any) -> tuple[frozenset[str] | None, datetime | None]:
+    """The `app` field; absent or unreadable, no kept users (the next read asks Okta)."""
+    if not isinstance(data, dict) or not isinstance(data.get("users"), str):
+        return None, None
+    try:
+        text = zlib.decompress(base64.b64decode(data["users"], validate=True)).decode()
+        seen = _parse_time(data["seen"]) if data.get("seen") is not None else None
+    except (ValueError, TypeError, zlib.error):
+        return None, None
+    if seen is not None and seen.tzinfo is None:
+        return None, None
+    return frozenset(text.split("\n")) if text else frozenset(), seen

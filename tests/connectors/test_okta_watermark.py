@@ -59,3 +59,34 @@ def test_a_watermark_without_marks_or_with_unreadable_ones_reads_as_having_none(
     for text in [json.dumps(without)] + [json.dumps(u) for u in unreadable]:
         parsed = Watermark.parse(text)
         assert parsed is not None and parsed.handled == {}
+
+
+def test_the_apps_users_are_written_and_read_back_and_left_packed_when_unchanged() -> None:
+    users = frozenset({"00u1", "00u2", "00u3"})
+    watermark = Watermark("app:0oa1", STARTED, STARTED, "/api/v1/logs?after=1", None, {}, users, before(1))
+
+    read = Watermark.parse(watermark.dump())
+
+    assert read == watermark and read is not None
+    empty = Watermark("app:0oa1", STARTED, STARTED, "/api/v1/logs?after=1", app_users=frozenset())
+    assert Watermark.parse(empty.dump()) == empty
+    packed = json.loads(watermark.dump())["app"]["users"]
+    again = Watermark(read.scope, read.full_at, read.since, read.log_cursor, read.seen, read.handled,
+                      read.app_users, read.app_seen, read.packed_app_users)
+    assert json.loads(again.dump())["app"]["users"] == packed
+    assert "00u1" not in watermark.dump()  # packed, not listed
+
+
+def test_unreadable_app_users_read_as_none_kept() -> None:
+    fields = json.loads(Watermark("app:0oa1", STARTED, STARTED, "/api/v1/logs?after=1",
+                                  app_users=frozenset({"00u1"})).dump())
+    for value in ("not base64!", "aGVsbG8=", 1, None, {"users": "eJzLSM3JyQcABiwCFQ=="}):
+        app = value if isinstance(value, dict) else {"users": value, "seen": None}
+        parsed = Watermark.parse(json.dumps({**fields, "app": app}))
+        if isinstance(value, dict):  # "hello", compressed: one id, an odd one but readable
+            assert parsed is not None and parsed.app_users == {"hello"}
+            continue
+        assert parsed is not None and parsed.app_users is None and parsed.log_cursor == fields["log"]
+    bad_seen = {**fields, "app": {**fields["app"], "seen": "2026-03-02T09:00:00"}}
+    parsed = Watermark.parse(json.dumps(bad_seen))
+    assert parsed is not None and parsed.app_users is None

@@ -1,9 +1,11 @@
-"""App scope through the engine: every changed user's scope comes from Okta, whether the read
-checks each one (`/apps/{id}/users/{user}`) or, past `MAX_USER_CHECKS` changed users, reads
+"""App scope through the engine: a changed user's scope comes from the app's users the last
+read kept (`Watermark.app_users`) and the System Log's app events since, or from Okta, which
+the read asks about each user (`/apps/{id}/users/{user}`) or, past `MAX_USER_CHECKS`, through
 the app's user list. The store cannot tell a user's scope: it does not know the users it
 never created (staged, rejected), and it holds some that left the app (a protected account
-whose deactivation is held). Each case runs on both paths; `crowd` pushes a read onto the
-list by changing more users outside the app than the read checks one by one."""
+whose deactivation is held). Each case runs on every path: `forget_kept_users` takes the
+kept users out of the watermark (as one an older dirsync wrote), and `crowd` then pushes a
+read onto the list by changing more users outside the app than the read checks one by one."""
 
 from __future__ import annotations
 
@@ -13,15 +15,17 @@ import pytest
 
 from config import parse
 from connectors.okta_incremental import MAX_USER_CHECKS
+from connectors.okta_watermark import Watermark
 from simulators.clocks import ManualClock
 from simulators.okta import OktaOrg, OktaSimulator
 from reconcile.cycle import RunResult
 from store import Store
 from store.export import export_state
+from store.models import Directory
 from tests.okta.conftest import MakeConnector
 from tests.okta.test_cycle import Engine, org_view, store  # noqa: F401  (the store fixture)
 
-PATHS = ["one check each", "the app's user list"]
+PATHS = ["the kept users and the log", "one check each", "the app's user list"]
 
 
 def crowd(org: OktaOrg, app: str) -> None:
@@ -66,15 +70,46 @@ def stored(engine: Engine, uid: str) -> dict[str, Any] | None:
     return next((u for u in users if u["external_id"] == uid), None)
 
 
+def kept_users(engine: Engine) -> frozenset[str] | None:
+    """The app's users as the stored watermark keeps them."""
+    with engine.store.session() as session:
+        row = session.query(Directory).filter_by(name="okta").one()
+        state = Watermark.parse(row.watermark)
+    assert state is not None
+    return state.app_users
+
+
+def forget_kept_users(engine: Engine) -> None:
+    """Rewrite the stored watermark without the app's users, as an older dirsync wrote it."""
+    with engine.store.session() as session:
+        row = session.query(Directory).filter_by(name="okta").one()
+        state = Watermark.parse(row.watermark)
+        assert state is not None and state.app_users is not None
+        row.watermark = Watermark(state.scope, state.full_at, state.since, state.log_cursor, state.seen,
+                                  state.handled).dump()
+        session.commit()
+
+
 def incremental_cycle(engine: Engine, sim: OktaSimulator, org: OktaOrg, app: str, path: str) -> RunResult:
     """One cycle on `path`, checked to be incremental and to have taken that path."""
-    if path == PATHS[1]:
+    if path != PATHS[0]:
+        forget_kept_users(engine)
+    if path == PATHS[2]:
         crowd(org, app)
     sim.reset_counts()
+    first = sim.request_index
     result = engine.cycle()
     assert (result.status, result.mode) == ("succeeded", "incremental"), result.error
-    assert ("apps.users" in sim.counts()) == (path == PATHS[1]), sim.counts()
+    counts = sim.counts()
+    assert ("apps.users" in counts) == (path == PATHS[2]), counts
+    assert (checks(sim, first) > 0) == (path == PATHS[1]), counts
     return result
+
+
+def checks(sim: OktaSimulator, first: int) -> int:
+    """The read's checks of one user each since request `first` (`expand=user`: the engine's
+    own look at a user it created, `OktaConnector.read_user`, sends none)."""
+    return sum(1 for r in sim.requests() if r.index >= first and r.endpoint == "apps.user" and "expand=user" in r.target)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -162,6 +197,7 @@ def test_past_the_checks_a_read_lists_the_app_once_instead_of_reading_in_full(
     org.rename(renamed, email="renamed@example.com")
     org.unassign_user(app, left)
     crowd(org, app)
+    forget_kept_users(engine)
     sim.reset_counts()
 
     result = engine.cycle()
@@ -172,6 +208,79 @@ def test_past_the_checks_a_read_lists_the_app_once_instead_of_reading_in_full(
     # the app's users fit one page of the list, instead of 104 checks; the user who entered
     # the app had their groups listed by the read, so the engine does not read them again
     assert counts["apps.users"] == 1 and counts.get("apps.user", 0) == 0, counts
+    assert kept_users(engine) == set(org.app_user_ids(app)[0])  # the list keeps them again
+
+
+def test_with_the_kept_users_many_changes_need_neither_the_list_nor_checks(
+    engine: Engine, org: OktaOrg, sim: OktaSimulator, app: str
+) -> None:
+    renamed, left = assigned_directly(org, app, "Ren"), assigned_directly(org, app, "Lee")
+    staged = org.hire("Stu", "Staged", status="STAGED")
+    org.assign_user(app, staged)
+    engine.cycle()
+    assert kept_users(engine) == set(org.app_user_ids(app)[0]) and staged in kept_users(engine)  # type: ignore[operator]
+    outsider = next(u for u in org.user_ids if u not in org.app_user_ids(app)[1])
+    org.assign_user(app, outsider)  # an assignment event only: read by id
+    org.rename(renamed, email="renamed@example.com")
+    org.unassign_user(app, left)
+    org.activate(staged)  # no app event: the kept users say it is in the app
+    crowd(org, app)
+    sim.reset_counts()
+    first = sim.request_index
+
+    result = engine.cycle()
+
+    assert (result.status, result.mode) == ("succeeded", "incremental"), result.error
+    assert engine.view() == org_view(org, app)
+    assert engine.view()[0][staged] == "stu.staged@example.com"
+    counts = sim.counts()
+    assert counts.get("apps.users", 0) == 0 and checks(sim, first) == 0, counts
+    assert kept_users(engine) == set(org.app_user_ids(app)[0])
+
+
+def test_a_late_app_event_is_checked_with_okta(
+    engine: Engine, org: OktaOrg, sim: OktaSimulator, clock: ManualClock, app: str
+) -> None:
+    uid = assigned_directly(org, app, "Lou")
+    engine.cycle()
+    engine.cycle()
+    clock.advance(minutes=-42)  # just before the last read started
+    with org.held_log() as late:
+        org.unassign_user(app, uid)
+    clock.advance(minutes=42)
+    engine.cycle()  # the log does not show the change yet: nothing to tell
+    assert uid in engine.view()[0]
+    late.release()  # published before the last read began: it may be older than what it knew
+    org.assign_user(app, uid)
+    with org.held_log() as later:
+        org.unassign_user(app, uid)
+    sim.reset_counts()
+    first = sim.request_index
+
+    result = engine.cycle()
+
+    assert (result.status, result.mode) == ("succeeded", "incremental"), result.error
+    assert checks(sim, first) == 1
+    assert uid not in engine.view()[0] and engine.view() == org_view(org, app)
+    assert uid not in kept_users(engine)  # type: ignore[operator]
+    later.release()
+
+
+def test_an_app_event_without_its_user_asks_okta_about_every_changed_user(
+    engine: Engine, org: OktaOrg, sim: OktaSimulator, app: str
+) -> None:
+    renamed = assigned_directly(org, app, "Ren")
+    engine.cycle()
+    org.rename(renamed, email="renamed@example.com")
+    org.log("application.user_membership.add", [org._app_target(app)])  # names no user
+    sim.reset_counts()
+    first = sim.request_index
+
+    result = engine.cycle()
+
+    assert (result.status, result.mode) == ("succeeded", "incremental"), result.error
+    assert checks(sim, first) == 1 and engine.view() == org_view(org, app)
+    assert kept_users(engine) is None  # someone came or went: the next read asks Okta too
 
 
 def test_past_the_checks_many_users_entering_the_app_read_in_full_without_the_list(

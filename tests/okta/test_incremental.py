@@ -243,20 +243,28 @@ def test_app_scope_membership_change_in_an_assigned_group(app_cycles: Cycles, or
     assert joiner in users_of(changes)
 
 
-def test_app_scope_many_changes_read_the_apps_user_list_not_everything(
-    app_cycles: Cycles, org: OktaOrg, sim: OktaSimulator
+@pytest.mark.parametrize("kept", [True, False], ids=["kept users", "no kept users"])
+def test_app_scope_many_changes_read_by_the_kept_users_or_the_apps_user_list(
+    app_cycles: Cycles, org: OktaOrg, sim: OktaSimulator, kept: bool
 ) -> None:
     app = org.app_id
     assert app is not None
     hired = [org.hire(f"Many{n}", "Hires") for n in range(101)]
     for uid in hired[:3]:
         org.assign_user(app, uid)
+    if not kept:  # as an older dirsync wrote it
+        state = Watermark.parse(app_cycles.watermark)
+        assert state is not None and state.app_users is not None
+        app_cycles.watermark = Watermark(state.scope, state.full_at, state.since, state.log_cursor, state.seen).dump()
 
     changes = app_cycles.changes()
 
     assert set(users_of(changes)) == set(hired[:3])
-    # one page of the app's users instead of 101 checks; the groups of the 3 who entered it
-    assert sim.counts() == {"logs": 1, "users.list": 1, "apps.groups": 1, "apps.users": 1, "users.groups": 3}
+    assert set(changes.removed_user_ids) == set(hired[3:])  # outside the app: the engine holds none of them
+    # the kept users and the log tell who is in the app; without them, one page of the app's
+    # users instead of 101 checks; either way the groups of the 3 who entered it
+    listed = {} if kept else {"apps.users": 1}
+    assert sim.counts() == {"logs": 1, "users.list": 1, "apps.groups": 1, "users.groups": 3, **listed}
 
 
 # --- when a full read is due ----------------------------------------------------------------
