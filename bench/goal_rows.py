@@ -278,10 +278,15 @@ def _own_share(noop: dict[str, Any], startup: dict[str, Any]) -> str:
 # What an endpoint's requests are, when one answers most of a change cycle's.
 ENDPOINTS = {
     "apps.users": (": the app's user list, 500 users a page, cursor pages one after another. An app-scoped"
-                   " incremental read lists it whole when more than 100 changed users may have entered or left"
-                   " the app, because only Okta can tell who is in the app's scope (docs/okta.md)"),
-    "apps.user": (": one request per changed user the read looks up in the app, up to 100 of them (more list"
-                  " the app whole), because only Okta can tell who is in the app's scope (docs/okta.md)"),
+                   " incremental read lists it whole when it must ask Okta about more than 100 changed users:"
+                   " the watermark keeps no app users (an older one), an app event names no user, or more than"
+                   " 100 have app events the log cannot vouch for (docs/okta.md)"),
+    "apps.user": (": one request per changed user the read asks Okta about, up to 100 of them (more list the"
+                  " app whole): users with a late app event or who came back, or every changed user when the"
+                  " watermark keeps no app users (docs/okta.md)"),
+    "users.groups": (": one request per user who entered the app's scope or came back, for their groups, up to"
+                     " 100 of them (more read in full): no membership event brings back the groups they were"
+                     " already in (docs/okta.md)"),
 }
 
 
