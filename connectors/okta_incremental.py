@@ -61,11 +61,12 @@ class _IncrementalReader(_Reader):
             app_read = await self._app_users_changed(raw_changed, events, deleted_users, since, state)
             users, user_rejections, removed_users = app_read.users, app_read.rejections, app_read.removed
             raw_users, entered, app_users = app_read.raw_users, app_read.entered, app_read.app_users
+            groups_told = app_read.groups_told
             read, removed_groups = await self._app_groups_changed(window, events, deleted_groups)
         else:
             mapped, user_rejections, _ = self.map_users(raw_changed)
             users = list(mapped.values())
-            raw_users, entered = raw_changed, set()
+            raw_users, entered, groups_told = raw_changed, set(), set()
             removed_users = deleted_users - set(mapped)
             group_filter = _filter(f'lastUpdated gt "{since}" or lastMembershipUpdated gt "{since}"')
             raw_groups = await self.all_pages(f"/api/v1/groups?limit={GROUPS_PAGE}&filter={group_filter}")
@@ -75,6 +76,7 @@ class _IncrementalReader(_Reader):
         active = {u.external_id for u in users if u.active}
         back = active & (self._returning(raw_users, since) | entered)
         regained = await self._memberships_of(back)
+        groups_told = (active & groups_told) - back
         # A member must be in scope (neither STAGED nor DEPROVISIONED) to count, as in a full
         # read; the status of a user this read did not see is left to the engine.
         not_members = {uid for raw in raw_users if (uid := user_id_of(raw)) and not is_member_in_scope(raw)}
@@ -89,7 +91,8 @@ class _IncrementalReader(_Reader):
             removed_group_ids=frozenset(removed_groups),
             memberships=memberships,
             members_complete=frozenset(g.external_id for g in groups),
-            user_groups_complete=frozenset(back),  # their groups listed above: not to be read again
+            # their groups listed above, or told by the log: not to be read again
+            user_groups_complete=frozenset(back | groups_told),
             rejections=tuple(user_rejections + read.rejections),
             watermark=self.watermark(state.scope, state.full_at, started, cursor, events, state,
                                      handled_marks(read.handled, started, self.overlap), app_users),
@@ -207,23 +210,30 @@ class _IncrementalReader(_Reader):
         user's scope comes from the app's users the last read kept and the log's app events
         since (`connectors.okta_app_log`); Okta is asked only about users the log cannot
         vouch for and users who came back, or about every changed user when no users were
-        kept or an event names no user."""
+        kept or an event names no user.
+
+        A user who entered the app and was not in it at the last read was then in none of
+        its groups (a member of an app's group is in the app, unless deactivated, and then
+        comes back with a status change), so the log's membership events and the groups
+        re-read since tell all of their groups in it (`groups_told`). The groups of any
+        other user who entered are read, one request each."""
         app_id = self.app_id or ""
         hinted = self._targets(events, set(APP_USER_EVENTS), "User", app_only=True)
         entered = self._targets(events, {APP_USER_ADDED}, "User", app_only=True)
         candidates = ({uid for raw in raw_changed if (uid := user_id_of(raw))} | hinted) - deleted
         active_now = (raw for raw in raw_changed if isinstance(raw, dict) and raw.get("status") in ACTIVE)
         back = self._returning(active_now, since) - deleted
-        if len((entered - deleted) | back) > MAX_USER_CHECKS:
-            # Their groups need a full read (`_memberships_of`): known before any check or
-            # list, those would be paid for nothing.
-            raise _FullReadNeeded(f"up to {len(entered | back)} users entered the app or came back")
         kept = state.app_users
         told = app_scope_changes(events, app_id, since=state.since, seen=state.app_seen)
+        groups_told = set() if kept is None or told.unplaceable else set(told.entered - kept - back)
+        if len((entered - groups_told - deleted) | back) > MAX_USER_CHECKS:
+            # Their groups need a full read (`_memberships_of`): known before any check or
+            # list, those would be paid for nothing.
+            raise _FullReadNeeded(f"up to {len((entered - groups_told) | back)} users entered the app or came back")
         if kept is None or told.unplaceable:
             ask, in_app = candidates, set()
         else:
-            ask = (told.doubtful | back) & candidates
+            ask = (back | told.doubtful) & candidates
             in_app = {uid for uid in candidates - ask if uid in told.entered or (uid not in told.left and uid in kept)}
         records = {uid: raw for raw in raw_changed if (uid := user_id_of(raw)) in in_app}
         app_users: frozenset[str] | None
@@ -252,7 +262,8 @@ class _IncrementalReader(_Reader):
         raw_users = [records[uid] for uid in sorted(records)]
         users, rejections, in_scope = self.map_users(raw_users)
         removed = (candidates - in_scope) | deleted
-        return _AppUsersRead(list(users.values()), rejections, removed, raw_users, entered & in_scope, app_users)
+        return _AppUsersRead(list(users.values()), rejections, removed, raw_users,
+                             (entered - groups_told) & in_scope, groups_told & in_scope, app_users)
 
     async def _app_user_ids(self) -> frozenset[str]:
         """The ids of every user assigned to the app, from its whole user list: a request per
@@ -306,14 +317,16 @@ class _Window:
 @dataclass(frozen=True)
 class _AppUsersRead:
     """What an app-scoped incremental read found of users: changed users in the app,
-    rejections, ids to report as removed, their raw records, those who (re)entered the app,
-    and the app's users as this read leaves them (None: not known)."""
+    rejections, ids to report as removed, their raw records, those who (re)entered the app
+    whose groups must be read, those who entered it whose groups the log and the re-read
+    groups tell, and the app's users as this read leaves them (None: not known)."""
 
     users: list[ExternalUser]
     rejections: list[Rejection]
     removed: set[str]
     raw_users: list[Any]
     entered: set[str]
+    groups_told: set[str]
     app_users: frozenset[str] | None
 
 

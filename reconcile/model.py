@@ -98,7 +98,8 @@ class Changes:
     are unchanged. `removed_*` left scope or were deleted. `user_groups_complete` are users
     whose every membership is in these changes (or a later read's), so the engine need not
     read their groups: users the directory created after the read the watermark came from
-    (they hold no older membership), or whose groups the read itself listed.
+    (they hold no older membership), who entered an app's scope from outside it (the same,
+    within that scope), or whose groups the read itself listed.
     """
 
     users: tuple[ExternalUser, ...] = ()

@@ -283,17 +283,60 @@ def test_an_app_event_without_its_user_asks_okta_about_every_changed_user(
     assert kept_users(engine) is None  # someone came or went: the next read asks Okta too
 
 
-def test_past_the_checks_many_users_entering_the_app_read_in_full_without_the_list(
-    engine: Engine, org: OktaOrg, sim: OktaSimulator, app: str
+@pytest.mark.parametrize("path", PATHS)
+def test_the_groups_of_users_who_entered_the_app_come_from_the_log_and_the_groups_re_read(
+    engine: Engine, org: OktaOrg, sim: OktaSimulator, app: str, path: str
+) -> None:
+    first_group, second_group = sorted(org.app_groups[app])
+    others = [g for g in org.group_ids if g not in org.app_groups[app] and g != org.everyone_id]
+    direct = set(org.app_users[app])
+    leaver = next(u for u in sorted(org.members[first_group])
+                  if u not in direct and u not in org.members[second_group])
+    outsiders = [u for u in org.user_ids if u not in org.app_user_ids(app)[1]]
+    engine.cycle()
+    org.remove_member(first_group, leaver)  # out of the app: deactivated, its memberships dropped
+    engine.cycle()
+    assert leaver not in engine.view()[0] and leaver not in org.app_user_ids(app)[1]
+    org.add_member(first_group, leaver)  # back in through both of the app's groups
+    org.add_member(second_group, leaver)
+    joiner = outsiders[0]
+    org.add_member(others[0], joiner)  # a group outside the app: not the app's business
+    org.assign_user(app, joiner)
+    org.add_member(second_group, joiner)
+    newly_assigned = others[1]  # its members enter the app with it: the group is read whole
+    org.assign_group(app, newly_assigned)
+    hire = org.hire("Nell", "New", groups=[first_group])
+
+    incremental_cycle(engine, sim, org, app, path)
+
+    assert engine.view() == org_view(org, app)
+    members = engine.view()[1]
+    assert org.users[leaver]["profile"]["email"] in members[org.groups[first_group]["profile"]["name"]]
+    assert {joiner, hire, leaver} <= set(engine.view()[0])
+    # With the kept users, none of them was in the app at the last read: the log and the
+    # re-read group tell all of their groups in it. Without them, each one's are read.
+    assert ("users.groups" in sim.counts()) == (path != PATHS[0]), sim.counts()
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["kept users", "no kept users"])
+def test_past_the_checks_many_users_entering_the_app_need_no_full_read_with_the_kept_users(
+    engine: Engine, org: OktaOrg, sim: OktaSimulator, app: str, kept: bool
 ) -> None:
     engine.cycle()
     group = sorted(org.app_groups[app])[0]
     for n in range(MAX_USER_CHECKS + 1):  # each enters the app through its group
         org.hire(f"Joiner{n}", "Team", groups=[group])
+    if not kept:
+        forget_kept_users(engine)
     sim.reset_counts()
 
     result = engine.cycle()
 
-    assert (result.status, result.mode) == ("succeeded", "full"), result.error
-    assert sim.counts()["apps.users"] == 1  # the full read's page, not the list's before it
     assert engine.view() == org_view(org, app)
+    counts = sim.counts()
+    if kept:  # the log tells their groups: no request reads them, nor the app's users
+        assert (result.status, result.mode) == ("succeeded", "incremental"), result.error
+        assert "users.groups" not in counts and "apps.users" not in counts, counts
+    else:  # their groups need a full read, which runs without listing the app first
+        assert (result.status, result.mode) == ("succeeded", "full"), result.error
+        assert counts["apps.users"] == 1  # the full read's page, not the list's before it

@@ -228,7 +228,8 @@ def test_app_scope_changes_outside_the_app_are_not_reported(app_cycles: Cycles, 
     assert changes.users == ()
 
 
-def test_app_scope_membership_change_in_an_assigned_group(app_cycles: Cycles, org: OktaOrg) -> None:
+def test_app_scope_membership_change_in_an_assigned_group(app_cycles: Cycles, org: OktaOrg,
+                                                          sim: OktaSimulator) -> None:
     app = org.app_id
     assert app is not None
     group = sorted(org.app_groups[app])[0]
@@ -237,10 +238,12 @@ def test_app_scope_membership_change_in_an_assigned_group(app_cycles: Cycles, or
 
     changes = app_cycles.changes()
 
-    # the joiner entered the app, so their other groups are read too (`users.groups`)
     assert MembershipDelta(group, added=frozenset({joiner})) in changes.memberships
     assert changes.groups == ()
     assert joiner in users_of(changes)
+    # outside the app at the last read, the joiner was in none of its groups: the log's
+    # delta is all of them, and neither the read nor the engine reads their groups
+    assert joiner in changes.user_groups_complete and "users.groups" not in sim.counts()
 
 
 @pytest.mark.parametrize("kept", [True, False], ids=["kept users", "no kept users"])
@@ -261,10 +264,11 @@ def test_app_scope_many_changes_read_by_the_kept_users_or_the_apps_user_list(
 
     assert set(users_of(changes)) == set(hired[:3])
     assert set(changes.removed_user_ids) == set(hired[3:])  # outside the app: the engine holds none of them
-    # the kept users and the log tell who is in the app; without them, one page of the app's
-    # users instead of 101 checks; either way the groups of the 3 who entered it
-    listed = {} if kept else {"apps.users": 1}
-    assert sim.counts() == {"logs": 1, "users.list": 1, "apps.groups": 1, "users.groups": 3, **listed}
+    # the kept users and the log tell who is in the app and that the 3 who entered it were
+    # in none of its groups; without them, one page of the app's users instead of 101
+    # checks, and the groups of the 3, one request each
+    more = {} if kept else {"apps.users": 1, "users.groups": 3}
+    assert sim.counts() == {"logs": 1, "users.list": 1, "apps.groups": 1, **more}
 
 
 # --- when a full read is due ----------------------------------------------------------------
