@@ -284,9 +284,10 @@ ENDPOINTS = {
     "apps.user": (": one request per changed user the read asks Okta about, up to 100 of them (more list the"
                   " app whole): users with a late app event or who came back, or every changed user when the"
                   " watermark keeps no app users (docs/okta.md)"),
-    "users.groups": (": one request per user who came back, or entered the app's scope without the kept users"
-                     " saying they were outside it, for their groups, up to 100 of them (more read in full): no"
-                     " membership event brings back the groups they were already in (docs/okta.md)"),
+    "users.groups": (": one request per user who came back, or entered the app's scope where the log cannot"
+                     " vouch for it or the watermark keeps no app users, for their groups, up to 100 of them"
+                     " (more read in full): no membership event brings back the groups they were already in"
+                     " (docs/okta.md)"),
 }
 
 

@@ -215,8 +215,11 @@ class _IncrementalReader(_Reader):
         A user who entered the app and was not in it at the last read was then in none of
         its groups (a member of an app's group is in the app, unless deactivated, and then
         comes back with a status change), so the log's membership events and the groups
-        re-read since tell all of their groups in it (`groups_told`). The groups of any
-        other user who entered are read, one request each."""
+        re-read since tell all of their groups in it (`groups_told`). One the kept users
+        held was in the app then: the store has their groups as it has any app user's (and
+        reads them itself if it holds the user inactive), and the log's deltas since apply.
+        Only the groups of a user whose entry the log cannot vouch for, or of every user who
+        entered when no users were kept, are read here, one request each."""
         app_id = self.app_id or ""
         hinted = self._targets(events, set(APP_USER_EVENTS), "User", app_only=True)
         entered = self._targets(events, {APP_USER_ADDED}, "User", app_only=True)
@@ -225,11 +228,15 @@ class _IncrementalReader(_Reader):
         back = self._returning(active_now, since) - deleted
         kept = state.app_users
         told = app_scope_changes(events, app_id, since=state.since, seen=state.app_seen)
-        groups_told = set() if kept is None or told.unplaceable else set(told.entered - kept - back)
-        if len((entered - groups_told - deleted) | back) > MAX_USER_CHECKS:
+        groups_told: set[str] = set()
+        unvouched = entered  # users who entered the app whose groups this read lists
+        if kept is not None and not told.unplaceable:
+            groups_told = set(told.entered - kept - back)
+            unvouched = entered - told.entered
+        if len((unvouched - deleted) | back) > MAX_USER_CHECKS:
             # Their groups need a full read (`_memberships_of`): known before any check or
             # list, those would be paid for nothing.
-            raise _FullReadNeeded(f"up to {len((entered - groups_told) | back)} users entered the app or came back")
+            raise _FullReadNeeded(f"up to {len(unvouched | back)} users entered the app or came back")
         if kept is None or told.unplaceable:
             ask, in_app = candidates, set()
         else:
@@ -263,7 +270,7 @@ class _IncrementalReader(_Reader):
         users, rejections, in_scope = self.map_users(raw_users)
         removed = (candidates - in_scope) | deleted
         return _AppUsersRead(list(users.values()), rejections, removed, raw_users,
-                             (entered - groups_told) & in_scope, groups_told & in_scope, app_users)
+                             unvouched & in_scope, groups_told & in_scope, app_users)
 
     async def _app_user_ids(self) -> frozenset[str]:
         """The ids of every user assigned to the app, from its whole user list: a request per
@@ -318,8 +325,9 @@ class _Window:
 class _AppUsersRead:
     """What an app-scoped incremental read found of users: changed users in the app,
     rejections, ids to report as removed, their raw records, those who (re)entered the app
-    whose groups must be read, those who entered it whose groups the log and the re-read
-    groups tell, and the app's users as this read leaves them (None: not known)."""
+    whose groups this read lists, those who entered it from outside whose groups the log
+    and the re-read groups tell, and the app's users as this read leaves them (None: not
+    known)."""
 
     users: list[ExternalUser]
     rejections: list[Rejection]

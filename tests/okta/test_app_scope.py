@@ -318,6 +318,32 @@ def test_the_groups_of_users_who_entered_the_app_come_from_the_log_and_the_group
     assert ("users.groups" in sim.counts()) == (path != PATHS[0]), sim.counts()
 
 
+@pytest.mark.parametrize("path", PATHS)
+def test_users_who_left_the_app_and_entered_it_again_since_the_last_read_keep_their_groups(
+    engine: Engine, org: OktaOrg, sim: OktaSimulator, app: str, path: str
+) -> None:
+    first_group, second_group = sorted(org.app_groups[app])
+    in_first_only = [u for u in sorted(org.members[first_group])
+                     if u not in org.app_users[app] and u not in org.members[second_group]]
+    mover, fixed = in_first_only[:2]
+    org.patch_user(fixed, {"profile": {"email": None}})
+    assert engine.cycle().counts.get("rejected") == 1  # in the app (kept), not in the store
+    for uid in (mover, fixed):
+        org.remove_member(first_group, uid)  # out of the app ...
+        org.add_member(second_group, uid)  # ... and in again, within one read's window
+    org.rename(fixed, email="fixed@example.com")
+
+    incremental_cycle(engine, sim, org, app, path)
+
+    assert engine.view() == org_view(org, app)
+    assert "fixed@example.com" in engine.view()[1][org.groups[second_group]["profile"]["name"]]
+    # With the kept users, the read lists neither one's groups: the mover's are in the
+    # store, and the engine reads those of the user it creates (`regain_groups`, which
+    # looks the user up first). Without them, the read lists both.
+    counts = sim.counts()
+    assert (counts["users.groups"], "users.get" in counts) == ((1, True) if path == PATHS[0] else (2, False)), counts
+
+
 @pytest.mark.parametrize("kept", [True, False], ids=["kept users", "no kept users"])
 def test_past_the_checks_many_users_entering_the_app_need_no_full_read_with_the_kept_users(
     engine: Engine, org: OktaOrg, sim: OktaSimulator, app: str, kept: bool
