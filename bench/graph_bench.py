@@ -253,7 +253,7 @@ def main() -> None:
                         help="Graph time between a read and the 1%% change after it")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--store", default=None,
-                        help="the engine's store: URL of an empty database (default: a new SQLite file)")
+                        help="the engine's store: URL of an empty database (default: a scratch SQLite file, removed at the end)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the phases as JSON")
     args = parser.parse_args()
     load_before = os.getloadavg()
@@ -301,12 +301,15 @@ def main() -> None:
     changes = mutate()
     phase("changed-1%", _read, info, noop["watermark"])
     if args.engine:
-        store_url = args.store or f"sqlite:///{Path(tempfile.mkdtemp(prefix='dirsync-bench-')) / 'bench.db'}"
-        _child(_upgrade, store_url)  # as `dirsync db upgrade` would; in a child, so this process stays small
-        phase("engine-full", _engine, info, store_url, True)
-        phase("engine-noop", _engine, info, store_url, False)
-        mutate()
-        phase("engine-1%", _engine, info, store_url, False)
+        # The default store is a scratch SQLite file, removed with its folder at the end
+        # (2 GB at a million users).
+        with tempfile.TemporaryDirectory(prefix="dirsync-bench-") as scratch:
+            store_url = args.store or f"sqlite:///{Path(scratch) / 'bench.db'}"
+            _child(_upgrade, store_url)  # as `dirsync db upgrade` would; in a child, so this process stays small
+            phase("engine-full", _engine, info, store_url, True)
+            phase("engine-noop", _engine, info, store_url, False)
+            mutate()
+            phase("engine-1%", _engine, info, store_url, False)
     control.send(("stop", None))
     control.recv()
 
