@@ -89,3 +89,20 @@ def test_a_read_reports_its_records_as_progress(tmp_path):
     conn.read(None, progress=lambda phase, pages, records: seen.append((phase, pages, records)))
 
     assert seen == [("read", 1, 3)]
+
+
+def test_an_integer_too_long_for_python_fails_the_read_as_invalid_json(tmp_path):
+    conn = write(tmp_path / "d.json", '{"users": [{"id": ' + "9" * 5000 + "}]}")
+
+    with pytest.raises(PartialReadError, match="not valid JSON"):
+        conn.read(None)
+
+
+def test_an_export_in_utf16_reads_as_json_loads_reads_it(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_bytes(json.dumps({"users": [{"id": "u1", "email": "ana@example.com", "given_name": "Aña"}]})
+                     .encode("utf-16"))
+
+    snap = FileConnector(path).read(None)
+
+    assert [(u.external_id, u.given_name) for u in snap.users] == [("u1", "Aña")]
