@@ -33,6 +33,7 @@ from connectors.graph_rounds import (
     read_groups,
     read_users,
     split,
+    user_ids,
 )
 from connectors.graph_watermark import Watermark
 from reconcile import clock
@@ -122,7 +123,8 @@ class _Reader:
         assigned = _result(assigned_f) if assigned_f else None
         if assigned is None:
             users, rejections = split(users_round.users.values())
-            groups = [external_group(gid, g.name, g.added)
+            ids = user_ids(users)
+            groups = [external_group(gid, g.name, g.added, ids)
                       for gid, g in groups_round.groups.items() if not g.gone]
             mark = self._mark(users_round, groups_round, now, now, links_at)
         else:
@@ -133,7 +135,8 @@ class _Reader:
             scope = mark.scope()
             users, rejections = split(record for uid, record in users_round.users.items()
                                       if uid in scope)
-            groups = [external_group(gid, groups_round.groups[gid].name, members)
+            ids = user_ids(users)
+            groups = [external_group(gid, groups_round.groups[gid].name, members, ids)
                       for gid, members in group_members.items()]
         log.info("entra %s: full read: %d users, %d groups, %d rejected, %d+%d pages",
                  self.directory.name, len(users), len(groups), len(rejections),

@@ -9,7 +9,7 @@ groups, devices and service principals are not users of the product.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -221,6 +221,17 @@ def split(records: Iterable[UserRecord]) -> tuple[list[ExternalUser], list[Rejec
     return users, rejections
 
 
-def external_group(gid: str, name: str | None, members: Iterable[str] = ()) -> ExternalGroup:
+def external_group(gid: str, name: str | None, members: Iterable[str] = (),
+                   ids: Mapping[str, str] | None = None) -> ExternalGroup:
+    """The group `gid`; `ids` maps a user's id to the string its `ExternalUser` holds, so
+    that the members name their users by those strings instead of each page's copy
+    (2,000,000 memberships: about 160 MiB less for the rest of the cycle)."""
+    if ids is not None:
+        members = (ids.get(member, member) for member in members)
     return ExternalGroup(gid, name, frozenset(members))
+
+
+def user_ids(users: Iterable[ExternalUser]) -> dict[str, str]:
+    """Each user's id, mapped to the very string its record holds (for `external_group`)."""
+    return {user.external_id: user.external_id for user in users}
 
