@@ -67,7 +67,11 @@ def main() -> None:
     parser.add_argument("--held", type=int, default=5000)
     parser.add_argument("--limit", type=int, default=100)
     args = parser.parse_args()
-    url = args.url or f"sqlite:///{tempfile.mkdtemp()}/held.db"
+    with tempfile.TemporaryDirectory(prefix="scim-held-") as scratch:  # the default store goes with it
+        run(args, args.url or f"sqlite:///{scratch}/held.db")
+
+
+def run(args: argparse.Namespace, url: str) -> None:
     settings = config.parse({"store": {"url": url}, "directories": {"okta": {"kind": "scim"}},
                              "safety": {"max_deactivations": args.limit, "max_deactivation_ratio": 1.0}}, {})
     store = open_store(url, check_schema=False)
