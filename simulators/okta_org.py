@@ -24,6 +24,9 @@ connector sees exactly what it would see in a real org:
     assign_group / unassign_group     group.application_assignment.add / .remove, plus
                                       application.user_membership.add/.remove for each
                                       user whose effective assignment changes
+    assign_group(..., fan_out=False)  the group is assigned, its members enter the app
+    fan_out_group(app_id, group_id)   (and their events are logged) only at fan_out_group,
+                                      as Okta's background job applies it later
     patch_user(user_id, fields)       merge raw JSON into a user (odd values for tests)
     with held_log() as late: ...      events logged in the block are persisted late: the
     late.release()                    System Log shows them only on release, after any
@@ -265,7 +268,8 @@ class OktaOrg(OktaRecords):
             return set()
         apps = {a for a, assigned in self.app_users.items() if user_id in assigned}
         for app_id, groups in self.app_groups.items():
-            if app_id not in apps and any(user_id in self.members.get(g, ()) for g in groups):
+            if app_id not in apps and any(user_id in self.members.get(g, ()) for g in groups
+                                          if (app_id, g) not in self.pending_fan_out):
                 apps.add(app_id)
         return apps
 
@@ -294,13 +298,29 @@ class OktaOrg(OktaRecords):
             self._changed()
             self._log_app_changes(user_id, before)
 
-    def assign_group(self, app_id: str, group_id: str) -> None:
+    def assign_group(self, app_id: str, group_id: str, *, fan_out: bool = True) -> None:
+        """Assign the group to the app. With `fan_out=False` its members enter the app (and
+        their `application.user_membership.add` events are logged) only at `fan_out_group`:
+        Okta applies a group's assignment to its members in a background job, minutes later
+        for a large group."""
         with self.lock:
             affected = list(self.members[group_id])
             before = {u: self._effective_apps(u) for u in affected}
             self.app_groups[app_id][group_id] = self.now()
+            if not fan_out:
+                self.pending_fan_out.add((app_id, group_id))
             self._changed()
             self.log("group.application_assignment.add", [self._group_target(group_id), self._app_target(app_id)])
+            for user_id in affected:
+                self._log_app_changes(user_id, before[user_id])
+
+    def fan_out_group(self, app_id: str, group_id: str) -> None:
+        """Apply the assignment `assign_group(..., fan_out=False)` left pending to the group's members."""
+        with self.lock:
+            affected = list(self.members[group_id])
+            before = {u: self._effective_apps(u) for u in affected}
+            self.pending_fan_out.discard((app_id, group_id))
+            self._changed()
             for user_id in affected:
                 self._log_app_changes(user_id, before[user_id])
 
@@ -309,6 +329,7 @@ class OktaOrg(OktaRecords):
             affected = list(self.members[group_id])
             before = {u: self._effective_apps(u) for u in affected}
             self.app_groups[app_id].pop(group_id, None)
+            self.pending_fan_out.discard((app_id, group_id))
             self._changed()
             self.log("group.application_assignment.remove", [self._group_target(group_id), self._app_target(app_id)])
             for user_id in affected:
@@ -321,6 +342,8 @@ class OktaOrg(OktaRecords):
             return cached[1], cached[2]
         scopes: dict[str, str] = {}
         for group_id in self.app_groups[app_id]:
+            if (app_id, group_id) in self.pending_fan_out:
+                continue  # not applied to its members yet
             for user_id in self.members.get(group_id, ()):
                 scopes[user_id] = "GROUP"
         for user_id in self.app_users[app_id]:

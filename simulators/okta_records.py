@@ -59,6 +59,8 @@ class OktaRecords:
         self.apps: dict[str, dict[str, Any]] = {}
         self.app_users: dict[str, dict[str, str]] = {}  # app -> user -> assigned at (direct)
         self.app_groups: dict[str, dict[str, str]] = {}  # app -> group -> assigned at
+        # (app, group) assignments not yet applied to the group's members (`OktaOrg.assign_group`)
+        self.pending_fan_out: set[tuple[str, str]] = set()
         self.events: list[dict[str, Any]] = []  # in persistence order (what a poll follows)
         self._held: list[dict[str, Any]] | None = None
         self.api_tokens: set[str] = set()
