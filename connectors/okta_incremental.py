@@ -16,16 +16,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from connectors.errors import PermanentError
 from connectors.okta_app_log import APP_USER_ADDED, APP_USER_EVENTS, app_scope_changes
 from connectors.okta_http import CursorRejected, NotFound, Page
-from connectors.okta_log import GroupStamps, membership_changes
+from connectors.okta_log import GroupStamps, membership_changes, parse_time
 from connectors.okta_map import ACTIVE, is_built_in, is_member_in_scope, user_id_of
-from connectors.okta_read import APP_GROUPS_PAGE, APP_USERS_PAGE, GROUPS_PAGE, USERS_PAGE, _filter, _Reader
+from connectors.okta_read import (
+    APP_GROUPS_PAGE,
+    APP_USERS_PAGE,
+    GROUPS_PAGE,
+    USER_REACTIVATED,
+    USERS_PAGE,
+    _filter,
+    _Reader,
+)
 from connectors.okta_watermark import GroupMark, Watermark, group_mark, handled_marks, okta_time
 from reconcile.model import Changes, ExternalGroup, ExternalUser, MembershipDelta, Rejection
 
@@ -36,6 +44,9 @@ USERS_BY_ID = 50  # users looked up by id in one `filter=id eq ... or ...` reque
 # Requests one user each: past this many users, the app's user list tells their scope, and
 # a full read reads the groups of users who came back.
 MAX_USER_CHECKS = 100
+# How long after a group's assignment to the app Okta may still be adding its members to the
+# app (a background job; minutes for a large group): until then each read reads it whole.
+FAN_OUT_WINDOW = timedelta(hours=1)
 
 
 class _FullReadNeeded(Exception):
@@ -62,7 +73,7 @@ class _IncrementalReader(_Reader):
             users, user_rejections, removed_users = app_read.users, app_read.rejections, app_read.removed
             raw_users, entered, app_users = app_read.raw_users, app_read.entered, app_read.app_users
             groups_told = app_read.groups_told
-            read, removed_groups = await self._app_groups_changed(window, events, deleted_groups)
+            read, removed_groups = await self._app_groups_changed(window, events, deleted_groups, started)
         else:
             mapped, user_rejections, _ = self.map_users(raw_changed)
             users = list(mapped.values())
@@ -74,6 +85,10 @@ class _IncrementalReader(_Reader):
             removed_groups = deleted_groups - {g.external_id for g in read.groups}
         groups, deltas = read.groups, read.deltas
         active = {u.external_id for u in users if u.active}
+        if groups_told:
+            # Deactivated at the last read, so dropped then though their groups listed them:
+            # the log's membership events since do not tell those groups.
+            entered = entered | (groups_told & self._targets(events, {USER_REACTIVATED}, "User"))
         back = active & (self._returning(raw_users, since) | entered)
         regained = await self._memberships_of(back)
         groups_told = (active & groups_told) - back
@@ -213,9 +228,11 @@ class _IncrementalReader(_Reader):
         kept or an event names no user.
 
         A user who entered the app and was not in it at the last read was then in none of
-        its groups (a member of an app's group is in the app, unless deactivated, and then
-        comes back with a status change), so the log's membership events and the groups
-        re-read since tell all of their groups in it (`groups_told`). One the kept users
+        its groups as that read saw them (a member of an app's group is in the app, unless
+        deactivated, or not yet reached by Okta's job applying a group's assignment: such a
+        group is read whole while that may be under way, `_app_groups_changed`), so the
+        log's membership events and the groups re-read since tell all of their groups in it
+        (`groups_told`; `incremental` reads those of users reactivated since). One the kept users
         held was in the app then: the store has their groups as it has any app user's (and
         reads them itself if it holds the user inactive), and the log's deltas since apply.
         Only the groups of a user whose entry the log cannot vouch for, or of every user who
@@ -283,10 +300,15 @@ class _IncrementalReader(_Reader):
             raise PermanentError(f"Okta has no app {self.app_id!r} (check app_id)") from None
 
     async def _app_groups_changed(
-        self, window: _Window, events: list[dict[str, Any]], deleted: set[str]
+        self, window: _Window, events: list[dict[str, Any]], deleted: set[str], started: datetime
     ) -> tuple[_GroupsRead, set[str]]:
         """The app's assigned groups that changed: re-read ones, membership deltas of the
-        others, and the ids of groups that left the app."""
+        others, and the ids of groups that left the app.
+
+        A group assigned within `FAN_OUT_WINDOW` of this read is read whole each time: Okta
+        applies a group's assignment to its members in a background job, so members may
+        enter the app after a read of the group left them out, without a membership event,
+        and the next read must still list them in it."""
         app = quote(self.app_id or "")
         try:
             raw = await self.all_pages(f"/api/v1/apps/{app}/groups?limit={APP_GROUPS_PAGE}&expand=group")
@@ -294,6 +316,7 @@ class _IncrementalReader(_Reader):
             raise PermanentError(f"Okta has no app {self.app_id!r} (check app_id)") from None
         assigned = self._embedded_groups(raw)
         added = self._targets(events, {"group.application_assignment.add"}, "UserGroup", app_only=True)
+        added |= _assigned_since(raw, started - FAN_OUT_WINDOW)
         unassigned = self._targets(events, {"group.application_assignment.remove"}, "UserGroup", app_only=True)
         since = okta_time(window.start)
 
@@ -307,6 +330,17 @@ class _IncrementalReader(_Reader):
             [g for g in assigned if moved(g)], events, window, deleted, known=known, reread_too=added & set(known))
         removed = {g for g in (unassigned | deleted) if g not in known}
         return read, removed
+
+
+def _assigned_since(raw_assignments: list[Any], moment: datetime) -> set[str]:
+    """Ids of the groups whose assignment to the app (its `lastUpdated`) is later than `moment`."""
+    found = set()
+    for assignment in raw_assignments:
+        if isinstance(assignment, dict) and isinstance(assignment.get("id"), str):
+            updated = parse_time(assignment.get("lastUpdated"))
+            if updated is not None and updated > moment:
+                found.add(assignment["id"])
+    return found
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,13 @@ APP_USERS_PAGE = 500  # the maximum /api/v1/apps/{id}/users allows
 APP_GROUPS_PAGE = 200  # the maximum /api/v1/apps/{id}/groups allows
 LOG_PAGE = 1000  # the maximum /api/v1/logs allows
 ORG_EVENTS = ("user.lifecycle.delete.completed", "group.lifecycle.delete") + MEMBERSHIP_EVENTS
+USER_REACTIVATED = "user.lifecycle.reactivate"
 APP_EVENTS = ORG_EVENTS + (
     "application.user_membership.add",
     "application.user_membership.remove",
     "group.application_assignment.add",
     "group.application_assignment.remove",
+    USER_REACTIVATED,
 )
 
 

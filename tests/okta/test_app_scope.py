@@ -366,3 +366,50 @@ def test_past_the_checks_many_users_entering_the_app_need_no_full_read_with_the_
     else:  # their groups need a full read, which runs without listing the app first
         assert (result.status, result.mode) == ("succeeded", "full"), result.error
         assert counts["apps.users"] == 1  # the full read's page, not the list's before it
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_new_user_deactivated_before_a_read_and_reactivated_after_it_gets_their_groups(
+    engine: Engine, org: OktaOrg, sim: OktaSimulator, clock: ManualClock, app: str, path: str
+) -> None:
+    engine.cycle()
+    group = sorted(org.app_groups[app])[0]
+    clock.advance(minutes=30)
+    hire = org.hire("Rita", "React", groups=[group])  # in the app through its group
+    clock.advance(minutes=1)
+    org.deactivate(hire)  # out of the app, still in the group: within the next read's overlap
+    clock.advance(minutes=1)
+    engine.cycle()  # drops the hire: not in the app
+    assert stored(engine, hire) is None
+    clock.advance(minutes=1)
+    org.reactivate(hire)  # back in the app through the group, whose members did not change
+    clock.advance(minutes=10)
+
+    incremental_cycle(engine, sim, org, app, path)
+
+    assert engine.view() == org_view(org, app)
+    assert org.users[hire]["profile"]["email"] in engine.view()[1][org.groups[group]["profile"]["name"]]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_members_whom_okta_adds_to_the_app_after_their_group_was_read_get_that_group(
+    engine: Engine, org: OktaOrg, sim: OktaSimulator, clock: ManualClock, app: str, path: str
+) -> None:
+    engine.cycle()
+    outside = {u for u in org.user_ids if u not in org.app_user_ids(app)[1]}
+    group = next(g for g in org.group_ids if g not in org.app_groups[app] and g != org.everyone_id
+                 and org.members[g] & outside)
+    clock.advance(minutes=5)
+    org.assign_group(app, group, fan_out=False)  # Okta adds its members to the app later
+    clock.advance(minutes=1)
+    engine.cycle()  # reads the newly assigned group whole: its members are not in the app yet
+    clock.advance(minutes=1)
+    org.fan_out_group(app, group)
+    clock.advance(minutes=10)
+
+    incremental_cycle(engine, sim, org, app, path)
+
+    assert engine.view() == org_view(org, app)
+    newcomers = {org.users[u]["profile"]["email"] for u in org.members[group] & outside
+                 if org.users[u]["status"] == "ACTIVE"}
+    assert newcomers and newcomers <= engine.view()[1][org.groups[group]["profile"]["name"]]
