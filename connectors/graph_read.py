@@ -32,8 +32,8 @@ from connectors.graph_rounds import (
     normalise_user,
     read_groups,
     read_users,
+    shared_ids,
     split,
-    user_ids,
 )
 from connectors.graph_watermark import Watermark
 from reconcile import clock
@@ -94,13 +94,14 @@ class _Reader:
 
     # --- full ---------------------------------------------------------------------------
 
-    def _initial_users_round(self) -> UsersRound:
+    def _initial_users_round(self, ids: dict[str, str]) -> UsersRound:
         """The users delta's initial round, with `createdDateTime` if Graph lets a delta
         select it; without it no user counts as created since the last read (each returning
         user's groups are then read, as before), which costs requests, never memberships."""
         url = f"{self._graph}/v1.0/users/delta?$select="
         try:
-            return read_users(self.client, url + USER_SELECT, self._where("users"), self.directory.email_source)
+            return read_users(self.client, url + USER_SELECT, self._where("users"), self.directory.email_source,
+                              ids=ids)
         except PermanentError as exc:
             # Graph names the refused property in some answers and says only "Unsupported
             # Query" in others: a round refused with a 400 is tried once more without it.
@@ -109,13 +110,14 @@ class _Reader:
             log.warning("entra %s: the users delta refused its $select (%s); reading without createdDateTime, so "
                         "returning users' groups are read one user at a time", self.directory.name, exc)
         return read_users(self.client, url + USER_DELTA_SELECT_WITHOUT_CREATED, self._where("users"),
-                          self.directory.email_source)
+                          self.directory.email_source, ids=ids)
 
     def _full(self, now: datetime) -> Snapshot:
-        users_f = self._submit(self._initial_users_round)
+        ids = shared_ids()
+        users_f = self._submit(self._initial_users_round, ids)
         groups_f = self._submit(read_groups, self.client,
                                 f"{self._graph}/v1.0/groups/delta?$select={GROUP_SELECT}",
-                                self._where("groups"))
+                                self._where("groups"), ids)
         assigned_f = self._submit(self._assignments) if self.directory.service_principal_id \
             else None
         users_round, groups_round = _result(users_f), _result(groups_f)
@@ -123,8 +125,7 @@ class _Reader:
         assigned = _result(assigned_f) if assigned_f else None
         if assigned is None:
             users, rejections = split(users_round.users.values())
-            ids = user_ids(users)
-            groups = [external_group(gid, g.name, g.added, ids)
+            groups = [external_group(gid, g.name, g.added)
                       for gid, g in groups_round.groups.items() if not g.gone]
             mark = self._mark(users_round, groups_round, now, now, links_at)
         else:
@@ -135,8 +136,7 @@ class _Reader:
             scope = mark.scope()
             users, rejections = split(record for uid, record in users_round.users.items()
                                       if uid in scope)
-            ids = user_ids(users)
-            groups = [external_group(gid, groups_round.groups[gid].name, members, ids)
+            groups = [external_group(gid, groups_round.groups[gid].name, members)
                       for gid, members in group_members.items()]
         log.info("entra %s: full read: %d users, %d groups, %d rejected, %d+%d pages",
                  self.directory.name, len(users), len(groups), len(rejections),

@@ -157,3 +157,12 @@ def test_a_read_reports_pages_and_records_as_it_goes(sim: GraphSimulator) -> Non
     assert {phase for phase, _, _ in seen} == {"read"}
     assert seen[-1][2] >= len(snapshot.users) + len(snapshot.groups)
     assert [records for _, _, records in seen] == sorted(records for _, _, records in seen)
+
+
+def test_a_groups_members_are_the_very_id_strings_of_its_users(sim: GraphSimulator) -> None:
+    for assigned in (False, True):
+        snapshot = connect(sim, assigned=assigned).read(None)
+
+        own = {u.external_id: u.external_id for u in snapshot.users}
+        members = [m for g in snapshot.groups for m in g.member_ids if m in own]
+        assert members and all(m is own[m] for m in members)
