@@ -39,6 +39,17 @@ def test_app_scoped_full_read_has_only_assigned_users_and_groups(make_connector:
     assert read_groups(snapshot.groups) == org_groups(org, set(in_scope), sorted(org.app_groups[org.app_id]))
 
 
+@pytest.mark.parametrize("app", [False, True], ids=["org scope", "app scope"])
+def test_a_groups_members_are_the_very_id_strings_of_its_users(
+    make_connector: MakeConnector, org: OktaOrg, app: bool
+) -> None:
+    snapshot = full(make_connector, app_id=org.app_id) if app else full(make_connector)
+
+    own = {u.external_id: u.external_id for u in snapshot.users}
+    members = [m for g in snapshot.groups for m in g.member_ids if m in own]
+    assert members and all(m is own[m] for m in members)
+
+
 def test_user_fields_map_to_the_record(make_connector: MakeConnector, org: OktaOrg) -> None:
     uid = org.hire("Grace", "Hopper", "Grace.Hopper@Example.com", login="ghopper")
 
