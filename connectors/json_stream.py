@@ -6,7 +6,9 @@ top-level object's members to a `Sink` as it decodes them, and the arrays under 
 it is told to stream go item by item, so a record is normalised and dropped before the
 next one is decoded. What it accepts and refuses is what `json.loads` accepts and refuses
 (the same decoder reads each item; the same errors, at the same positions, are raised), and
-a key given twice counts as its last occurrence, as in `json.loads`.
+a key given twice counts as its last occurrence, as in `json.loads`. One difference: the
+nesting limit (about a thousand levels, `RecursionError`) counts from each item, so an item
+may nest two levels deeper than under `json.loads`.
 """
 
 from __future__ import annotations
