@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import multiprocessing.util
 import os
 import shutil
 import ssl
@@ -53,6 +54,9 @@ def test_ca() -> TestCA:
     ca = trustme.CA()
     directory = Path(tempfile.mkdtemp(prefix="dirsync-simulator-ca-"))
     atexit.register(_remove_in_process, os.getpid(), directory)
+    # A multiprocessing child (a bench's simulator process) ends with os._exit, past
+    # atexit; its finalizers still run when its target returns.
+    multiprocessing.util.Finalize(None, _remove_in_process, args=(os.getpid(), directory), exitpriority=0)
     ca_path = directory / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_path))
     return TestCA(ca=ca, cert=ca.issue_cert("127.0.0.1", "localhost"), ca_path=str(ca_path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import multiprocessing
 import ssl
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from simulators.base import SimulatorServer
 from simulators.clocks import ManualClock
 from simulators.faults import Fault, refusing_port
 from simulators.messages import Request, Response
-from simulators.tls import persistent_ca
+from simulators.tls import persistent_ca, test_ca
 
 
 class EchoSimulator(SimulatorServer):
@@ -223,3 +224,23 @@ def test_a_server_started_with_a_persistent_ca_is_trusted_through_its_file(tmp_p
     with sim:
         assert sim.ca_path == str(tmp_path / "ca.pem")
         assert read(sim, "/items/1")[0] == 200
+
+
+def _make_own_ca(conn: multiprocessing.connection.Connection) -> None:
+    test_ca.cache_clear()  # a forked child would reuse its parent's
+    conn.send(test_ca().ca_path)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_child_process_removes_its_test_ca_when_it_ends(method: str) -> None:
+    own = Path(test_ca().ca_path)
+    context = multiprocessing.get_context(method)
+    receiver, sender = context.Pipe()
+    child = context.Process(target=_make_own_ca, args=(sender,))
+    child.start()
+    path = Path(receiver.recv())
+    child.join(60)
+
+    assert child.exitcode == 0 and path != own
+    assert not path.parent.exists()
+    assert own.exists()  # the parent's CA stays
