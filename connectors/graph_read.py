@@ -32,7 +32,6 @@ from connectors.graph_rounds import (
     normalise_user,
     read_groups,
     read_users,
-    shared_ids,
     split,
 )
 from connectors.graph_watermark import Watermark
@@ -113,7 +112,7 @@ class _Reader:
                           self.directory.email_source, ids=ids)
 
     def _full(self, now: datetime) -> Snapshot:
-        ids = shared_ids()
+        ids: dict[str, str] = {}  # one string per user id for both rounds (`read_groups`)
         users_f = self._submit(self._initial_users_round, ids)
         groups_f = self._submit(read_groups, self.client,
                                 f"{self._graph}/v1.0/groups/delta?$select={GROUP_SELECT}",

@@ -85,7 +85,7 @@ def pages(client: GraphClient, url: str, where: str) -> Iterable[tuple[list[dict
 def read_users(client: GraphClient, url: str, where: str, email_source: str,
                created_after: datetime | None = None, ids: dict[str, str] | None = None) -> UsersRound:
     """The round's users; those Graph says were created after `created_after` are also
-    listed in `created`. With `ids` (`shared_ids`), each id is kept as the string it maps to."""
+    listed in `created`. With `ids` (see `read_groups`), each id is kept as the string it maps to."""
     out = UsersRound()
     for items, delta_link in pages(client, url, where):
         out.pages += 1
@@ -109,16 +109,12 @@ def read_users(client: GraphClient, url: str, where: str, email_source: str,
     return out
 
 
-def shared_ids() -> dict[str, str]:
-    """One string per user id for both rounds of a full read (`ids` of `read_users` and
-    `read_groups`): each member id in a group is then the string its user's record holds,
-    not a copy per page, and each page's copies are freed as it is read (2,000,000
-    memberships of Graph's 36-character ids: about 160 MiB). The rounds run on two threads;
-    `dict.setdefault` on strings is atomic."""
-    return {}
-
-
 def read_groups(client: GraphClient, url: str, where: str, ids: dict[str, str] | None = None) -> GroupsRound:
+    """The round's groups. With `ids`, the dict a full read gives this round and its users
+    round alike, each member id is kept as the string it maps to: the string the user's
+    record holds, not a copy per page, and each page's copies are freed as it is read
+    (2,000,000 memberships of Graph's 36-character ids: about 160 MiB). The rounds run on
+    two threads; `dict.setdefault` on strings is atomic."""
     out = GroupsRound()
     for items, delta_link in pages(client, url, where):
         out.pages += 1

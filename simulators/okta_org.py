@@ -303,35 +303,35 @@ class OktaOrg(OktaRecords):
         their `application.user_membership.add` events are logged) only at `fan_out_group`:
         Okta applies a group's assignment to its members in a background job, minutes later
         for a large group."""
-        with self.lock:
-            affected = list(self.members[group_id])
-            before = {u: self._effective_apps(u) for u in affected}
+
+        def assign() -> None:
             self.app_groups[app_id][group_id] = self.now()
             if not fan_out:
                 self.pending_fan_out.add((app_id, group_id))
-            self._changed()
-            self.log("group.application_assignment.add", [self._group_target(group_id), self._app_target(app_id)])
-            for user_id in affected:
-                self._log_app_changes(user_id, before[user_id])
+
+        self._change_group_assignment(app_id, group_id, assign, "group.application_assignment.add")
 
     def fan_out_group(self, app_id: str, group_id: str) -> None:
         """Apply the assignment `assign_group(..., fan_out=False)` left pending to the group's members."""
-        with self.lock:
-            affected = list(self.members[group_id])
-            before = {u: self._effective_apps(u) for u in affected}
-            self.pending_fan_out.discard((app_id, group_id))
-            self._changed()
-            for user_id in affected:
-                self._log_app_changes(user_id, before[user_id])
+        self._change_group_assignment(app_id, group_id, lambda: self.pending_fan_out.discard((app_id, group_id)))
 
     def unassign_group(self, app_id: str, group_id: str) -> None:
+        def unassign() -> None:
+            self.app_groups[app_id].pop(group_id, None)
+            self.pending_fan_out.discard((app_id, group_id))
+
+        self._change_group_assignment(app_id, group_id, unassign, "group.application_assignment.remove")
+
+    def _change_group_assignment(self, app_id: str, group_id: str, change: Callable[[], None],
+                                 event: str | None = None) -> None:
+        """Make `change`, log `event` for the group and app, then each member's app events."""
         with self.lock:
             affected = list(self.members[group_id])
             before = {u: self._effective_apps(u) for u in affected}
-            self.app_groups[app_id].pop(group_id, None)
-            self.pending_fan_out.discard((app_id, group_id))
+            change()
             self._changed()
-            self.log("group.application_assignment.remove", [self._group_target(group_id), self._app_target(app_id)])
+            if event is not None:
+                self.log(event, [self._group_target(group_id), self._app_target(app_id)])
             for user_id in affected:
                 self._log_app_changes(user_id, before[user_id])
 
