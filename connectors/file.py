@@ -28,7 +28,7 @@ from config import FileDirectorySettings, Settings
 from connectors.base import ReadProgress
 from connectors.errors import PartialReadError, PermanentError
 from connectors.json_stream import stream_object
-from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Rejection, Snapshot
+from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Members, Rejection, Snapshot
 
 TEXT_FIELDS = ("email", "given_name", "family_name", "display_name")
 SECTIONS = ("users", "groups")
@@ -179,7 +179,7 @@ def _group(record: object, index: int, rejections: list[Rejection], ids: dict[st
     if problem is not None:
         rejections.append(Rejection(Kind.GROUP, _label(record, "name", ident), "malformed-record", problem, external_id=ident))
         return None
-    return ExternalGroup(ident, record.get("name"), frozenset(_shared(str(m), ids) for m in members))
+    return ExternalGroup(ident, record.get("name"), Members(_shared(str(m), ids) for m in members))
 
 
 def _ident(record: object, ids: dict[str, str]) -> str | None:

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from connectors.errors import PartialReadError
 from connectors.graph_http import GraphClient, decode_page
-from reconcile.model import ExternalGroup, ExternalUser, Kind, Rejection
+from reconcile.model import ExternalGroup, ExternalUser, Kind, Members, Rejection
 from reconcile.rules import entra_active
 
 USER_SELECT = "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled,createdDateTime"
@@ -231,5 +231,5 @@ def split(records: Iterable[UserRecord]) -> tuple[list[ExternalUser], list[Rejec
 
 
 def external_group(gid: str, name: str | None, members: Iterable[str] = ()) -> ExternalGroup:
-    return ExternalGroup(gid, name, frozenset(members))
+    return ExternalGroup(gid, name, Members(members))
 

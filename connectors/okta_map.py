@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconcile.model import ExternalGroup, ExternalUser, Kind, Rejection
+from reconcile.model import ExternalGroup, ExternalUser, Kind, Members, Rejection
 from reconcile.rules import OKTA_ACTIVE, OKTA_INACTIVE, OKTA_NOT_CREATED, okta_status_active
 
 # R9 is defined once, in the rules: the connector only applies it.
@@ -90,7 +90,7 @@ def group_name(raw: Any) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def map_group(raw: Any, member_ids: frozenset[str]) -> ExternalGroup | Rejection:
+def map_group(raw: Any, member_ids: Members) -> ExternalGroup | Rejection:
     group_id = raw.get("id") if isinstance(raw, dict) else None
     if not isinstance(group_id, str) or not group_id:
         return Rejection(Kind.GROUP, "(unknown)", "malformed-record", "Okta sent a group without an id")

@@ -19,7 +19,7 @@ from connectors.okta_http import NotFound, OktaPager
 from connectors.okta_log import MEMBERSHIP_EVENTS, latest_membership_event
 from connectors.okta_map import is_built_in, is_member_in_scope, map_group, map_user, user_id_of
 from connectors.okta_watermark import GroupMark, Watermark, handled_marks, okta_time
-from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Rejection, Snapshot
+from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Members, Rejection, Snapshot
 
 log = logging.getLogger("connectors.okta")
 
@@ -135,7 +135,7 @@ class _Reader:
         for raw, members in zip(readable, member_lists):
             if members is None:
                 continue  # deleted while we read: it is simply gone
-            ids = frozenset(
+            ids = Members(
                 uid for uid in members if uid is not None and (allowed_members is None or uid in allowed_members))
             mapped = map_group(raw, ids)
             (groups if isinstance(mapped, ExternalGroup) else rejections).append(mapped)  # type: ignore[arg-type]

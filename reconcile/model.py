@@ -8,10 +8,11 @@ watermark); the store produces `LocalState`; `plan()` turns both into a `Plan` o
 from __future__ import annotations
 
 import enum
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass, field
-from typing import overload
+from typing import Any, overload
 
 
 # --- what a directory says -------------------------------------------------------------
@@ -36,13 +37,63 @@ class ExternalUser:
     suspended: bool = False
 
 
+class Members(Set[str]):
+    """A group's member ids: a frozenset's meaning (equal to, and hashing as, the
+    frozenset of the same ids), kept as one sorted tuple of the ids given. A set keeps
+    each id in a hash table with room to spare, 40 to 80 bytes per member; this keeps 8,
+    which at a million users and two million memberships is about 140 MiB less."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self, ids: Iterable[str] = ()) -> None:
+        self.ids: tuple[str, ...] = ids.ids if isinstance(ids, Members) else tuple(sorted(set(ids)))
+
+    def __contains__(self, item: object) -> bool:
+        if not isinstance(item, str):
+            return False
+        at = bisect_left(self.ids, item)
+        return at < len(self.ids) and self.ids[at] == item
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Members):
+            return self.ids == other.ids
+        return super().__eq__(other)
+
+    def __hash__(self) -> int:
+        return self._hash()
+
+    @classmethod
+    def _from_iterable(cls, it: Iterable[Any]) -> Members:  # type: ignore[override]  # ids are strings
+        return cls(it)  # what `-`, `|` and `&` return
+
+    def __repr__(self) -> str:
+        return f"Members({list(self.ids)!r})"
+
+    def __reduce__(self) -> tuple[type[Members], tuple[tuple[str, ...]]]:
+        return (Members, (self.ids,))
+
+
+NO_MEMBERS = Members()
+
+
 @dataclass(frozen=True, slots=True)
 class ExternalGroup:
-    """One group as the IdP reports it, with its direct members' external ids."""
+    """One group as the IdP reports it, with its direct members' external ids (any set
+    of them given is kept as `Members`)."""
 
     external_id: str
     name: str | None
-    member_ids: frozenset[str] = frozenset()
+    member_ids: Set[str] = NO_MEMBERS
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.member_ids, Members):
+            object.__setattr__(self, "member_ids", Members(self.member_ids))
 
 
 class Kind(str, enum.Enum):

@@ -21,7 +21,7 @@ class _Managed:
     ref: Ref
     name: str
     local: LocalGroup | None
-    member_ids: frozenset[str]
+    member_ids: Set[str]
 
 
 @dataclass(slots=True)
