@@ -55,7 +55,10 @@ def text_key(text: str) -> str:
     Idempotent: `text_key(text_key(t)) == text_key(t)`.
     """
     if text.isascii():  # NFKC leaves ASCII alone and folds it as lower() does; far faster
-        return text.lower().strip()
+        key = text.lower().strip()
+        # Most text is its own key: return it, so that a planner keying a million users
+        # holds their addresses once, not a copy of each besides.
+        return text if key == text else key
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
     return folded.strip()
 
