@@ -8,7 +8,7 @@ from typing import Any
 
 from service.sync import RunResult
 from service.history import EventView, RunView
-from reconcile.model import Action, Operation, Plan, Rejection
+from reconcile.model import Action, Operation, Plan, Rejection, action_counts
 
 _SIGNS = {
     Action.CREATE_USER: "+",
@@ -38,7 +38,7 @@ def plan_lines(plan: Plan, per_action: int | None = None) -> Iterator[str]:
         if per_action is None or n <= per_action:
             yield f"{_SIGNS[op.action]} {describe(op)}"
         elif n == per_action + 1:
-            total = sum(1 for other in plan.operations if other.action is op.action)
+            total = action_counts(plan.operations)[op.action]
             yield f"  ... and {total - per_action} more {op.action.value} operations"
     for rejection in plan.rejections:
         yield f"! {rejected(rejection)}"

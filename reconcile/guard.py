@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconcile.model import Action, Changes, Plan, SafetyLimits, Snapshot
+from reconcile.model import Action, Changes, Plan, SafetyLimits, Snapshot, action_counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +26,8 @@ def may_halt(plan: Plan, source: Snapshot | Changes) -> bool:
     is reported only where none is active). A no-op cycle needs no count of the store."""
     if isinstance(source, Snapshot) or source.removed_user_ids:
         return True
-    return any(op.action in (Action.DEACTIVATE_USER, Action.REMOVE_MEMBER) for op in plan.operations)
+    counts = action_counts(plan.operations)
+    return bool(counts[Action.DEACTIVATE_USER] or counts[Action.REMOVE_MEMBER])
 
 
 def check(
@@ -49,8 +50,8 @@ def check(
     reported no users at all while the store has active users from it.
     `allow_deactivations` is an admin's approval of this plan.
     """
-    deactivations = sum(1 for op in plan.operations if op.action is Action.DEACTIVATE_USER)
-    removals = sum(1 for op in plan.operations if op.action is Action.REMOVE_MEMBER)
+    counts = action_counts(plan.operations)
+    deactivations, removals = counts[Action.DEACTIVATE_USER], counts[Action.REMOVE_MEMBER]
 
     def halt(reason: str) -> Verdict:
         return Verdict(True, reason, deactivations, removals)

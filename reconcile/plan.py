@@ -6,7 +6,8 @@ same operations in the same order, which is what makes a second cycle a provable
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 
 from reconcile.expect import stamp
 from reconcile.merge import touched_groups
@@ -16,13 +17,16 @@ from reconcile.model import (
     Kind,
     LocalState,
     Operation,
+    Operations,
     Plan,
     Ref,
     RuleSettings,
+    Section,
     Snapshot,
 )
 from reconcile.plan_groups import plan_groups
-from reconcile.plan_users import plan_users
+from reconcile.plan_members import MemberAdds, stamp_adds
+from reconcile.plan_users import UserCreates, plan_users
 
 # Apply runs operations in this order: links are freed before they are taken, rows exist
 # before memberships name them.
@@ -44,7 +48,6 @@ ORDER = (
     Action.CREATE_INVITE,
     Action.REVOKE_INVITE,
 )
-_RANK = {action: i for i, action in enumerate(ORDER)}
 
 
 def plan(
@@ -93,7 +96,10 @@ def plan(
     rejections = list(source.rejections) + users.rejections + groups.held + groups.rejections
     operations = users.operations + groups.operations + groups.member_operations
     operations += revoke_invites(local)
-    return Plan(directory, stamp(_ordered(operations), local), tuple(rejections))
+    # Creates and additions are kept as the records they are made from (a first cycle's
+    # bulk): their sections make each operation when the apply reaches it.
+    made = (UserCreates(users.created, directory), MemberAdds(stamp_adds(groups.member_adds, local)))
+    return Plan(directory, _ordered(stamp(operations, local), made), tuple(rejections))
 
 
 def revoke_invites(local: LocalState) -> list[Operation]:
@@ -135,8 +141,14 @@ def plan_disable(local: LocalState, directory: str) -> Plan:
         for g in local.groups
         if g.managed_by == directory
     ]
-    return Plan(directory, stamp(_ordered(ops), local))
+    return Plan(directory, _ordered(stamp(ops, local)))
 
 
-def _ordered(operations: list[Operation]) -> tuple[Operation, ...]:
-    return tuple(sorted(operations, key=lambda op: _RANK[op.action]))  # stable
+def _ordered(operations: Iterable[Operation], sections: Iterable[Section] = ()) -> Operations:
+    """`operations` and `sections` in `ORDER` of their actions; in the order given within
+    one action, a section after the operations."""
+    by_action: defaultdict[Action, list[Operation]] = defaultdict(list)
+    for op in operations:
+        by_action[op.action].append(op)
+    made = {section.action: section for section in sections}
+    return Operations(part for action in ORDER for part in (tuple(by_action[action]), made.get(action, ())))

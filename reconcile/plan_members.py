@@ -6,12 +6,34 @@ group first, and who leaves the groups the plan does not otherwise change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Set
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
+from dataclasses import dataclass, field, replace
+from itertools import accumulate
 
-from reconcile.model import Action, Kind, LocalGroup, LocalUser, Operation, Ref, Rejection, RuleSettings
+from reconcile.model import (
+    Action,
+    Kind,
+    LocalGroup,
+    LocalState,
+    LocalUser,
+    Operation,
+    Pairs,
+    Ref,
+    Rejection,
+    RuleSettings,
+    Section,
+    locate,
+)
+from reconcile.expect import BINDING
 from reconcile.plan_admin import admin_removals, hold_last_admins
-from reconcile.plan_users import IDENTITY_CHANGED, UserPlan, is_protected
+from reconcile.plan_users import (
+    IDENTITY_CHANGED,
+    CleanUser,
+    Member,
+    UserPlan,
+    is_protected,
+    member_of,
+)
 
 
 @dataclass(slots=True)
@@ -24,10 +46,60 @@ class _Managed:
     member_ids: Set[str]
 
 
+@dataclass(frozen=True, slots=True)
+class GroupAdds:
+    """The members one group gains: `ADD_MEMBER` operations, made by `MemberAdds`."""
+
+    name: str
+    group: Ref
+    members: tuple[Member, ...]
+    expect: Pairs = ()
+
+    def operation(self, member: Member) -> Operation:
+        ref, values = member_of(member)
+        return Operation(Action.ADD_MEMBER, self.name, group=self.group, user=ref, values=values, expect=self.expect)
+
+
+def stamp_adds(adds: Iterable[GroupAdds], local: LocalState) -> list[GroupAdds]:
+    """`adds` with `expect` set from the bindings of their groups in `local`, as
+    `reconcile.expect.stamp` sets it on operations."""
+    groups = {g.id: (g.external_id, g.managed_by) for g in local.groups}
+    out = []
+    for block in adds:
+        binding = groups.get(block.group.local_id) if block.group.local_id is not None else None
+        out.append(block if binding is None or block.expect else replace(block, expect=tuple(zip(BINDING, binding))))
+    return out
+
+
+class MemberAdds(Section):
+    """The `ADD_MEMBER` operations of groups' additions, group by group, made when
+    reached: a member kept in a group's additions is one pointer, where its operation is
+    about 100 bytes."""
+
+    __slots__ = ("groups", "_ends")
+    action = Action.ADD_MEMBER
+
+    def __init__(self, groups: Iterable[GroupAdds]) -> None:
+        self.groups = tuple(groups)
+        self._ends = tuple(accumulate(len(g.members) for g in self.groups))
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def __iter__(self) -> Iterator[Operation]:
+        return (g.operation(member) for g in self.groups for member in g.members)
+
+    def _at(self, index: int) -> Operation:
+        n, at = locate(self._ends, index)
+        return self.groups[n].operation(self.groups[n].members[at])
+
+
 @dataclass(slots=True)
 class GroupPlan:
     operations: list[Operation] = field(default_factory=list)
+    # removals (additions are `member_adds`)
     member_operations: list[Operation] = field(default_factory=list)
+    member_adds: list[GroupAdds] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     # deactivations R4 holds (last-active-administrator)
     held: list[Rejection] = field(default_factory=list)
@@ -91,18 +163,21 @@ def _drop(
     return [_remove(g.name, Ref(local_id=g.id), uid, local_users, users) for uid in removes]
 
 
-def _wanted(member_ids: Iterable[str], users: UserPlan) -> dict[int | str, tuple[Ref, tuple[tuple[str, object], ...]]]:
+def _wanted(member_ids: Iterable[str], users: UserPlan) -> dict[int | str, Member]:
     """The members a group listing `member_ids` has after the plan: the active users they
-    name, keyed by local row (or by the reference of a row the plan creates)."""
-    wanted: dict[int | str, tuple[Ref, tuple[tuple[str, object], ...]]] = {}
+    name, keyed by local row (or, for a row the plan creates, by its external id)."""
+    wanted: dict[int | str, Member] = {}
     for external_id in sorted(member_ids):
         # A held user (its record refused) counts as it stands in the store: memberships
         # belong to the group's record, which the directory still lists.
-        ref = users.final_ref.get(external_id)
-        if ref is None or external_id not in users.final_active:
+        member = users.final_member.get(external_id)
+        # Inactive users are not members (R7); a row the plan creates is active.
+        if member is None or not (isinstance(member, CleanUser) or external_id in users.final_active):
             continue
-        key = ref.local_id if ref.local_id is not None else str(ref)
-        wanted[key] = (ref, users.final_member[external_id])
+        # A row the plan creates has no local id yet: its external id names it.
+        key = external_id if isinstance(member, CleanUser) else member[0].local_id
+        assert key is not None, "a row that exists has a local id"
+        wanted[key] = member
     return wanted
 
 
@@ -114,6 +189,8 @@ def _members(
     admin: LocalGroup | None,
     rules: RuleSettings,
 ) -> list[Operation]:
+    """The removals that bring `m` to the members it should have; its additions go to
+    `out.member_adds`."""
     current = m.local.members if m.local is not None else frozenset()
     if users.seen_everyone:  # an incremental read names only the users that changed
         out.rejections.extend(
@@ -128,7 +205,7 @@ def _members(
         )
     wanted = _wanted(m.member_ids, users)
     removes = sorted(uid for uid in current if uid not in wanted)
-    adds = [item for k, item in wanted.items() if not (isinstance(k, int) and k in current)]
+    adds = tuple(member for k, member in wanted.items() if not (isinstance(k, int) and k in current))
 
     if _is_admin(m, admin, rules):
         removes, refused = admin_removals(m.name, current, removes, bool(adds), local_users, users, rules)
@@ -136,18 +213,9 @@ def _members(
         if not removes and not adds:
             return []
 
-    ops = [_remove(m.name, m.ref, uid, local_users, users) for uid in removes]
-    ops.extend(
-        Operation(
-            Action.ADD_MEMBER,
-            m.name,
-            group=m.ref,
-            user=ref,
-            values=values,
-        )
-        for ref, values in adds
-    )
-    return ops
+    if adds:
+        out.member_adds.append(GroupAdds(m.name, m.ref, adds))
+    return [_remove(m.name, m.ref, uid, local_users, users) for uid in removes]
 
 
 def _remove(name: str, group: Ref, uid: int, local_users: Mapping[int, LocalUser], users: UserPlan) -> Operation:

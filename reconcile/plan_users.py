@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from reconcile.model import (
@@ -12,9 +12,11 @@ from reconcile.model import (
     Kind,
     LocalUser,
     Operation,
+    Pairs,
     Ref,
     Rejection,
     RuleSettings,
+    Section,
 )
 from reconcile.rules import Violation, check_email, check_text, email_key
 
@@ -45,18 +47,36 @@ class CleanUser:
         return {name: getattr(self, name) for name in USER_FIELDS}
 
 
+# A user as the groups that list them gain them: one this plan creates, by its clean
+# record (`member_of` makes the reference and values, so a group's additions keep only
+# this), or the reference and add-member values of a row that exists.
+Member = CleanUser | tuple[Ref, Pairs]
+
+
+def member_of(member: Member) -> tuple[Ref, Pairs]:
+    """The user reference and the `values` of adding `member` to a group."""
+    if isinstance(member, CleanUser):
+        return Ref(key=member.external_id), member_values(member.email)
+    return member
+
+
 @dataclass(slots=True)
 class UserPlan:
     """What planning users decided, for the group planner and the final ordering."""
 
+    # every operation but the creates
     operations: list[Operation] = field(default_factory=list)
+    # the users this plan creates, in order (`UserCreates`)
+    created: list[CleanUser] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
-    # external id -> the local row it will be bound to after the plan
+    # external id -> the local row that exists and that it will be bound to after the plan
+    # (a user the plan creates is in `final_member` alone)
     final_ref: dict[str, Ref] = field(default_factory=dict)
-    # external id -> the address its local row has after the plan, as the `values` of
-    # adding it to a group: one tuple per user, shared by all their add-member operations
-    final_member: dict[str, tuple[tuple[str, object], ...]] = field(default_factory=dict)
-    # external ids whose final local row is active
+    # external id -> the user as the groups listing it gain it, for every user that has a
+    # row after the plan
+    final_member: dict[str, Member] = field(default_factory=dict)
+    # external ids whose final local row exists and is active (a row the plan creates is
+    # active: it is not in this set, which would be a million ids at a million users)
     final_active: set[str] = field(default_factory=set)
     # local ids left exactly as they are (a rejected record of a bound user)
     held_local_ids: set[int] = field(default_factory=set)
@@ -114,13 +134,14 @@ def plan_users(
 
     # 1. Validate; a bound user whose record is bad is held exactly as it is.
     valid: list[CleanUser] = []
-    seen_ids: set[str] = set()
+    # The ids reported, valid or not (held ones too, after this loop): one set of a
+    # million ids at a million users, so there is no second one.
+    seen_ids = out.seen
     for record in users:
         if record.external_id in seen_ids:
             out.rejections.append(_reject(record, "duplicate-id", "another user has this id"))
             continue
         seen_ids.add(record.external_id)
-        out.seen.add(record.external_id)
         if record.external_id in held_external_ids:
             _hold(out, bound.get(record.external_id))
             continue
@@ -131,13 +152,12 @@ def plan_users(
             continue
         valid.append(checked)
     for external_id in held_external_ids - seen_ids:
-        out.seen.add(external_id)  # reported, though unreadable: not an unknown member
+        seen_ids.add(external_id)  # reported, though unreadable: not an unknown member
         _hold(out, bound.get(external_id))
     if departed is not None:
         for external_id, row in bound.items():
             if external_id not in seen_ids and external_id not in departed:
                 seen_ids.add(external_id)
-                out.seen.add(external_id)
                 _keep(out, row)
 
     # 2. One directory user per email (R1): a bound user keeping its address wins, then
@@ -162,7 +182,6 @@ def plan_users(
             continue
         claims[key] = clean
 
-    claimed = {u.external_id for u in claims.values()}
     # Where each local row's address ends up if this plan runs: a claimed bound user
     # moves to its claim, everyone else keeps theirs.
     final_key_of: dict[int, str] = {u.id: email_key(u.email) for u in local}
@@ -171,15 +190,16 @@ def plan_users(
         if own is not None:
             final_key_of[own.id] = email_key(user.email)
 
-    creates: list[Operation] = []
-    for clean in (u for u in valid if u.external_id in claimed):
+    for clean in valid:
         key = email_key(clean.email)
+        if claims[key] is not clean:
+            continue  # refused above: another user has this address
         target = bound.get(clean.external_id)
         if target is not None:
             holder = by_key.get(key)
             if holder is not None and holder.id != target.id and final_key_of[holder.id] == key:
                 out.rejections.append(
-                    _reject_clean(clean, "email-taken", f"another local clean already has {clean.email!r}")
+                    _reject_clean(clean, "email-taken", f"another local user already has {clean.email!r}")
                 )
                 _hold(out, target)
                 continue
@@ -191,11 +211,8 @@ def plan_users(
             candidate = None  # its bound owner moves it to another address first
         if candidate is None:
             if clean.active:  # a disabled account is never created (Entra's rule too)
-                ref = Ref(key=clean.external_id)
-                creates.append(_create(clean, directory, ref))
-                out.final_ref[clean.external_id] = ref
-                out.final_member[clean.external_id] = member_values(clean.email)
-                out.final_active.add(clean.external_id)
+                out.created.append(clean)
+                out.final_member[clean.external_id] = clean
             continue
         if candidate.managed_by is not None and candidate.managed_by != directory:
             out.rejections.append(
@@ -213,7 +230,7 @@ def plan_users(
                 _reject_clean(
                     clean,
                     "email-taken",
-                    f"{candidate.email!r} belongs to directory clean {candidate.external_id}",
+                    f"{candidate.email!r} belongs to directory record {candidate.external_id}",
                 )
             )
             continue
@@ -232,7 +249,6 @@ def plan_users(
         if row.active:
             _deactivate(out, row, rules, reason=LEFT_SCOPE)
 
-    out.operations.extend(creates)
     return out
 
 
@@ -282,7 +298,7 @@ def _update(
     elif target.active and not user.active:
         _deactivate(out, target, rules, target=user.email, reason=SUSPENDED if user.suspended else DISABLED_IN_IDP)
     out.final_ref[user.external_id] = ref
-    out.final_member[user.external_id] = member_values(user.email)
+    out.final_member[user.external_id] = (ref, member_values(user.email))
     out.bound_local_ids.add(target.id)
     if user.active:
         out.final_active.add(user.external_id)
@@ -331,16 +347,37 @@ def member_values(email: str) -> tuple[tuple[str, object], ...]:
 CREATE_FIELDS = ("active", "display_name", "email", "external_id", "family_name", "given_name", "managed_by")
 
 
-def _create(user: CleanUser, directory: str, ref: Ref) -> Operation:
-    """Create `user` as `ref`, the one reference its add-member operations share."""
+def _create(user: CleanUser, directory: str) -> Operation:
+    """Create `user`, named by its external id."""
     return Operation(
         Action.CREATE_USER,
         user.email,
-        user=ref,
+        user=Ref(key=user.external_id),
         # A first cycle creates every user: their field names are one shared tuple.
         values=Fields(CREATE_FIELDS, (user.active, user.display_name, user.email, user.external_id,
                                       user.family_name, user.given_name, directory)),
     )
+
+
+class UserCreates(Section):
+    """The `CREATE_USER` of each of `users` (in order), made when reached: a clean record
+    is a third of the operation and its values."""
+
+    __slots__ = ("users", "directory")
+    action = Action.CREATE_USER
+
+    def __init__(self, users: Sequence[CleanUser], directory: str) -> None:
+        self.users = tuple(users)
+        self.directory = directory
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __iter__(self) -> Iterator[Operation]:
+        return (_create(user, self.directory) for user in self.users)
+
+    def _at(self, index: int) -> Operation:
+        return _create(self.users[index], self.directory)
 
 
 def _hold(out: UserPlan, local: LocalUser | None) -> None:
@@ -354,8 +391,8 @@ def _keep(out: UserPlan, local: LocalUser) -> None:
     """`local` stays bound exactly as it is."""
     assert local.external_id is not None
     out.bound_local_ids.add(local.id)
-    out.final_ref[local.external_id] = Ref(local_id=local.id)
-    out.final_member[local.external_id] = member_values(local.email)
+    ref = out.final_ref[local.external_id] = Ref(local_id=local.id)
+    out.final_member[local.external_id] = (ref, member_values(local.email))
     if local.active:
         out.final_active.add(local.external_id)
 

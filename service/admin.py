@@ -78,4 +78,4 @@ def run_local_action(store: Store, build: Callable[[LocalState], Plan]) -> tuple
         raise Refused(refused[0].reason, f"{refused[0].target}: {_WRITE_TIME[refused[0].reason]}")
     if result.failed or result.conflicts:
         raise NotApplied("the change could not be applied (a concurrent change?); try again")
-    return the_plan.operations
+    return tuple(the_plan.operations)

@@ -353,15 +353,20 @@ def insert_operation_events(
         columns[c]
         for c in ("seq", "action", "kind", "target", "outcome", "reason", "old", "new", "user_key", "group_key")
     )
-    # id(pairs) -> (the pairs, kept so that the id is not reused; their JSON; the member they name)
-    seen: dict[int, tuple[object, Any, object]] = {}
+    # id(pairs), or for a member's address its text -> (the pairs, kept so that the id is
+    # not reused; their JSON; the member they name). A plan makes a user's add-member
+    # values again for each group that gains them: one address, one serialisation.
+    seen: dict[object, tuple[object, Any, object]] = {}
 
     def serialised(pairs: Pairs) -> tuple[Any, object]:
         if not pairs:
             return None, None
-        found = seen.get(id(pairs))
+        key: object = id(pairs)
+        if len(pairs) == 1 and pairs[0][0] == "member" and type(pairs[0][1]) is str:
+            key = pairs[0][1]
+        found = seen.get(key)
         if found is None:
-            found = seen[id(pairs)] = (pairs, json_of(_jsonable(pairs)), _member(pairs))
+            found = seen[key] = (pairs, json_of(_jsonable(pairs)), _member(pairs))
         return found[1], found[2]
 
     member_keys: dict[str, str] = {}

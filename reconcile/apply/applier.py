@@ -29,11 +29,12 @@ from reconcile.apply.checks import (
     _AdminLockNeeded,
     _AdminWouldBeEmpty,
     _check_directory,
+    _REBINDS,
 )
-from reconcile.apply.lookup import _is_move
+from reconcile.apply.lookup import _MOVES, _is_move
 from reconcile.apply.result import ApplyResult, Failure, _Indexed, _Result
 from reconcile.apply.writer import _OP_ERRORS, _reason, _Writer
-from reconcile.model import Action, Operation, Plan
+from reconcile.model import Action, Operation, Plan, of_actions
 from store.engine import SQLITE_BEGIN, enlarge_page_cache
 from store.models import Outcome
 from store.runs import insert_events, insert_operation_events, next_seq, rejection_event
@@ -79,9 +80,9 @@ class _Applier(_Writer):
     def run(self, plan: Plan, progress: Progress | None, chunk_size: int,
             checkpoint: Callable[[], None] | None) -> ApplyResult:
         self.session.commit()
-        self._note_own_bindings(plan.operations)
+        self._note_own_bindings(op for _, op in of_actions(plan.operations, _REBINDS))
         # User moves, then group moves: each kind must form one batch for swaps to work.
-        moves = sorted(((i, op) for i, op in enumerate(plan.operations) if _is_move(op)),
+        moves = sorted(((i, op) for i, op in of_actions(plan.operations, _MOVES.keys()) if _is_move(op)),
                        key=lambda m: m[1].action is Action.RENAME_GROUP)
         # Chunks are cut as they are reached: a large plan is not copied into a second list.
         chunks: Iterator[tuple[list[_Indexed], bool]] = chain(
