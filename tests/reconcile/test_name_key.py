@@ -204,3 +204,9 @@ def test_display_name_is_created_without_its_format_characters():
     p = plan(directory([user("u1", "ana@example.com", name="An\u00ada\u200b")]), store(), RULES, directory="hr")
     [create] = p.operations
     assert create.value("display_name") == "Ana"
+
+
+def test_text_that_is_its_own_key_is_returned_itself_not_copied() -> None:
+    own = "".join(["ana", "@example.com"])  # built at run time: not an interned constant
+    assert text_key(own) is own
+    assert text_key(" Ana@Example.com ") == "ana@example.com"
