@@ -193,8 +193,14 @@ def _engine(info: dict[str, Any], store_url: str, full: bool) -> dict[str, Any]:
     table = {"kind": "entra", "tenant_id": info["tenant"], "client_id": info["client"],
              "client_secret_env": "BENCH_ENTRA_SECRET", "authority_host": info["base"],
              "graph_url": info["base"], "ca_bundle": info["ca"]}
+    # The 1 % change deactivates about 400 users and removes about 1,700 memberships at
+    # 100,000 users (ten times as many at a million): over the default limits of 1,000
+    # removals (and at a million, 500 deactivations). The limits are lifted, so that a cycle
+    # measures the sync, not the record of an approved plan that `allow_deactivations`
+    # below writes when a limit trips (the whole plan, as JSON).
     settings = parse({"store": {"url": store_url},
-                      "safety": {"max_deactivations": 1_000_000, "max_deactivation_ratio": 1.0},
+                      "safety": {"max_deactivations": 1_000_000, "max_deactivation_ratio": 1.0,
+                                 "max_member_removals": 10_000_000, "max_member_removal_ratio": 1.0},
                       "directories": {"entra": table}}, {})
     # What a process has done before its first cycle, as okta_bench's cycles: the
     # connector's modules imported and the store opened (its driver imported).
