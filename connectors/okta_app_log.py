@@ -44,9 +44,6 @@ class AppScopeChanges:
     doubtful: frozenset[str] = frozenset()
     unplaceable: bool = False
 
-    def named(self) -> frozenset[str]:
-        return self.entered | self.left | self.doubtful
-
 
 def app_scope_changes(events: Iterable[Mapping[str, Any]], app_id: str, *, since: datetime,
                       seen: datetime | None) -> AppScopeChanges:
