@@ -8,6 +8,7 @@ watermark); the store produces `LocalState`; `plan()` turns both into a `Plan` o
 from __future__ import annotations
 
 import enum
+from abc import abstractmethod
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence, Set
@@ -350,8 +351,8 @@ class OperationSequence(Sequence[Operation]):
 
     __slots__ = ()
 
-    def _at(self, index: int) -> Operation:
-        raise NotImplementedError
+    @abstractmethod
+    def _at(self, index: int) -> Operation: ...
 
     @overload
     def __getitem__(self, index: int) -> Operation: ...
