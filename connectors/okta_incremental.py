@@ -23,7 +23,7 @@ from urllib.parse import quote
 from connectors.errors import PermanentError
 from connectors.okta_app_log import APP_USER_ADDED, APP_USER_EVENTS, app_scope_changes
 from connectors.okta_http import CursorRejected, NotFound, Page
-from connectors.okta_log import GroupStamps, membership_changes, parse_time
+from connectors.okta_log import NOTHING_CHANGED, GroupStamps, membership_changes, parse_time
 from connectors.okta_map import ACTIVE, is_built_in, is_member_in_scope, user_id_of
 from connectors.okta_read import (
     APP_GROUPS_PAGE,
@@ -210,7 +210,7 @@ class _IncrementalReader(_Reader):
                  app_only: bool = False) -> set[str]:
         found: set[str] = set()
         for event in events:
-            if event.get("eventType") not in types:
+            if event.get("eventType") not in types or _refused(event):
                 continue
             targets = [t for t in event.get("target") or [] if isinstance(t, dict)]
             if app_only and not any(t.get("type") == "AppInstance" and t.get("id") == self.app_id for t in targets):
@@ -330,6 +330,13 @@ class _IncrementalReader(_Reader):
             [g for g in assigned if moved(g)], events, window, deleted, known=known, reread_too=added & set(known))
         removed = {g for g in (unassigned | deleted) if g not in known}
         return read, removed
+
+
+def _refused(event: Mapping[str, Any]) -> bool:
+    """Whether Okta refused the attempt an event records (FAILURE, DENY, SKIPPED): nothing
+    changed, so it names no user or group that left, entered or was deleted."""
+    outcome = event.get("outcome")
+    return isinstance(outcome, Mapping) and outcome.get("result") in NOTHING_CHANGED
 
 
 def _assigned_since(raw_assignments: list[Any], moment: datetime) -> set[str]:

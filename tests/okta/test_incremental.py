@@ -116,6 +116,17 @@ def test_a_deleted_user_is_removed(org_cycles: Cycles, org: OktaOrg) -> None:
     assert uid in org_cycles.changes().removed_user_ids
 
 
+def test_a_refused_deletion_removes_nothing(org_cycles: Cycles, org: OktaOrg, sim: OktaSimulator) -> None:
+    # An attempt Okta refused changed nothing: its user and group are still there.
+    org.log("user.lifecycle.delete.completed", [org._user_target(org.user_ids[9])], outcome="FAILURE")
+    org.log("group.lifecycle.delete", [org._group_target(org.group_ids[2])], outcome="DENY")
+
+    changes = org_cycles.changes()
+
+    assert changes == Changes(watermark=changes.watermark)
+    assert sim.counts() == {"logs": 1, "users.list": 1, "groups.list": 1}
+
+
 def test_membership_changes_come_from_the_system_log_without_re_reading_members(
     org_cycles: Cycles, org: OktaOrg, sim: OktaSimulator
 ) -> None:
@@ -187,6 +198,21 @@ def test_app_scope_assign_and_unassign_a_user(app_cycles: Cycles, org: OktaOrg) 
 
     changes = app_cycles.changes()
     assert changes.removed_user_ids == {outsider} and changes.users == ()
+
+
+def test_app_scope_a_refused_assignment_costs_nothing(app_cycles: Cycles, org: OktaOrg, sim: OktaSimulator) -> None:
+    app = org.app_id
+    assert app is not None
+    outsider = next(u for u in org.user_ids if u not in org.app_user_ids(app)[1])
+    # Refused attempts: the user did not enter the app, the group was not assigned to it.
+    org.log("application.user_membership.add", [org._user_target(outsider), org._app_target(app)], outcome="FAILURE")
+    org.log("group.application_assignment.remove", [org._group_target(org.group_ids[1]), org._app_target(app)],
+            outcome="SKIPPED")
+
+    changes = app_cycles.changes()
+
+    assert changes == Changes(watermark=changes.watermark)
+    assert sim.counts() == {"logs": 1, "users.list": 1, "apps.groups": 1}
 
 
 def test_app_scope_assign_and_unassign_a_group(app_cycles: Cycles, org: OktaOrg) -> None:
