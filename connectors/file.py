@@ -28,7 +28,8 @@ from config import FileDirectorySettings, Settings
 from connectors.base import ReadProgress
 from connectors.errors import PartialReadError, PermanentError
 from connectors.json_stream import stream_object
-from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Members, Rejection, Snapshot
+from reconcile.id_sets import Members
+from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Rejection, Snapshot
 
 TEXT_FIELDS = ("email", "given_name", "family_name", "display_name")
 SECTIONS = ("users", "groups")

@@ -17,7 +17,8 @@ from urllib.parse import quote
 
 from connectors.errors import PartialReadError
 from connectors.graph_http import GraphClient, decode_page
-from reconcile.model import ExternalGroup, ExternalUser, Kind, Members, Rejection
+from reconcile.id_sets import Members
+from reconcile.model import ExternalGroup, ExternalUser, Kind, Rejection
 from reconcile.rules import entra_active
 
 USER_SELECT = "id,userPrincipalName,mail,givenName,surname,displayName,accountEnabled,createdDateTime"

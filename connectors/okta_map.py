@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconcile.model import ExternalGroup, ExternalUser, Kind, Members, Rejection
+from reconcile.id_sets import Members
+from reconcile.model import ExternalGroup, ExternalUser, Kind, Rejection
 from reconcile.rules import OKTA_ACTIVE, OKTA_INACTIVE, OKTA_NOT_CREATED, okta_status_active
 
 # R9 is defined once, in the rules: the connector only applies it.

@@ -19,7 +19,8 @@ from connectors.okta_http import NotFound, OktaPager
 from connectors.okta_log import MEMBERSHIP_EVENTS, latest_membership_event
 from connectors.okta_map import is_built_in, is_member_in_scope, map_group, map_user, user_id_of
 from connectors.okta_watermark import GroupMark, Watermark, handled_marks, okta_time
-from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Members, Rejection, Snapshot
+from reconcile.id_sets import Members
+from reconcile.model import Changes, ExternalGroup, ExternalUser, Kind, Rejection, Snapshot
 
 log = logging.getLogger("connectors.okta")
 

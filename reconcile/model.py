@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from itertools import accumulate, chain
 from typing import Any, overload
 
+from reconcile.id_sets import NO_LOCAL_IDS, NO_MEMBERS, LocalIds, Members
+
 
 # --- what a directory says -------------------------------------------------------------
 
@@ -37,51 +39,6 @@ class ExternalUser:
     display_name: str | None = None
     active: bool = True
     suspended: bool = False
-
-
-class Members(Set[str]):
-    """A group's member ids: a frozenset's meaning (equal to, and hashing as, the
-    frozenset of the same ids), kept as one sorted tuple of the ids given. A set keeps
-    each id in a hash table with room to spare, 40 to 80 bytes per member; this keeps 8,
-    which at a million users and two million memberships is about 140 MiB less."""
-
-    __slots__ = ("ids",)
-
-    def __init__(self, ids: Iterable[str] = ()) -> None:
-        self.ids: tuple[str, ...] = ids.ids if isinstance(ids, Members) else tuple(sorted(set(ids)))
-
-    def __contains__(self, item: object) -> bool:
-        if not isinstance(item, str):
-            return False
-        at = bisect_left(self.ids, item)
-        return at < len(self.ids) and self.ids[at] == item
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.ids)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Members):
-            return self.ids == other.ids
-        return super().__eq__(other)
-
-    def __hash__(self) -> int:
-        return self._hash()
-
-    @classmethod
-    def _from_iterable(cls, it: Iterable[Any]) -> Members:  # type: ignore[override]  # ids are strings
-        return cls(it)  # what `-`, `|` and `&` return
-
-    def __repr__(self) -> str:
-        return f"Members({list(self.ids)!r})"
-
-    def __reduce__(self) -> tuple[type[Members], tuple[tuple[str, ...]]]:
-        return (Members, (self.ids,))
-
-
-NO_MEMBERS = Members()
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +145,11 @@ class LocalGroup:
     managed_by: str | None = None
     external_id: str | None = None
     reserved: bool = False
-    members: frozenset[int] = frozenset()
+    members: Set[int] = NO_LOCAL_IDS  # any set of user ids given is kept as `LocalIds`
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.members, LocalIds):
+            object.__setattr__(self, "members", LocalIds(self.members))
 
 
 @dataclass(frozen=True, slots=True)

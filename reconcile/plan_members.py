@@ -191,7 +191,9 @@ def _members(
 ) -> list[Operation]:
     """The removals that bring `m` to the members it should have; its additions go to
     `out.member_adds`."""
-    current = m.local.members if m.local is not None else frozenset()
+    # One group's members as a hash set while it is planned: `LocalIds` keeps them compact
+    # for the whole plan, and each lookup below would be a search of it.
+    current = set(m.local.members) if m.local is not None else set()
     if users.seen_everyone:  # an incremental read names only the users that changed
         out.rejections.extend(
             Rejection(

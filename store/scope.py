@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
+from reconcile.id_sets import LocalIds
 from reconcile.model import LocalGroup, LocalInvite, LocalState, LocalUser
 from reconcile.rules import email_key, name_key
 from store.models import InviteStatus, groups, invites, memberships, users
@@ -142,7 +143,7 @@ def load_scope(
 
     local_groups = tuple(
         LocalGroup(gid, name, managed_by, external_id, reserved,
-                   frozenset(partial.get(gid, ()) if gid in partial_ids or gid in partial else members.get(gid, ())))
+                   LocalIds(partial.get(gid, ()) if gid in partial_ids or gid in partial else members.get(gid, ())))
         for gid, (_, name, managed_by, external_id, reserved) in sorted(group_rows.items())
     )
     local_users = tuple(LocalUser(*row) for _, row in sorted(user_rows.items()))

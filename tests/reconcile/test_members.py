@@ -1,5 +1,5 @@
-"""`Members`, a group's member ids: it must mean exactly what the frozenset of the same ids
-means, whatever the planner, the merge or a test does with it."""
+"""`Members` and `LocalIds`, a group's member ids: each must mean exactly what the frozenset
+of the same ids means, whatever the planner, the merge or a test does with it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pickle
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconcile.model import ExternalGroup, Members
+from reconcile.id_sets import LocalIds, Members
+from reconcile.model import ExternalGroup, LocalGroup
 
 ids = st.frozensets(st.text(max_size=6), max_size=12)
 
@@ -42,3 +43,32 @@ def test_a_group_keeps_any_set_of_member_ids_as_members_equal_to_it() -> None:
 def test_members_keep_the_very_strings_they_were_given() -> None:
     ident = "".join(["u", "1"])  # not interned: a copy would be another object
     assert next(iter(Members([ident]))) is ident
+
+
+local_ids = st.frozensets(st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=12)
+
+
+@given(local_ids, local_ids)
+def test_local_ids_behave_as_the_frozenset_of_their_ids(a: frozenset[int], b: frozenset[int]) -> None:
+    m, n = LocalIds(a), LocalIds(b)
+    assert m == a and a == m and (m == n) == (a == b) and (m != b) == (a != b)
+    assert hash(m) == hash(a)
+    assert len(m) == len(a) and list(m) == sorted(a)
+    assert all(x in m for x in a) and all((x in m) == (x in a) for x in b)
+    assert m - n == a - b and m | n == a | b and m & n == a & b and m ^ n == a ^ b
+    assert b - m == b - a and (m <= n) == (a <= b) and isinstance(m - n, LocalIds)
+    assert pickle.loads(pickle.dumps(m)) == m
+
+
+def test_local_ids_refuse_what_is_not_an_id_and_tell_apart_the_two_kinds() -> None:
+    m = LocalIds([3, 1, 3])
+    assert list(m.ids) == [1, 3] and "1" not in m and None not in m and 1.5 not in m
+    assert Members(["1"]) != LocalIds([1])
+
+
+def test_a_local_group_keeps_any_set_of_member_ids_as_local_ids_equal_to_it() -> None:
+    group = LocalGroup(1, "Engineering", members=frozenset({2, 1}))
+    assert isinstance(group.members, LocalIds) and group.members == {1, 2}
+    assert group == LocalGroup(1, "Engineering", members=LocalIds([1, 2]))
+    assert hash(group) == hash(LocalGroup(1, "Engineering", members=frozenset({1, 2})))
+    assert LocalGroup(2, "Empty").members == frozenset()
