@@ -73,7 +73,7 @@ def hold_last_admins(
     users.deactivated_local_ids -= held
     # The record each held row is bound to after the plan: a row this plan links is bound to
     # a record it was not bound to before, and the groups that list that record want it.
-    bound_to = {ref.local_id: ext for ext, ref in users.final_ref.items() if ref.local_id in held}
+    bound_to = {row: ext for ext, row in users.final_rows() if row in held}
     rejections = []
     for uid in sorted(held):
         user = local_users[uid]

@@ -122,7 +122,7 @@ def _hold_last_admins(
     own = next((m for m in managed if _is_admin(m, admin, rules)), None)
     if own is not None:
         current = own.local.members if own.local is not None else frozenset()
-        listed = {ref.local_id for ref in map(users.final_ref.get, own.member_ids) if ref is not None}
+        listed = {row for row in map(users.final_row, own.member_ids) if row is not None}
         return hold_last_admins(
             own.name,
             current,
@@ -175,8 +175,7 @@ def _wanted(member_ids: Iterable[str], users: UserPlan) -> dict[int | str, Membe
         if member is None or not (isinstance(member, CleanUser) or external_id in users.final_active):
             continue
         # A row the plan creates has no local id yet: its external id names it.
-        key = external_id if isinstance(member, CleanUser) else member[0].local_id
-        assert key is not None, "a row that exists has a local id"
+        key = external_id if isinstance(member, CleanUser) else member[0]
         wanted[key] = member
     return wanted
 

@@ -48,16 +48,17 @@ class CleanUser:
 
 
 # A user as the groups that list them gain them: one this plan creates, by its clean
-# record (`member_of` makes the reference and values, so a group's additions keep only
-# this), or the reference and add-member values of a row that exists.
-Member = CleanUser | tuple[Ref, Pairs]
+# record, or a row that exists, by its id and its address after the plan. `member_of`
+# makes the reference and values, so the plan keeps one pointer per member.
+Member = CleanUser | tuple[int, str]
 
 
 def member_of(member: Member) -> tuple[Ref, Pairs]:
     """The user reference and the `values` of adding `member` to a group."""
     if isinstance(member, CleanUser):
         return Ref(key=member.external_id), member_values(member.email)
-    return member
+    local_id, email = member
+    return Ref(local_id=local_id), member_values(email)
 
 
 @dataclass(slots=True)
@@ -69,11 +70,8 @@ class UserPlan:
     # the users this plan creates, in order (`UserCreates`)
     created: list[CleanUser] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
-    # external id -> the local row that exists and that it will be bound to after the plan
-    # (a user the plan creates is in `final_member` alone)
-    final_ref: dict[str, Ref] = field(default_factory=dict)
     # external id -> the user as the groups listing it gain it, for every user that has a
-    # row after the plan
+    # row after the plan (`final_row`: the row that exists)
     final_member: dict[str, Member] = field(default_factory=dict)
     # external ids whose final local row exists and is active (a row the plan creates is
     # active: it is not in this set, which would be a million ids at a million users)
@@ -96,6 +94,16 @@ class UserPlan:
     # incremental one names only the users that changed: a member it does not name may
     # be an inactive user never created here, not an unknown one.
     seen_everyone: bool = True
+
+    def final_row(self, external_id: str) -> int | None:
+        """The id of the row that exists and that `external_id` is bound to after the
+        plan (None for a user the plan creates, or one with no row)."""
+        member = self.final_member.get(external_id)
+        return member[0] if isinstance(member, tuple) else None
+
+    def final_rows(self) -> Iterator[tuple[str, int]]:
+        """(external id, `final_row`) of every user bound to a row that exists."""
+        return ((ext, member[0]) for ext, member in self.final_member.items() if isinstance(member, tuple))
 
 
 def clean_user(user: ExternalUser, rules: RuleSettings) -> CleanUser | Violation:
@@ -182,13 +190,13 @@ def plan_users(
             continue
         claims[key] = clean
 
-    # Where each local row's address ends up if this plan runs: a claimed bound user
-    # moves to its claim, everyone else keeps theirs.
-    final_key_of: dict[int, str] = {u.id: email_key(u.email) for u in local}
-    for user in claims.values():
+    # The local rows that leave their address if this plan runs: those whose bound user
+    # claims another one. Every other row keeps its own.
+    moving: set[int] = set()
+    for key, user in claims.items():
         own = bound.get(user.external_id)
-        if own is not None:
-            final_key_of[own.id] = email_key(user.email)
+        if own is not None and email_key(own.email) != key:
+            moving.add(own.id)
 
     for clean in valid:
         key = email_key(clean.email)
@@ -197,7 +205,7 @@ def plan_users(
         target = bound.get(clean.external_id)
         if target is not None:
             holder = by_key.get(key)
-            if holder is not None and holder.id != target.id and final_key_of[holder.id] == key:
+            if holder is not None and holder.id != target.id and holder.id not in moving:
                 out.rejections.append(
                     _reject_clean(clean, "email-taken", f"another local user already has {clean.email!r}")
                 )
@@ -207,7 +215,7 @@ def plan_users(
             continue
 
         candidate = by_key.get(key)
-        if candidate is not None and final_key_of[candidate.id] != key:
+        if candidate is not None and candidate.id in moving:
             candidate = None  # its bound owner moves it to another address first
         if candidate is None:
             if clean.active:  # a disabled account is never created (Entra's rule too)
@@ -297,8 +305,7 @@ def _update(
         out.activated_local_ids.add(target.id)
     elif target.active and not user.active:
         _deactivate(out, target, rules, target=user.email, reason=SUSPENDED if user.suspended else DISABLED_IN_IDP)
-    out.final_ref[user.external_id] = ref
-    out.final_member[user.external_id] = (ref, member_values(user.email))
+    out.final_member[user.external_id] = (target.id, user.email)
     out.bound_local_ids.add(target.id)
     if user.active:
         out.final_active.add(user.external_id)
@@ -391,8 +398,7 @@ def _keep(out: UserPlan, local: LocalUser) -> None:
     """`local` stays bound exactly as it is."""
     assert local.external_id is not None
     out.bound_local_ids.add(local.id)
-    ref = out.final_ref[local.external_id] = Ref(local_id=local.id)
-    out.final_member[local.external_id] = (ref, member_values(local.email))
+    out.final_member[local.external_id] = (local.id, local.email)
     if local.active:
         out.final_active.add(local.external_id)
 
