@@ -90,7 +90,8 @@ def _for_snapshot(
     if read >= WHOLE_STORE_READ:
         stored = session.connection().execute(select(func.count()).select_from(users)).scalar_one()
         if stored <= 2 * read:
-            return load_local_state(session)
+            # The rows share the records' strings; an empty store has no row to share them.
+            return load_local_state(session, sharing=source.users if stored else ())
     return load_scope(
         session,
         directory,

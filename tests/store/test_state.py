@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconcile.apply import apply
-from reconcile.model import LocalGroup, LocalInvite, LocalState, LocalUser
+from reconcile.model import ExternalUser, LocalGroup, LocalInvite, LocalState, LocalUser
 from store import Store, load_local_state
 from tests.store.builders import (
     add_member,
@@ -54,3 +54,21 @@ def test_local_state_round_trips_what_apply_wrote(store: Store) -> None:
 def test_empty_store_loads_an_empty_state(store: Store) -> None:
     with store.session() as session:
         assert load_local_state(session) == LocalState()
+
+
+def test_a_row_takes_the_strings_of_the_record_it_shares_where_they_are_equal(store: Store) -> None:
+    apply(store, plan(create_user("u1", "ann@x.com", given="Ann", family="Lee", display="Ann Lee"),
+                      create_user("u2", "bob@x.com", given="Bob", family=None, display="Bob")), run_id=None)
+    # Built at run time, so that they are other objects than any the store returns.
+    same = ExternalUser("".join(["u", "1"]), "".join(["ann", "@x.com"]), "".join(["A", "nn"]), "Lee", "Ann Lee")
+    renamed = ExternalUser("u2", "robert@x.com", "Robert", None, "Bob")
+
+    with store.session() as session:
+        shared = load_local_state(session, sharing=[same, renamed])
+        plain = load_local_state(session)
+
+    assert shared == plain  # the same values, whichever objects hold them
+    ann, bob = shared.users
+    assert ann.external_id is same.external_id and ann.email is same.email and ann.given_name is same.given_name
+    assert bob.email == "bob@x.com" and bob.given_name == "Bob"  # the row's own, where the record differs
+    assert bob.display_name is renamed.display_name
