@@ -79,7 +79,7 @@ def hold_last_admins(
         user = local_users[uid]
         external_id = bound_to.get(uid)
         if external_id is not None:
-            users.final_active.add(external_id)
+            users.final_inactive.discard(external_id)
         rejections.append(
             Rejection(
                 Kind.USER,

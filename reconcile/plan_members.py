@@ -172,10 +172,10 @@ def _wanted(member_ids: Iterable[str], users: UserPlan) -> dict[int | str, Membe
         # belong to the group's record, which the directory still lists.
         member = users.final_member.get(external_id)
         # Inactive users are not members (R7); a row the plan creates is active.
-        if member is None or not (isinstance(member, CleanUser) or external_id in users.final_active):
+        if member is None or external_id in users.final_inactive:
             continue
         # A row the plan creates has no local id yet: its external id names it.
-        key = external_id if isinstance(member, CleanUser) else member[0]
+        key = external_id if isinstance(member, CleanUser) else member.id
         wanted[key] = member
     return wanted
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reconcile.model import (
     Action,
@@ -48,17 +48,17 @@ class CleanUser:
 
 
 # A user as the groups that list them gain them: one this plan creates, by its clean
-# record, or a row that exists, by its id and its address after the plan. `member_of`
-# makes the reference and values, so the plan keeps one pointer per member.
-Member = CleanUser | tuple[int, str]
+# record, or a row that exists, by the row (with the address the plan gives it, where it
+# moves). `member_of` makes the reference and values, so the plan keeps one pointer per
+# member, and for an unchanged row not even a record of its own.
+Member = CleanUser | LocalUser
 
 
 def member_of(member: Member) -> tuple[Ref, Pairs]:
     """The user reference and the `values` of adding `member` to a group."""
     if isinstance(member, CleanUser):
         return Ref(key=member.external_id), member_values(member.email)
-    local_id, email = member
-    return Ref(local_id=local_id), member_values(email)
+    return Ref(local_id=member.id), member_values(member.email)
 
 
 @dataclass(slots=True)
@@ -73,16 +73,16 @@ class UserPlan:
     # external id -> the user as the groups listing it gain it, for every user that has a
     # row after the plan (`final_row`: the row that exists)
     final_member: dict[str, Member] = field(default_factory=dict)
-    # external ids whose final local row exists and is active (a row the plan creates is
-    # active: it is not in this set, which would be a million ids at a million users)
-    final_active: set[str] = field(default_factory=set)
+    # external ids whose final local row exists and is inactive; every other user in
+    # `final_member` is active (a set of the active ones would hold nearly every id)
+    final_inactive: set[str] = field(default_factory=set)
     # local ids left exactly as they are (a rejected record of a bound user)
     held_local_ids: set[int] = field(default_factory=set)
     # local ids this plan deactivates, and those it activates
     deactivated_local_ids: set[int] = field(default_factory=set)
     activated_local_ids: set[int] = field(default_factory=set)
-    # local ids some directory record is bound to after the plan
-    bound_local_ids: set[int] = field(default_factory=set)
+    # local ids this plan binds to a directory record they were not bound to
+    linked_local_ids: set[int] = field(default_factory=set)
     # local ids whose directory record left scope (deactivated, or held active)
     left_local_ids: set[int] = field(default_factory=set)
     # local ids re-bound to a different directory record: a new person, who keeps none
@@ -99,11 +99,11 @@ class UserPlan:
         """The id of the row that exists and that `external_id` is bound to after the
         plan (None for a user the plan creates, or one with no row)."""
         member = self.final_member.get(external_id)
-        return member[0] if isinstance(member, tuple) else None
+        return member.id if isinstance(member, LocalUser) else None
 
     def final_rows(self) -> Iterator[tuple[str, int]]:
         """(external id, `final_row`) of every user bound to a row that exists."""
-        return ((ext, member[0]) for ext, member in self.final_member.items() if isinstance(member, tuple))
+        return ((ext, member.id) for ext, member in self.final_member.items() if isinstance(member, LocalUser))
 
 
 def clean_user(user: ExternalUser, rules: RuleSettings) -> CleanUser | Violation:
@@ -251,7 +251,7 @@ def plan_users(
     for external_id, row in bound.items():
         if external_id in seen_ids or row.id in out.held_local_ids:
             continue
-        if row.id in out.bound_local_ids:
+        if row.id in out.linked_local_ids:
             continue  # rebound to a new directory record above
         out.left_local_ids.add(row.id)
         if row.active:
@@ -305,10 +305,11 @@ def _update(
         out.activated_local_ids.add(target.id)
     elif target.active and not user.active:
         _deactivate(out, target, rules, target=user.email, reason=SUSPENDED if user.suspended else DISABLED_IN_IDP)
-    out.final_member[user.external_id] = (target.id, user.email)
-    out.bound_local_ids.add(target.id)
-    if user.active:
-        out.final_active.add(user.external_id)
+    out.final_member[user.external_id] = target if target.email == user.email else replace(target, email=user.email)
+    if link:
+        out.linked_local_ids.add(target.id)
+    if not user.active:
+        out.final_inactive.add(user.external_id)
 
 
 def _deactivate(out: UserPlan, row: LocalUser, rules: RuleSettings, target: str | None = None, *,
@@ -397,10 +398,9 @@ def _hold(out: UserPlan, local: LocalUser | None) -> None:
 def _keep(out: UserPlan, local: LocalUser) -> None:
     """`local` stays bound exactly as it is."""
     assert local.external_id is not None
-    out.bound_local_ids.add(local.id)
-    out.final_member[local.external_id] = (local.id, local.email)
-    if local.active:
-        out.final_active.add(local.external_id)
+    out.final_member[local.external_id] = local
+    if not local.active:
+        out.final_inactive.add(local.external_id)
 
 
 def _reject(user: ExternalUser, reason: str, detail: str) -> Rejection:
