@@ -8,6 +8,9 @@ that holds them.
 - `Members`: a directory's member ids (strings), as one sorted tuple: 8 bytes a member.
 - `LocalIds`: the store's member ids (integers), as one sorted array of 64-bit integers:
   8 bytes a member, and no integer object per member until one is read.
+
+`RowsById` looks rows up by their integer id the same way: the rows sorted by id and one
+array of their ids, where a dict would take about 40 bytes a row.
 """
 
 from __future__ import annotations
@@ -15,10 +18,19 @@ from __future__ import annotations
 from abc import abstractmethod
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence, Set
-from typing import Any, Generic, TypeVar, cast
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
+from itertools import islice
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 _Id = TypeVar("_Id", str, int)
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+_Row = TypeVar("_Row", bound=_HasId)
 
 
 class _SortedIds(Set[_Id], Generic[_Id]):
@@ -95,3 +107,31 @@ class LocalIds(_SortedIds[int]):
 
 NO_MEMBERS = Members()
 NO_LOCAL_IDS = LocalIds()
+
+
+class RowsById(Mapping[int, _Row]):
+    """`rows` by their `id`: the rows in id order (`rows` itself when it is a sequence in
+    that order already, as the store loads them) and one sorted array of their ids."""
+
+    __slots__ = ("_rows", "_ids")
+
+    def __init__(self, rows: Iterable[_Row]) -> None:
+        ordered: Sequence[_Row] = rows if isinstance(rows, Sequence) else list(rows)
+        ids = array("q", (row.id for row in ordered))
+        if not all(a < b for a, b in zip(ids, islice(ids, 1, None))):
+            ordered = sorted(ordered, key=lambda row: row.id)
+            ids = array("q", (row.id for row in ordered))
+        self._rows = ordered
+        self._ids = ids
+
+    def __getitem__(self, key: int) -> _Row:
+        at = bisect_left(self._ids, key) if isinstance(key, int) else len(self._ids)
+        if at < len(self._ids) and self._ids[at] == key:
+            return self._rows[at]
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from reconcile.expect import stamp
+from reconcile.id_sets import RowsById
 from reconcile.merge import touched_groups
 from reconcile.model import (
     Action,
@@ -78,7 +79,7 @@ def plan(
     held_groups = frozenset(
         r.external_id for r in source.rejections if r.kind is Kind.GROUP and r.external_id
     )
-    users_by_id = {u.id: u for u in local.users}
+    users_by_id = RowsById(local.users)
 
     users = plan_users(external_users, local.users, directory, rules, held_users, departed_users)
     groups = plan_groups(

@@ -8,8 +8,8 @@ import pickle
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconcile.id_sets import LocalIds, Members
-from reconcile.model import ExternalGroup, LocalGroup
+from reconcile.id_sets import LocalIds, Members, RowsById
+from reconcile.model import ExternalGroup, LocalGroup, LocalUser
 
 ids = st.frozensets(st.text(max_size=6), max_size=12)
 
@@ -72,3 +72,13 @@ def test_a_local_group_keeps_any_set_of_member_ids_as_local_ids_equal_to_it() ->
     assert group == LocalGroup(1, "Engineering", members=LocalIds([1, 2]))
     assert hash(group) == hash(LocalGroup(1, "Engineering", members=frozenset({1, 2})))
     assert LocalGroup(2, "Empty").members == frozenset()
+
+
+@given(st.lists(st.integers(min_value=1, max_value=50), unique=True, max_size=12), st.integers(min_value=0, max_value=60))
+def test_rows_by_id_look_rows_up_as_a_dict_by_id_does(ids: list[int], probe: int) -> None:
+    rows = [LocalUser(i, f"u{i}@x.com", None, None, None, True) for i in ids]
+    as_dict = {row.id: row for row in rows}
+    by_id = RowsById(rows)
+    assert dict(by_id) == as_dict and len(by_id) == len(as_dict) and list(by_id) == sorted(as_dict)
+    assert (probe in by_id) == (probe in as_dict) and by_id.get(probe) is as_dict.get(probe)
+    assert "1" not in by_id
