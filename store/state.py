@@ -18,6 +18,10 @@ from reconcile.model import ExternalUser, LocalGroup, LocalInvite, LocalState, L
 from store.models import InviteStatus, groups, invites, memberships, users
 
 
+# Rows fetched at a time by the loads of a whole table.
+ROWS_PER_FETCH = 10_000
+
+
 def load_local_state(session: Session, *, sharing: Iterable[ExternalUser] = ()) -> LocalState:
     """Every user and group (sorted by id, groups with their member ids) and the open
     invites, as one consistent read inside `session`'s transaction.
@@ -26,7 +30,9 @@ def load_local_state(session: Session, *, sharing: Iterable[ExternalUser] = ()) 
     takes that record's very strings where its own are equal, as equal strings are
     interchangeable: the plan then holds each unchanged email and name once, not twice
     (a full cycle over a million users: about 570 MiB less at its peak)."""
-    conn = session.connection()
+    # Rows arrive in batches (on PostgreSQL through a server-side cursor): the driver
+    # would otherwise hold every row of a million-user store at once beside these records.
+    conn = session.connection().execution_options(yield_per=ROWS_PER_FETCH)
     u = users.c
     user_rows = conn.execute(
         select(
