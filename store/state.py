@@ -18,8 +18,12 @@ from reconcile.model import ExternalUser, LocalGroup, LocalInvite, LocalState, L
 from store.models import InviteStatus, groups, invites, memberships, users
 
 
-# Rows fetched at a time by the loads of a whole table.
+# The loads of a whole table fetch this many rows at a time (on PostgreSQL through a
+# server-side cursor): the driver would otherwise hold every row of a million-user store
+# at once beside the records made of them. Per statement: set on the connection, it
+# would stay for the rest of the transaction.
 ROWS_PER_FETCH = 10_000
+_IN_BATCHES = {"yield_per": ROWS_PER_FETCH}
 
 
 def load_local_state(session: Session, *, sharing: Iterable[ExternalUser] = ()) -> LocalState:
@@ -30,14 +34,13 @@ def load_local_state(session: Session, *, sharing: Iterable[ExternalUser] = ()) 
     takes that record's very strings where its own are equal, as equal strings are
     interchangeable: the plan then holds each unchanged email and name once, not twice
     (a full cycle over a million users: about 570 MiB less at its peak)."""
-    # Rows arrive in batches (on PostgreSQL through a server-side cursor): the driver
-    # would otherwise hold every row of a million-user store at once beside these records.
-    conn = session.connection().execution_options(yield_per=ROWS_PER_FETCH)
+    conn = session.connection()
     u = users.c
     user_rows = conn.execute(
         select(
             u.id, u.email, u.given_name, u.family_name, u.display_name, u.active, u.managed_by, u.external_id
-        ).order_by(u.id)
+        ).order_by(u.id),
+        execution_options=_IN_BATCHES,
     )
     # The owning directory's name repeats on each of its rows: one copy, not one per row
     # (about 50 MiB at a million users).
@@ -60,7 +63,8 @@ def load_local_state(session: Session, *, sharing: Iterable[ExternalUser] = ()) 
     # Each group's member ids as 64-bit integers (`LocalIds`): at two million memberships a
     # list of integer objects per group held about 70 MiB more than these at their peak.
     members: defaultdict[int, array[int]] = defaultdict(lambda: array("q"))
-    for group_id, user_id in conn.execute(select(memberships.c.group_id, memberships.c.user_id)):
+    for group_id, user_id in conn.execute(select(memberships.c.group_id, memberships.c.user_id),
+                                          execution_options=_IN_BATCHES):
         members[group_id].append(user_id)
 
     g = groups.c
