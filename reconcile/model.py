@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import enum
 from abc import abstractmethod
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass, field
 from itertools import accumulate, chain
-from typing import Any, overload
+from typing import overload
 
 from reconcile.id_sets import NO_LOCAL_IDS, NO_MEMBERS, LocalIds, Members
 
