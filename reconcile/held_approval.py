@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from reconcile.apply import REQUEST_REFUSED
 from reconcile.model import Action, Operation, Rejection
 from reconcile.push_label import addressed_user
+from store.events import kind_of
 from store.held_read import Held
-from store.runs import kind_of
 
 
 def row_of(h: Held) -> int | None:

@@ -73,9 +73,9 @@ from store import (
     staged_operations,
     start_run,
 )
+from store.events import insert_events, next_seq, operation_event
 from store.held import carry_over, last_seq, lock_held
 from store.held_read import event_operation, held_operations
-from store.runs import insert_events, next_seq, operation_event
 from store.staged import NO_LONGER_CONFIRMED, operator_name
 
 log = logging.getLogger("dirsync.staging")

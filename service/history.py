@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from reconcile.model import Action
 from reconcile.rules import email_key, name_key
 from store import Outcome, Store
+from store.events import REJECT_ACTION
 from store.models import Directory, SyncEvent, SyncRun, sync_events
-from store.runs import REJECT_ACTION
 
 DEFAULT_LIMIT = 100
 PAGE_SIZE = 50

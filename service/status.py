@@ -336,7 +336,7 @@ def metrics_facts(
 
     from reconcile import clock
     from store.models import Directory, RunMode, SyncEvent, SyncRun
-    from store.runs import REJECT_ACTION
+    from store.events import REJECT_ACTION
     from service.heartbeat import read_for
 
     at = now or clock.now()

@@ -77,6 +77,7 @@ from store.directories import (
     set_enabled,
 )
 from store.engine import Store, StoreError, open_store, safe_url
+from store.events import record_rejections, record_staged
 from store.export import export_state
 from store.lease import acquire, current_holder, extend, held_lease, is_live, release
 from store.locking import LockHandle, LockHolder, LockLost, new_holder, skipped_message
@@ -104,8 +105,6 @@ from store.runs import (
     list_events,
     list_runs,
     record_admin_action,
-    record_rejections,
-    record_staged,
     start_run,
 )
 from store.staged import (

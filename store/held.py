@@ -52,8 +52,9 @@ from reconcile import clock
 from reconcile.model import Action, Operation, Plan
 from reconcile.push_label import addressed_user
 from reconcile.rules import email_key
+from store.events import insert_events, next_seq, operation_event
 from store.models import Outcome, RunStatus, StagedPlan, StagedStatus, SyncEvent, SyncRun
-from store.runs import finish_run, insert_events, next_seq, operation_event, start_run
+from store.runs import finish_run, start_run
 from store.staged import (
     NO_LONGER_CONFIRMED,
     change_key,

@@ -34,9 +34,9 @@ from reconcile import clock
 from reconcile.model import Action, Fields, Operation, Plan, Ref
 from reconcile.push_label import addressed_user, labels_addressing
 from reconcile.rules import name_key
+from store.events import record_staged
 from store.models import Outcome, StagedPlan, StagedStatus, SyncEvent
 from store.push import resolve_users
-from store.runs import record_staged
 
 EMPTY_READ = "empty-read"
 # The reason of a staged operation that no longer holds: the directory's fresh plan no

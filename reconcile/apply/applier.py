@@ -36,8 +36,8 @@ from reconcile.apply.result import ApplyResult, Failure, _Indexed, _Result
 from reconcile.apply.writer import _OP_ERRORS, _reason, _Writer
 from reconcile.model import Action, Operation, Plan, of_actions
 from store.engine import SQLITE_BEGIN, enlarge_page_cache
+from store.events import insert_events, insert_operation_events, next_seq, rejection_event
 from store.models import Outcome
-from store.runs import insert_events, insert_operation_events, next_seq, rejection_event
 
 Progress = Callable[[int, int], None]
 

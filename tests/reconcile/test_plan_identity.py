@@ -3,7 +3,7 @@ re-bound and loses every group membership of the person it belonged to."""
 
 from reconcile.model import Action, Changes, RuleSettings
 from reconcile.plan import plan
-from store.runs import operation_event
+from store.events import operation_event
 from store.models import Outcome
 
 from tests.reconcile.builders import directory, group, local_group, local_user, store, user

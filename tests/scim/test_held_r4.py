@@ -16,9 +16,9 @@ from service import admin
 from service.staging import Decision, approve, open_staged
 from store import Store, SyncRun, list_events
 from reconcile import clock
+from store.events import insert_events
 from store.export import export_state
 from store.held import carry_over, last_seq, lock_held, open_held_plan
-from store.runs import insert_events
 from tests.scim.conftest import Push
 
 

@@ -13,7 +13,7 @@ from reconcile.model import Action, Kind, Operation, Ref, Rejection
 from service.history import BadFilter, EventFilter, EventView, event_page, events
 from store import Outcome, Store, start_run
 from store.bulk import COPY_FROM_ROWS
-from store.runs import insert_events, operation_event, rejection_event
+from store.events import insert_events, operation_event, rejection_event
 from tests.store.builders import create_user
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -185,7 +185,7 @@ def test_events_written_in_one_batch_are_stored_exactly_as_row_by_row_events(sto
     from sqlalchemy import select
 
     from store.models import sync_events
-    from store.runs import insert_operation_events
+    from store.events import insert_operation_events
 
     shared = (("member", "Ana@Example.com"),)
     ops = [

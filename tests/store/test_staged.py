@@ -17,8 +17,8 @@ from store import (
     staged_operations,
     start_run,
 )
+from store.events import insert_events, operation_event
 from store.models import Outcome
-from store.runs import insert_events, operation_event
 from store.staged import (
     NO_LONGER_CONFIRMED,
     live_events,

@@ -17,7 +17,7 @@ import config
 from reconcile.model import Action, Kind, Operation, Ref, Rejection
 from service.console_auth import set_admin, sign_in
 from store import Outcome, Store, start_run
-from store.runs import insert_events, operation_event, rejection_event
+from store.events import insert_events, operation_event, rejection_event
 from web.app import create_app
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
