@@ -8,10 +8,10 @@ binding that row had in that state, so that `apply` can tell "still as planned" 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
-from reconcile.model import Action, LocalState, Operation, Ref
+from reconcile.model import Action, LocalGroup, LocalState, LocalUser, Operation, Pairs, Ref
 
 USER_ACTIONS = frozenset(
     {
@@ -35,12 +35,21 @@ def written_ref(op: Operation) -> Ref | None:
 def stamp(operations: Iterable[Operation], local: LocalState) -> tuple[Operation, ...]:
     """`operations` with `expect` set from the bindings in `local` (unchanged when the
     row is one the plan creates, or the operation names no row)."""
-    users = {u.id: (u.external_id, u.managed_by) for u in local.users}
-    groups = {g.id: (g.external_id, g.managed_by) for g in local.groups}
+    users, groups = bindings_of(local.users), bindings_of(local.groups)
     out = []
     for op in operations:
-        ref = written_ref(op)
-        rows = users if op.action in USER_ACTIONS else groups
-        binding = rows.get(ref.local_id) if ref is not None and ref.local_id is not None else None
-        out.append(op if binding is None or op.expect else replace(op, expect=tuple(zip(BINDING, binding))))
+        expect = None if op.expect else expected(users if op.action in USER_ACTIONS else groups, written_ref(op))
+        out.append(op if expect is None else replace(op, expect=expect))
     return tuple(out)
+
+
+def bindings_of(rows: Iterable[LocalUser | LocalGroup]) -> dict[int, tuple[str | None, str | None]]:
+    """Each row's binding, (external id, managing directory), by row id."""
+    return {row.id: (row.external_id, row.managed_by) for row in rows}
+
+
+def expected(bindings: Mapping[int, tuple[str | None, str | None]], ref: Ref | None) -> Pairs | None:
+    """What a write to the row `ref` names expects of its binding; None when it names no
+    row of `bindings` (one the plan creates, or none at all)."""
+    binding = bindings.get(ref.local_id) if ref is not None and ref.local_id is not None else None
+    return None if binding is None else tuple(zip(BINDING, binding))

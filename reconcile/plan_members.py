@@ -24,7 +24,7 @@ from reconcile.model import (
     Section,
     locate,
 )
-from reconcile.expect import BINDING
+from reconcile.expect import bindings_of, expected
 from reconcile.plan_admin import admin_removals, hold_last_admins
 from reconcile.plan_users import (
     IDENTITY_CHANGED,
@@ -63,11 +63,11 @@ class GroupAdds:
 def stamp_adds(adds: Iterable[GroupAdds], local: LocalState) -> list[GroupAdds]:
     """`adds` with `expect` set from the bindings of their groups in `local`, as
     `reconcile.expect.stamp` sets it on operations."""
-    groups = {g.id: (g.external_id, g.managed_by) for g in local.groups}
+    groups = bindings_of(local.groups)
     out = []
     for block in adds:
-        binding = groups.get(block.group.local_id) if block.group.local_id is not None else None
-        out.append(block if binding is None or block.expect else replace(block, expect=tuple(zip(BINDING, binding))))
+        expect = None if block.expect else expected(groups, block.group)
+        out.append(block if expect is None else replace(block, expect=expect))
     return out
 
 
