@@ -62,8 +62,9 @@ class Context:
         except Exception:
             return False  # `store` says what is wrong with it
         database = url.database
-        return url.get_backend_name() == "sqlite" and bool(database) and database != ":memory:" and not (
-            Path(database).exists())
+        if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            return False
+        return not Path(database).exists()
 
     def close(self) -> None:
         if self._store is not None:

@@ -345,7 +345,7 @@ def _check_links(directory: DirectorySettings, rules: RuleSettings) -> None:
 def check_secrets(directory: DirectorySettings, environ: Mapping[str, str] | None = None) -> None:
     """`ConfigError` naming the first environment variable a directory's settings name for
     a secret (`*_env`) that is not set: a configuration error before any cycle starts."""
-    for field_ in dataclasses.fields(directory):  # type: ignore[arg-type]
+    for field_ in dataclasses.fields(directory):
         env_name = getattr(directory, field_.name)
         if field_.name.endswith("_env") and isinstance(env_name, str) and env_name:
             read_secret(env_name, f"directories.{directory.name}.{field_.name}", environ)

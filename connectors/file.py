@@ -202,5 +202,5 @@ def _label(record: dict[str, Any], key: str, ident: str) -> str:
     return value.strip()[:200] if isinstance(value, str) and value.strip() else ident
 
 
-def build(settings: Settings, directory: FileDirectorySettings) -> FileConnector:  # type: ignore[override]
+def build(settings: Settings, directory: FileDirectorySettings) -> FileConnector:
     return FileConnector(settings.resolve_path(directory.path))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -196,10 +196,10 @@ class _Cycle:
         if self.checkpoint is not None:
             self.checkpoint()
 
-    def _mode(self, full: bool, watermark: str | None, last_full: object) -> str:
+    def _mode(self, full: bool, watermark: str | None, last_full: datetime | None) -> str:
         if full or watermark is None or last_full is None:
             return "full"
-        due = last_full + timedelta(hours=self.directory.full_every_hours)  # type: ignore[operator]
+        due = last_full + timedelta(hours=self.directory.full_every_hours)
         return "full" if clock.now() >= due else "incremental"
 
     def _locked(self, mode: str, watermark: str | None, connector: Connector | None, user_key: str | None) -> RunResult:
@@ -350,7 +350,9 @@ class _Cycle:
             if read_user is not None:
                 result: Changes = read_user(user_key)
                 return result
-            return one_user(connector.read(None), user_key)
+            snapshot = connector.read(None)
+            assert isinstance(snapshot, Snapshot)  # read(None) is a full read (the Connector contract)
+            return one_user(snapshot, user_key)
         return connector.read(None if mode == "full" else watermark, progress=self.progress)
 
     def _start(self, mode: str, *, started: bool = True) -> int:
@@ -389,4 +391,4 @@ class _Cycle:
                          time.monotonic() - self.started, plan, self.user_outcome)
 
 
-__all__ = ["Lock", "Progress", "RunResult", "lease_lock", "run_cycle", "sync_user"]
+__all__ = ["Lock", "Progress", "RunResult", "UserOutcome", "lease_lock", "run_cycle", "sync_user"]

@@ -96,7 +96,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from simulators.clocks import real_clock
 from simulators.faults import MALFORMED_BODY, Fault, FaultInjection, PendingFault
@@ -174,7 +174,7 @@ class SimulatorServer(FaultInjection):
 
     # -- lifecycle
 
-    def start(self) -> SimulatorServer:
+    def start(self) -> Self:
         if self._httpd is not None:
             return self
         self._stopping.clear()
@@ -212,7 +212,7 @@ class SimulatorServer(FaultInjection):
         self.admin_token = "adm-" + secrets.token_urlsafe(24)
         return self.admin_token
 
-    def __enter__(self) -> SimulatorServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

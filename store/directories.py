@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from reconcile import clock
 from store.engine import StoreError
-from store.models import Directory
+from store.models import Directory, directories
 
 
 def get_directory(session: Session, name: str) -> Directory | None:
@@ -46,13 +46,12 @@ def ensure_directory(
     if row is None:
         # Two processes may see it missing at once (the first cycles of a new directory):
         # insert unless present, then read whichever row won.
-        table = Directory.__table__
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         at = clock.now()
-        session.execute(insert(table).values(
+        session.execute(insert(directories).values(
             name=name, kind=kind, settings=dict(settings or {}), enabled=True, generation=0, watermark=None,
             consecutive_failures=0, auth_failure=False, created_at=at, updated_at=at,
-        ).on_conflict_do_nothing(index_elements=[table.c.name]))
+        ).on_conflict_do_nothing(index_elements=[directories.c.name]))
         row = require_directory(session, name)
     row.kind = kind
     if settings is not None:
@@ -78,10 +77,9 @@ def _still_current(session: Session, name: str, generation: int | None, values: 
     """Write `values` to `name`'s row only while it is enabled at `generation` (a cycle's
     bookkeeping must not undo a disable that happened while it ran). One conditional
     UPDATE: on PostgreSQL it re-checks the condition after waiting for a concurrent switch."""
-    table = Directory.__table__
-    stmt = update(table).where(table.c.name == name)
+    stmt = update(directories).where(directories.c.name == name)
     if generation is not None:
-        stmt = stmt.where(table.c.generation == generation, table.c.enabled.is_(True))
+        stmt = stmt.where(directories.c.generation == generation, directories.c.enabled.is_(True))
     done = session.execute(stmt.values(**values))
     session.expire_all()
     return bool(getattr(done, "rowcount", 0))
@@ -137,12 +135,11 @@ def record_failure(
     `trigger` is a manual one (`MANUAL_TRIGGERS`), count it towards quarantine; `auth`
     marks an authentication failure (quarantine at once). The watermark is left alone.
     With `generation`, nothing is written unless the directory is still enabled at it."""
-    table = Directory.__table__
     require_directory(session, name)
     when = at or clock.now()
     values: dict[str, Any] = {"last_error": error, "updated_at": when}
     if trigger not in MANUAL_TRIGGERS:
-        values.update(consecutive_failures=table.c.consecutive_failures + 1, last_failure_at=when, auth_failure=auth)
+        values.update(consecutive_failures=directories.c.consecutive_failures + 1, last_failure_at=when, auth_failure=auth)
     _still_current(session, name, generation, values)
     return require_directory(session, name)
 

@@ -237,13 +237,14 @@ def record_expired_cycle(sender: Any = None, request: Any = None, expired: bool 
     a `skipped` run row with the reason, so every scheduled cycle is accounted for."""
     from store import finish_run, start_run
 
-    app = getattr(sender, "app", None)
     # Only dirsync's own app carries settings and a store (tasks never import the app).
-    if not expired or getattr(request, "task", None) != SYNC_DIRECTORY or not hasattr(app, "settings"):
+    if not expired or getattr(request, "task", None) != SYNC_DIRECTORY or not hasattr(
+            getattr(sender, "app", None), "settings"):
         return
+    app = _app(sender)
     args, kwargs = tuple(getattr(request, "args", None) or ()), dict(getattr(request, "kwargs", None) or {})
     name = args[0] if args else kwargs.get("name")
-    if name not in app.settings.directories:
+    if name is None or name not in app.settings.directories:
         return
     with app.store().session(write=True) as session:
         run_id = start_run(

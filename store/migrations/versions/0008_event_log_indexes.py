@@ -14,6 +14,7 @@ writes (about 0.4 s of CPU per 300,000 events on SQLite for a full one).
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -23,9 +24,10 @@ down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_NEW = (("at", "id"), ("user_key", "at", "id"), ("group_key", "at", "id"), ("action", "at", "id"),
-        ("outcome", "at", "id"), ("reason", "at", "id"))
-_OLD = (("user_key", "id"), ("group_key", "id"))
+_NEW: tuple[tuple[str, ...], ...] = (
+    ("at", "id"), ("user_key", "at", "id"), ("group_key", "at", "id"), ("action", "at", "id"),
+    ("outcome", "at", "id"), ("reason", "at", "id"))
+_OLD: tuple[tuple[str, ...], ...] = (("user_key", "id"), ("group_key", "id"))
 _PARTIAL = ("user_key", "group_key", "reason")
 
 
@@ -37,7 +39,8 @@ def upgrade() -> None:
     for columns in _OLD:
         op.drop_index(_name(columns), table_name="sync_events")
     for columns in _NEW:
-        where = {f"{dialect}_where": sa.text(f"{columns[0]} IS NOT NULL") for dialect in ("sqlite", "postgresql")} \
+        # Dialect options go to create_index's `**kw: Any`, not its typed keywords.
+        where: dict[str, Any] = {f"{dialect}_where": sa.text(f"{columns[0]} IS NOT NULL") for dialect in ("sqlite", "postgresql")} \
             if columns[0] in _PARTIAL else {}
         op.create_index(_name(columns), "sync_events", list(columns), **where)
 
