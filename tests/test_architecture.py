@@ -27,6 +27,7 @@ PURE_CORE = [
     "reconcile/push_label.py",
     "reconcile/run_result.py",
 ]
+PRODUCT = ["store", "service", "reconcile", "connectors", "config", "cli", "web", "worker", "simulators"]
 
 
 def _tool(name: str) -> str:
@@ -43,4 +44,9 @@ def test_import_layers_hold():
 
 def test_pure_core_type_checks_strictly():
     result = subprocess.run([_tool("mypy"), "--strict", *PURE_CORE], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_product_type_checks_strictly():
+    result = subprocess.run([_tool("mypy"), "--strict", *PRODUCT], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
