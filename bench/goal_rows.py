@@ -212,9 +212,10 @@ def why(rows: list[Row], benches: dict[tuple[str, str], dict[str, Any] | str],
             endpoint, count = max(change["requests"].items(), key=lambda item: item[1])
             lines.append(f"- **4, {case}, {store}.** `{endpoint}` answered {count} of the change cycle's "
                          f"{requests(change)} requests{ENDPOINTS.get(endpoint, '')}.")
-        if ("5. full cycle peak RSS", case, store) in missed and "full" in found:
+        read = found.get("full_read") or found.get("full")  # the connector alone: okta_bench's, graph_bench's
+        if ("5. full cycle peak RSS", case, store) in missed and read:
             lines.append(f"- **5, {case}, {store}.** The connector's read alone, without the engine, peaked at "
-                         f"{mib(found['full']['peak_rss_mib'])}; the whole cycle at {mib(full['peak_rss_mib'])}.")
+                         f"{mib(read['peak_rss_mib'])}; the whole cycle at {mib(full['peak_rss_mib'])}.")
     if isinstance(many, dict) and any(r.goal.startswith("6.") and "speed-up" in r.goal and
                                       r.verdict.startswith("**missed") for r in rows):
         workers = max(o["workers"] for o in many["outcomes"])
