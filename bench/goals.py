@@ -30,10 +30,10 @@ process start-up):
 
 1. full first cycle / floor: wall time of `run_cycle` on the empty store, divided by the
    wall time of the floor of the same bench run (Okta: the same pages fetched and
-   JSON-parsed with aiohttp, four in flight, each page's records counted and dropped, after
-   one warm-up floor (until run 11 the floor held every record: see results/goals.md); Entra: both delta
-   chains with requests + json, the fastest of the bench's three floors, which alternate
-   with full reads). Goal: at most 1.5x. The CPU ratio is in the detail: a cycle's CPU is
+   JSON-parsed with aiohttp, four in flight, each page's records counted and dropped
+   (until run 11 the floor held them: see results/goals.md), after one warm-up floor;
+   Entra: both delta chains with requests + json, the fastest of the bench's three floors,
+   which alternate with full reads). Goal: at most 1.5x. The CPU ratio is in the detail: a cycle's CPU is
    its own (`time.process_time` around it, in both benches), a floor's the floor's.
 2. peak RSS of that full cycle's process: `ru_maxrss` / 1024, MiB (the benches print it as
    MB or MiB; the goal's 300 MB is read as 300 MiB). Goal: under 300.

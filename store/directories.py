@@ -139,7 +139,8 @@ def record_failure(
     when = at or clock.now()
     values: dict[str, Any] = {"last_error": error, "updated_at": when}
     if trigger not in MANUAL_TRIGGERS:
-        values.update(consecutive_failures=directories.c.consecutive_failures + 1, last_failure_at=when, auth_failure=auth)
+        values.update(consecutive_failures=directories.c.consecutive_failures + 1, last_failure_at=when,
+                      auth_failure=auth)
     _still_current(session, name, generation, values)
     return require_directory(session, name)
 

@@ -40,8 +40,9 @@ def upgrade() -> None:
         op.drop_index(_name(columns), table_name="sync_events")
     for columns in _NEW:
         # Dialect options go to create_index's `**kw: Any`, not its typed keywords.
-        where: dict[str, Any] = {f"{dialect}_where": sa.text(f"{columns[0]} IS NOT NULL") for dialect in ("sqlite", "postgresql")} \
-            if columns[0] in _PARTIAL else {}
+        where: dict[str, Any] = {}
+        if columns[0] in _PARTIAL:
+            where = {f"{dialect}_where": sa.text(f"{columns[0]} IS NOT NULL") for dialect in ("sqlite", "postgresql")}
         op.create_index(_name(columns), "sync_events", list(columns), **where)
 
 
